@@ -1,0 +1,268 @@
+//! Stateless SYN cookies: a keyed SipHash-2-4 MAC over the connection's
+//! addresses, ports and a coarse time slot, packed with a 3-bit MSS index into
+//! the 32 bits of a TCP sequence or acknowledgement number.
+//!
+//! Layout of a cookie (most significant bit first):
+//!
+//! ```text
+//!  31                               5 4   3 2     0
+//! +----------------------------------+-----+-------+
+//! |     MAC (27 bits of SipHash)     |slot |  MSS  |
+//! |                                  |& 3  | index |
+//! +----------------------------------+-----+-------+
+//! ```
+//!
+//! A slot lasts [`SLOT_SECS`] = 64 s, a power of two so that the slot is a
+//! shift of the Unix time, identical on every node of an ECMP cluster that
+//! shares the secret. A cookie is accepted in the slot it was made and the one
+//! after (64 to 128 s of validity): long enough for a client stack's answer
+//! and its SYN retransmissions, short enough that a captured cookie is soon
+//! useless. The two low slot bits name the slot, so verification computes one
+//! MAC per secret, never a search over slots.
+//!
+//! Cost/security trade-off: an attacker who does not know the secret must
+//! guess 27 bits per (src, dst, ports) within two minutes: at one million
+//! guesses per second that is one success per ~134 s per tuple, which verifies
+//! a single source address (a spoofer then learns nothing it can reuse), and
+//! secrets rotate so a leaked cookie dies with them. Comparison is on
+//! integers by XOR, constant time in the value compared.
+
+use core::hash::Hasher;
+use core::net::IpAddr;
+
+use siphasher::sip::SipHasher24;
+
+use crate::time::{Nanos, SECOND};
+
+/// Length of a time slot, in seconds. Power of two: see the module docs.
+pub const SLOT_SECS: u64 = 64;
+const SLOT_SHIFT_NS: u64 = SLOT_SECS * SECOND;
+
+/// MSS values encodable in a cookie (Linux `msstab`-like, IPv4 and IPv6
+/// common values). The index of the largest entry not above the client's MSS
+/// is stored.
+pub const MSS_TABLE: [u16; 8] = [536, 1220, 1300, 1360, 1400, 1440, 1452, 1460];
+
+/// A 128-bit SipHash key.
+pub type Key = [u8; 16];
+
+/// The current and previous cookie secrets. Cookies are made with `current`
+/// and accepted with either, so a rotation never invalidates a cookie in
+/// flight.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieSecrets {
+    pub current: Key,
+    pub previous: Key,
+}
+
+impl core::fmt::Debug for CookieSecrets {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("CookieSecrets { .. }")
+    }
+}
+
+impl CookieSecrets {
+    /// Secrets with the same key as current and previous (no rotation yet).
+    pub fn new(key: Key) -> Self {
+        CookieSecrets {
+            current: key,
+            previous: key,
+        }
+    }
+
+    /// Rotates: `current` becomes `previous`, `next` becomes `current`.
+    pub fn rotate(&mut self, next: Key) {
+        self.previous = self.current;
+        self.current = next;
+    }
+
+    /// Derives a key from arbitrary secret material (e.g. the contents of the
+    /// cluster's `cookie_secret_file`) with a fixed-key SipHash-128, so that
+    /// every node deriving from the same file gets the same key.
+    pub fn derive_key(material: &[u8]) -> Key {
+        use siphasher::sip128::Hasher128;
+        let mut h = siphasher::sip128::SipHasher24::new_with_keys(0x6d6f_6174_636f_6f6b, 0x6965_7365_6372_6574);
+        h.write(material);
+        h.finish128().as_bytes()
+    }
+}
+
+/// The four-tuple a cookie is bound to, as seen on the client's SYN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuple {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// Time slot of `now`.
+#[inline]
+pub fn slot(now: Nanos) -> u64 {
+    now / SLOT_SHIFT_NS
+}
+
+/// Index into [`MSS_TABLE`] of the largest MSS not above `mss`
+/// (0 when `mss` is below every entry).
+#[inline]
+pub fn mss_index(mss: u16) -> u8 {
+    let mut idx = 0;
+    for (i, m) in MSS_TABLE.iter().enumerate() {
+        if *m <= mss {
+            idx = i as u8;
+        }
+    }
+    idx
+}
+
+#[inline]
+fn mac(key: &Key, t: &Tuple, slot: u64, mss_idx: u8) -> u32 {
+    let mut h = SipHasher24::new_with_key(key);
+    match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            h.write_u32(u32::from(s));
+            h.write_u32(u32::from(d));
+        }
+        (s, d) => {
+            h.write_u128(v6_bits(s));
+            h.write_u128(v6_bits(d));
+        }
+    }
+    h.write_u32((u32::from(t.sport) << 16) | u32::from(t.dport));
+    h.write_u64((slot << 3) | u64::from(mss_idx));
+    (h.finish() >> 37) as u32 // top 27 bits
+}
+
+fn v6_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// Makes the cookie for `t` at `now` with MSS index `mss_idx` (0..=7).
+#[inline]
+pub fn make(secrets: &CookieSecrets, t: &Tuple, now: Nanos, mss_idx: u8) -> u32 {
+    let s = slot(now);
+    let mss_idx = mss_idx & 7;
+    (mac(&secrets.current, t, s, mss_idx) << 5) | (((s & 3) as u32) << 3) | u32::from(mss_idx)
+}
+
+/// Checks `cookie` for `t` at `now`. Returns the MSS index it carries when the
+/// MAC matches under either secret and its slot is the current or the
+/// previous one.
+#[inline]
+pub fn check(secrets: &CookieSecrets, t: &Tuple, now: Nanos, cookie: u32) -> Option<u8> {
+    let now_slot = slot(now);
+    let low = u64::from((cookie >> 3) & 3);
+    // The most recent slot <= now_slot whose two low bits are `low`.
+    let age = (now_slot.wrapping_sub(low)) & 3;
+    if age > 1 {
+        return None;
+    }
+    let s = now_slot.wrapping_sub(age);
+    let mss_idx = (cookie & 7) as u8;
+    let want = cookie >> 5;
+    let ok_cur = (mac(&secrets.current, t, s, mss_idx) ^ want) == 0;
+    let ok_prev = (mac(&secrets.previous, t, s, mss_idx) ^ want) == 0;
+    if ok_cur | ok_prev {
+        Some(mss_idx)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    fn tuple() -> Tuple {
+        Tuple {
+            src: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+            dst: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)),
+            sport: 40000,
+            dport: 80,
+        }
+    }
+
+    const T0: Nanos = 1_700_000_000 * SECOND;
+
+    #[test]
+    fn round_trip_carries_mss_index() {
+        let s = CookieSecrets::new([7; 16]);
+        for idx in 0..8 {
+            let c = make(&s, &tuple(), T0, idx);
+            assert_eq!(check(&s, &tuple(), T0, c), Some(idx));
+        }
+    }
+
+    #[test]
+    fn valid_for_current_and_next_slot_only() {
+        let s = CookieSecrets::new([7; 16]);
+        let start = slot(T0) * SLOT_SHIFT_NS; // first ns of the slot
+        let c = make(&s, &tuple(), start, 3);
+        assert_eq!(check(&s, &tuple(), start + SLOT_SHIFT_NS - 1, c), Some(3));
+        assert_eq!(check(&s, &tuple(), start + 2 * SLOT_SHIFT_NS - 1, c), Some(3));
+        assert_eq!(check(&s, &tuple(), start + 2 * SLOT_SHIFT_NS, c), None);
+        assert_eq!(check(&s, &tuple(), start + 4 * SLOT_SHIFT_NS, c), None);
+        // A cookie from the future (clock skew beyond one slot) is refused.
+        assert_eq!(check(&s, &tuple(), start - SLOT_SHIFT_NS, c), None);
+    }
+
+    #[test]
+    fn bound_to_tuple_and_secret() {
+        let s = CookieSecrets::new([7; 16]);
+        let c = make(&s, &tuple(), T0, 1);
+        let mut t = tuple();
+        t.sport += 1;
+        assert_eq!(check(&s, &t, T0, c), None);
+        let mut t = tuple();
+        t.src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8));
+        assert_eq!(check(&s, &t, T0, c), None);
+        assert_eq!(check(&CookieSecrets::new([8; 16]), &tuple(), T0, c), None);
+        // Flipping any MAC bit breaks it.
+        for bit in 5..32 {
+            assert_eq!(check(&s, &tuple(), T0, c ^ (1 << bit)), None, "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn survives_one_rotation_not_two() {
+        let mut s = CookieSecrets::new([1; 16]);
+        let c = make(&s, &tuple(), T0, 2);
+        s.rotate([2; 16]);
+        assert_eq!(check(&s, &tuple(), T0, c), Some(2));
+        s.rotate([3; 16]);
+        assert_eq!(check(&s, &tuple(), T0, c), None);
+    }
+
+    #[test]
+    fn ipv6_tuples() {
+        let s = CookieSecrets::new([9; 16]);
+        let t = Tuple {
+            src: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            dst: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+            sport: 1,
+            dport: 443,
+        };
+        let c = make(&s, &t, T0, 7);
+        assert_eq!(check(&s, &t, T0, c), Some(7));
+    }
+
+    #[test]
+    fn mss_index_picks_largest_not_above() {
+        assert_eq!(mss_index(1460), 7);
+        assert_eq!(mss_index(9000), 7);
+        assert_eq!(mss_index(1440), 5);
+        assert_eq!(mss_index(1439), 4);
+        assert_eq!(mss_index(100), 0);
+        assert_eq!(MSS_TABLE[mss_index(1380) as usize], 1360);
+    }
+
+    #[test]
+    fn derive_key_is_deterministic() {
+        assert_eq!(CookieSecrets::derive_key(b"abc"), CookieSecrets::derive_key(b"abc"));
+        assert_ne!(CookieSecrets::derive_key(b"abc"), CookieSecrets::derive_key(b"abd"));
+    }
+}

@@ -1,0 +1,27 @@
+//! Moat's classifier: the whole per-packet decision logic of the appliance as
+//! pure code over byte slices. No I/O, no threads, no clock (callers pass
+//! `now`), and no allocation on the per-packet path.
+//!
+//! Layout, in packet-path order:
+//! - [`wire`]: zero-copy views of the wire formats, checksums.
+//! - [`parse`]: one pass over L2/L3/L4 into a small [`parse::Parsed`] summary.
+//! - [`build`]: builders for the frames Moat emits (SYN-ACK, RST, ARP reply,
+//!   GRE encapsulation) and MSS clamping.
+//! - [`acl`]: longest-prefix-match CIDR tables.
+//! - [`cookie`], [`synauth`]: SYN cookies and the two SYN authentication modes.
+//! - [`state`]: per-core tables of fixed capacity (flows, verified sources,
+//!   token buckets).
+//! - [`fingerprint`], [`sketch`]: SYN/UDP fingerprints, heavy hitters.
+//! - [`policy`], [`verdict`], [`classify`]: the snapshot, the verdict and the
+//!   function that ties them together.
+#![forbid(unsafe_code)]
+
+pub mod acl;
+pub mod cookie;
+pub mod fingerprint;
+pub mod policy;
+pub mod time;
+pub mod verdict;
+
+pub use policy::Policy;
+pub use verdict::{DropReason, Verdict};

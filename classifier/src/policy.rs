@@ -1,0 +1,404 @@
+//! The policy snapshot: everything a worker needs to decide, built once by the
+//! control side (config, REST) and shared read-only by all workers; a change
+//! builds a new snapshot that workers pick up at a burst boundary.
+//!
+//! Building is where the cost goes (port bitsets, VIP index, ACL tables) so
+//! that every lookup on the packet path is O(1) or a short LPM walk.
+
+use core::net::IpAddr;
+
+use hashbrown::HashMap;
+
+use crate::acl::Acl;
+use crate::cookie::CookieSecrets;
+use crate::fingerprint::{Signatures, TcpRule, UdpRule};
+use crate::time::{Nanos, SECOND};
+
+/// Index of a service in [`Policy::services`].
+pub type ServiceId = u16;
+/// Index of an origin in [`Policy::origins`].
+pub type OriginId = u16;
+
+/// A set of 16-bit ports as a 65536-bit bitset: one load and one test per
+/// lookup.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PortSet(Box<[u64; 1024]>);
+
+impl Default for PortSet {
+    fn default() -> Self {
+        PortSet(Box::new([0; 1024]))
+    }
+}
+
+impl core::fmt::Debug for PortSet {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl PortSet {
+    pub fn from_ports(ports: impl IntoIterator<Item = u16>) -> Self {
+        let mut s = PortSet::default();
+        for p in ports {
+            s.insert(p);
+        }
+        s
+    }
+    pub fn insert(&mut self, port: u16) {
+        self.0[usize::from(port >> 6)] |= 1 << (port & 63);
+    }
+    pub fn insert_range(&mut self, lo: u16, hi: u16) {
+        for p in lo..=hi {
+            self.insert(p);
+        }
+    }
+    #[inline]
+    pub fn contains(&self, port: u16) -> bool {
+        self.0[usize::from(port >> 6)] & (1 << (port & 63)) != 0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..=u16::MAX).filter(|p| self.contains(*p))
+    }
+}
+
+/// The well-known reflection/amplification source ports (DESIGN.md, UDP).
+pub const REFLECTION_PORTS: &[(u16, &str)] = &[
+    (19, "chargen"),
+    (53, "dns"),
+    (69, "tftp"),
+    (111, "portmap"),
+    (123, "ntp"),
+    (137, "netbios"),
+    (161, "snmp"),
+    (389, "cldap"),
+    (427, "slp"),
+    (1900, "ssdp"),
+    (3283, "ard"),
+    (3702, "ws-discovery"),
+    (5353, "mdns"),
+    (10001, "ubiquiti"),
+    (11211, "memcached"),
+    (37810, "dvr"),
+];
+
+/// SYN authentication mode of a service (DESIGN.md, countermeasures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SynAuth {
+    /// SYN-ACK with a cookie as acknowledgement number; the client's RST
+    /// proves the source.
+    #[default]
+    ChallengeAck,
+    /// SYN-ACK with a cookie as sequence number; the client's ACK proves the
+    /// source and is answered with a RST; the client reconnects.
+    CookieReset,
+    /// No SYN authentication: every SYN that passes the other checks creates
+    /// a flow.
+    Off,
+}
+
+impl SynAuth {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SynAuth::ChallengeAck => "challenge-ack",
+            SynAuth::CookieReset => "cookie-reset",
+            SynAuth::Off => "off",
+        }
+    }
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "challenge-ack" => Some(SynAuth::ChallengeAck),
+            "cookie-reset" => Some(SynAuth::CookieReset),
+            "off" => Some(SynAuth::Off),
+            _ => None,
+        }
+    }
+}
+
+/// Rate limits of a service. Zero means unlimited. Per-source limits apply to
+/// each source address separately; `service_pps` to the whole service on one
+/// node (workers split it evenly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub src_pps: u32,
+    pub src_syn_pps: u32,
+    pub src_new_flows_ps: u32,
+    pub service_pps: u64,
+    /// Challenges (SYN-ACKs) sent per second for this service, so that a
+    /// spoofed flood cannot turn Moat into a reflector.
+    pub challenge_pps: u64,
+}
+
+/// A UDP payload rule: the datagram passes when
+/// `payload[offset..offset+len] & mask == value & mask`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadRule {
+    pub port: u16,
+    pub offset: u16,
+    pub len: u8,
+    pub value: [u8; PayloadRule::MAX_LEN],
+    pub mask: [u8; PayloadRule::MAX_LEN],
+}
+
+impl PayloadRule {
+    pub const MAX_LEN: usize = 32;
+
+    /// Builds a rule; `value` and `mask` must have the same length, at most
+    /// [`Self::MAX_LEN`] bytes (checked by config validation; longer input is
+    /// refused here with `None`).
+    pub fn new(port: u16, offset: u16, value: &[u8], mask: &[u8]) -> Option<Self> {
+        if value.len() != mask.len() || value.len() > Self::MAX_LEN || value.is_empty() {
+            return None;
+        }
+        let mut r = PayloadRule {
+            port,
+            offset,
+            len: value.len() as u8,
+            value: [0; 32],
+            mask: [0; 32],
+        };
+        r.value[..value.len()].copy_from_slice(value);
+        r.mask[..mask.len()].copy_from_slice(mask);
+        Some(r)
+    }
+
+    /// Does `payload` match? A payload too short never matches.
+    #[inline]
+    pub fn matches(&self, payload: &[u8]) -> bool {
+        let off = usize::from(self.offset);
+        let len = usize::from(self.len);
+        let Some(bytes) = payload.get(off..off + len) else {
+            return false;
+        };
+        bytes
+            .iter()
+            .zip(&self.value[..len])
+            .zip(&self.mask[..len])
+            .all(|((b, v), m)| (b & m) == (v & m))
+    }
+}
+
+/// A protected service: a VIP and what may reach it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    pub vip: IpAddr,
+    pub origin: OriginId,
+    pub tcp_ports: PortSet,
+    pub udp_ports: PortSet,
+    pub icmp: bool,
+    pub syn_auth: SynAuth,
+    pub limits: Limits,
+    /// UDP source ports this service accepts even though they are
+    /// reflection ports (e.g. a DNS resolver service expects answers from 53).
+    pub allow_src_ports: PortSet,
+    pub payload_rules: Vec<PayloadRule>,
+}
+
+impl Service {
+    /// A service with nothing allowed yet; fill its fields, then add it with
+    /// [`Policy::add_service`].
+    pub fn new(name: &str, vip: IpAddr, origin: OriginId) -> Self {
+        Service {
+            name: name.to_string(),
+            vip,
+            origin,
+            tcp_ports: PortSet::default(),
+            udp_ports: PortSet::default(),
+            icmp: false,
+            syn_auth: SynAuth::default(),
+            limits: Limits::default(),
+            allow_src_ports: PortSet::default(),
+            payload_rules: Vec::new(),
+        }
+    }
+
+    /// Payload rules of UDP `port` (rules are kept sorted by port).
+    #[inline]
+    pub fn payload_rules_for(&self, port: u16) -> &[PayloadRule] {
+        let start = self.payload_rules.partition_point(|r| r.port < port);
+        let end = self.payload_rules[start..].partition_point(|r| r.port == port) + start;
+        &self.payload_rules[start..end]
+    }
+}
+
+/// A GRE tunnel toward a hidden origin (RFC 2784, key RFC 2890).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub name: String,
+    pub tunnel_src: core::net::Ipv4Addr,
+    pub tunnel_dst: core::net::Ipv4Addr,
+    pub key: Option<u32>,
+    /// MTU of the tunnel: the largest inner IP packet that fits.
+    pub mtu: u16,
+}
+
+impl Origin {
+    /// Largest TCP MSS that fits the tunnel for an inner IPv4 (20 + 20 bytes
+    /// of headers) or IPv6 (40 + 20) packet.
+    pub fn mss_for(&self, ipv6: bool) -> u16 {
+        self.mtu.saturating_sub(if ipv6 { 60 } else { 40 })
+    }
+}
+
+/// What to do with IP fragments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FragPolicy {
+    /// Drop every fragment (the default: no service of a scrubbing centre
+    /// needs them, and they hide L4 headers from every check).
+    #[default]
+    Drop,
+    /// Pass first fragments through all checks and non-first fragments of a
+    /// service VIP unchecked.
+    Allow,
+}
+
+/// Header sanity settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sanity {
+    pub min_ttl: u8,
+    pub fragments: FragPolicy,
+    pub verify_ip_checksum: bool,
+}
+
+impl Default for Sanity {
+    fn default() -> Self {
+        Sanity {
+            min_ttl: 2,
+            fragments: FragPolicy::Drop,
+            verify_ip_checksum: true,
+        }
+    }
+}
+
+/// One of the node's own addresses, answered to ARP / neighbour solicitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnAddr {
+    pub ip: IpAddr,
+    pub mac: [u8; 6],
+}
+
+/// Timeouts of per-core state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// How long a source stays verified after passing SYN authentication.
+    pub verified_ttl: Nanos,
+    /// Idle time after which a flow is forgotten.
+    pub flow_idle: Nanos,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            verified_ttl: 300 * SECOND,
+            flow_idle: 120 * SECOND,
+        }
+    }
+}
+
+/// The snapshot.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub services: Vec<Service>,
+    pub origins: Vec<Origin>,
+    vip_index: HashMap<IpAddr, ServiceId, ahash::RandomState>,
+    pub acl: Acl,
+    pub reflection_ports: PortSet,
+    /// ICMP (v4) types accepted for services that allow ICMP.
+    pub icmp_types: PortSet,
+    /// ICMPv6 types accepted for services that allow ICMP.
+    pub icmpv6_types: PortSet,
+    pub tcp_deny: Vec<TcpRule>,
+    pub udp_deny: Vec<UdpRule>,
+    pub signatures: Signatures,
+    pub own_addrs: Vec<OwnAddr>,
+    pub sanity: Sanity,
+    pub timeouts: Timeouts,
+    /// Emergency cap on all traffic into one node, packets per second
+    /// (0 = none). Workers split it evenly.
+    pub global_pps: u64,
+    pub secrets: CookieSecrets,
+}
+
+/// Errors when building a policy (control side, allocation allowed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    DuplicateVip(IpAddr),
+    UnknownOrigin(OriginId),
+    TooManyServices,
+}
+
+impl core::fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PolicyError::DuplicateVip(ip) => write!(f, "VIP {ip} is used by two services"),
+            PolicyError::UnknownOrigin(o) => write!(f, "origin index {o} does not exist"),
+            PolicyError::TooManyServices => write!(f, "more than 65535 services"),
+        }
+    }
+}
+
+impl std::error::Error for PolicyError {}
+
+impl Policy {
+    /// An empty policy (no services: everything is dropped as `no_service`)
+    /// with the default reflection ports and ICMP types.
+    pub fn new(secrets: CookieSecrets) -> Self {
+        Policy {
+            services: Vec::new(),
+            origins: Vec::new(),
+            vip_index: HashMap::default(),
+            acl: Acl::default(),
+            reflection_ports: PortSet::from_ports(REFLECTION_PORTS.iter().map(|(p, _)| *p)),
+            // Echo reply, destination unreachable (PMTUD), echo request, time
+            // exceeded.
+            icmp_types: PortSet::from_ports([0, 3, 8, 11]),
+            // Destination unreachable, packet too big, time exceeded, echo
+            // request, echo reply.
+            icmpv6_types: PortSet::from_ports([1, 2, 3, 128, 129]),
+            tcp_deny: Vec::new(),
+            udp_deny: Vec::new(),
+            signatures: Signatures::default(),
+            own_addrs: Vec::new(),
+            sanity: Sanity::default(),
+            timeouts: Timeouts::default(),
+            global_pps: 0,
+            secrets,
+        }
+    }
+
+    /// Adds an origin, returning its id.
+    pub fn add_origin(&mut self, origin: Origin) -> OriginId {
+        self.origins.push(origin);
+        (self.origins.len() - 1) as OriginId
+    }
+
+    /// Adds a service, returning its id.
+    pub fn add_service(&mut self, mut service: Service) -> Result<ServiceId, PolicyError> {
+        if self.vip_index.contains_key(&service.vip) {
+            return Err(PolicyError::DuplicateVip(service.vip));
+        }
+        if usize::from(service.origin) >= self.origins.len() {
+            return Err(PolicyError::UnknownOrigin(service.origin));
+        }
+        let id = ServiceId::try_from(self.services.len()).map_err(|_| PolicyError::TooManyServices)?;
+        service.payload_rules.sort_by_key(|r| r.port);
+        self.vip_index.insert(service.vip, id);
+        self.services.push(service);
+        Ok(id)
+    }
+
+    /// The service whose VIP is `dst`.
+    #[inline]
+    pub fn service_for(&self, dst: IpAddr) -> Option<ServiceId> {
+        self.vip_index.get(&dst).copied()
+    }
+
+    /// The MAC of the node's address `ip`, if it is one.
+    #[inline]
+    pub fn own_mac(&self, ip: IpAddr) -> Option<[u8; 6]> {
+        self.own_addrs.iter().find(|a| a.ip == ip).map(|a| a.mac)
+    }
+}

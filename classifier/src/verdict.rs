@@ -1,0 +1,147 @@
+//! The outcome of [`crate::classify`] for one packet, and the one enum of
+//! reasons for which Moat drops a packet. Every drop has exactly one reason;
+//! callers count them per worker (`[u64; DropReason::COUNT]`) and export them
+//! as metrics under the names given by [`DropReason::as_str`].
+
+/// What the caller must do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Clean: re-inject toward the service's origin through GRE.
+    Pass(Pass),
+    /// A reply (challenge SYN-ACK, RST, ARP reply) of `len` bytes was written
+    /// into the caller's reply buffer; send it out the port the packet came
+    /// in on and free the packet.
+    Reply { len: usize },
+    /// Drop the packet and count the reason.
+    Drop(DropReason),
+}
+
+/// Details the caller needs to re-inject a passed packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Index of the service in [`crate::Policy::services`].
+    pub service: u16,
+    /// Offset of the IP header in the frame (the L2 header is stripped on
+    /// encapsulation).
+    pub l3_offset: u16,
+    /// The packet is a TCP SYN: clamp its MSS to the origin's MTU.
+    pub syn: bool,
+}
+
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+        /// Why a packet was dropped. One variant per check of the packet path
+        /// (DESIGN.md), in path order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in declaration order (`ALL[r as usize] == r`).
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons: the size of a per-worker counter array.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Stable snake_case name, used in metrics labels and reports.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+
+            /// Parses a name produced by [`DropReason::as_str`].
+            pub fn from_name(name: &str) -> Option<DropReason> {
+                match name { $($name => Some(DropReason::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Frame shorter than its Ethernet/VLAN header.
+    TruncatedL2 = "truncated_l2",
+    /// EtherType that is neither IPv4, IPv6 nor ARP.
+    NonIp = "non_ip",
+    /// ARP that is not a request for one of the node's own addresses.
+    ArpIgnored = "arp_ignored",
+    /// IPv4/IPv6 header truncated or inconsistent (version, IHL, lengths).
+    BadIpHeader = "bad_ip_header",
+    /// IPv4 header checksum wrong.
+    BadIpChecksum = "bad_ip_checksum",
+    /// Source equals destination address (land attack).
+    Land = "land",
+    /// Source address that can never be a client (multicast, broadcast,
+    /// loopback, unspecified).
+    BadSource = "bad_source",
+    /// TTL / hop limit below the policy minimum.
+    LowTtl = "low_ttl",
+    /// Source address in the ACL deny list.
+    AclDeny = "acl_deny",
+    /// Destination is not a protected VIP (or the node itself).
+    NoService = "no_service",
+    /// Protocol or destination port not allowed by the service.
+    PortNotAllowed = "port_not_allowed",
+    /// IP fragment, dropped by the fragment policy.
+    Fragment = "fragment",
+    /// TCP/UDP/ICMP header truncated or inconsistent.
+    BadL4Header = "bad_l4_header",
+    /// Invalid TCP flag combination (null, SYN+FIN, SYN+RST, Xmas, ...).
+    BadTcpFlags = "bad_tcp_flags",
+    /// TCP SYN whose fingerprint matches a static deny rule.
+    FingerprintDeny = "fingerprint_deny",
+    /// Packet matching an active dynamic signature rule.
+    SignatureDeny = "signature_deny",
+    /// RST (challenge-ack) or ACK (cookie-reset) whose cookie is wrong or
+    /// expired.
+    BadCookie = "bad_cookie",
+    /// A correct challenge answer: it verified its source and is consumed
+    /// (counted, not forwarded).
+    ChallengeAnswered = "challenge_answered",
+    /// Non-SYN TCP packet with no flow and no verified source (ACK/RST/FIN
+    /// floods).
+    TcpNoFlow = "tcp_no_flow",
+    /// UDP from a reflection/amplification source port (DNS, NTP, SSDP, ...).
+    ReflectionPort = "reflection_port",
+    /// UDP payload not matching any payload rule of the service port.
+    PayloadMismatch = "payload_mismatch",
+    /// ICMP type not in the allowlist.
+    IcmpType = "icmp_type",
+    /// Per-source packet rate exceeded.
+    RateLimitSource = "rate_limit_source",
+    /// Per-source SYN rate exceeded.
+    RateLimitSyn = "rate_limit_syn",
+    /// Per-source new-flow rate exceeded.
+    RateLimitNewFlow = "rate_limit_new_flow",
+    /// Per-service packet rate exceeded.
+    RateLimitService = "rate_limit_service",
+    /// Per-service challenge (SYN-ACK) rate exceeded.
+    RateLimitChallenge = "rate_limit_challenge",
+    /// Global emergency cap exceeded.
+    RateLimitGlobal = "rate_limit_global",
+    /// Packet too big for the origin's tunnel MTU and not TCP (clamped).
+    TooBig = "too_big",
+    /// The per-core flow table had no room (all entries live and younger
+    /// than the eviction horizon).
+    FlowTableFull = "flow_table_full",
+}
+
+impl core::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_index_matches() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+            assert_eq!(DropReason::from_name(r.as_str()), Some(*r));
+        }
+        assert_eq!(DropReason::from_name("nope"), None);
+        assert!(DropReason::COUNT >= 25);
+    }
+}

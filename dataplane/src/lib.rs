@@ -1,0 +1,3 @@
+//! Moat's data plane: packet I/O and the per-packet pipeline around
+//! [`classifier::classify`].
+#![forbid(unsafe_code)]
