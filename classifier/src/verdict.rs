@@ -118,11 +118,9 @@ drop_reasons! {
     RateLimitChallenge = "rate_limit_challenge",
     /// Global emergency cap exceeded.
     RateLimitGlobal = "rate_limit_global",
-    /// Packet too big for the origin's tunnel MTU and not TCP (clamped).
+    /// Packet larger than the origin's tunnel MTU (SYNs are MSS-clamped
+    /// instead).
     TooBig = "too_big",
-    /// The per-core flow table had no room (all entries live and younger
-    /// than the eviction horizon).
-    FlowTableFull = "flow_table_full",
 }
 
 impl core::fmt::Display for DropReason {

@@ -1,4 +1,43 @@
-//! `moat`: the scrubbing appliance's one binary.
+//! `moat`: the scrubbing appliance's one binary (DESIGN.md, Interfaces).
 #![forbid(unsafe_code)]
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mgmt::cmd;
+
+#[derive(Parser, Debug)]
+#[command(name = "moat", version, about = "DDoS scrubbing appliance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Scrub a capture offline: clean pcap (GRE-encapsulated), replies pcap, JSON report.
+    Scrub(cmd::scrub::ScrubArgs),
+    /// Generate legitimate and attack traffic to a pcap (seeded, deterministic).
+    Gen(cmd::gen::GenArgs),
+    /// Validate a config file.
+    Check(cmd::check::CheckArgs),
+    /// Generate an attack mix in memory and scrub it with the built-in example config.
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match &cli.command {
+        Command::Scrub(a) => cmd::scrub::run(a),
+        Command::Gen(a) => cmd::gen::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Demo(a) => cmd::demo::run(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moat: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

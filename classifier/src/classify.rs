@@ -1,0 +1,324 @@
+//! `classify`: the packet path of DESIGN.md for one packet, as one pure
+//! function. It reads the policy snapshot, updates the worker's own state,
+//! writes any reply into the caller's buffer and returns what to do.
+//!
+//! Order of checks (cheapest and most discriminating first): parse → L2
+//! control (ARP) → global cap → IP sanity (checksum, land, bogus source, TTL)
+//! → ACL → service lookup → fragments → protocol checks (TCP: flags,
+//! fingerprints, per-source limits, SYN authentication, flow table; UDP:
+//! reflection ports, allowed ports, payload rules, fingerprints; ICMP: type
+//! allowlist) → per-service rate → tunnel MTU. Departure from DESIGN.md's
+//! order: per-source limits run inside the protocol checks, because the SYN
+//! limit must act before a challenge is sent (it bounds the SYN-ACKs one
+//! source can draw) and fingerprint rules, being cheaper than state, act
+//! before them.
+
+use core::net::IpAddr;
+
+use crate::build;
+use crate::fingerprint::{tcp_fingerprint, udp_fingerprint};
+use crate::parse::{self, Frag, Parsed, TcpInfo, L3, L4};
+use crate::policy::{FragPolicy, Policy, Service, ServiceId, SynAuth};
+use crate::state::{FlowKey, SourceLimit, WorkerState};
+use crate::synauth::{self, flags};
+use crate::time::Nanos;
+use crate::verdict::{DropReason, Pass, Verdict};
+use crate::wire::checksum;
+
+type R = Result<Verdict, DropReason>;
+
+/// Classifies one Ethernet frame. `reply` receives a reply frame when the
+/// verdict is [`Verdict::Reply`] (128 bytes are always enough).
+#[inline]
+pub fn classify(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], reply: &mut [u8]) -> Verdict {
+    match parse::parse(frame) {
+        Ok(p) => classify_parsed(st, pol, now, frame, &p, reply),
+        Err(r) => Verdict::Drop(r),
+    }
+}
+
+/// [`classify`] for a frame the caller has already parsed (the offline
+/// scrubber keeps the summary for its report).
+#[inline]
+pub fn classify_parsed(
+    st: &mut WorkerState,
+    pol: &Policy,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    reply: &mut [u8],
+) -> Verdict {
+    match decide(st, pol, now, frame, p, reply) {
+        Ok(v) => v,
+        Err(r) => Verdict::Drop(r),
+    }
+}
+
+fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
+    if p.l3 == L3::Arp {
+        return arp(pol, frame, p, reply);
+    }
+    if !st.global.take(now) {
+        return Err(DropReason::RateLimitGlobal);
+    }
+    ip_sanity(pol, frame, p)?;
+    let trusted = match pol.acl.lookup(p.src) {
+        Some(crate::acl::AclAction::Deny) => return Err(DropReason::AclDeny),
+        Some(crate::acl::AclAction::Allow) => true,
+        None => false,
+    };
+    let id = pol.service_for(p.dst).ok_or(DropReason::NoService)?;
+    let svc = &pol.services[usize::from(id)];
+    match (p.frag, pol.sanity.fragments) {
+        (Frag::None, _) => {}
+        (_, FragPolicy::Drop) => return Err(DropReason::Fragment),
+        // A non-first fragment has no L4 header to check: it is let through
+        // under the per-source and service limits only.
+        (Frag::Later, FragPolicy::Allow) => {
+            src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+            return finish(st, pol, svc, id, now, p, false);
+        }
+        (Frag::First, FragPolicy::Allow) => {}
+    }
+    match p.l4 {
+        L4::Tcp(t) => tcp(st, pol, svc, id, now, frame, p, &t, trusted, reply),
+        L4::Udp { sport, dport } => udp(st, pol, svc, id, now, frame, p, sport, dport, trusted),
+        L4::Icmp { ty, .. } => icmp(st, pol, svc, id, now, p, pol.icmp_types.contains(u16::from(ty)), trusted),
+        L4::Icmpv6 { ty, .. } => icmp(st, pol, svc, id, now, p, pol.icmpv6_types.contains(u16::from(ty)), trusted),
+        L4::None => Err(DropReason::PortNotAllowed),
+    }
+}
+
+fn arp(pol: &Policy, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
+    // ARP op 1 = request (RFC 826); parse guarantees the 28-byte body.
+    let op = u16::from_be_bytes([frame[usize::from(p.l3_offset) + 6], frame[usize::from(p.l3_offset) + 7]]);
+    let mac = pol.own_mac(p.dst).filter(|_| op == 1).ok_or(DropReason::ArpIgnored)?;
+    let len = build::arp_reply(frame, p, mac, reply).ok_or(DropReason::ArpIgnored)?;
+    Ok(Verdict::Reply { len })
+}
+
+#[inline]
+fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
+    if p.l3 == L3::Ipv4 && pol.sanity.verify_ip_checksum {
+        let start = usize::from(p.l3_offset);
+        let hdr = &frame[start..start + usize::from(p.ip_header_len)];
+        if checksum::checksum(hdr) != 0 {
+            return Err(DropReason::BadIpChecksum);
+        }
+    }
+    if p.src == p.dst {
+        return Err(DropReason::Land);
+    }
+    if bogus_source(p.src) {
+        return Err(DropReason::BadSource);
+    }
+    if p.ttl < pol.sanity.min_ttl {
+        return Err(DropReason::LowTtl);
+    }
+    Ok(())
+}
+
+#[inline]
+fn bogus_source(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_loopback() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_loopback() || a.is_unspecified(),
+    }
+}
+
+/// Flag combinations no TCP stack sends (scans and floods): none of
+/// SYN/RST/ACK/FIN, SYN with FIN or RST, FIN or PSH/URG without ACK.
+#[inline]
+fn bad_flags(f: u8) -> bool {
+    let core = f & (flags::SYN | flags::RST | flags::ACK | flags::FIN);
+    core == 0
+        || (f & flags::SYN != 0 && f & (flags::FIN | flags::RST) != 0)
+        || (f & flags::FIN != 0 && f & flags::ACK == 0)
+        || (f & (flags::PSH | flags::URG) != 0 && f & flags::ACK == 0)
+}
+
+#[inline]
+fn src_limit(st: &mut WorkerState, svc: &Service, src: IpAddr, now: Nanos, which: SourceLimit, trusted: bool) -> Result<(), DropReason> {
+    let (rate, reason) = match which {
+        SourceLimit::Pps => (svc.limits.src_pps, DropReason::RateLimitSource),
+        SourceLimit::Syn => (svc.limits.src_syn_pps, DropReason::RateLimitSyn),
+        SourceLimit::NewFlow => (svc.limits.src_new_flows_ps, DropReason::RateLimitNewFlow),
+    };
+    if trusted || st.sources.allow(src, now, which, rate) {
+        Ok(())
+    } else {
+        Err(reason)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tcp(
+    st: &mut WorkerState,
+    pol: &Policy,
+    svc: &Service,
+    id: ServiceId,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    t: &TcpInfo,
+    trusted: bool,
+    reply: &mut [u8],
+) -> R {
+    if !svc.tcp_ports.contains(t.dport) {
+        return Err(DropReason::PortNotAllowed);
+    }
+    if bad_flags(t.flags) {
+        return Err(DropReason::BadTcpFlags);
+    }
+    let syn = t.flags & (flags::SYN | flags::ACK) == flags::SYN;
+    if syn && !(pol.tcp_deny.is_empty() && pol.signatures.tcp.is_empty()) {
+        if let Some(fp) = tcp_fingerprint(frame, p) {
+            if pol.tcp_deny.iter().any(|r| r.matches(&fp)) {
+                return Err(DropReason::FingerprintDeny);
+            }
+            if pol.signatures.tcp.contains(&fp) {
+                return Err(DropReason::SignatureDeny);
+            }
+        }
+    }
+    src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+    let key = FlowKey { src: p.src, dst: p.dst, sport: t.sport, dport: t.dport };
+    let idle = pol.timeouts.flow_idle;
+    if syn {
+        src_limit(st, svc, p.src, now, SourceLimit::Syn, trusted)?;
+        let authenticated = trusted || svc.syn_auth == SynAuth::Off || st.verified.is_verified(p.src, now);
+        if !authenticated {
+            if !st.services[usize::from(id)].challenges.take(now) {
+                return Err(DropReason::RateLimitChallenge);
+            }
+            let len = synauth::challenge(svc.syn_auth, &pol.secrets, now, frame, p, t, reply)
+                .ok_or(DropReason::BadL4Header)?;
+            return Ok(Verdict::Reply { len });
+        }
+        // A retransmitted SYN of a flow already admitted is not a new flow.
+        if !st.flows.touch(&key, now, idle) {
+            src_limit(st, svc, p.src, now, SourceLimit::NewFlow, trusted)?;
+            st.flows.insert(key, now, idle);
+        }
+        return finish(st, pol, svc, id, now, p, true);
+    }
+    if st.flows.touch(&key, now, idle) {
+        if t.flags & (flags::FIN | flags::RST) != 0 {
+            st.flows.remove(&key);
+        }
+        return finish(st, pol, svc, id, now, p, false);
+    }
+    // No flow: the packet may be the answer to one of our challenges.
+    let is_rst = t.flags & flags::RST != 0;
+    let pure_ack = t.flags & (flags::ACK | flags::SYN | flags::RST | flags::FIN) == flags::ACK;
+    match svc.syn_auth {
+        SynAuth::ChallengeAck if is_rst => {
+            if !synauth::check_rst(&pol.secrets, now, p, t) {
+                return Err(DropReason::BadCookie);
+            }
+            st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+            return Err(DropReason::ChallengeAnswered);
+        }
+        SynAuth::CookieReset if pure_ack && !st.verified.is_verified(p.src, now) => {
+            if !synauth::check_ack(&pol.secrets, now, p, t) {
+                return Err(DropReason::BadCookie);
+            }
+            st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+            let len = synauth::reset_after_ack(frame, p, t, reply).ok_or(DropReason::BadL4Header)?;
+            return Ok(Verdict::Reply { len });
+        }
+        _ => {}
+    }
+    // DESIGN.md: non-SYN segments pass for a known flow or a verified source
+    // (a flow evicted or begun before a restart keeps working).
+    if trusted || st.verified.is_verified(p.src, now) {
+        return finish(st, pol, svc, id, now, p, false);
+    }
+    Err(DropReason::TcpNoFlow)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn udp(
+    st: &mut WorkerState,
+    pol: &Policy,
+    svc: &Service,
+    id: ServiceId,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    sport: u16,
+    dport: u16,
+    trusted: bool,
+) -> R {
+    // Reflection first: answers from port 53/123/11211... aim at random
+    // destination ports, and the reason that explains them is their source.
+    if pol.reflection_ports.contains(sport) && !svc.allow_src_ports.contains(sport) {
+        return Err(DropReason::ReflectionPort);
+    }
+    if !svc.udp_ports.contains(dport) {
+        return Err(DropReason::PortNotAllowed);
+    }
+    let rules = svc.payload_rules_for(dport);
+    if !rules.is_empty() {
+        let start = usize::from(p.payload_offset);
+        let payload = &frame[start..start + usize::from(p.payload_len)];
+        if !rules.iter().any(|r| r.matches(payload)) {
+            return Err(DropReason::PayloadMismatch);
+        }
+    }
+    datagram_signatures(pol, frame, p)?;
+    src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+    finish(st, pol, svc, id, now, p, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn icmp(
+    st: &mut WorkerState,
+    pol: &Policy,
+    svc: &Service,
+    id: ServiceId,
+    now: Nanos,
+    p: &Parsed,
+    type_ok: bool,
+    trusted: bool,
+) -> R {
+    if !svc.icmp {
+        return Err(DropReason::PortNotAllowed);
+    }
+    if !type_ok {
+        return Err(DropReason::IcmpType);
+    }
+    src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+    finish(st, pol, svc, id, now, p, false)
+}
+
+#[inline]
+fn datagram_signatures(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
+    if pol.udp_deny.is_empty() && pol.signatures.udp.is_empty() {
+        return Ok(());
+    }
+    let Some(fp) = udp_fingerprint(frame, p) else {
+        return Ok(());
+    };
+    if pol.udp_deny.iter().any(|r| r.matches(&fp)) {
+        return Err(DropReason::FingerprintDeny);
+    }
+    if pol.signatures.udp.contains(&fp) {
+        return Err(DropReason::SignatureDeny);
+    }
+    Ok(())
+}
+
+/// Per-service rate and tunnel MTU, then pass.
+#[inline]
+fn finish(st: &mut WorkerState, pol: &Policy, svc: &Service, id: ServiceId, now: Nanos, p: &Parsed, syn: bool) -> R {
+    if !st.services[usize::from(id)].pps.take(now) {
+        return Err(DropReason::RateLimitService);
+    }
+    // SYNs are small and get their MSS clamped; anything else larger than the
+    // tunnel cannot be delivered (IPv4 DF or IPv6: no fragmentation on the way).
+    if !syn && p.l3_len > pol.origins[usize::from(svc.origin)].mtu {
+        return Err(DropReason::TooBig);
+    }
+    Ok(Verdict::Pass(Pass { service: id, l3_offset: p.l3_offset, syn }))
+}

@@ -1,0 +1,136 @@
+//! `moat scrub`: the appliance's pipeline run offline over a capture. Clean
+//! packets are written GRE-encapsulated exactly as they would leave the
+//! inside port, replies (challenges, resets, ARP) as they would leave the
+//! outside port, and a JSON report sums it up. The clock is the capture's
+//! timestamps.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use classifier::fingerprint::{tcp_fingerprint, udp_fingerprint};
+use classifier::parse::{Parsed, L4};
+use classifier::synauth::flags;
+use dataplane::pcap::{PcapReader, PcapWriter};
+use dataplane::pipeline::{Action, Pipeline};
+
+use crate::config::Config;
+use crate::scrub_report::{Collector, Fp, Report};
+
+#[derive(clap::Args, Debug)]
+pub struct ScrubArgs {
+    /// Config file (services, origins, rules, cookie secret).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Capture to scrub (pcap or pcapng, Ethernet).
+    #[arg(long = "in")]
+    pub input: PathBuf,
+    /// Clean packets, GRE-encapsulated toward their origin.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replies Moat sends back out the outside port (challenges, resets, ARP).
+    #[arg(long)]
+    pub replies: Option<PathBuf>,
+    /// JSON report.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The fingerprint a suspect packet is reported under: the SYN fingerprint
+/// for TCP SYNs, the datagram fingerprint for UDP/ICMP/other.
+fn suspect_fp(frame: &[u8], p: &Parsed) -> Option<Fp> {
+    match p.l4 {
+        L4::Tcp(t) if t.flags & (flags::SYN | flags::ACK) == flags::SYN => tcp_fingerprint(frame, p).map(Fp::Tcp),
+        L4::Tcp(_) => None,
+        _ => udp_fingerprint(frame, p).map(Fp::Udp),
+    }
+}
+
+/// The offline pipeline: one worker's [`Pipeline`] plus the report's
+/// collector. `moat scrub` feeds it a capture, `moat demo` the generator.
+#[derive(Debug)]
+pub struct Scrubber {
+    policy: classifier::Policy,
+    pipe: Pipeline,
+    col: Collector,
+    secret: String,
+}
+
+impl Scrubber {
+    pub fn new(cfg: &Config) -> anyhow::Result<Self> {
+        let policy = cfg.policy()?;
+        Ok(Self::with_policy(cfg, policy, cfg.secret_source())?)
+    }
+
+    /// With a policy built by the caller (e.g. with its own cookie secret).
+    pub fn with_policy(cfg: &Config, policy: classifier::Policy, secret: String) -> anyhow::Result<Self> {
+        let pipe = Pipeline::new(&policy, cfg.gre_params(&policy)?, &cfg.state_config(), 1);
+        Ok(Scrubber { policy, pipe, col: Collector::default(), secret })
+    }
+
+    /// Runs one frame received at `ts` through the pipeline.
+    pub fn feed(&mut self, ts: u64, data: &mut [u8]) -> Action<'_> {
+        self.col.time(ts);
+        let mut parsed = None;
+        let action = self.pipe.process(&self.policy, ts, data, &mut parsed);
+        let suspect = match &action {
+            Action::Forward { .. } => false,
+            // Challenged SYNs are suspect; ARP replies and cookie-reset RSTs
+            // (answers to verified clients) are not.
+            Action::Reply(_) => parsed.as_ref().is_some_and(|p| suspect_fp(data, p).is_some()),
+            Action::Drop(r) => *r != classifier::DropReason::ChallengeAnswered,
+        };
+        if let (true, Some(p)) = (suspect, &parsed) {
+            self.col.suspect(p.src, suspect_fp(data, p));
+        }
+        action
+    }
+
+    pub fn counters(&self) -> &dataplane::pipeline::Counters {
+        self.pipe.counters()
+    }
+
+    pub fn report(&self, input: &str) -> Report {
+        let names: Vec<String> = self.policy.services.iter().map(|s| s.name.clone()).collect();
+        Report::build(input, self.pipe.counters(), &self.col, &names, &self.secret)
+    }
+}
+
+/// Scrubs `input` with `cfg`, writing the outputs; returns the report.
+pub fn scrub(cfg: &Config, input: &Path, out: &Path, replies: Option<&Path>) -> anyhow::Result<Report> {
+    let mut scrubber = Scrubber::new(cfg)?;
+    let mut reader = PcapReader::open(input)?;
+    let mut clean = PcapWriter::create(out)?;
+    let mut replies = replies.map(PcapWriter::create).transpose()?;
+    while let Some(mut f) = reader.next_frame()? {
+        match scrubber.feed(f.ts, &mut f.data) {
+            Action::Forward { frame, .. } => clean.write(f.ts, frame)?,
+            Action::Reply(frame) => {
+                if let Some(w) = replies.as_mut() {
+                    w.write(f.ts, frame)?;
+                }
+            }
+            Action::Drop(_) => {}
+        }
+    }
+    clean.finish()?;
+    if let Some(w) = replies {
+        w.finish()?;
+    }
+    Ok(scrubber.report(&input.display().to_string()))
+}
+
+pub fn run(args: &ScrubArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config)?;
+    let report = scrub(&cfg, &args.input, &args.out, args.replies.as_deref())?;
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;
+    }
+    if !args.quiet {
+        print!("{}", report.summary());
+    }
+    Ok(())
+}
