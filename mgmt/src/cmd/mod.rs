@@ -1,0 +1,4 @@
+//! The `moat` subcommands, one module each: its `clap` arguments and its
+//! `run` function. `main.rs` parses the command line and dispatches here.
+
+pub mod check;

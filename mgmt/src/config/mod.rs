@@ -1,0 +1,512 @@
+//! The node's config file: one TOML document (DESIGN.md, "Interfaces"),
+//! read, validated and turned into the classifier's [`classifier::Policy`].
+//!
+//! Contract:
+//! - A [`Config`] exists only if the file parsed and validated
+//!   ([`Config::load`], [`Config::from_toml_str`]): exactly one outside and
+//!   one inside port, every name resolved, every value in range. Code that
+//!   holds one need not re-check what validation checked.
+//! - Every refusal is a [`ConfigError`] naming the file (with `:line:column`
+//!   where the key is found in the file), the key path as a user reads it
+//!   (`services[1].allow[2]`) and the reason. Unknown keys are refused
+//!   (`deny_unknown_fields` on every table), so a misspelt key never silently
+//!   falls back to a default.
+//! - Relative paths in the file (`state_dir`, `cookie_secret_file`,
+//!   `token_file`) are relative to the folder of the config file, so a
+//!   config means the same whatever the working directory.
+//!
+//! Layout: this file holds the serde structs and the API; [`values`] the
+//! string-typed values (port specs, MACs, prefixes, hex), `validate` the
+//! cross-field checks, `policy` the building of the classifier's policy,
+//! `locate` the mapping between byte spans, key paths and lines.
+
+mod locate;
+mod policy;
+mod validate;
+pub mod values;
+
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use classifier::policy::{FragPolicy, SynAuth};
+use serde::{Deserialize, Serialize};
+
+pub use policy::SecretSource;
+pub use values::{mac_default, Cidr, HexBytes, IfaceAddr, Mac, PortSpec, Proto, TcpRuleText, UdpRuleText};
+
+/// A refused config: which file (and where in it), which key, and why.
+///
+/// Shown as `file: key: reason`, or `file: reason` when the error is about
+/// the whole file (it cannot be read, or has a syntax error before any key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {}{reason}", key_prefix(key))]
+pub struct ConfigError {
+    /// The file label, followed by `:line:column` when the key was found in
+    /// the file.
+    pub file: String,
+    /// The key path as a user reads it: `services[1].allow[2]`,
+    /// `dataplane.workers`; empty when the error is about the whole file.
+    pub key: String,
+    pub reason: String,
+}
+
+fn key_prefix(key: &str) -> String {
+    if key.is_empty() {
+        String::new()
+    } else {
+        format!("{key}: ")
+    }
+}
+
+impl ConfigError {
+    /// An error about `key`, before the file label is known.
+    pub(crate) fn at(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError {
+            file: String::new(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `[node]`: who this node is and where it keeps its files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Secret material shared by the nodes of a cluster, so that any node
+    /// validates any node's SYN cookies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie_secret_file: Option<PathBuf>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./state")
+}
+
+/// The packet I/O backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    #[default]
+    AfPacket,
+    Pcap,
+    Memory,
+    Dpdk,
+}
+
+impl Backend {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Backend::AfPacket => "af_packet",
+            Backend::Pcap => "pcap",
+            Backend::Memory => "memory",
+            Backend::Dpdk => "dpdk",
+        }
+    }
+}
+
+/// `[dataplane]`: backend, workers and the fixed sizes of per-core state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataplaneConfig {
+    pub backend: Backend,
+    pub workers: u32,
+    pub burst: u32,
+    pub flow_table_size: u32,
+    pub verified_table_size: u32,
+    pub source_table_size: u32,
+    #[serde(with = "values::frag_policy")]
+    pub fragments: FragPolicy,
+    pub min_ttl: u8,
+    pub verify_ip_checksum: bool,
+    /// Emergency cap on all traffic into the node, packets per second; 0 = none.
+    pub global_pps: u64,
+    pub verified_ttl_secs: u32,
+    pub flow_idle_secs: u32,
+    pub dpdk: DpdkConfig,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            backend: Backend::AfPacket,
+            workers: 1,
+            burst: 32,
+            flow_table_size: 65536,
+            verified_table_size: 65536,
+            source_table_size: 65536,
+            fragments: FragPolicy::Drop,
+            min_ttl: 2,
+            verify_ip_checksum: true,
+            global_pps: 0,
+            verified_ttl_secs: 300,
+            flow_idle_secs: 120,
+            dpdk: DpdkConfig::default(),
+        }
+    }
+}
+
+/// `[dataplane.dpdk]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpdkConfig {
+    /// EAL arguments, e.g. `["--no-huge", "-m", "512", "--no-pci"]`.
+    pub eal_args: Vec<String>,
+}
+
+/// Role of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortRole {
+    /// Toward the Internet: attack and client traffic in, challenges out.
+    Outside,
+    /// Toward the origins: GRE-encapsulated clean traffic out.
+    Inside,
+}
+
+/// `[[ports]]`: one network port of the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    pub name: String,
+    pub role: PortRole,
+    pub iface: String,
+    /// The node's address on this port, with the attached network's prefix.
+    pub ip: IfaceAddr,
+    /// Absent: read from the interface at run time; backends without an
+    /// interface use [`mac_default`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Static fallback for the gateway's MAC when ARP gets no answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mac: Option<Mac>,
+}
+
+impl PortConfig {
+    /// The index the dataplane opens this port under (outside 0, inside 1);
+    /// it seeds [`mac_default`].
+    pub fn index(&self) -> u8 {
+        match self.role {
+            PortRole::Outside => 0,
+            PortRole::Inside => 1,
+        }
+    }
+
+    /// The configured MAC, else the locally administered default.
+    pub fn mac_or_default(&self) -> [u8; 6] {
+        self.mac.map_or_else(|| mac_default(self.index()), |m| m.0)
+    }
+}
+
+/// `[[origins]]`: a GRE tunnel toward a hidden origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    pub name: String,
+    /// Must be the inside port's address.
+    pub tunnel_src: Ipv4Addr,
+    pub tunnel_dst: Ipv4Addr,
+    /// GRE key (RFC 2890).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u32>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Static fallback MAC of `tunnel_dst` when it is on the inside port's
+    /// network and does not answer ARP (and for backends without ARP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
+}
+
+fn default_mtu() -> u16 {
+    1476
+}
+
+/// `[[services]]`: a protected VIP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub vip: IpAddr,
+    /// Name of an `[[origins]]` entry.
+    pub origin: String,
+    pub allow: Vec<PortSpec>,
+    #[serde(default, with = "values::syn_auth")]
+    pub syn_auth: SynAuth,
+    /// UDP reflection source ports this service accepts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_src_ports: Vec<PortSpec>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payload_rules: Vec<PayloadRuleConfig>,
+}
+
+/// `[services.limits]`: all optional, 0 = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub src_pps: u32,
+    pub src_syn_pps: u32,
+    pub src_new_flows_ps: u32,
+    pub service_pps: u64,
+    pub challenge_pps: u64,
+}
+
+/// `[[services.payload_rules]]`: a UDP datagram to `port` passes when
+/// `payload[offset..][..len] & mask == value & mask`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadRuleConfig {
+    pub port: PortSpec,
+    #[serde(default)]
+    pub offset: u16,
+    pub value: HexBytes,
+    /// Absent: all `ff` (exact match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<HexBytes>,
+}
+
+/// `[acl]`: longest prefix wins; a prefix may not be in both lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AclConfig {
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+}
+
+/// `[fingerprints]`: static deny rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FingerprintConfig {
+    pub deny_tcp: Vec<TcpRuleText>,
+    pub deny_udp: Vec<UdpRuleText>,
+}
+
+/// `[mgmt]`: the REST API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MgmtConfig {
+    pub listen: SocketAddr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for MgmtConfig {
+    fn default() -> Self {
+        MgmtConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
+            token_file: None,
+        }
+    }
+}
+
+/// The file as written: what serde reads and writes. [`Config`] is this after
+/// validation, with the two ports split out by role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    node: NodeConfig,
+    #[serde(default)]
+    dataplane: DataplaneConfig,
+    #[serde(default)]
+    ports: Vec<PortConfig>,
+    #[serde(default)]
+    origins: Vec<OriginConfig>,
+    #[serde(default)]
+    services: Vec<ServiceConfig>,
+    #[serde(default)]
+    acl: AclConfig,
+    #[serde(default)]
+    fingerprints: FingerprintConfig,
+    #[serde(default)]
+    mgmt: MgmtConfig,
+}
+
+/// A validated config (see the module contract).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub dataplane: DataplaneConfig,
+    pub outside: PortConfig,
+    pub inside: PortConfig,
+    pub origins: Vec<OriginConfig>,
+    pub services: Vec<ServiceConfig>,
+    pub acl: AclConfig,
+    pub fingerprints: FingerprintConfig,
+    pub mgmt: MgmtConfig,
+    /// Folder that relative paths are relative to.
+    base_dir: PathBuf,
+    /// How errors name the file.
+    label: String,
+}
+
+/// Per-core table capacities (entries per worker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSizes {
+    pub flows: usize,
+    pub verified: usize,
+    pub sources: usize,
+}
+
+/// What GRE encapsulation toward one origin needs (RFC 2784, key RFC 2890).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreTunnel {
+    /// Outer source: the inside port's address.
+    pub src: Ipv4Addr,
+    /// Outer destination: the origin's tunnel endpoint.
+    pub dst: Ipv4Addr,
+    pub key: Option<u32>,
+    /// Largest inner packet.
+    pub mtu: u16,
+    /// Source MAC: the inside port's (configured or default).
+    pub src_mac: [u8; 6],
+    /// Where the frame goes at L2: `dst` when it is on the inside port's
+    /// network, else the inside port's gateway.
+    pub next_hop: Ipv4Addr,
+    /// Static MAC of `next_hop` (the origin's `mac` or the port's
+    /// `gateway_mac`); `None`: resolve by ARP.
+    pub next_hop_mac: Option<[u8; 6]>,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: label.clone(),
+            key: String::new(),
+            reason: io_reason(&e),
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        Config::from_toml_str(&text, &label, base)
+    }
+
+    /// Parses and validates `s`; `file_label` names it in errors and
+    /// `base_dir` is the folder relative paths are relative to.
+    pub fn from_toml_str(s: &str, file_label: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let file: ConfigFile = toml::from_str(s).map_err(|e| locate::serde_error(s, file_label, &e))?;
+        let base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir.to_path_buf()
+        };
+        validate::validate(&file, &base_dir)
+            .map(|(outside, inside)| Config {
+                outside,
+                inside,
+                node: file.node,
+                dataplane: file.dataplane,
+                origins: file.origins,
+                services: file.services,
+                acl: file.acl,
+                fingerprints: file.fingerprints,
+                mgmt: file.mgmt,
+                base_dir,
+                label: file_label.to_string(),
+            })
+            .map_err(|e| locate::locate_error(s, file_label, e))
+    }
+
+    /// Builds the classifier's policy snapshot (see `policy.rs`).
+    pub fn policy(&self) -> Result<classifier::Policy, ConfigError> {
+        policy::build(self).map_err(|mut e| {
+            e.file.clone_from(&self.label);
+            e
+        })
+    }
+
+    /// Where the SYN cookie key of [`Config::policy`] comes from.
+    pub fn secret_source(&self) -> SecretSource {
+        match &self.node.cookie_secret_file {
+            Some(p) => SecretSource::File(self.resolve(p)),
+            None => SecretSource::Random,
+        }
+    }
+
+    /// Per-worker table capacities.
+    pub fn state_config(&self) -> TableSizes {
+        // u32 -> usize cannot truncate on the 32- and 64-bit targets Moat
+        // builds for; validation caps the sizes at 2^26 anyway.
+        let n = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
+        TableSizes {
+            flows: n(self.dataplane.flow_table_size),
+            verified: n(self.dataplane.verified_table_size),
+            sources: n(self.dataplane.source_table_size),
+        }
+    }
+
+    pub fn outside_port(&self) -> &PortConfig {
+        &self.outside
+    }
+
+    pub fn inside_port(&self) -> &PortConfig {
+        &self.inside
+    }
+
+    /// The GRE tunnel toward the origin named `origin`, `None` if there is
+    /// no such origin.
+    pub fn origin_gre(&self, origin: &str) -> Option<GreTunnel> {
+        let o = self.origins.iter().find(|o| o.name == origin)?;
+        let on_link = self.inside.ip.on_link(IpAddr::V4(o.tunnel_dst));
+        let (next_hop, next_hop_mac) = match (on_link, self.inside.gateway) {
+            (false, Some(IpAddr::V4(gw))) => (gw, self.inside.gateway_mac.map(|m| m.0)),
+            _ => (o.tunnel_dst, o.mac.map(|m| m.0)),
+        };
+        Some(GreTunnel {
+            src: o.tunnel_src,
+            dst: o.tunnel_dst,
+            key: o.key,
+            mtu: o.mtu,
+            src_mac: self.inside.mac_or_default(),
+            next_hop,
+            next_hop_mac,
+        })
+    }
+
+    /// `p` made absolute against the config file's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.base_dir.join(p)
+    }
+
+    /// The state directory, resolved.
+    pub fn state_dir(&self) -> PathBuf {
+        self.resolve(&self.node.state_dir)
+    }
+
+    /// The REST token file, resolved.
+    pub fn token_file(&self) -> Option<PathBuf> {
+        self.mgmt.token_file.as_deref().map(|p| self.resolve(p))
+    }
+
+    /// The config written back as TOML (ports in the order outside, inside).
+    pub fn to_toml_string(&self) -> String {
+        let file = ConfigFile {
+            node: self.node.clone(),
+            dataplane: self.dataplane.clone(),
+            ports: vec![self.outside.clone(), self.inside.clone()],
+            origins: self.origins.clone(),
+            services: self.services.clone(),
+            acl: self.acl.clone(),
+            fingerprints: self.fingerprints.clone(),
+            mgmt: self.mgmt.clone(),
+        };
+        // Every value here is a string, number, bool, array or table, which
+        // the TOML serializer always accepts; an error would be a bug in
+        // these structs, reported in the output rather than by a panic.
+        toml::to_string(&file).unwrap_or_else(|e| format!("# cannot write config: {e}\n"))
+    }
+}
+
+/// A file-level I/O error as a reason (`no such file`, ...).
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}

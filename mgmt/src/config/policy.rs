@@ -1,0 +1,179 @@
+//! Building the classifier's [`Policy`] snapshot from a validated config:
+//! origins, services (VIP index, port bitsets, payload rules, limits), ACL,
+//! fingerprint deny rules, the node's own addresses, sanity settings,
+//! timeouts, the global cap and the SYN cookie secret.
+//!
+//! Contract: building reads no clock and no file other than the cookie
+//! secret file; the same config and the same secret file give the same
+//! policy. Without a secret file the key is random, drawn once per process
+//! (not once per build), so rebuilding the policy on a runtime change does
+//! not invalidate the cookies already in flight.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use classifier::acl::AclAction;
+use classifier::cookie::{CookieSecrets, Key};
+use classifier::policy::{Limits, Origin, PayloadRule, PolicyError, Sanity, Service, Timeouts};
+use classifier::time::SECOND;
+use classifier::Policy;
+
+use super::values::Proto;
+use super::{io_reason, Config, ConfigError, PortConfig, ServiceConfig};
+
+/// Least secret material accepted in a cookie secret file: 16 bytes, the
+/// size of the SipHash key derived from it.
+const MIN_SECRET_LEN: usize = 16;
+
+/// Where the SYN cookie key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Derived from this file (shared by the nodes of a cluster).
+    File(PathBuf),
+    /// Random, drawn once per process: cookies are valid on this node only.
+    Random,
+}
+
+impl core::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SecretSource::File(p) => write!(f, "secret from {}", p.display()),
+            SecretSource::Random => f.write_str("random secret (this node only)"),
+        }
+    }
+}
+
+/// The secret material of `path`, without surrounding whitespace: a file
+/// written by `echo` and one written by `printf` give the same key on every
+/// node.
+pub(super) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("secret file {}: {}", path.display(), io_reason(&e)))?;
+    let material = bytes.trim_ascii();
+    if material.len() < MIN_SECRET_LEN {
+        return Err(format!(
+            "secret file {}: {} bytes of secret, need at least {MIN_SECRET_LEN}",
+            path.display(),
+            material.len()
+        ));
+    }
+    Ok(material.to_vec())
+}
+
+fn cookie_key(cfg: &Config) -> Result<Key, ConfigError> {
+    static RANDOM: OnceLock<Key> = OnceLock::new();
+    match cfg.secret_source() {
+        SecretSource::File(p) => read_secret(&p)
+            .map(|m| CookieSecrets::derive_key(&m))
+            .map_err(|r| ConfigError::at("node.cookie_secret_file", r)),
+        SecretSource::Random => Ok(*RANDOM.get_or_init(rand::random)),
+    }
+}
+
+/// Builds the policy of `cfg`.
+pub(super) fn build(cfg: &Config) -> Result<Policy, ConfigError> {
+    let mut p = Policy::new(CookieSecrets::new(cookie_key(cfg)?));
+    let mut origin_ids = HashMap::new();
+    for o in &cfg.origins {
+        let id = p.add_origin(Origin {
+            name: o.name.clone(),
+            tunnel_src: o.tunnel_src,
+            tunnel_dst: o.tunnel_dst,
+            key: o.key,
+            mtu: o.mtu,
+        });
+        origin_ids.insert(o.name.as_str(), id);
+    }
+    for (i, s) in cfg.services.iter().enumerate() {
+        let origin = *origin_ids.get(s.origin.as_str()).ok_or_else(|| {
+            ConfigError::at(
+                format!("services[{i}].origin"),
+                format!("unknown origin \"{}\"", s.origin),
+            )
+        })?;
+        let service = service(i, s, origin)?;
+        p.add_service(service).map_err(|e| match e {
+            PolicyError::DuplicateVip(ip) => {
+                ConfigError::at(format!("services[{i}].vip"), format!("duplicate VIP {ip}"))
+            }
+            other => ConfigError::at(format!("services[{i}]"), other.to_string()),
+        })?;
+    }
+    for net in &cfg.acl.allow {
+        p.acl.insert(net.0, AclAction::Allow);
+    }
+    for net in &cfg.acl.deny {
+        p.acl.insert(net.0, AclAction::Deny);
+    }
+    p.tcp_deny = cfg.fingerprints.deny_tcp.iter().map(|r| r.0).collect();
+    p.udp_deny = cfg.fingerprints.deny_udp.iter().map(|r| r.0).collect();
+    p.own_addrs = [&cfg.outside, &cfg.inside].into_iter().map(own_addr).collect();
+    let d = &cfg.dataplane;
+    p.sanity = Sanity {
+        min_ttl: d.min_ttl,
+        fragments: d.fragments,
+        verify_ip_checksum: d.verify_ip_checksum,
+    };
+    p.timeouts = Timeouts {
+        verified_ttl: u64::from(d.verified_ttl_secs) * SECOND,
+        flow_idle: u64::from(d.flow_idle_secs) * SECOND,
+    };
+    p.global_pps = d.global_pps;
+    Ok(p)
+}
+
+/// The port's address and MAC, answered to ARP. Without a configured MAC
+/// this is the index-derived default; a backend that reads the interface's
+/// MAC at start-up replaces it.
+fn own_addr(port: &PortConfig) -> classifier::policy::OwnAddr {
+    classifier::policy::OwnAddr {
+        ip: port.ip.addr(),
+        mac: port.mac_or_default(),
+    }
+}
+
+fn service(i: usize, s: &ServiceConfig, origin: u16) -> Result<Service, ConfigError> {
+    let mut svc = Service::new(&s.name, s.vip, origin);
+    for spec in &s.allow {
+        match spec.proto {
+            Proto::Tcp => svc.tcp_ports.insert_range(spec.lo, spec.hi),
+            Proto::Udp => svc.udp_ports.insert_range(spec.lo, spec.hi),
+            Proto::Icmp => svc.icmp = true,
+        }
+    }
+    for spec in s.allow_src_ports.iter().filter(|p| p.proto == Proto::Udp) {
+        svc.allow_src_ports.insert_range(spec.lo, spec.hi);
+    }
+    svc.syn_auth = s.syn_auth;
+    let l = &s.limits;
+    svc.limits = Limits {
+        src_pps: l.src_pps,
+        src_syn_pps: l.src_syn_pps,
+        src_new_flows_ps: l.src_new_flows_ps,
+        service_pps: l.service_pps,
+        challenge_pps: l.challenge_pps,
+    };
+    for (j, r) in s.payload_rules.iter().enumerate() {
+        let all_ones;
+        let mask = match &r.mask {
+            Some(m) => m.0.as_slice(),
+            None => {
+                all_ones = vec![0xff; r.value.0.len()];
+                all_ones.as_slice()
+            }
+        };
+        // Validation checked the port, lengths and offset; `None` here means
+        // the config was edited after validation.
+        let rule = PayloadRule::new(r.port.lo, r.offset, &r.value.0, mask).ok_or_else(|| {
+            ConfigError::at(
+                format!("services[{i}].payload_rules[{j}]"),
+                format!(
+                    "value and mask must be 1 to {} bytes of equal length",
+                    PayloadRule::MAX_LEN
+                ),
+            )
+        })?;
+        svc.payload_rules.push(rule);
+    }
+    Ok(svc)
+}

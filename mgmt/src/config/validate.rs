@@ -1,0 +1,334 @@
+//! Cross-field checks of a parsed config file: what serde cannot see on one
+//! value (ranges, names resolved, duplicates, addresses that must agree).
+//!
+//! Contract: [`validate`] returns the first problem in file order as a
+//! [`ConfigError`] whose key is the path of the offending value, or the
+//! outside and inside ports when the file is sound. Everything
+//! [`super::Config`]'s accessors and `policy.rs` rely on is checked here:
+//! exactly one port per role, the inside port on IPv4 (the GRE outer header
+//! is IPv4), tunnel sources equal to the inside address, every origin named by
+//! a service defined, payload rules that fit the classifier's fixed arrays.
+
+use core::net::IpAddr;
+use std::collections::HashMap;
+use std::path::Path;
+
+use classifier::policy::PayloadRule;
+
+use super::values::Proto;
+use super::{
+    AclConfig, ConfigError, ConfigFile, DataplaneConfig, NodeConfig, OriginConfig, PortConfig, PortRole, ServiceConfig,
+};
+
+type Res<T = ()> = Result<T, ConfigError>;
+
+/// Largest UDP payload in an IPv4 datagram: 65535 - 20 (IP) - 8 (UDP).
+const MAX_UDP_PAYLOAD: usize = 65507;
+
+/// Checks `f`; relative paths are resolved against `base`.
+pub(super) fn validate(f: &ConfigFile, base: &Path) -> Res<(PortConfig, PortConfig)> {
+    node(&f.node, base)?;
+    dataplane(&f.dataplane)?;
+    let (outside, inside) = ports(&f.ports)?;
+    origins(&f.origins, inside)?;
+    services(&f.services, &f.origins, &f.ports)?;
+    acl(&f.acl)?;
+    Ok((outside.clone(), inside.clone()))
+}
+
+/// Names end up in metric labels, report file names and REST paths: keep
+/// them to a safe alphabet.
+fn name(key: String, name: &str) -> Res {
+    let ok = (1..=63).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::at(
+            key,
+            format!("\"{name}\": names are 1 to 63 letters, digits, `.`, `_` or `-`, starting with a letter or digit"),
+        ))
+    }
+}
+
+/// Refuses a name already seen in the same list.
+fn unique<'a>(seen: &mut HashMap<&'a str, usize>, list: &str, i: usize, what: &str, value: &'a str) -> Res {
+    match seen.insert(value, i) {
+        Some(j) => Err(ConfigError::at(
+            format!("{list}[{i}].name"),
+            format!("duplicate {what} name \"{value}\" (also {list}[{j}])"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn range(key: &str, v: u64, lo: u64, hi: u64) -> Res {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(ConfigError::at(key, format!("{v} is out of range {lo}..={hi}")))
+    }
+}
+
+fn node(n: &NodeConfig, base: &Path) -> Res {
+    name("node.name".into(), &n.name)?;
+    if n.state_dir.as_os_str().is_empty() {
+        return Err(ConfigError::at("node.state_dir", "empty path"));
+    }
+    if let Some(p) = &n.cookie_secret_file {
+        super::policy::read_secret(&base.join(p)).map_err(|r| ConfigError::at("node.cookie_secret_file", r))?;
+    }
+    Ok(())
+}
+
+fn dataplane(d: &DataplaneConfig) -> Res {
+    range("dataplane.workers", d.workers.into(), 1, 256)?;
+    range("dataplane.burst", d.burst.into(), 1, 512)?;
+    for (key, v) in [
+        ("dataplane.flow_table_size", d.flow_table_size),
+        ("dataplane.verified_table_size", d.verified_table_size),
+        ("dataplane.source_table_size", d.source_table_size),
+    ] {
+        range(key, v.into(), 1024, 1 << 26)?;
+    }
+    range("dataplane.verified_ttl_secs", d.verified_ttl_secs.into(), 1, 86_400)?;
+    range("dataplane.flow_idle_secs", d.flow_idle_secs.into(), 1, 86_400)
+}
+
+fn ports(ports: &[PortConfig]) -> Res<(&PortConfig, &PortConfig)> {
+    let mut names = HashMap::new();
+    let mut outside: Option<usize> = None;
+    let mut inside: Option<usize> = None;
+    for (i, p) in ports.iter().enumerate() {
+        name(format!("ports[{i}].name"), &p.name)?;
+        unique(&mut names, "ports", i, "port", &p.name)?;
+        if p.iface.is_empty() {
+            return Err(ConfigError::at(format!("ports[{i}].iface"), "empty interface name"));
+        }
+        let slot = match p.role {
+            PortRole::Outside => &mut outside,
+            PortRole::Inside => &mut inside,
+        };
+        if let Some(j) = slot.replace(i) {
+            let role = if p.role == PortRole::Outside {
+                "outside"
+            } else {
+                "inside"
+            };
+            return Err(ConfigError::at(
+                format!("ports[{i}].role"),
+                format!(
+                    "a second {role} port (also ports[{j}]); this version has exactly one outside and one inside port"
+                ),
+            ));
+        }
+        gateway(i, p)?;
+    }
+    let (Some(o), Some(n)) = (outside, inside) else {
+        let missing = if outside.is_none() { "outside" } else { "inside" };
+        return Err(ConfigError::at(
+            "ports",
+            format!("no port with role = \"{missing}\" (this version needs one outside and one inside port)"),
+        ));
+    };
+    let (out, ins) = (&ports[o], &ports[n]);
+    if !ins.ip.addr().is_ipv4() {
+        return Err(ConfigError::at(
+            format!("ports[{n}].ip"),
+            "the inside port needs an IPv4 address (it is the GRE tunnel source)",
+        ));
+    }
+    let later = o.max(n);
+    if out.ip.addr() == ins.ip.addr() {
+        return Err(ConfigError::at(
+            format!("ports[{later}].ip"),
+            format!("same address as ports[{}]", o.min(n)),
+        ));
+    }
+    if out.mac_or_default() == ins.mac_or_default() {
+        return Err(ConfigError::at(
+            format!("ports[{later}].mac"),
+            format!("same MAC as ports[{}]", o.min(n)),
+        ));
+    }
+    Ok((out, ins))
+}
+
+fn gateway(i: usize, p: &PortConfig) -> Res {
+    match p.gateway {
+        Some(gw) if !p.ip.on_link(gw) => Err(ConfigError::at(
+            format!("ports[{i}].gateway"),
+            format!("gateway {gw} is not on the port's network {}", p.ip.0.trunc()),
+        )),
+        Some(gw) if gw == p.ip.addr() => Err(ConfigError::at(
+            format!("ports[{i}].gateway"),
+            format!("gateway {gw} is the port's own address"),
+        )),
+        None if p.gateway_mac.is_some() => Err(ConfigError::at(
+            format!("ports[{i}].gateway_mac"),
+            "gateway_mac without gateway",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn origins(origins: &[OriginConfig], inside: &PortConfig) -> Res {
+    let mut names = HashMap::new();
+    for (i, o) in origins.iter().enumerate() {
+        name(format!("origins[{i}].name"), &o.name)?;
+        unique(&mut names, "origins", i, "origin", &o.name)?;
+        let key = |k: &str| format!("origins[{i}].{k}");
+        if IpAddr::V4(o.tunnel_src) != inside.ip.addr() {
+            return Err(ConfigError::at(
+                key("tunnel_src"),
+                format!(
+                    "tunnel_src {} is not the address of the inside port ({})",
+                    o.tunnel_src,
+                    inside.ip.addr()
+                ),
+            ));
+        }
+        if o.tunnel_dst == o.tunnel_src {
+            return Err(ConfigError::at(key("tunnel_dst"), "tunnel_dst equals tunnel_src"));
+        }
+        if !inside.ip.on_link(IpAddr::V4(o.tunnel_dst)) && inside.gateway.is_none() {
+            return Err(ConfigError::at(
+                key("tunnel_dst"),
+                format!(
+                    "tunnel_dst {} is not on the inside port's network {} and the inside port has no gateway",
+                    o.tunnel_dst,
+                    inside.ip.0.trunc()
+                ),
+            ));
+        }
+        range(&key("mtu"), o.mtu.into(), 576, 9000)?;
+    }
+    Ok(())
+}
+
+fn services(services: &[ServiceConfig], origins: &[OriginConfig], ports: &[PortConfig]) -> Res {
+    let mut names = HashMap::new();
+    let mut vips: HashMap<IpAddr, usize> = HashMap::new();
+    for (i, s) in services.iter().enumerate() {
+        name(format!("services[{i}].name"), &s.name)?;
+        unique(&mut names, "services", i, "service", &s.name)?;
+        vip(i, s.vip, ports)?;
+        if let Some(j) = vips.insert(s.vip, i) {
+            return Err(ConfigError::at(
+                format!("services[{i}].vip"),
+                format!("duplicate VIP {} (also services[{j}])", s.vip),
+            ));
+        }
+        if !origins.iter().any(|o| o.name == s.origin) {
+            return Err(ConfigError::at(
+                format!("services[{i}].origin"),
+                format!("unknown origin \"{}\"", s.origin),
+            ));
+        }
+        if s.allow.is_empty() {
+            return Err(ConfigError::at(
+                format!("services[{i}].allow"),
+                "empty: the service would drop all its traffic",
+            ));
+        }
+        for (j, p) in s.allow_src_ports.iter().enumerate() {
+            if p.proto != Proto::Udp {
+                return Err(ConfigError::at(
+                    format!("services[{i}].allow_src_ports[{j}]"),
+                    format!("\"{p}\": source ports here are UDP reflection ports (udp/N)"),
+                ));
+            }
+        }
+        for j in 0..s.payload_rules.len() {
+            payload_rule(i, j, s)?;
+        }
+    }
+    Ok(())
+}
+
+fn vip(i: usize, vip: IpAddr, ports: &[PortConfig]) -> Res {
+    let key = format!("services[{i}].vip");
+    let unicast = match vip {
+        IpAddr::V4(a) => !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback()),
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_loopback()),
+    };
+    if !unicast {
+        return Err(ConfigError::at(key, format!("VIP {vip} is not a unicast address")));
+    }
+    match ports.iter().find(|p| p.ip.addr() == vip) {
+        Some(p) => Err(ConfigError::at(
+            key,
+            format!("VIP {vip} is the address of port \"{}\"", p.name),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn payload_rule(i: usize, j: usize, s: &ServiceConfig) -> Res {
+    let r = &s.payload_rules[j];
+    let key = |k: &str| format!("services[{i}].payload_rules[{j}].{k}");
+    let port = match (r.port.proto, r.port.single()) {
+        (Proto::Udp, Some(p)) => p,
+        _ => {
+            return Err(ConfigError::at(
+                key("port"),
+                format!("\"{}\": a payload rule is for one UDP port (udp/N)", r.port),
+            ))
+        }
+    };
+    if !s.allow.iter().any(|a| a.covers(Proto::Udp, port)) {
+        return Err(ConfigError::at(
+            key("port"),
+            format!("payload rule on udp/{port} which the service does not allow"),
+        ));
+    }
+    let len = r.value.0.len();
+    if len == 0 {
+        return Err(ConfigError::at(key("value"), "empty value"));
+    }
+    if len > PayloadRule::MAX_LEN {
+        return Err(ConfigError::at(
+            key("value"),
+            format!("value longer than {} bytes ({len} bytes)", PayloadRule::MAX_LEN),
+        ));
+    }
+    if let Some(mask) = &r.mask {
+        if mask.0.len() != len {
+            return Err(ConfigError::at(
+                key("mask"),
+                format!("value and mask lengths differ ({len} vs {} bytes)", mask.0.len()),
+            ));
+        }
+    }
+    let end = usize::from(r.offset) + len;
+    if end > MAX_UDP_PAYLOAD {
+        return Err(ConfigError::at(
+            key("offset"),
+            format!(
+                "offset {} + {len} bytes reaches past the largest UDP payload ({MAX_UDP_PAYLOAD} bytes)",
+                r.offset
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn acl(a: &AclConfig) -> Res {
+    let mut seen: HashMap<ipnet::IpNet, String> = HashMap::new();
+    let lists = [("acl.allow", &a.allow), ("acl.deny", &a.deny)];
+    for (list, nets) in lists {
+        for (i, net) in nets.iter().enumerate() {
+            let here = format!("{list}[{i}]");
+            if let Some(prev) = seen.insert(net.0, here.clone()) {
+                let why = if prev.starts_with(list) {
+                    format!("{} is a duplicate of {prev}", net.0)
+                } else {
+                    format!("{} is also in {prev}", net.0)
+                };
+                return Err(ConfigError::at(here, why));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! The `moat` binary's code as a library, so that the binary and the
+//! integration tests share it: [`config`] (the config file, its validation
+//! and the policy built from it) and [`cmd`] (one module per subcommand).
+#![forbid(unsafe_code)]
+
+pub mod cmd;
+pub mod config;
