@@ -5,3 +5,4 @@
 
 pub mod cmd;
 pub mod config;
+pub mod scrub_report;

@@ -33,12 +33,12 @@ role = "inside"
 iface = "mem1"
 ip = "192.168.77.1/24"
 mac = "02:00:00:00:01:01"
-gateway_mac = "02:00:00:00:01:02"
 
 [[origins]]
 name = "web"
 tunnel_src = "192.168.77.1"
 tunnel_dst = "192.168.77.2"
+mac = "02:00:00:00:01:02"
 mtu = 1476
 
 [[services]]

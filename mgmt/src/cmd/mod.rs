@@ -2,3 +2,6 @@
 //! `run` function. `main.rs` parses the command line and dispatches here.
 
 pub mod check;
+pub mod demo;
+pub mod gen;
+pub mod scrub;

@@ -61,12 +61,12 @@ pub struct Scrubber {
 impl Scrubber {
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
         let policy = cfg.policy()?;
-        Ok(Self::with_policy(cfg, policy, cfg.secret_source())?)
+        Self::with_policy(cfg, policy, cfg.secret_source().to_string())
     }
 
     /// With a policy built by the caller (e.g. with its own cookie secret).
     pub fn with_policy(cfg: &Config, policy: classifier::Policy, secret: String) -> anyhow::Result<Self> {
-        let pipe = Pipeline::new(&policy, cfg.gre_params(&policy)?, &cfg.state_config(), 1);
+        let pipe = Pipeline::new(&policy, cfg.gre_params_static(&policy)?, &cfg.classifier_state(), 1);
         Ok(Scrubber { policy, pipe, col: Collector::default(), secret })
     }
 

@@ -510,3 +510,46 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
         _ => e.to_string(),
     }
 }
+
+impl Config {
+    /// GRE encapsulation parameters for every origin of `policy` (built by
+    /// [`Config::policy`], so origin indices match), for backends without ARP
+    /// (offline scrubbing, the memory backend): every next hop needs a static
+    /// MAC (`origins[].mac` or `ports.gateway_mac`).
+    pub fn gre_params_static(&self, policy: &classifier::Policy) -> Result<Vec<classifier::build::GreParams>, ConfigError> {
+        policy
+            .origins
+            .iter()
+            .map(|o| {
+                let i = self.origins.iter().position(|c| c.name == o.name).unwrap_or(0);
+                let t = self.origin_gre(&o.name).ok_or_else(|| ConfigError {
+                    file: self.label.clone(),
+                    key: format!("origins[{i}]"),
+                    reason: format!("unknown origin \"{}\"", o.name),
+                })?;
+                let dst_mac = t.next_hop_mac.ok_or_else(|| ConfigError {
+                    file: self.label.clone(),
+                    key: format!("origins[{i}].mac"),
+                    reason: format!(
+                        "next hop {} needs a static MAC without ARP (set origins[{i}].mac or the inside port's gateway_mac)",
+                        t.next_hop
+                    ),
+                })?;
+                Ok(classifier::build::GreParams {
+                    src_mac: t.src_mac,
+                    dst_mac,
+                    tunnel_src: t.src,
+                    tunnel_dst: t.dst,
+                    key: t.key,
+                    ttl: 64,
+                })
+            })
+            .collect()
+    }
+
+    /// Table capacities as the classifier takes them.
+    pub fn classifier_state(&self) -> classifier::state::StateConfig {
+        let t = self.state_config();
+        classifier::state::StateConfig { flows: t.flows, verified: t.verified, sources: t.sources }
+    }
+}
