@@ -20,6 +20,7 @@ pub mod acl;
 pub mod cookie;
 pub mod fingerprint;
 pub mod policy;
+pub mod sketch;
 pub mod state;
 pub mod time;
 pub mod verdict;
