@@ -20,8 +20,11 @@ pub mod acl;
 pub mod cookie;
 pub mod fingerprint;
 pub mod policy;
+pub mod sketch;
+pub mod state;
 pub mod time;
 pub mod verdict;
 
 pub use policy::Policy;
+pub use state::WorkerState;
 pub use verdict::{DropReason, Verdict};

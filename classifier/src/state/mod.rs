@@ -1,0 +1,225 @@
+//! Per-core state (DESIGN.md, "Threading and memory model"): everything one
+//! worker remembers between packets — flows, verified sources, per-source,
+//! per-service and global token buckets.
+//!
+//! Contract: a [`WorkerState`] is owned by one worker (no locks, no
+//! atomics). Every table has a fixed capacity set at [`WorkerState::new`]
+//! and an eviction policy; nothing allocates afterwards on the packet path,
+//! whatever the input, so a flood of random spoofed sources leaves memory
+//! flat ([`WorkerState::memory_bytes`] never changes).
+//! [`WorkerState::apply_policy`] is the one control-side call that may
+//! allocate (when the number of services grows).
+//!
+//! Node-wide limits (per service, global) are split evenly among the
+//! workers: RSS spreads sources, not services, over cores, so each worker
+//! sees about `1 / workers` of a service's legitimate traffic.
+
+pub mod bucket;
+pub mod flow;
+pub mod table;
+pub mod verified;
+
+pub use bucket::{SourceLimit, SourceTable, TokenBucket};
+pub use flow::{FlowKey, FlowTable, Insert};
+pub use verified::VerifiedTable;
+
+use crate::policy::Policy;
+
+/// Table sizes of one worker (config `[dataplane]` table sizes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    pub flows: usize,
+    pub verified: usize,
+    pub sources: usize,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            flows: 65536,
+            verified: 65536,
+            sources: 65536,
+        }
+    }
+}
+
+/// Buckets of one service on one worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceBuckets {
+    /// `Limits::service_pps` / workers.
+    pub pps: TokenBucket,
+    /// `Limits::challenge_pps` / workers: SYN-ACKs sent, so that a spoofed
+    /// flood cannot turn Moat into a reflector.
+    pub challenges: TokenBucket,
+}
+
+impl ServiceBuckets {
+    fn new(limits: &crate::policy::Limits, workers: u32) -> Self {
+        ServiceBuckets {
+            pps: one_second(per_worker(limits.service_pps, workers)),
+            challenges: one_second(per_worker(limits.challenge_pps, workers)),
+        }
+    }
+
+    fn set(&mut self, limits: &crate::policy::Limits, workers: u32) {
+        let pps = per_worker(limits.service_pps, workers);
+        let challenges = per_worker(limits.challenge_pps, workers);
+        self.pps.set_rate(pps, pps);
+        self.challenges.set_rate(challenges, challenges);
+    }
+}
+
+/// One worker's share of a node-wide rate: `rate / workers`, at least 1
+/// (a limit never rounds down to "unlimited"); 0 stays 0 (unlimited).
+fn per_worker(rate: u64, workers: u32) -> u64 {
+    if rate == 0 {
+        0
+    } else {
+        (rate / u64::from(workers.max(1))).max(1)
+    }
+}
+
+/// A bucket of `rate` tokens/s with one second's worth of burst.
+fn one_second(rate: u64) -> TokenBucket {
+    TokenBucket::new(rate, rate)
+}
+
+/// Everything one worker owns.
+#[derive(Debug)]
+pub struct WorkerState {
+    pub flows: FlowTable,
+    pub verified: VerifiedTable,
+    pub sources: SourceTable,
+    /// One per policy service, indexed by `ServiceId`.
+    pub services: Vec<ServiceBuckets>,
+    /// Global emergency cap (rate 0 = unlimited).
+    pub global: TokenBucket,
+}
+
+impl WorkerState {
+    /// All tables at their configured capacities, buckets from `policy`.
+    /// `workers`: number of workers sharing the node-wide limits (each gets
+    /// rate / workers, at least 1).
+    pub fn new(cfg: &StateConfig, policy: &Policy, workers: u32) -> Self {
+        WorkerState {
+            flows: FlowTable::with_capacity(cfg.flows),
+            verified: VerifiedTable::with_capacity(cfg.verified),
+            sources: SourceTable::with_capacity(cfg.sources),
+            services: policy
+                .services
+                .iter()
+                .map(|s| ServiceBuckets::new(&s.limits, workers))
+                .collect(),
+            global: one_second(per_worker(policy.global_pps, workers)),
+        }
+    }
+
+    /// Control side: re-reads service limits and the global cap after a
+    /// policy swap (resizes `services`; allocation allowed here, never per
+    /// packet). Buckets of services that remain keep their levels.
+    pub fn apply_policy(&mut self, policy: &Policy, workers: u32) {
+        self.services.truncate(policy.services.len());
+        for (b, s) in self.services.iter_mut().zip(&policy.services) {
+            b.set(&s.limits, workers);
+        }
+        let have = self.services.len();
+        self.services.extend(
+            policy.services[have..]
+                .iter()
+                .map(|s| ServiceBuckets::new(&s.limits, workers)),
+        );
+        let global = per_worker(policy.global_pps, workers);
+        self.global.set_rate(global, global);
+    }
+
+    /// Bytes reserved by all tables (constant after `new`, and after each
+    /// `apply_policy` that does not add services).
+    pub fn memory_bytes(&self) -> usize {
+        self.flows.memory_bytes()
+            + self.verified.memory_bytes()
+            + self.sources.memory_bytes()
+            + self.services.capacity() * core::mem::size_of::<ServiceBuckets>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cookie::CookieSecrets;
+    use crate::policy::{Origin, Service};
+    use crate::time::SECOND;
+
+    fn policy(pps: &[u64], global: u64) -> Policy {
+        let mut p = Policy::new(CookieSecrets::new([7; 16]));
+        let origin = p.add_origin(Origin {
+            name: "o".into(),
+            tunnel_src: "10.0.0.1".parse().expect("ip"),
+            tunnel_dst: "10.0.0.2".parse().expect("ip"),
+            key: None,
+            mtu: 1476,
+        });
+        for (i, &rate) in pps.iter().enumerate() {
+            let mut s = Service::new("s", core::net::IpAddr::V4([192, 0, 2, i as u8].into()), origin);
+            s.limits.service_pps = rate;
+            s.limits.challenge_pps = rate / 2;
+            p.add_service(s).expect("service");
+        }
+        p.global_pps = global;
+        p
+    }
+
+    #[test]
+    fn limits_are_split_among_workers() {
+        let cfg = StateConfig {
+            flows: 16,
+            verified: 16,
+            sources: 16,
+        };
+        let st = WorkerState::new(&cfg, &policy(&[1000, 3, 0], 10_000), 4);
+        assert_eq!(st.services.len(), 3);
+        assert_eq!(st.services[0].pps.rate(), 250);
+        assert_eq!(st.services[0].challenges.rate(), 125);
+        // 3 / 4 rounds to 0; a limit never becomes unlimited.
+        assert_eq!(st.services[1].pps.rate(), 1);
+        assert_eq!(st.services[2].pps.rate(), 0);
+        assert_eq!(st.global.rate(), 2500);
+        assert_eq!(st.flows.capacity(), 16);
+        // Zero workers is taken as one.
+        let st = WorkerState::new(&cfg, &policy(&[1000], 0), 0);
+        assert_eq!(st.services[0].pps.rate(), 1000);
+        assert_eq!(st.global.rate(), 0);
+    }
+
+    #[test]
+    fn apply_policy_resizes_and_keeps_levels() {
+        let cfg = StateConfig {
+            flows: 8,
+            verified: 8,
+            sources: 8,
+        };
+        let mut st = WorkerState::new(&cfg, &policy(&[2], 0), 1);
+        assert!(st.services[0].pps.take(SECOND));
+        assert!(st.services[0].pps.take(SECOND));
+        assert!(!st.services[0].pps.take(SECOND));
+        st.apply_policy(&policy(&[2, 100, 50], 40), 2);
+        assert_eq!(st.services.len(), 3);
+        assert_eq!(st.services[0].pps.rate(), 1);
+        assert!(!st.services[0].pps.take(SECOND), "level kept across the swap");
+        assert_eq!(st.services[2].pps.rate(), 25);
+        assert_eq!(st.global.rate(), 20);
+        assert!(st.global.take(SECOND));
+        st.apply_policy(&policy(&[10], 0), 1);
+        assert_eq!(st.services.len(), 1);
+        assert_eq!(st.services[0].pps.rate(), 10);
+        assert_eq!(st.global.rate(), 0);
+    }
+
+    #[test]
+    fn memory_is_reserved_up_front() {
+        let st = WorkerState::new(&StateConfig::default(), &policy(&[1], 0), 1);
+        let bytes = st.memory_bytes();
+        // Three tables of 65536 slots (40 to 80 bytes) plus their indexes.
+        assert!(bytes > 65536 * (56 + 40 + 80), "{bytes}");
+        assert!(bytes < 32 << 20, "{bytes}");
+    }
+}

@@ -1,0 +1,540 @@
+//! The fixed-capacity table under every per-core table (flows, verified
+//! sources, per-source buckets): a slot array with CLOCK (second chance)
+//! eviction and a hashbrown index of slot numbers.
+//!
+//! Contract:
+//! - All memory is reserved by [`Table::with_capacity`]; no operation
+//!   allocates afterwards, whatever the keys (a flood of random spoofed
+//!   sources recycles slots, it never grows anything).
+//! - `len() <= capacity()` always; inserting into a full table evicts.
+//! - Every operation is O(1) amortised, and one insert visits at most
+//!   [`MAX_SCAN`] + [`LOOKAHEAD`] slots, so no packet pays for a full sweep.
+//! - Nothing panics: slot numbers come only from the index, which only holds
+//!   numbers below `slots.len()`, and every access goes through `get`.
+//!
+//! Why the index never grows: hashbrown grows when an insert finds no free
+//! bucket, and erased entries may leave tombstones that count as used. When
+//! that happens it rehashes in place (no allocation) as long as
+//! `len + 1 <= full_capacity / 2`. The index is reserved for `2 * cap`
+//! entries, so `full_capacity >= 2 * cap` and, with `len <= cap - 1` before
+//! an insert, the in-place branch is always the one taken.
+//!
+//! Eviction (CLOCK): each slot has a reference bit, set by a *hit* (a lookup
+//! that used the entry), not by the insert. The hand clears set bits as it
+//! passes and evicts the first slot whose bit is clear. A new entry thus
+//! survives only if it is used again before the hand comes round: a flood of
+//! one-packet spoofed sources recycles its own slots while entries in real
+//! use get their second chance. Expired entries are taken first wherever the
+//! hand meets them, referenced or not, and the hand looks a few slots past an
+//! eviction candidate for an expired one before evicting a live entry.
+
+use core::hash::{Hash, Hasher};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hashbrown::HashTable;
+
+/// Largest capacity of one table: slot numbers are `u32` in the index, and
+/// twice the capacity must still be a sane hashbrown reservation.
+pub const MAX_CAPACITY: usize = 1 << 30;
+
+/// Most slots the hand visits for one eviction before it evicts the slot it
+/// stands on, referenced or not. CLOCK is O(1) amortised (each bit cleared
+/// was set by one hit), but a single insert into a table whose entries are
+/// all referenced would otherwise sweep all of it: 65536 slots is ~100 µs
+/// stolen from one burst. Past this bound the oldest-by-position entry goes.
+pub const MAX_SCAN: usize = 128;
+
+/// Slots looked at past an eviction candidate for an expired entry, which is
+/// taken instead. Short, so that they are adjacent cache lines.
+pub const LOOKAHEAD: usize = 4;
+
+/// Where a slot stands in the CLOCK.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mark {
+    /// On the free list.
+    Free,
+    /// Holds an entry not used since the hand last passed (or since insert).
+    Live,
+    /// Holds an entry used since the hand last passed: a second chance.
+    Referenced,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot<K, V> {
+    key: K,
+    val: V,
+    mark: Mark,
+}
+
+/// Size of one slot of a `Table<K, V>`, for compile-time size asserts on the
+/// hot tables (STYLE.md: sizes of hot structs are pinned).
+pub const fn slot_size<K, V>() -> usize {
+    core::mem::size_of::<Slot<K, V>>()
+}
+
+/// A successful probe: the key's hash and its slot. Valid until the next
+/// call that changes the table.
+#[derive(Clone, Copy, Debug)]
+pub struct Hit {
+    hash: u64,
+    slot: u32,
+}
+
+/// A failed probe: the key's hash, to insert it without hashing again.
+#[derive(Clone, Copy, Debug)]
+pub struct Miss {
+    hash: u64,
+}
+
+/// Where [`Table::insert`] put the new entry.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Placed {
+    /// In a free slot.
+    Free,
+    /// In the slot of an expired entry.
+    Expired,
+    /// In the slot of a live entry, pushed out to make room.
+    Evicted,
+}
+
+/// A fixed-capacity map from `K` to `V` with CLOCK eviction (module docs).
+pub struct Table<K, V> {
+    /// Filled by `push` up to `cap` (the `Vec` never reallocates: its
+    /// capacity is `cap`), then recycled in place.
+    slots: Vec<Slot<K, V>>,
+    /// Slot numbers, hashed by their slot's key.
+    index: HashTable<u32>,
+    /// Slots freed by `remove`/`sweep`; at most `cap` of them.
+    free: Vec<u32>,
+    hand: usize,
+    sweep_at: usize,
+    len: usize,
+    cap: usize,
+    /// Random keys (ahash runtime RNG), so that nobody can aim a flood of
+    /// colliding keys at one probe sequence.
+    hasher: ahash::RandomState,
+}
+
+impl<K, V> core::fmt::Debug for Table<K, V> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Table")
+            .field("len", &self.len)
+            .field("capacity", &self.cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
+    /// A table for `cap` entries, clamped to `1..=MAX_CAPACITY`, with all of
+    /// its memory reserved now.
+    pub fn with_capacity(cap: usize) -> Self {
+        let cap = cap.clamp(1, MAX_CAPACITY);
+        Table {
+            slots: Vec::with_capacity(cap),
+            // Twice the capacity: see the module docs.
+            index: HashTable::with_capacity(2 * cap),
+            free: Vec::with_capacity(cap),
+            hand: 0,
+            sweep_at: 0,
+            len: 0,
+            cap,
+            hasher: ahash::RandomState::new(),
+        }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes reserved on the heap by this table (constant after
+    /// construction).
+    pub fn memory_bytes(&self) -> usize {
+        self.slots.capacity() * core::mem::size_of::<Slot<K, V>>()
+            + self.free.capacity() * core::mem::size_of::<u32>()
+            + self.index.allocation_size()
+    }
+
+    #[inline]
+    fn hash(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Looks `key` up.
+    #[inline]
+    pub fn probe(&self, key: &K) -> Result<Hit, Miss> {
+        let hash = self.hash(key);
+        let slots = &self.slots;
+        match self
+            .index
+            .find(hash, |&i| slots.get(i as usize).is_some_and(|s| s.key == *key))
+        {
+            Some(&slot) => Ok(Hit { hash, slot }),
+            None => Err(Miss { hash }),
+        }
+    }
+
+    /// The value of a hit, without counting it as a use.
+    #[inline]
+    pub fn get(&self, hit: Hit) -> Option<&V> {
+        self.slots.get(hit.slot as usize).map(|s| &s.val)
+    }
+
+    /// The value of a hit, counting it as a use (sets the reference bit).
+    #[inline]
+    pub fn get_mut(&mut self, hit: Hit) -> Option<&mut V> {
+        let s = self.slots.get_mut(hit.slot as usize)?;
+        s.mark = Mark::Referenced;
+        Some(&mut s.val)
+    }
+
+    /// The value of a hit, for overwriting it with a new entry of the same
+    /// key: the slot loses its second chance like any new entry.
+    #[inline]
+    pub fn renew(&mut self, hit: Hit) -> Option<&mut V> {
+        let s = self.slots.get_mut(hit.slot as usize)?;
+        s.mark = Mark::Live;
+        Some(&mut s.val)
+    }
+
+    /// Removes the entry of a hit.
+    pub fn remove(&mut self, hit: Hit) {
+        if let Ok(e) = self.index.find_entry(hit.hash, |&i| i == hit.slot) {
+            e.remove();
+            self.release(hit.slot);
+        }
+    }
+
+    /// Marks a slot free once its index entry is gone.
+    fn release(&mut self, slot: u32) {
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            s.mark = Mark::Free;
+            // Cannot exceed `cap` (reserved): only occupied slots are freed.
+            self.free.push(slot);
+            self.len -= 1;
+        }
+    }
+
+    /// Inserts `key`, which a probe just missed (`miss` is that probe's
+    /// answer). When the table is full, evicts by CLOCK; `dead` says which
+    /// entries have expired and may be taken first.
+    pub fn insert(&mut self, miss: Miss, key: K, val: V, mut dead: impl FnMut(&V) -> bool) -> Placed {
+        let new = Slot {
+            key,
+            val,
+            mark: Mark::Live,
+        };
+        let (slot, placed) = if let Some(slot) = self.free.pop() {
+            if let Some(s) = self.slots.get_mut(slot as usize) {
+                *s = new;
+            }
+            (slot, Placed::Free)
+        } else if self.slots.len() < self.cap {
+            // Never reallocates: the capacity was reserved for `cap` slots.
+            self.slots.push(new);
+            ((self.slots.len() - 1) as u32, Placed::Free)
+        } else {
+            let (victim, live) = self.victim(&mut dead);
+            self.unindex(victim);
+            self.len -= 1;
+            if let Some(s) = self.slots.get_mut(victim) {
+                *s = new;
+            }
+            let placed = if live { Placed::Evicted } else { Placed::Expired };
+            (victim as u32, placed)
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(miss.hash, slot, |&i| {
+            slots.get(i as usize).map_or(0, |s| hasher.hash_one(s.key))
+        });
+        self.len += 1;
+        placed
+    }
+
+    /// Drops the index entry of an occupied slot.
+    fn unindex(&mut self, slot: usize) {
+        let Some(s) = self.slots.get(slot) else {
+            return;
+        };
+        let hash = self.hash(&s.key);
+        if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == slot) {
+            e.remove();
+        }
+    }
+
+    /// Moves the hand to the slot to evict; `true` when it holds a live
+    /// entry. Called only when the table is full (no free slot).
+    fn victim(&mut self, dead: &mut impl FnMut(&V) -> bool) -> (usize, bool) {
+        let n = self.slots.len();
+        for _ in 0..MAX_SCAN {
+            let at = self.hand;
+            self.hand = if at + 1 == n { 0 } else { at + 1 };
+            let Some(s) = self.slots.get_mut(at) else {
+                continue;
+            };
+            if dead(&s.val) {
+                return (at, false);
+            }
+            match s.mark {
+                Mark::Referenced => s.mark = Mark::Live,
+                Mark::Live | Mark::Free => return self.prefer_expired(at, dead),
+            }
+        }
+        // Every slot seen was referenced: evict where the hand stands (its
+        // bit was cleared one lap ago at most, or just now).
+        let at = self.hand;
+        self.hand = if at + 1 == n { 0 } else { at + 1 };
+        (at, true)
+    }
+
+    /// `at` is an unreferenced live entry; takes an expired entry among the
+    /// next [`LOOKAHEAD`] slots instead, if there is one (the hand then
+    /// stays on `at`, which remains the next candidate).
+    fn prefer_expired(&mut self, at: usize, dead: &mut impl FnMut(&V) -> bool) -> (usize, bool) {
+        let n = self.slots.len();
+        for step in 1..=LOOKAHEAD.min(n - 1) {
+            let j = (at + step) % n;
+            if self.slots.get(j).is_some_and(|s| dead(&s.val)) {
+                self.hand = at;
+                return (j, false);
+            }
+        }
+        (at, true)
+    }
+
+    /// Frees expired entries among the next `budget` slots (a cursor of its
+    /// own goes round the table), so that inserts find free slots instead
+    /// of evicting. Meant for the quiet time between bursts. Returns how
+    /// many entries it freed.
+    pub fn sweep(&mut self, budget: usize, mut dead: impl FnMut(&V) -> bool) -> usize {
+        let n = self.slots.len();
+        let mut freed = 0;
+        for _ in 0..budget.min(n) {
+            let at = if self.sweep_at >= n { 0 } else { self.sweep_at };
+            self.sweep_at = at + 1;
+            let expired = self.slots.get(at).is_some_and(|s| s.mark != Mark::Free && dead(&s.val));
+            if expired {
+                self.unindex(at);
+                self.release(at as u32);
+                freed += 1;
+            }
+        }
+        freed
+    }
+
+    /// Forgets every entry, keeping all reserved memory.
+    pub fn clear(&mut self) {
+        self.index.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.hand = 0;
+        self.sweep_at = 0;
+        self.len = 0;
+    }
+
+    /// Every stored entry (expired ones included), in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        self.slots
+            .iter()
+            .filter(|s| s.mark != Mark::Free)
+            .map(|s| (&s.key, &s.val))
+    }
+}
+
+/// An IP address as a compact, exact key: IPv4 in `lo` with `hi == 0`, IPv6
+/// as two words; the family flag keeps `1.2.3.4` and `::1.2.3.4` apart.
+/// 24 bytes with 8-byte alignment, where `IpAddr` + a `u128` form would
+/// take 32 and align to 16.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct AddrKey {
+    hi: u64,
+    lo: u64,
+    v6: bool,
+}
+
+const _: () = assert!(core::mem::size_of::<AddrKey>() <= 24);
+
+impl AddrKey {
+    #[inline]
+    pub fn new(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(a) => AddrKey {
+                hi: 0,
+                lo: u64::from(u32::from(a)),
+                v6: false,
+            },
+            IpAddr::V6(a) => {
+                let bits = u128::from(a);
+                AddrKey {
+                    hi: (bits >> 64) as u64,
+                    lo: bits as u64,
+                    v6: true,
+                }
+            }
+        }
+    }
+
+    pub fn ip(self) -> IpAddr {
+        if self.v6 {
+            IpAddr::V6(Ipv6Addr::from((u128::from(self.hi) << 64) | u128::from(self.lo)))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(self.lo as u32))
+        }
+    }
+}
+
+impl Hash for AddrKey {
+    /// One word for IPv4, two for IPv6: ahash costs one multiply per word.
+    /// `1.2.3.4` and `::1.2.3.4` hash alike; equality tells them apart.
+    #[inline]
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.lo);
+        if self.v6 {
+            h.write_u64(self.hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never(_: &u32) -> bool {
+        false
+    }
+
+    fn put(t: &mut Table<u32, u32>, k: u32) -> Placed {
+        let miss = t.probe(&k).expect_err("absent");
+        t.insert(miss, k, k, never)
+    }
+
+    #[test]
+    fn hits_misses_and_values() {
+        let mut t = Table::<u32, u32>::with_capacity(4);
+        assert_eq!(put(&mut t, 7), Placed::Free);
+        let hit = t.probe(&7).expect("present");
+        assert_eq!(t.get(hit), Some(&7));
+        *t.get_mut(hit).expect("slot") = 70;
+        assert_eq!(t.get(t.probe(&7).expect("present")), Some(&70));
+        assert!(t.probe(&8).is_err());
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn clock_gives_referenced_entries_a_second_chance() {
+        let mut t = Table::<u32, u32>::with_capacity(4);
+        for k in 0..4 {
+            put(&mut t, k);
+        }
+        // Use 0 and 2: the hand clears their bits and evicts 1, then 3.
+        for k in [0, 2] {
+            let hit = t.probe(&k).expect("present");
+            t.get_mut(hit);
+        }
+        assert_eq!(put(&mut t, 10), Placed::Evicted);
+        assert!(t.probe(&1).is_err());
+        assert_eq!(put(&mut t, 11), Placed::Evicted);
+        assert!(t.probe(&3).is_err());
+        // 0 and 2 lost their bits on the first lap: next in line is 0.
+        assert_eq!(put(&mut t, 12), Placed::Evicted);
+        assert!(t.probe(&0).is_err());
+        for k in [2, 10, 11, 12] {
+            assert!(t.probe(&k).is_ok(), "{k} kept");
+        }
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
+    fn expired_entries_are_taken_before_live_ones() {
+        let mut t = Table::<u32, u32>::with_capacity(4);
+        for k in 0..4 {
+            put(&mut t, k);
+        }
+        // Values >= 100 count as expired. Entry 2 is expired; 0 is the
+        // first candidate but the lookahead finds 2.
+        let hit = t.probe(&2).expect("present");
+        *t.get_mut(hit).expect("slot") = 100;
+        let miss = t.probe(&9).expect_err("absent");
+        assert_eq!(t.insert(miss, 9, 9, |v| *v >= 100), Placed::Expired);
+        assert!(t.probe(&2).is_err());
+        assert!(t.probe(&0).is_ok());
+    }
+
+    #[test]
+    fn remove_frees_a_slot_that_is_reused() {
+        let mut t = Table::<u32, u32>::with_capacity(2);
+        put(&mut t, 1);
+        put(&mut t, 2);
+        let hit = t.probe(&1).expect("present");
+        t.remove(hit);
+        assert_eq!(t.len(), 1);
+        assert!(t.probe(&1).is_err());
+        assert_eq!(put(&mut t, 3), Placed::Free);
+        assert_eq!(t.len(), 2);
+        assert!(t.probe(&2).is_ok() && t.probe(&3).is_ok());
+    }
+
+    #[test]
+    fn sweep_frees_expired_and_clear_empties() {
+        let mut t = Table::<u32, u32>::with_capacity(8);
+        for k in 0..8 {
+            put(&mut t, k);
+        }
+        assert_eq!(t.sweep(100, |v| *v % 2 == 0), 4);
+        assert_eq!(t.len(), 4);
+        assert!(t.probe(&2).is_err() && t.probe(&3).is_ok());
+        assert_eq!(t.iter().count(), 4);
+        let bytes = t.memory_bytes();
+        t.clear();
+        assert!(t.is_empty() && t.probe(&3).is_err());
+        assert_eq!(t.memory_bytes(), bytes);
+    }
+
+    #[test]
+    fn scan_is_bounded_when_everything_is_referenced() {
+        let cap = 4 * MAX_SCAN;
+        let mut t = Table::<u32, u32>::with_capacity(cap);
+        for k in 0..cap as u32 {
+            put(&mut t, k);
+            let hit = t.probe(&k).expect("present");
+            t.get_mut(hit);
+        }
+        // All referenced: the bounded hand evicts slot MAX_SCAN (key 128).
+        assert_eq!(put(&mut t, 1_000_000), Placed::Evicted);
+        assert!(t.probe(&(MAX_SCAN as u32)).is_err());
+        assert!(t.probe(&0).is_ok());
+        assert_eq!(t.len(), cap);
+    }
+
+    #[test]
+    fn capacity_is_clamped_and_never_exceeded() {
+        let mut t = Table::<u32, u32>::with_capacity(0);
+        assert_eq!(t.capacity(), 1);
+        for k in 0..100 {
+            put(&mut t, k);
+            assert_eq!(t.len(), 1);
+        }
+        assert!(t.probe(&99).is_ok());
+    }
+
+    #[test]
+    fn addr_keys_are_exact() {
+        let v4: IpAddr = "1.2.3.4".parse().expect("v4");
+        let compat: IpAddr = "::1.2.3.4".parse().expect("v6");
+        let v6: IpAddr = "2001:db8::1".parse().expect("v6");
+        assert_ne!(AddrKey::new(v4), AddrKey::new(compat));
+        for ip in [v4, compat, v6] {
+            assert_eq!(AddrKey::new(ip).ip(), ip);
+        }
+    }
+}
