@@ -17,11 +17,15 @@
 #![forbid(unsafe_code)]
 
 pub mod acl;
+pub mod build;
 pub mod cookie;
 pub mod fingerprint;
+pub mod parse;
 pub mod policy;
 pub mod time;
 pub mod verdict;
+pub mod wire;
 
+pub use parse::Parsed;
 pub use policy::Policy;
 pub use verdict::{DropReason, Verdict};
