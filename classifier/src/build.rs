@@ -45,6 +45,11 @@ pub fn tcp_reply(
 ) -> Option<usize> {
     let t = p.tcp()?;
     let l2 = usize::from(p.l3_offset);
+    // `Parsed` fields are public: refuse a summary that no Ethernet frame
+    // could have produced rather than index out of range below.
+    if l2 < wire::ethernet::HEADER_LEN {
+        return None;
+    }
     let ip_len = match p.l3 {
         L3::Ipv4 => wire::ipv4::HEADER_LEN,
         L3::Ipv6 => wire::ipv6::HEADER_LEN,
@@ -124,6 +129,9 @@ pub fn arp_reply(req: &[u8], p: &Parsed, our_mac: [u8; 6], out: &mut [u8]) -> Op
         return None;
     }
     let l2 = usize::from(p.l3_offset);
+    if l2 < wire::ethernet::HEADER_LEN {
+        return None;
+    }
     let rq = wire::ArpPacket::new_checked(req.get(l2..)?).ok()?;
     if rq.operation() != wire::ArpOperation::Request {
         return None;
@@ -376,6 +384,16 @@ mod tests {
     fn tcp_reply_refuses_non_tcp() {
         let p = parse(&VLAN_V6_UDP).unwrap();
         assert_eq!(tcp_reply(&VLAN_V6_UDP, &p, 0, 0, 0, 0, None, &mut [0; 128]), None);
+    }
+
+    #[test]
+    fn forged_summaries_are_refused() {
+        let mut p = parse(&LINUX_SYN).unwrap();
+        p.l3_offset = 4;
+        assert_eq!(tcp_reply(&LINUX_SYN, &p, 0, 0, 0, 0, None, &mut [0; 128]), None);
+        let mut a = parse(&QINQ_ARP).unwrap();
+        a.l3_offset = 0;
+        assert_eq!(arp_reply(&QINQ_ARP, &a, [0; 6], &mut [0; 128]), None);
     }
 
     #[test]
