@@ -17,14 +17,18 @@
 #![forbid(unsafe_code)]
 
 pub mod acl;
+pub mod build;
 pub mod cookie;
 pub mod fingerprint;
+pub mod parse;
 pub mod policy;
 pub mod sketch;
 pub mod state;
 pub mod time;
 pub mod verdict;
+pub mod wire;
 
+pub use parse::Parsed;
 pub use policy::Policy;
 pub use state::WorkerState;
 pub use verdict::{DropReason, Verdict};

@@ -34,7 +34,8 @@
 //! other protocols); `phash` the FNV-1a 32-bit hash of the first
 //! [`PAYLOAD_PREFIX`] payload bytes, in hex. Rules may use `*` per field.
 
-// (compute: see compute.rs)
+mod compute;
+pub use compute::{tcp_fingerprint, udp_fingerprint};
 
 use core::fmt;
 use core::str::FromStr;
