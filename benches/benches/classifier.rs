@@ -45,9 +45,13 @@ fn bench_cookie(c: &mut Criterion) {
     let now = 1_767_225_600_000_000_000;
     let mut g = c.benchmark_group("cookie");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("make", |b| b.iter(|| cookie::make(black_box(&s), black_box(&t), now, 7)));
+    g.bench_function("make", |b| {
+        b.iter(|| cookie::make(black_box(&s), black_box(&t), now, 7))
+    });
     let ck = cookie::make(&s, &t, now, 7);
-    g.bench_function("check_valid", |b| b.iter(|| cookie::check(black_box(&s), black_box(&t), now, black_box(ck))));
+    g.bench_function("check_valid", |b| {
+        b.iter(|| cookie::check(black_box(&s), black_box(&t), now, black_box(ck)))
+    });
     g.bench_function("check_invalid", |b| {
         b.iter(|| cookie::check(black_box(&s), black_box(&t), now, black_box(ck ^ 0x100)))
     });
@@ -118,7 +122,11 @@ fn bench_classify_established(c: &mut Criterion) {
             established.push(f.clone());
         }
     }
-    assert!(established.len() > 1000, "only {} established segments", established.len());
+    assert!(
+        established.len() > 1000,
+        "only {} established segments",
+        established.len()
+    );
     established.truncate(BATCH * 4);
     let now = all.last().map_or(0, |f| f.0);
     let mut g = c.benchmark_group("classify");

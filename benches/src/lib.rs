@@ -33,7 +33,8 @@ pub fn policy() -> Policy {
         s.udp_ports.insert(7777);
         s.icmp = true;
         s.syn_auth = SynAuth::ChallengeAck;
-        s.payload_rules.push(PayloadRule::new(7777, 0, b"GAME", &[0xff; 4]).expect("valid rule"));
+        s.payload_rules
+            .push(PayloadRule::new(7777, 0, b"GAME", &[0xff; 4]).expect("valid rule"));
         p.add_service(s).expect("unique VIP");
     }
     p

@@ -83,8 +83,26 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
     match p.l4 {
         L4::Tcp(t) => tcp(st, pol, svc, id, now, frame, p, &t, trusted, reply),
         L4::Udp { sport, dport } => udp(st, pol, svc, id, now, frame, p, sport, dport, trusted),
-        L4::Icmp { ty, .. } => icmp(st, pol, svc, id, now, p, pol.icmp_types.contains(u16::from(ty)), trusted),
-        L4::Icmpv6 { ty, .. } => icmp(st, pol, svc, id, now, p, pol.icmpv6_types.contains(u16::from(ty)), trusted),
+        L4::Icmp { ty, .. } => icmp(
+            st,
+            pol,
+            svc,
+            id,
+            now,
+            p,
+            pol.icmp_types.contains(u16::from(ty)),
+            trusted,
+        ),
+        L4::Icmpv6 { ty, .. } => icmp(
+            st,
+            pol,
+            svc,
+            id,
+            now,
+            p,
+            pol.icmpv6_types.contains(u16::from(ty)),
+            trusted,
+        ),
         L4::None => Err(DropReason::PortNotAllowed),
     }
 }
@@ -102,7 +120,9 @@ fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
     if p.l3 == L3::Ipv4 && pol.sanity.verify_ip_checksum {
         let start = usize::from(p.l3_offset);
         let hdr = &frame[start..start + usize::from(p.ip_header_len)];
-        if checksum::checksum(hdr) != 0 {
+        // A correct header sums to 0xffff (RFC 1071: the sum including the
+        // checksum field is all ones).
+        if checksum::data(hdr) != 0xffff {
             return Err(DropReason::BadIpChecksum);
         }
     }
@@ -138,7 +158,14 @@ fn bad_flags(f: u8) -> bool {
 }
 
 #[inline]
-fn src_limit(st: &mut WorkerState, svc: &Service, src: IpAddr, now: Nanos, which: SourceLimit, trusted: bool) -> Result<(), DropReason> {
+fn src_limit(
+    st: &mut WorkerState,
+    svc: &Service,
+    src: IpAddr,
+    now: Nanos,
+    which: SourceLimit,
+    trusted: bool,
+) -> Result<(), DropReason> {
     let (rate, reason) = match which {
         SourceLimit::Pps => (svc.limits.src_pps, DropReason::RateLimitSource),
         SourceLimit::Syn => (svc.limits.src_syn_pps, DropReason::RateLimitSyn),
@@ -182,7 +209,12 @@ fn tcp(
         }
     }
     src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
-    let key = FlowKey { src: p.src, dst: p.dst, sport: t.sport, dport: t.dport };
+    let key = FlowKey {
+        src: p.src,
+        dst: p.dst,
+        sport: t.sport,
+        dport: t.dport,
+    };
     let idle = pol.timeouts.flow_idle;
     if syn {
         src_limit(st, svc, p.src, now, SourceLimit::Syn, trusted)?;
@@ -320,5 +352,9 @@ fn finish(st: &mut WorkerState, pol: &Policy, svc: &Service, id: ServiceId, now:
     if !syn && p.l3_len > pol.origins[usize::from(svc.origin)].mtu {
         return Err(DropReason::TooBig);
     }
-    Ok(Verdict::Pass(Pass { service: id, l3_offset: p.l3_offset, syn }))
+    Ok(Verdict::Pass(Pass {
+        service: id,
+        l3_offset: p.l3_offset,
+        syn,
+    }))
 }

@@ -18,16 +18,19 @@
 
 pub mod acl;
 pub mod build;
+pub mod classify;
 pub mod cookie;
 pub mod fingerprint;
 pub mod parse;
 pub mod policy;
 pub mod sketch;
 pub mod state;
+pub mod synauth;
 pub mod time;
 pub mod verdict;
 pub mod wire;
 
+pub use classify::classify;
 pub use parse::Parsed;
 pub use policy::Policy;
 pub use state::WorkerState;

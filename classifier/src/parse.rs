@@ -12,7 +12,7 @@
 //!   each other or the frame, or an IPv6 extension chain that is truncated or
 //!   longer than [`wire::ipv6::MAX_EXT_HEADERS`] → `BadIpHeader`; a TCP, UDP,
 //!   ICMP or ICMPv6 header that is truncated, a TCP data offset below 5 or
-//!   beyond the IP payload, a UDP length below 8 or beyond the IP payload →
+//!   beyond the IP payload, a UDP length below 8 or other than the IP payload (first fragments: beyond it) →
 //!   `BadL4Header`.
 //! - Everything after the IP header is read within the IP length field, not
 //!   the frame: Ethernet padding (frames are at least 60 bytes) is ignored.
@@ -407,9 +407,11 @@ fn parse_l4(seg: &[u8], proto: u8, frag: Frag, v6: bool) -> Result<L4Parsed, Dro
             }
             let ulen = usize::from(be16(seg, 4));
             // A first fragment holds only part of the datagram the length
-            // field counts.
+            // field counts. Otherwise the field must equal the IP payload:
+            // shorter is legal for RFC 768 but no stack sends it, and bytes
+            // past the datagram are a smuggling channel, so it is refused.
             let end = if frag == Frag::First { seg.len().min(ulen) } else { ulen };
-            if ulen < 8 || end > seg.len() {
+            if ulen < 8 || end > seg.len() || (frag != Frag::First && ulen != seg.len()) {
                 return Err(DropReason::BadL4Header);
             }
             Ok(L4Parsed {
@@ -602,7 +604,11 @@ mod tests {
         f[71] = 13;
         assert_eq!(parse(&f), Err(DropReason::BadL4Header), "UDP length beyond IP payload");
         f[71] = 8;
-        assert_eq!(parse(&f).unwrap().payload_len, 0);
+        assert_eq!(
+            parse(&f),
+            Err(DropReason::BadL4Header),
+            "UDP length short of the IP payload"
+        );
     }
 
     #[test]

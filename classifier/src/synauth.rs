@@ -40,7 +40,12 @@ const CHALLENGE_WINDOW: u16 = 65535;
 
 #[inline]
 fn tuple(p: &Parsed, t: &TcpInfo) -> Tuple {
-    Tuple { src: p.src, dst: p.dst, sport: t.sport, dport: t.dport }
+    Tuple {
+        src: p.src,
+        dst: p.dst,
+        sport: t.sport,
+        dport: t.dport,
+    }
 }
 
 /// The MSS option of a SYN, without a full option walk in the common case
@@ -92,10 +97,21 @@ pub fn challenge(
     match mode {
         // Our own sequence number is irrelevant (the client resets), but must
         // not leak the cookie: use its bitwise complement rotated.
-        SynAuth::ChallengeAck => build::tcp_reply(frame, p, (!c).rotate_left(13), c, syn_ack, CHALLENGE_WINDOW, None, out),
+        SynAuth::ChallengeAck => {
+            build::tcp_reply(frame, p, (!c).rotate_left(13), c, syn_ack, CHALLENGE_WINDOW, None, out)
+        }
         SynAuth::CookieReset => {
-            let mss = cookie::MSS_TABLE[usize::from(c & 7)];
-            build::tcp_reply(frame, p, c, t.seq.wrapping_add(1), syn_ack, CHALLENGE_WINDOW, Some(mss), out)
+            let mss = cookie::MSS_TABLE[(c & 7) as usize];
+            build::tcp_reply(
+                frame,
+                p,
+                c,
+                t.seq.wrapping_add(1),
+                syn_ack,
+                CHALLENGE_WINDOW,
+                Some(mss),
+                out,
+            )
         }
         SynAuth::Off => None,
     }

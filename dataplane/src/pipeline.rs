@@ -134,7 +134,10 @@ impl Pipeline {
                 };
                 self.counters.passed[usize::from(pass.service)] += 1;
                 self.counters.passed_bytes += len as u64;
-                Action::Forward { service: pass.service, frame: &self.out[REPLY_ROOM..REPLY_ROOM + len] }
+                Action::Forward {
+                    service: pass.service,
+                    frame: &self.out[REPLY_ROOM..REPLY_ROOM + len],
+                }
             }
         }
     }

@@ -99,8 +99,16 @@ pub struct Report {
 
 fn fp_count((fp, n): (Fp, u64)) -> FpCount {
     match fp {
-        Fp::Tcp(f) => FpCount { kind: "tcp", fingerprint: f.to_string(), packets: n },
-        Fp::Udp(f) => FpCount { kind: "udp", fingerprint: f.to_string(), packets: n },
+        Fp::Tcp(f) => FpCount {
+            kind: "tcp",
+            fingerprint: f.to_string(),
+            packets: n,
+        },
+        Fp::Udp(f) => FpCount {
+            kind: "udp",
+            fingerprint: f.to_string(),
+            packets: n,
+        },
     }
 }
 
@@ -119,7 +127,10 @@ impl Report {
             passed_per_service: services
                 .iter()
                 .zip(&c.passed)
-                .map(|(s, n)| Count { key: s.clone(), packets: *n })
+                .map(|(s, n)| Count {
+                    key: s.clone(),
+                    packets: *n,
+                })
                 .collect(),
             replies: c.replies,
             mss_clamped: c.mss_clamped,
@@ -130,7 +141,10 @@ impl Report {
                 .top()
                 .into_iter()
                 .take(TOP)
-                .map(|(k, n)| Count { key: k.to_string(), packets: n })
+                .map(|(k, n)| Count {
+                    key: k.to_string(),
+                    packets: n,
+                })
                 .collect(),
             top_fingerprints: col.fingerprints.top().into_iter().take(TOP).map(fp_count).collect(),
             proposed_signatures: col.fingerprints.propose(100, 0.01).into_iter().map(fp_count).collect(),

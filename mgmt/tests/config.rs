@@ -173,7 +173,8 @@ fn example_offline_uses_the_cluster_secret_and_cookie_reset() {
     assert_eq!(material.trim().len(), 32, "demo secret is 32 hex chars");
     assert_eq!(p.secrets.current, CookieSecrets::derive_key(material.trim().as_bytes()));
 
-    assert_eq!(p.services.len(), 2);
+    assert_eq!(p.services.len(), 3);
+    assert!(p.service_for(ip("2001:db8::10")).is_some());
     let api = &p.services[usize::from(p.service_for(ip("203.0.113.20")).unwrap())];
     assert_eq!(api.syn_auth, SynAuth::CookieReset);
     assert!(api.tcp_ports.contains(443) && api.tcp_ports.contains(8000) && api.tcp_ports.contains(8080));
@@ -212,7 +213,7 @@ fn moat_check_passes_on_both_examples() {
     })
     .unwrap();
     assert!(
-        line.contains("2 services, 2 origins, 2 ACL rules, 2 fingerprint rules, backend pcap"),
+        line.contains("3 services, 2 origins, 2 ACL rules, 2 fingerprint rules, backend pcap"),
         "{line}"
     );
 }

@@ -42,15 +42,23 @@ fn gen_config(cfg: &Config, count: u64, seed: u64) -> GenConfig {
 /// (source, destination, L4 payload, TCP flags or None for UDP).
 fn decap(frame: &[u8]) -> (String, String, Vec<u8>, Option<(bool, bool)>) {
     let outer = SlicedPacket::from_ethernet(frame).expect("outer frame parses");
-    let Some(NetSlice::Ipv4(ip)) = outer.net else { panic!("outer is not IPv4") };
+    let Some(NetSlice::Ipv4(ip)) = outer.net else {
+        panic!("outer is not IPv4")
+    };
     assert_eq!(ip.header().protocol(), etherparse::IpNumber::GRE);
     let gre = ip.payload().payload;
     let key = gre[0] & 0x20 != 0;
     let inner = &gre[if key { 8 } else { 4 }..];
     let p = SlicedPacket::from_ip(inner).expect("inner packet parses");
     let (src, dst) = match &p.net {
-        Some(NetSlice::Ipv4(i)) => (i.header().source_addr().to_string(), i.header().destination_addr().to_string()),
-        Some(NetSlice::Ipv6(i)) => (i.header().source_addr().to_string(), i.header().destination_addr().to_string()),
+        Some(NetSlice::Ipv4(i)) => (
+            i.header().source_addr().to_string(),
+            i.header().destination_addr().to_string(),
+        ),
+        Some(NetSlice::Ipv6(i)) => (
+            i.header().source_addr().to_string(),
+            i.header().destination_addr().to_string(),
+        ),
         _ => panic!("inner is not IP"),
     };
     match p.transport {
@@ -64,7 +72,11 @@ fn decap(frame: &[u8]) -> (String, String, Vec<u8>, Option<(bool, bool)>) {
 fn gen_mix_through_scrub_drops_attacks_and_delivers_every_legit_flow() {
     let cfg = config();
     let dir = tempfile::tempdir().unwrap();
-    let (input, clean, replies) = (dir.path().join("mix.pcap"), dir.path().join("clean.pcap"), dir.path().join("r.pcap"));
+    let (input, clean, replies) = (
+        dir.path().join("mix.pcap"),
+        dir.path().join("clean.pcap"),
+        dir.path().join("r.pcap"),
+    );
 
     // Generate, remembering what each packet is.
     let mut w = PcapWriter::create(&input).unwrap();
@@ -80,8 +92,11 @@ fn gen_mix_through_scrub_drops_attacks_and_delivers_every_legit_flow() {
                 let s = usize::from(p.l3_offset);
                 attack_inner.insert(pkt.frame[s..s + usize::from(p.l3_len)].to_vec());
             }
-        } else if let Ok(SlicedPacket { net: Some(net), transport: Some(t), .. }) =
-            SlicedPacket::from_ethernet(&pkt.frame)
+        } else if let Ok(SlicedPacket {
+            net: Some(net),
+            transport: Some(t),
+            ..
+        }) = SlicedPacket::from_ethernet(&pkt.frame)
         {
             let src = match net {
                 NetSlice::Ipv4(i) => i.header().source_addr().to_string(),
@@ -99,7 +114,11 @@ fn gen_mix_through_scrub_drops_attacks_and_delivers_every_legit_flow() {
     }
     w.finish().unwrap();
     assert_eq!(total, 60_000);
-    assert!(attacks > 20_000 && !legit_payloads.is_empty(), "{attacks} attacks, {} legit", legit_payloads.len());
+    assert!(
+        attacks > 20_000 && !legit_payloads.is_empty(),
+        "{attacks} attacks, {} legit",
+        legit_payloads.len()
+    );
 
     let report = scrub(&cfg, &input, &clean, Some(&replies)).unwrap();
     assert_eq!(report.packets, 60_000);
@@ -119,13 +138,19 @@ fn gen_mix_through_scrub_drops_attacks_and_delivers_every_legit_flow() {
         }
     }
     let missing: Vec<_> = legit_payloads.difference(&delivered).take(5).collect();
-    assert!(missing.is_empty(), "legitimate payloads not delivered (first 5): {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "legitimate payloads not delivered (first 5): {missing:?}"
+    );
     assert!(
         (attack_delivered as f64) <= attacks as f64 * 0.001,
         "{attack_delivered} of {attacks} attack packets delivered"
     );
     let drops = |r: DropReason| report.drops_per_reason[r.as_str()].as_u64().unwrap();
-    assert!(drops(DropReason::ChallengeAnswered) > 0, "no legitimate client answered a challenge");
+    assert!(
+        drops(DropReason::ChallengeAnswered) > 0,
+        "no legitimate client answered a challenge"
+    );
     assert!(drops(DropReason::ReflectionPort) > 0 && drops(DropReason::TcpNoFlow) > 0);
     assert!(report.replies > 0 && !report.top_sources.is_empty() && !report.top_fingerprints.is_empty());
 }
@@ -138,17 +163,33 @@ fn every_attack_profile_is_stopped_for_its_expected_reasons() {
     let cfg = config();
     let expected: &[(Profile, &[DropReason], bool)] = &[
         // (profile, reasons allowed, challenged with SYN-ACKs)
-        (Profile::SynFlood, &[BadSource, Land], true),
+        // offline.toml denies hping3's default SYN fingerprint outright; the
+        // mirai-like half is challenged.
+        (Profile::SynFlood, &[BadSource, Land, FingerprintDeny], true),
         (Profile::AckFlood, &[TcpNoFlow, BadSource, Land], false),
         (Profile::RstFlood, &[BadCookie, BadSource, Land], false),
-        (Profile::UdpFlood, &[PayloadMismatch, PortNotAllowed, ReflectionPort, BadSource, Land], false),
+        (
+            Profile::UdpFlood,
+            &[PayloadMismatch, PortNotAllowed, ReflectionPort, BadSource, Land],
+            false,
+        ),
         (Profile::DnsReflection, &[ReflectionPort], false),
         (Profile::NtpReflection, &[ReflectionPort], false),
         (Profile::MemcachedReflection, &[ReflectionPort], false),
-        (Profile::Frag, &[Fragment], false),
+        (Profile::Frag, &[Fragment, BadSource], false),
         (
             Profile::Malformed,
-            &[TruncatedL2, BadIpHeader, BadIpChecksum, BadL4Header, BadTcpFlags, Land, LowTtl, NonIp],
+            &[
+                TruncatedL2,
+                BadIpHeader,
+                BadIpChecksum,
+                BadL4Header,
+                BadTcpFlags,
+                Land,
+                LowTtl,
+                NonIp,
+                BadSource,
+            ],
             false,
         ),
     ];
@@ -156,7 +197,11 @@ fn every_attack_profile_is_stopped_for_its_expected_reasons() {
         let mut s = Scrubber::new(&cfg).unwrap();
         let mut seen: HashMap<DropReason, u64> = HashMap::new();
         let (mut passed, mut replied) = (0u64, 0u64);
-        let gc = GenConfig { mix: vec![(*profile, 1)], ipv6_share: 0.2, ..gen_config(&cfg, 5_000, 5) };
+        let gc = GenConfig {
+            mix: vec![(*profile, 1)],
+            ipv6_share: 0.2,
+            ..gen_config(&cfg, 5_000, 5)
+        };
         for mut pkt in Generator::new(gc) {
             match s.feed(pkt.ts, &mut pkt.frame) {
                 Action::Forward { .. } => passed += 1,
@@ -166,10 +211,15 @@ fn every_attack_profile_is_stopped_for_its_expected_reasons() {
         }
         assert_eq!(passed, 0, "{}: {passed} packets passed", profile.name());
         for r in seen.keys() {
-            assert!(reasons.contains(r), "{}: unexpected reason {r} ({seen:?})", profile.name());
+            assert!(
+                reasons.contains(r),
+                "{}: unexpected reason {r} ({seen:?})",
+                profile.name()
+            );
         }
         if *challenged {
-            assert!(replied > 4_900, "{}: only {replied} challenges", profile.name());
+            assert!(replied > 2_000, "{}: only {replied} challenges", profile.name());
+            assert!(seen.get(&FingerprintDeny).copied().unwrap_or(0) > 1_500, "{seen:?}");
         } else {
             assert_eq!(replied, 0, "{}: {replied} replies", profile.name());
         }

@@ -67,7 +67,12 @@ impl Scrubber {
     /// With a policy built by the caller (e.g. with its own cookie secret).
     pub fn with_policy(cfg: &Config, policy: classifier::Policy, secret: String) -> anyhow::Result<Self> {
         let pipe = Pipeline::new(&policy, cfg.gre_params_static(&policy)?, &cfg.classifier_state(), 1);
-        Ok(Scrubber { policy, pipe, col: Collector::default(), secret })
+        Ok(Scrubber {
+            policy,
+            pipe,
+            col: Collector::default(),
+            secret,
+        })
     }
 
     /// Runs one frame received at `ts` through the pipeline.

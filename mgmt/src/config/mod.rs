@@ -516,7 +516,10 @@ impl Config {
     /// [`Config::policy`], so origin indices match), for backends without ARP
     /// (offline scrubbing, the memory backend): every next hop needs a static
     /// MAC (`origins[].mac` or `ports.gateway_mac`).
-    pub fn gre_params_static(&self, policy: &classifier::Policy) -> Result<Vec<classifier::build::GreParams>, ConfigError> {
+    pub fn gre_params_static(
+        &self,
+        policy: &classifier::Policy,
+    ) -> Result<Vec<classifier::build::GreParams>, ConfigError> {
         policy
             .origins
             .iter()
@@ -550,6 +553,10 @@ impl Config {
     /// Table capacities as the classifier takes them.
     pub fn classifier_state(&self) -> classifier::state::StateConfig {
         let t = self.state_config();
-        classifier::state::StateConfig { flows: t.flows, verified: t.verified, sources: t.sources }
+        classifier::state::StateConfig {
+            flows: t.flows,
+            verified: t.verified,
+            sources: t.sources,
+        }
     }
 }
