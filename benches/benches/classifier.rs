@@ -114,7 +114,7 @@ fn bench_classify_established(c: &mut Criterion) {
             classifier::parse::L4::Tcp(t) => t.flags,
             _ => continue,
         };
-        if tcp_flags & (flags::FIN | flags::RST) != 0 {
+        if tcp_flags & flags::FIN != 0 {
             continue; // keep the flows open for the measurement
         }
         let v = classify(&mut st, &pol, *ts, f, &mut reply);

@@ -59,39 +59,87 @@ pub fn tcp_reply(
     let len = l2 + ip_len + tcp_len;
     let padded = len.max(ETH_MIN_FRAME);
     let out = out.get_mut(..padded)?;
-    out.fill(0);
+    // Challenges are the hot reply path (a spoofed SYN flood is answered one
+    // for one), so the headers are written as bytes and the checksums summed
+    // from the fields directly rather than through the views and a second
+    // pass over the buffer (RFC 1071: the sum is order-independent).
+    out[len..].fill(0);
     swap_macs(req.get(..l2)?, &mut out[..l2]);
 
-    let mut seg = wire::TcpPacket::new_unchecked(&mut out[l2 + ip_len..len]);
-    seg.set_src_port(t.dport);
-    seg.set_dst_port(t.sport);
-    seg.set_seq_number(seq);
-    seg.set_ack_number(ack);
-    seg.set_header_len(tcp_len as u8);
-    seg.set_flags(flags);
-    seg.set_window_len(window);
+    let seg = &mut out[l2 + ip_len..len];
+    seg[0..2].copy_from_slice(&t.dport.to_be_bytes());
+    seg[2..4].copy_from_slice(&t.sport.to_be_bytes());
+    seg[4..8].copy_from_slice(&seq.to_be_bytes());
+    seg[8..12].copy_from_slice(&ack.to_be_bytes());
+    let doff_flags = ((tcp_len as u16 / 4) << 12) | u16::from(flags);
+    seg[12..14].copy_from_slice(&doff_flags.to_be_bytes());
+    seg[14..16].copy_from_slice(&window.to_be_bytes());
+    seg[16..20].fill(0); // checksum (below), urgent pointer
+    let mut sum =
+        u32::from(t.dport) + u32::from(t.sport) + fold32(seq) + fold32(ack) + u32::from(doff_flags) + u32::from(window);
     if let Some(m) = mss {
-        TcpOption::MaxSegmentSize(m).emit(seg.options_mut())?;
+        // Kind 2, length 4 (RFC 9293 §3.2).
+        seg[20..24].copy_from_slice(&[2, 4, (m >> 8) as u8, m as u8]);
+        sum += 0x0204 + u32::from(m);
     }
-    seg.fill_checksum(p.dst, p.src);
-
-    let ip = &mut out[l2..len];
-    match (p.dst, p.src) {
+    let pseudo = match (p.dst, p.src) {
         (IpAddr::V4(src), IpAddr::V4(dst)) => {
-            write_ipv4(ip, src, dst, IpProtocol::Tcp, 0, REPLY_TTL)?;
+            let total = (ip_len + tcp_len) as u16;
+            let ip = &mut out[l2..l2 + ip_len];
+            // Version 4, IHL 5, DSCP/ECN 0, id 0, DF, TTL, protocol TCP.
+            ip[0..12].copy_from_slice(&[
+                0x45,
+                0,
+                (total >> 8) as u8,
+                total as u8,
+                0,
+                0,
+                0x40,
+                0,
+                REPLY_TTL,
+                6,
+                0,
+                0,
+            ]);
+            ip[12..16].copy_from_slice(&src.octets());
+            ip[16..20].copy_from_slice(&dst.octets());
+            let addrs = fold32(u32::from(src)) + fold32(u32::from(dst));
+            let ip_sum = 0x4500 + u32::from(total) + 0x4000 + ((u32::from(REPLY_TTL) << 8) | 6) + addrs;
+            ip[10..12].copy_from_slice(&(!fold(ip_sum)).to_be_bytes());
+            addrs + 6 + tcp_len as u32
         }
         (IpAddr::V6(src), IpAddr::V6(dst)) => {
-            let mut h = wire::Ipv6Packet::new_unchecked(ip);
-            h.set_version_tc_flow(0, 0);
-            h.set_payload_len(tcp_len as u16);
-            h.set_next_header(IpProtocol::Tcp);
-            h.set_hop_limit(REPLY_TTL);
-            h.set_src_addr(src);
-            h.set_dst_addr(dst);
+            let ip = &mut out[l2..l2 + ip_len];
+            ip[0..8].copy_from_slice(&[0x60, 0, 0, 0, 0, tcp_len as u8, 6, REPLY_TTL]);
+            ip[8..24].copy_from_slice(&src.octets());
+            ip[24..40].copy_from_slice(&dst.octets());
+            fold128(u128::from(src)) + fold128(u128::from(dst)) + 6 + tcp_len as u32
         }
         _ => return None,
-    }
+    };
+    let csum = !fold(sum + pseudo);
+    out[l2 + ip_len + 16..l2 + ip_len + 18].copy_from_slice(&csum.to_be_bytes());
     Some(padded)
+}
+
+/// Sum of the two 16-bit halves of a big-endian 32-bit field.
+#[inline]
+fn fold32(v: u32) -> u32 {
+    (v >> 16) + (v & 0xffff)
+}
+
+/// Sum of the eight 16-bit words of an IPv6 address (fits in 20 bits).
+#[inline]
+fn fold128(v: u128) -> u32 {
+    fold32((v >> 96) as u32) + fold32((v >> 64) as u32) + fold32((v >> 32) as u32) + fold32(v as u32)
+}
+
+/// One's-complement fold of a 32-bit sum to 16 bits (end-around carries).
+#[inline]
+fn fold(mut sum: u32) -> u16 {
+    sum = (sum >> 16) + (sum & 0xffff);
+    sum = (sum >> 16) + (sum & 0xffff);
+    sum as u16
 }
 
 /// Copies the L2 header with source and destination MACs swapped; VLAN tags
@@ -100,24 +148,6 @@ fn swap_macs(req_l2: &[u8], out_l2: &mut [u8]) {
     out_l2.copy_from_slice(req_l2);
     out_l2[..6].copy_from_slice(&req_l2[6..12]);
     out_l2[6..12].copy_from_slice(&req_l2[..6]);
-}
-
-/// Writes a 20-byte IPv4 header (id 0, DF, no options) for a packet of
-/// `ip.len()` bytes, with its checksum.
-fn write_ipv4(ip: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, ecn: u8, ttl: u8) -> Option<()> {
-    let total = u16::try_from(ip.len()).ok()?;
-    let mut h = wire::Ipv4Packet::new_unchecked(ip);
-    h.set_version_and_header_len(wire::ipv4::HEADER_LEN as u8);
-    h.set_dscp_ecn(0, ecn);
-    h.set_total_len(total);
-    h.set_ident(0);
-    h.set_frag(true, false, 0);
-    h.set_ttl(ttl);
-    h.set_protocol(proto);
-    h.set_src_addr(src);
-    h.set_dst_addr(dst);
-    h.fill_checksum();
-    Some(())
 }
 
 /// Answers an ARP request `req` (parsed `p`) for the address it asks about

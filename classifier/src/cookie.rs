@@ -5,11 +5,11 @@
 //! Layout of a cookie (most significant bit first):
 //!
 //! ```text
-//!  31                               5 4   3 2     0
-//! +----------------------------------+-----+-------+
-//! |     MAC (27 bits of SipHash)     |slot |  MSS  |
-//! |                                  |& 3  | index |
-//! +----------------------------------+-----+-------+
+//!  31                             6   5   4   3 2     0
+//! +--------------------------------+---+-----+-------+
+//! |    MAC (26 bits of SipHash)    |gen|slot |  MSS  |
+//! |                                |& 1|& 3  | index |
+//! +--------------------------------+---+-----+-------+
 //! ```
 //!
 //! A slot lasts [`SLOT_SECS`] = 64 s, a power of two so that the slot is a
@@ -17,12 +17,14 @@
 //! shares the secret. A cookie is accepted in the slot it was made and the one
 //! after (64 to 128 s of validity): long enough for a client stack's answer
 //! and its SYN retransmissions, short enough that a captured cookie is soon
-//! useless. The two low slot bits name the slot, so verification computes one
-//! MAC per secret, never a search over slots.
+//! useless. The two low slot bits name the slot and the `gen` bit names the
+//! secret (current or previous), so verification computes exactly one MAC,
+//! never a search over slots or secrets: a flood of forged answers costs one
+//! SipHash each.
 //!
 //! Cost/security trade-off: an attacker who does not know the secret must
-//! guess 27 bits per (src, dst, ports) within two minutes: at one million
-//! guesses per second that is one success per ~134 s per tuple, which verifies
+//! guess 26 bits per (src, dst, ports) within two minutes: at one million
+//! guesses per second that is one success per ~67 s per tuple, which verifies
 //! a single source address (a spoofer then learns nothing it can reuse), and
 //! secrets rotate so a leaked cookie dies with them. Comparison is on
 //! integers by XOR, constant time in the value compared.
@@ -48,11 +50,14 @@ pub type Key = [u8; 16];
 
 /// The current and previous cookie secrets. Cookies are made with `current`
 /// and accepted with either, so a rotation never invalidates a cookie in
-/// flight.
+/// flight. `generation` counts rotations; its parity is carried in each
+/// cookie, so nodes of a cluster must rotate in step (derive each
+/// generation's key from the shared secret and a common epoch).
 #[derive(Clone, PartialEq, Eq)]
 pub struct CookieSecrets {
     pub current: Key,
     pub previous: Key,
+    pub generation: u64,
 }
 
 impl core::fmt::Debug for CookieSecrets {
@@ -67,6 +72,7 @@ impl CookieSecrets {
         CookieSecrets {
             current: key,
             previous: key,
+            generation: 0,
         }
     }
 
@@ -74,6 +80,17 @@ impl CookieSecrets {
     pub fn rotate(&mut self, next: Key) {
         self.previous = self.current;
         self.current = next;
+        self.generation = self.generation.wrapping_add(1);
+    }
+
+    /// The key of the generation whose parity is `gen_bit`.
+    #[inline]
+    fn key_for(&self, gen_bit: u32) -> &Key {
+        if u64::from(gen_bit) == self.generation & 1 {
+            &self.current
+        } else {
+            &self.previous
+        }
     }
 
     /// Derives a key from arbitrary secret material (e.g. the contents of the
@@ -106,31 +123,38 @@ pub fn slot(now: Nanos) -> u64 {
 /// (0 when `mss` is below every entry).
 #[inline]
 pub fn mss_index(mss: u16) -> u8 {
-    let mut idx = 0;
-    for (i, m) in MSS_TABLE.iter().enumerate() {
-        if *m <= mss {
-            idx = i as u8;
-        }
-    }
-    idx
+    // The table is sorted: count the entries not above `mss`.
+    MSS_TABLE.partition_point(|m| *m <= mss).saturating_sub(1) as u8
 }
 
+/// The MAC: SipHash-2-4 over the tuple and `slot << 3 | mss_idx`, hashed in
+/// one shot from a stack buffer (16 bytes for IPv4, 40 for IPv6), top 26
+/// bits. The slot counts 64 s periods since 1970 and fits 29 bits until
+/// year 3000, so `slot << 3 | mss` fits the 32-bit field.
 #[inline]
 fn mac(key: &Key, t: &Tuple, slot: u64, mss_idx: u8) -> u32 {
-    let mut h = SipHasher24::new_with_key(key);
-    match (t.src, t.dst) {
+    let h = SipHasher24::new_with_key(key);
+    let tail = ((slot as u32) << 3) | u32::from(mss_idx);
+    let ports = (u32::from(t.sport) << 16) | u32::from(t.dport);
+    let sum = match (t.src, t.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            h.write_u32(u32::from(s));
-            h.write_u32(u32::from(d));
+            let mut b = [0u8; 16];
+            b[0..4].copy_from_slice(&s.octets());
+            b[4..8].copy_from_slice(&d.octets());
+            b[8..12].copy_from_slice(&ports.to_be_bytes());
+            b[12..16].copy_from_slice(&tail.to_be_bytes());
+            h.hash(&b)
         }
         (s, d) => {
-            h.write_u128(v6_bits(s));
-            h.write_u128(v6_bits(d));
+            let mut b = [0u8; 40];
+            b[0..16].copy_from_slice(&v6_bits(s).to_be_bytes());
+            b[16..32].copy_from_slice(&v6_bits(d).to_be_bytes());
+            b[32..36].copy_from_slice(&ports.to_be_bytes());
+            b[36..40].copy_from_slice(&tail.to_be_bytes());
+            h.hash(&b)
         }
-    }
-    h.write_u32((u32::from(t.sport) << 16) | u32::from(t.dport));
-    h.write_u64((slot << 3) | u64::from(mss_idx));
-    (h.finish() >> 37) as u32 // top 27 bits
+    };
+    (sum >> 38) as u32 // top 26 bits
 }
 
 fn v6_bits(a: IpAddr) -> u128 {
@@ -145,7 +169,8 @@ fn v6_bits(a: IpAddr) -> u128 {
 pub fn make(secrets: &CookieSecrets, t: &Tuple, now: Nanos, mss_idx: u8) -> u32 {
     let s = slot(now);
     let mss_idx = mss_idx & 7;
-    (mac(&secrets.current, t, s, mss_idx) << 5) | (((s & 3) as u32) << 3) | u32::from(mss_idx)
+    let gen = (secrets.generation & 1) as u32;
+    (mac(&secrets.current, t, s, mss_idx) << 6) | (gen << 5) | (((s & 3) as u32) << 3) | u32::from(mss_idx)
 }
 
 /// Checks `cookie` for `t` at `now`. Returns the MSS index it carries when the
@@ -162,10 +187,9 @@ pub fn check(secrets: &CookieSecrets, t: &Tuple, now: Nanos, cookie: u32) -> Opt
     }
     let s = now_slot.wrapping_sub(age);
     let mss_idx = (cookie & 7) as u8;
-    let want = cookie >> 5;
-    let ok_cur = (mac(&secrets.current, t, s, mss_idx) ^ want) == 0;
-    let ok_prev = (mac(&secrets.previous, t, s, mss_idx) ^ want) == 0;
-    if ok_cur | ok_prev {
+    let want = cookie >> 6;
+    let key = secrets.key_for((cookie >> 5) & 1);
+    if (mac(key, t, s, mss_idx) ^ want) == 0 {
         Some(mss_idx)
     } else {
         None
@@ -222,7 +246,7 @@ mod tests {
         assert_eq!(check(&s, &t, T0, c), None);
         assert_eq!(check(&CookieSecrets::new([8; 16]), &tuple(), T0, c), None);
         // Flipping any MAC bit breaks it.
-        for bit in 5..32 {
+        for bit in 6..32 {
             assert_eq!(check(&s, &tuple(), T0, c ^ (1 << bit)), None, "bit {bit}");
         }
     }
@@ -235,6 +259,17 @@ mod tests {
         assert_eq!(check(&s, &tuple(), T0, c), Some(2));
         s.rotate([3; 16]);
         assert_eq!(check(&s, &tuple(), T0, c), None);
+    }
+
+    #[test]
+    fn generation_bit_selects_the_secret() {
+        let mut s = CookieSecrets::new([1; 16]);
+        s.rotate([2; 16]);
+        let c = make(&s, &tuple(), T0, 4);
+        assert_eq!(c >> 5 & 1, 1, "generation 1 is odd");
+        assert_eq!(check(&s, &tuple(), T0, c), Some(4));
+        // The same MAC claimed under the other generation is refused.
+        assert_eq!(check(&s, &tuple(), T0, c ^ (1 << 5)), None);
     }
 
     #[test]

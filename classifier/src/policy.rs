@@ -303,7 +303,11 @@ impl Default for Timeouts {
 pub struct Policy {
     pub services: Vec<Service>,
     pub origins: Vec<Origin>,
-    vip_index: HashMap<IpAddr, ServiceId, ahash::RandomState>,
+    // VIPs keyed by plain integers: hashing a u32 is a few instructions,
+    // hashing an `IpAddr` (discriminant, length prefix, bytes) several times
+    // that, on every packet.
+    vip4: HashMap<u32, ServiceId, ahash::RandomState>,
+    vip6: HashMap<u128, ServiceId, ahash::RandomState>,
     pub acl: Acl,
     pub reflection_ports: PortSet,
     /// ICMP (v4) types accepted for services that allow ICMP.
@@ -349,7 +353,8 @@ impl Policy {
         Policy {
             services: Vec::new(),
             origins: Vec::new(),
-            vip_index: HashMap::default(),
+            vip4: HashMap::default(),
+            vip6: HashMap::default(),
             acl: Acl::default(),
             reflection_ports: PortSet::from_ports(REFLECTION_PORTS.iter().map(|(p, _)| *p)),
             // Echo reply, destination unreachable (PMTUD), echo request, time
@@ -377,7 +382,7 @@ impl Policy {
 
     /// Adds a service, returning its id.
     pub fn add_service(&mut self, mut service: Service) -> Result<ServiceId, PolicyError> {
-        if self.vip_index.contains_key(&service.vip) {
+        if self.service_for(service.vip).is_some() {
             return Err(PolicyError::DuplicateVip(service.vip));
         }
         if usize::from(service.origin) >= self.origins.len() {
@@ -385,7 +390,10 @@ impl Policy {
         }
         let id = ServiceId::try_from(self.services.len()).map_err(|_| PolicyError::TooManyServices)?;
         service.payload_rules.sort_by_key(|r| r.port);
-        self.vip_index.insert(service.vip, id);
+        match service.vip {
+            IpAddr::V4(a) => self.vip4.insert(u32::from(a), id),
+            IpAddr::V6(a) => self.vip6.insert(u128::from(a), id),
+        };
         self.services.push(service);
         Ok(id)
     }
@@ -393,7 +401,10 @@ impl Policy {
     /// The service whose VIP is `dst`.
     #[inline]
     pub fn service_for(&self, dst: IpAddr) -> Option<ServiceId> {
-        self.vip_index.get(&dst).copied()
+        match dst {
+            IpAddr::V4(a) => self.vip4.get(&u32::from(a)).copied(),
+            IpAddr::V6(a) => self.vip6.get(&u128::from(a)).copied(),
+        }
     }
 
     /// The MAC of the node's address `ip`, if it is one.
