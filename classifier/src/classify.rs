@@ -138,11 +138,15 @@ fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
     Ok(())
 }
 
+/// Sources no client can have. An IPv4-mapped IPv6 source (`::ffff:a.b.c.d`)
+/// never appears on the wire (RFC 4291 §2.5.5.2; Linux refuses such SYNs in
+/// `tcp_v6_conn_request`), and since ACL rules are per family it would
+/// otherwise slip past an IPv4 deny rule.
 #[inline]
 fn bogus_source(a: IpAddr) -> bool {
     match a {
         IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_loopback() || a.is_unspecified(),
-        IpAddr::V6(a) => a.is_multicast() || a.is_loopback() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_loopback() || a.is_unspecified() || a.to_ipv4_mapped().is_some(),
     }
 }
 
