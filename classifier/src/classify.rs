@@ -138,11 +138,15 @@ fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
     Ok(())
 }
 
+/// Sources no client can have. An IPv4-mapped IPv6 source (`::ffff:a.b.c.d`)
+/// never appears on the wire (RFC 4291 §2.5.5.2; Linux refuses such SYNs in
+/// `tcp_v6_conn_request`), and since ACL rules are per family it would
+/// otherwise slip past an IPv4 deny rule.
 #[inline]
 fn bogus_source(a: IpAddr) -> bool {
     match a {
         IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_loopback() || a.is_unspecified(),
-        IpAddr::V6(a) => a.is_multicast() || a.is_loopback() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_loopback() || a.is_unspecified() || a.to_ipv4_mapped().is_some(),
     }
 }
 
@@ -244,14 +248,21 @@ fn tcp(
     let is_rst = t.flags & flags::RST != 0;
     let pure_ack = t.flags & (flags::ACK | flags::SYN | flags::RST | flags::FIN) == flags::ACK;
     match svc.syn_auth {
-        SynAuth::ChallengeAck if is_rst => {
-            if !synauth::check_rst(&pol.secrets, now, p, t) {
+        // ACL-allowed sources are never challenged, so nothing they send is
+        // an answer.
+        SynAuth::ChallengeAck if is_rst && !trusted => {
+            if synauth::check_rst(&pol.secrets, now, p, t) {
+                st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+                return Err(DropReason::ChallengeAnswered);
+            }
+            // Not an answer: a verified source's RST for a flow the table no
+            // longer holds (evicted, idle, begun before a restart) goes on to
+            // the pass rule below, like its other segments.
+            if !st.verified.is_verified(p.src, now) {
                 return Err(DropReason::BadCookie);
             }
-            st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
-            return Err(DropReason::ChallengeAnswered);
         }
-        SynAuth::CookieReset if pure_ack && !st.verified.is_verified(p.src, now) => {
+        SynAuth::CookieReset if pure_ack && !trusted && !st.verified.is_verified(p.src, now) => {
             if !synauth::check_ack(&pol.secrets, now, p, t) {
                 return Err(DropReason::BadCookie);
             }

@@ -1,7 +1,18 @@
-//! Helpers shared by the integration tests: call every accessor of every
-//! view, and everything downstream of `parse`, on arbitrary bytes. The
-//! property tests only need these not to panic; the invariants they assert
-//! are the documented bounds of `Parsed`.
+//! Helpers shared by the integration tests.
+//!
+//! - `exercise_views`, `exercise_parse`: call every accessor of every view,
+//!   and everything downstream of `parse`, on arbitrary bytes. The property
+//!   tests only need these not to panic; the invariants they assert are the
+//!   documented bounds of `Parsed`.
+//! - [`net`]: end-to-end `classify` tests: frames built by etherparse (an
+//!   independent implementation, never our builders), a policy built in
+//!   code, a node (state + policy + reply buffer) driven by simulated time,
+//!   and replies parsed back by etherparse with their checksums checked.
+//!
+//! Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
+
+pub mod net;
 
 use classifier::build::{self, GreParams};
 use classifier::fingerprint::{tcp_fingerprint, udp_fingerprint};
