@@ -127,14 +127,15 @@ pub fn mss_index(mss: u16) -> u8 {
     MSS_TABLE.partition_point(|m| *m <= mss).saturating_sub(1) as u8
 }
 
-/// The MAC: SipHash-2-4 over the tuple and `slot << 3 | mss_idx`, hashed in
-/// one shot from a stack buffer (16 bytes for IPv4, 40 for IPv6), top 26
-/// bits. The slot counts 64 s periods since 1970 and fits 29 bits until
-/// year 3000, so `slot << 3 | mss` fits the 32-bit field.
+/// The MAC: SipHash-2-4 over the tuple and `slot << 4 | gen << 3 | mss_idx`,
+/// hashed in one shot from a stack buffer (16 bytes for IPv4, 40 for IPv6),
+/// top 26 bits. The slot counts 64 s periods since 1970 and fits 28 bits
+/// until the year 2500, so the tail fits its 32-bit field. The generation
+/// bit is under the MAC so that it cannot be flipped to pick the other key.
 #[inline]
-fn mac(key: &Key, t: &Tuple, slot: u64, mss_idx: u8) -> u32 {
+fn mac(key: &Key, t: &Tuple, slot: u64, gen: u32, mss_idx: u8) -> u32 {
     let h = SipHasher24::new_with_key(key);
-    let tail = ((slot as u32) << 3) | u32::from(mss_idx);
+    let tail = ((slot as u32) << 4) | (gen << 3) | u32::from(mss_idx);
     let ports = (u32::from(t.sport) << 16) | u32::from(t.dport);
     let sum = match (t.src, t.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -170,7 +171,7 @@ pub fn make(secrets: &CookieSecrets, t: &Tuple, now: Nanos, mss_idx: u8) -> u32 
     let s = slot(now);
     let mss_idx = mss_idx & 7;
     let gen = (secrets.generation & 1) as u32;
-    (mac(&secrets.current, t, s, mss_idx) << 6) | (gen << 5) | (((s & 3) as u32) << 3) | u32::from(mss_idx)
+    (mac(&secrets.current, t, s, gen, mss_idx) << 6) | (gen << 5) | (((s & 3) as u32) << 3) | u32::from(mss_idx)
 }
 
 /// Checks `cookie` for `t` at `now`. Returns the MSS index it carries when the
@@ -188,8 +189,8 @@ pub fn check(secrets: &CookieSecrets, t: &Tuple, now: Nanos, cookie: u32) -> Opt
     let s = now_slot.wrapping_sub(age);
     let mss_idx = (cookie & 7) as u8;
     let want = cookie >> 6;
-    let key = secrets.key_for((cookie >> 5) & 1);
-    if (mac(key, t, s, mss_idx) ^ want) == 0 {
+    let gen = (cookie >> 5) & 1;
+    if (mac(secrets.key_for(gen), t, s, gen, mss_idx) ^ want) == 0 {
         Some(mss_idx)
     } else {
         None
@@ -245,8 +246,8 @@ mod tests {
         t.src = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8));
         assert_eq!(check(&s, &t, T0, c), None);
         assert_eq!(check(&CookieSecrets::new([8; 16]), &tuple(), T0, c), None);
-        // Flipping any MAC bit breaks it.
-        for bit in 6..32 {
+        // Flipping any MAC or generation bit breaks it.
+        for bit in 5..32 {
             assert_eq!(check(&s, &tuple(), T0, c ^ (1 << bit)), None, "bit {bit}");
         }
     }
