@@ -175,7 +175,8 @@ fn src_limit(
         SourceLimit::Syn => (svc.limits.src_syn_pps, DropReason::RateLimitSyn),
         SourceLimit::NewFlow => (svc.limits.src_new_flows_ps, DropReason::RateLimitNewFlow),
     };
-    if trusted || st.sources.allow(src, now, which, rate) {
+    // Rate 0 (unlimited, the default) must not cost a table call per packet.
+    if rate == 0 || trusted || st.sources.allow(src, now, which, rate) {
         Ok(())
     } else {
         Err(reason)
