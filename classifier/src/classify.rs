@@ -75,7 +75,7 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
         // A non-first fragment has no L4 header to check: it is let through
         // under the per-source and service limits only.
         (Frag::Later, FragPolicy::Allow) => {
-            src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+            src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
             return finish(st, pol, svc, id, now, p, false);
         }
         (Frag::First, FragPolicy::Allow) => {}
@@ -165,6 +165,7 @@ fn bad_flags(f: u8) -> bool {
 fn src_limit(
     st: &mut WorkerState,
     svc: &Service,
+    id: ServiceId,
     src: IpAddr,
     now: Nanos,
     which: SourceLimit,
@@ -176,7 +177,7 @@ fn src_limit(
         SourceLimit::NewFlow => (svc.limits.src_new_flows_ps, DropReason::RateLimitNewFlow),
     };
     // Rate 0 (unlimited, the default) must not cost a table call per packet.
-    if rate == 0 || trusted || st.sources.allow(src, now, which, rate) {
+    if rate == 0 || trusted || st.sources.allow(src, id, now, which, rate) {
         Ok(())
     } else {
         Err(reason)
@@ -213,7 +214,7 @@ fn tcp(
             }
         }
     }
-    src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+    src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
     let key = FlowKey {
         src: p.src,
         dst: p.dst,
@@ -222,7 +223,7 @@ fn tcp(
     };
     let idle = pol.timeouts.flow_idle;
     if syn {
-        src_limit(st, svc, p.src, now, SourceLimit::Syn, trusted)?;
+        src_limit(st, svc, id, p.src, now, SourceLimit::Syn, trusted)?;
         let authenticated = trusted || svc.syn_auth == SynAuth::Off || st.verified.is_verified(p.src, now);
         if !authenticated {
             if !st.services[usize::from(id)].challenges.take(now) {
@@ -234,7 +235,7 @@ fn tcp(
         }
         // A retransmitted SYN of a flow already admitted is not a new flow.
         if !st.flows.touch(&key, now, idle) {
-            src_limit(st, svc, p.src, now, SourceLimit::NewFlow, trusted)?;
+            src_limit(st, svc, id, p.src, now, SourceLimit::NewFlow, trusted)?;
             st.flows.insert(key, now, idle);
         }
         return finish(st, pol, svc, id, now, p, true);
@@ -311,7 +312,7 @@ fn udp(
         }
     }
     datagram_signatures(pol, frame, p)?;
-    src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+    src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
     finish(st, pol, svc, id, now, p, false)
 }
 
@@ -332,7 +333,7 @@ fn icmp(
     if !type_ok {
         return Err(DropReason::IcmpType);
     }
-    src_limit(st, svc, p.src, now, SourceLimit::Pps, trusted)?;
+    src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
     finish(st, pol, svc, id, now, p, false)
 }
 

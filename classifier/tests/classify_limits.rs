@@ -293,3 +293,20 @@ fn unlimited_service_leaves_source_buckets_alone() {
     let syn = Pkt::syn(src(1), 4000, vip4(), 443, 1).build();
     assert_eq!(burst(&mut n, T0, &syn, 3, DropReason::RateLimitSource), 1);
 }
+
+#[test]
+fn source_buckets_are_per_service() {
+    let limits = Limits {
+        src_pps: 5,
+        ..Limits::default()
+    };
+    let mut other = game(limits);
+    other.name = "game2".into();
+    other.vip = ip("203.0.113.21");
+    let mut n = Node::new(policy_with(KEY, vec![game(limits), other]));
+    let to_first = udp_from(src(1));
+    let to_second = Pkt::udp(src(1), 50000, ip("203.0.113.21"), 27015, b"state update").build();
+    // Spending the allowance toward one service leaves the other's intact.
+    assert_eq!(burst(&mut n, T0, &to_first, 8, DropReason::RateLimitSource), 5);
+    assert_eq!(burst(&mut n, T0, &to_second, 8, DropReason::RateLimitSource), 5);
+}

@@ -145,7 +145,7 @@ fn packet(st: &mut WorkerState, rng: &mut Rng, now: Nanos, vip: IpAddr) -> u32 {
         (SourceLimit::Syn, 10),
         (SourceLimit::NewFlow, 5),
     ] {
-        passed += u32::from(st.sources.allow(src, now, which, rate));
+        passed += u32::from(st.sources.allow(src, 0, now, which, rate));
     }
     passed += u32::from(st.verified.is_verified(src, now));
     passed += u32::from(st.flows.touch(&key, now, IDLE));

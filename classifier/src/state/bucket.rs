@@ -155,19 +155,21 @@ impl SourceTable {
         }
     }
 
-    /// Takes one token from `src`'s bucket `which`, refilled at `rate_per_s`
-    /// with burst = max(rate_per_s, 1) (one second's worth).
+    /// Takes one token from the bucket `which` of `src` toward `service`,
+    /// refilled at `rate_per_s` with burst = max(rate_per_s, 1) (one second's
+    /// worth). Buckets are per (source, service): a source's traffic to one
+    /// service never spends its allowance toward another.
     /// `rate_per_s == 0` = unlimited: returns true without touching the
     /// table. A source not in the table starts with full buckets.
     #[inline]
-    pub fn allow(&mut self, src: IpAddr, now: Nanos, which: SourceLimit, rate_per_s: u32) -> bool {
+    pub fn allow(&mut self, src: IpAddr, service: u16, now: Nanos, which: SourceLimit, rate_per_s: u32) -> bool {
         if rate_per_s == 0 {
             return true;
         }
         let rate = u64::from(rate_per_s);
         // Burst = rate tokens: at most 4.3e18 nano-tokens, fits a u64.
         let cap = rate * TOKEN;
-        let key = AddrKey::new(src);
+        let key = AddrKey::tagged(src, service);
         let i = which as usize;
         match self.table.probe(&key) {
             Ok(hit) => match self.table.get_mut(hit).and_then(|levels| levels.get_mut(i)) {
@@ -300,15 +302,18 @@ mod tests {
         let mut t = SourceTable::with_capacity(16);
         let now = 10 * SECOND;
         // Burst = rate = 3 per second.
-        assert_eq!((0..5).filter(|_| t.allow(ip(1), now, SourceLimit::Syn, 3)).count(), 3);
-        assert!(t.allow(ip(1), now, SourceLimit::Pps, 3));
-        assert!(t.allow(ip(1), now, SourceLimit::NewFlow, 3));
-        assert!(t.allow(ip(2), now, SourceLimit::Syn, 3));
+        assert_eq!(
+            (0..5).filter(|_| t.allow(ip(1), 0, now, SourceLimit::Syn, 3)).count(),
+            3
+        );
+        assert!(t.allow(ip(1), 0, now, SourceLimit::Pps, 3));
+        assert!(t.allow(ip(1), 0, now, SourceLimit::NewFlow, 3));
+        assert!(t.allow(ip(2), 0, now, SourceLimit::Syn, 3));
         assert_eq!(t.len(), 2);
         // A third of a second later one SYN token is back.
         let later = now + SECOND / 3 + 1;
-        assert!(t.allow(ip(1), later, SourceLimit::Syn, 3));
-        assert!(!t.allow(ip(1), later, SourceLimit::Syn, 3));
+        assert!(t.allow(ip(1), 0, later, SourceLimit::Syn, 3));
+        assert!(!t.allow(ip(1), 0, later, SourceLimit::Syn, 3));
     }
 
     #[test]
@@ -318,7 +323,7 @@ mod tests {
         let mut passed = 0u64;
         // Offered 1000/s for 10 s against a limit of 100/s (burst 100).
         for i in 0..10_000u64 {
-            passed += u64::from(t.allow(src, SECOND + i * MILLISECOND, SourceLimit::Pps, 100));
+            passed += u64::from(t.allow(src, 0, SECOND + i * MILLISECOND, SourceLimit::Pps, 100));
         }
         assert_eq!(passed, 100 + 100 * 10 - 1);
     }
@@ -326,7 +331,7 @@ mod tests {
     #[test]
     fn zero_rate_is_unlimited_and_stores_nothing() {
         let mut t = SourceTable::with_capacity(4);
-        assert!((0..100).all(|n| t.allow(ip(n), 0, SourceLimit::Pps, 0)));
+        assert!((0..100).all(|n| t.allow(ip(n), 0, 0, SourceLimit::Pps, 0)));
         assert!(t.is_empty());
     }
 
@@ -334,16 +339,16 @@ mod tests {
     fn stale_sources_are_replaced_first_and_capacity_holds() {
         let mut t = SourceTable::with_capacity(2);
         // Source 1 exhausts its bucket at 0; source 2 stays busy.
-        assert!(t.allow(ip(1), 0, SourceLimit::Pps, 1));
-        assert!(!t.allow(ip(1), 0, SourceLimit::Pps, 1));
-        assert!(t.allow(ip(2), 0, SourceLimit::Pps, 1000));
-        assert!(t.allow(ip(2), 2 * SECOND, SourceLimit::Pps, 1000));
+        assert!(t.allow(ip(1), 0, 0, SourceLimit::Pps, 1));
+        assert!(!t.allow(ip(1), 0, 0, SourceLimit::Pps, 1));
+        assert!(t.allow(ip(2), 0, 0, SourceLimit::Pps, 1000));
+        assert!(t.allow(ip(2), 0, 2 * SECOND, SourceLimit::Pps, 1000));
         // At 2 s source 1 is stale (full again anyway): source 3 takes it.
-        assert!(t.allow(ip(3), 2 * SECOND, SourceLimit::Pps, 1));
+        assert!(t.allow(ip(3), 0, 2 * SECOND, SourceLimit::Pps, 1));
         assert_eq!(t.len(), 2);
-        assert!(!t.allow(ip(3), 2 * SECOND, SourceLimit::Pps, 1));
+        assert!(!t.allow(ip(3), 0, 2 * SECOND, SourceLimit::Pps, 1));
         for n in 10..100 {
-            t.allow(ip(n), 2 * SECOND, SourceLimit::Syn, 5);
+            t.allow(ip(n), 0, 2 * SECOND, SourceLimit::Syn, 5);
             assert!(t.len() <= 2);
         }
         assert_eq!(t.sweep(10 * SECOND, 2), 2);

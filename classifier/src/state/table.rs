@@ -359,6 +359,9 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
 pub struct AddrKey {
     hi: u64,
     lo: u64,
+    /// Distinguishes entries of one address (the per-source buckets are per
+    /// service); 0 where unused. Fits in the padding after `v6`.
+    tag: u16,
     v6: bool,
 }
 
@@ -371,6 +374,7 @@ impl AddrKey {
             IpAddr::V4(a) => AddrKey {
                 hi: 0,
                 lo: u64::from(u32::from(a)),
+                tag: 0,
                 v6: false,
             },
             IpAddr::V6(a) => {
@@ -378,9 +382,19 @@ impl AddrKey {
                 AddrKey {
                     hi: (bits >> 64) as u64,
                     lo: bits as u64,
+                    tag: 0,
                     v6: true,
                 }
             }
+        }
+    }
+
+    /// The key of `ip` tagged with `tag` (e.g. a service index).
+    #[inline]
+    pub fn tagged(ip: IpAddr, tag: u16) -> Self {
+        AddrKey {
+            tag,
+            ..AddrKey::new(ip)
         }
     }
 
@@ -398,7 +412,8 @@ impl Hash for AddrKey {
     /// `1.2.3.4` and `::1.2.3.4` hash alike; equality tells them apart.
     #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.lo);
+        // An IPv4 address uses the low 32 bits of `lo`: the tag goes above.
+        h.write_u64(self.lo ^ (u64::from(self.tag) << 48));
         if self.v6 {
             h.write_u64(self.hi);
         }
