@@ -68,41 +68,32 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
         None => false,
     };
     let id = pol.service_for(p.dst).ok_or(DropReason::NoService)?;
-    let svc = &pol.services[usize::from(id)];
+    let mut cx = Ctx {
+        st,
+        pol,
+        svc: &pol.services[usize::from(id)],
+        id,
+        now,
+        frame,
+        p,
+        trusted,
+    };
     match (p.frag, pol.sanity.fragments) {
         (Frag::None, _) => {}
         (_, FragPolicy::Drop) => return Err(DropReason::Fragment),
         // A non-first fragment has no L4 header to check: it is let through
         // under the per-source and service limits only.
         (Frag::Later, FragPolicy::Allow) => {
-            src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
-            return finish(st, pol, svc, id, now, p, false);
+            cx.src_limit(SourceLimit::Pps)?;
+            return cx.finish(false);
         }
         (Frag::First, FragPolicy::Allow) => {}
     }
     match p.l4 {
-        L4::Tcp(t) => tcp(st, pol, svc, id, now, frame, p, &t, trusted, reply),
-        L4::Udp { sport, dport } => udp(st, pol, svc, id, now, frame, p, sport, dport, trusted),
-        L4::Icmp { ty, .. } => icmp(
-            st,
-            pol,
-            svc,
-            id,
-            now,
-            p,
-            pol.icmp_types.contains(u16::from(ty)),
-            trusted,
-        ),
-        L4::Icmpv6 { ty, .. } => icmp(
-            st,
-            pol,
-            svc,
-            id,
-            now,
-            p,
-            pol.icmpv6_types.contains(u16::from(ty)),
-            trusted,
-        ),
+        L4::Tcp(t) => cx.tcp(&t, reply),
+        L4::Udp { sport, dport } => cx.udp(sport, dport),
+        L4::Icmp { ty, .. } => cx.icmp(pol.icmp_types.contains(u16::from(ty))),
+        L4::Icmpv6 { ty, .. } => cx.icmp(pol.icmpv6_types.contains(u16::from(ty))),
         L4::None => Err(DropReason::PortNotAllowed),
     }
 }
@@ -161,180 +152,190 @@ fn bad_flags(f: u8) -> bool {
         || (f & (flags::PSH | flags::URG) != 0 && f & flags::ACK == 0)
 }
 
-#[inline]
-fn src_limit(
-    st: &mut WorkerState,
-    svc: &Service,
+/// One packet's decision after the service is known: what every protocol
+/// check reads, in one place.
+struct Ctx<'a> {
+    st: &'a mut WorkerState,
+    pol: &'a Policy,
+    svc: &'a Service,
     id: ServiceId,
-    src: IpAddr,
     now: Nanos,
-    which: SourceLimit,
+    frame: &'a [u8],
+    p: &'a Parsed,
+    /// ACL-allowed source: no SYN authentication, no per-source limits.
     trusted: bool,
-) -> Result<(), DropReason> {
-    let (rate, reason) = match which {
-        SourceLimit::Pps => (svc.limits.src_pps, DropReason::RateLimitSource),
-        SourceLimit::Syn => (svc.limits.src_syn_pps, DropReason::RateLimitSyn),
-        SourceLimit::NewFlow => (svc.limits.src_new_flows_ps, DropReason::RateLimitNewFlow),
-    };
-    // Rate 0 (unlimited, the default) must not cost a table call per packet.
-    if rate == 0 || trusted || st.sources.allow(src, id, now, which, rate) {
-        Ok(())
-    } else {
-        Err(reason)
-    }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn tcp(
-    st: &mut WorkerState,
-    pol: &Policy,
-    svc: &Service,
-    id: ServiceId,
-    now: Nanos,
-    frame: &[u8],
-    p: &Parsed,
-    t: &TcpInfo,
-    trusted: bool,
-    reply: &mut [u8],
-) -> R {
-    if !svc.tcp_ports.contains(t.dport) {
-        return Err(DropReason::PortNotAllowed);
-    }
-    if bad_flags(t.flags) {
-        return Err(DropReason::BadTcpFlags);
-    }
-    let syn = t.flags & (flags::SYN | flags::ACK) == flags::SYN;
-    if syn && !(pol.tcp_deny.is_empty() && pol.signatures.tcp.is_empty()) {
-        if let Some(fp) = tcp_fingerprint(frame, p) {
-            if pol.tcp_deny.iter().any(|r| r.matches(&fp)) {
-                return Err(DropReason::FingerprintDeny);
-            }
-            if pol.signatures.tcp.contains(&fp) {
-                return Err(DropReason::SignatureDeny);
-            }
+impl Ctx<'_> {
+    #[inline]
+    fn src_limit(&mut self, which: SourceLimit) -> Result<(), DropReason> {
+        let l = &self.svc.limits;
+        let (rate, reason) = match which {
+            SourceLimit::Pps => (l.src_pps, DropReason::RateLimitSource),
+            SourceLimit::Syn => (l.src_syn_pps, DropReason::RateLimitSyn),
+            SourceLimit::NewFlow => (l.src_new_flows_ps, DropReason::RateLimitNewFlow),
+        };
+        // Rate 0 (unlimited, the default) must not cost a table call per packet.
+        if rate == 0 || self.trusted || self.st.sources.allow(self.p.src, self.id, self.now, which, rate) {
+            Ok(())
+        } else {
+            Err(reason)
         }
     }
-    src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
-    let key = FlowKey {
-        src: p.src,
-        dst: p.dst,
-        sport: t.sport,
-        dport: t.dport,
-    };
-    let idle = pol.timeouts.flow_idle;
-    if syn {
-        src_limit(st, svc, id, p.src, now, SourceLimit::Syn, trusted)?;
-        let authenticated = trusted || svc.syn_auth == SynAuth::Off || st.verified.is_verified(p.src, now);
+
+    #[inline]
+    fn verified(&mut self) -> bool {
+        self.st.verified.is_verified(self.p.src, self.now)
+    }
+
+    fn tcp(&mut self, t: &TcpInfo, reply: &mut [u8]) -> R {
+        let (pol, svc, p, now) = (self.pol, self.svc, self.p, self.now);
+        if !svc.tcp_ports.contains(t.dport) {
+            return Err(DropReason::PortNotAllowed);
+        }
+        if bad_flags(t.flags) {
+            return Err(DropReason::BadTcpFlags);
+        }
+        let syn = t.flags & (flags::SYN | flags::ACK) == flags::SYN;
+        if syn && !(pol.tcp_deny.is_empty() && pol.signatures.tcp.is_empty()) {
+            if let Some(fp) = tcp_fingerprint(self.frame, p) {
+                if pol.tcp_deny.iter().any(|r| r.matches(&fp)) {
+                    return Err(DropReason::FingerprintDeny);
+                }
+                if pol.signatures.tcp.contains(&fp) {
+                    return Err(DropReason::SignatureDeny);
+                }
+            }
+        }
+        self.src_limit(SourceLimit::Pps)?;
+        if syn {
+            return self.syn(t, reply);
+        }
+        let key = FlowKey {
+            src: p.src,
+            dst: p.dst,
+            sport: t.sport,
+            dport: t.dport,
+        };
+        if self.st.flows.touch(&key, now, pol.timeouts.flow_idle) {
+            if t.flags & (flags::FIN | flags::RST) != 0 {
+                self.st.flows.remove(&key);
+            }
+            return self.finish(false);
+        }
+        // No flow: the packet may be the answer to one of our challenges.
+        // ACL-allowed sources are never challenged, so nothing they send is
+        // an answer.
+        let is_rst = t.flags & flags::RST != 0;
+        let pure_ack = t.flags & (flags::ACK | flags::SYN | flags::RST | flags::FIN) == flags::ACK;
+        match svc.syn_auth {
+            SynAuth::ChallengeAck if is_rst && !self.trusted => {
+                if synauth::check_rst(&pol.secrets, now, p, t) {
+                    self.st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+                    return Err(DropReason::ChallengeAnswered);
+                }
+                // Not an answer: a verified source's RST for a flow the table
+                // no longer holds (evicted, idle, begun before a restart)
+                // goes on to the pass rule below, like its other segments.
+                if !self.verified() {
+                    return Err(DropReason::BadCookie);
+                }
+            }
+            SynAuth::CookieReset if pure_ack && !self.trusted && !self.verified() => {
+                if !synauth::check_ack(&pol.secrets, now, p, t) {
+                    return Err(DropReason::BadCookie);
+                }
+                self.st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+                let len = synauth::reset_after_ack(self.frame, p, t, reply).ok_or(DropReason::BadL4Header)?;
+                return Ok(Verdict::Reply { len });
+            }
+            _ => {}
+        }
+        // DESIGN.md: non-SYN segments pass for a known flow or a verified
+        // source (a flow evicted or begun before a restart keeps working).
+        if self.trusted || self.verified() {
+            return self.finish(false);
+        }
+        Err(DropReason::TcpNoFlow)
+    }
+
+    /// A SYN that passed the port, flag and fingerprint checks.
+    fn syn(&mut self, t: &TcpInfo, reply: &mut [u8]) -> R {
+        let (pol, svc, p, now) = (self.pol, self.svc, self.p, self.now);
+        self.src_limit(SourceLimit::Syn)?;
+        let authenticated = self.trusted || svc.syn_auth == SynAuth::Off || self.verified();
         if !authenticated {
-            if !st.services[usize::from(id)].challenges.take(now) {
+            if !self.st.services[usize::from(self.id)].challenges.take(now) {
                 return Err(DropReason::RateLimitChallenge);
             }
-            let len = synauth::challenge(svc.syn_auth, &pol.secrets, now, frame, p, t, reply)
+            let len = synauth::challenge(svc.syn_auth, &pol.secrets, now, self.frame, p, t, reply)
                 .ok_or(DropReason::BadL4Header)?;
             return Ok(Verdict::Reply { len });
         }
+        let key = FlowKey {
+            src: p.src,
+            dst: p.dst,
+            sport: t.sport,
+            dport: t.dport,
+        };
+        let idle = pol.timeouts.flow_idle;
         // A retransmitted SYN of a flow already admitted is not a new flow.
-        if !st.flows.touch(&key, now, idle) {
-            src_limit(st, svc, id, p.src, now, SourceLimit::NewFlow, trusted)?;
-            st.flows.insert(key, now, idle);
+        if !self.st.flows.touch(&key, now, idle) {
+            self.src_limit(SourceLimit::NewFlow)?;
+            self.st.flows.insert(key, now, idle);
         }
-        return finish(st, pol, svc, id, now, p, true);
+        self.finish(true)
     }
-    if st.flows.touch(&key, now, idle) {
-        if t.flags & (flags::FIN | flags::RST) != 0 {
-            st.flows.remove(&key);
-        }
-        return finish(st, pol, svc, id, now, p, false);
-    }
-    // No flow: the packet may be the answer to one of our challenges.
-    let is_rst = t.flags & flags::RST != 0;
-    let pure_ack = t.flags & (flags::ACK | flags::SYN | flags::RST | flags::FIN) == flags::ACK;
-    match svc.syn_auth {
-        // ACL-allowed sources are never challenged, so nothing they send is
-        // an answer.
-        SynAuth::ChallengeAck if is_rst && !trusted => {
-            if synauth::check_rst(&pol.secrets, now, p, t) {
-                st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
-                return Err(DropReason::ChallengeAnswered);
-            }
-            // Not an answer: a verified source's RST for a flow the table no
-            // longer holds (evicted, idle, begun before a restart) goes on to
-            // the pass rule below, like its other segments.
-            if !st.verified.is_verified(p.src, now) {
-                return Err(DropReason::BadCookie);
-            }
-        }
-        SynAuth::CookieReset if pure_ack && !trusted && !st.verified.is_verified(p.src, now) => {
-            if !synauth::check_ack(&pol.secrets, now, p, t) {
-                return Err(DropReason::BadCookie);
-            }
-            st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
-            let len = synauth::reset_after_ack(frame, p, t, reply).ok_or(DropReason::BadL4Header)?;
-            return Ok(Verdict::Reply { len });
-        }
-        _ => {}
-    }
-    // DESIGN.md: non-SYN segments pass for a known flow or a verified source
-    // (a flow evicted or begun before a restart keeps working).
-    if trusted || st.verified.is_verified(p.src, now) {
-        return finish(st, pol, svc, id, now, p, false);
-    }
-    Err(DropReason::TcpNoFlow)
-}
 
-#[allow(clippy::too_many_arguments)]
-fn udp(
-    st: &mut WorkerState,
-    pol: &Policy,
-    svc: &Service,
-    id: ServiceId,
-    now: Nanos,
-    frame: &[u8],
-    p: &Parsed,
-    sport: u16,
-    dport: u16,
-    trusted: bool,
-) -> R {
-    // Reflection first: answers from port 53/123/11211... aim at random
-    // destination ports, and the reason that explains them is their source.
-    if pol.reflection_ports.contains(sport) && !svc.allow_src_ports.contains(sport) {
-        return Err(DropReason::ReflectionPort);
-    }
-    if !svc.udp_ports.contains(dport) {
-        return Err(DropReason::PortNotAllowed);
-    }
-    let rules = svc.payload_rules_for(dport);
-    if !rules.is_empty() {
-        let start = usize::from(p.payload_offset);
-        let payload = &frame[start..start + usize::from(p.payload_len)];
-        if !rules.iter().any(|r| r.matches(payload)) {
+    fn udp(&mut self, sport: u16, dport: u16) -> R {
+        let (pol, svc, p) = (self.pol, self.svc, self.p);
+        // Reflection first: answers from port 53/123/11211... aim at random
+        // destination ports, and the reason that explains them is their
+        // source.
+        if pol.reflection_ports.contains(sport) && !svc.allow_src_ports.contains(sport) {
+            return Err(DropReason::ReflectionPort);
+        }
+        if !svc.udp_ports.contains(dport) {
+            return Err(DropReason::PortNotAllowed);
+        }
+        let rules = svc.payload_rules_for(dport);
+        if !rules.is_empty() && !rules.iter().any(|r| r.matches(p.payload(self.frame))) {
             return Err(DropReason::PayloadMismatch);
         }
+        datagram_signatures(pol, self.frame, p)?;
+        self.src_limit(SourceLimit::Pps)?;
+        self.finish(false)
     }
-    datagram_signatures(pol, frame, p)?;
-    src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
-    finish(st, pol, svc, id, now, p, false)
-}
 
-#[allow(clippy::too_many_arguments)]
-fn icmp(
-    st: &mut WorkerState,
-    pol: &Policy,
-    svc: &Service,
-    id: ServiceId,
-    now: Nanos,
-    p: &Parsed,
-    type_ok: bool,
-    trusted: bool,
-) -> R {
-    if !svc.icmp {
-        return Err(DropReason::PortNotAllowed);
+    fn icmp(&mut self, type_ok: bool) -> R {
+        if !self.svc.icmp {
+            return Err(DropReason::PortNotAllowed);
+        }
+        if !type_ok {
+            return Err(DropReason::IcmpType);
+        }
+        self.src_limit(SourceLimit::Pps)?;
+        self.finish(false)
     }
-    if !type_ok {
-        return Err(DropReason::IcmpType);
+
+    /// Per-service rate and tunnel MTU, then pass.
+    #[inline]
+    fn finish(&mut self, syn: bool) -> R {
+        if !self.st.services[usize::from(self.id)].pps.take(self.now) {
+            return Err(DropReason::RateLimitService);
+        }
+        // SYNs are small and get their MSS clamped; anything else larger than
+        // the tunnel cannot be delivered (IPv4 DF or IPv6: no fragmentation
+        // on the way).
+        if !syn && self.p.l3_len > self.pol.origins[usize::from(self.svc.origin)].mtu {
+            return Err(DropReason::TooBig);
+        }
+        Ok(Verdict::Pass(Pass {
+            service: self.id,
+            l3_offset: self.p.l3_offset,
+            syn,
+        }))
     }
-    src_limit(st, svc, id, p.src, now, SourceLimit::Pps, trusted)?;
-    finish(st, pol, svc, id, now, p, false)
 }
 
 #[inline]
@@ -352,22 +353,4 @@ fn datagram_signatures(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), Dro
         return Err(DropReason::SignatureDeny);
     }
     Ok(())
-}
-
-/// Per-service rate and tunnel MTU, then pass.
-#[inline]
-fn finish(st: &mut WorkerState, pol: &Policy, svc: &Service, id: ServiceId, now: Nanos, p: &Parsed, syn: bool) -> R {
-    if !st.services[usize::from(id)].pps.take(now) {
-        return Err(DropReason::RateLimitService);
-    }
-    // SYNs are small and get their MSS clamped; anything else larger than the
-    // tunnel cannot be delivered (IPv4 DF or IPv6: no fragmentation on the way).
-    if !syn && p.l3_len > pol.origins[usize::from(svc.origin)].mtu {
-        return Err(DropReason::TooBig);
-    }
-    Ok(Verdict::Pass(Pass {
-        service: id,
-        l3_offset: p.l3_offset,
-        syn,
-    }))
 }

@@ -20,17 +20,9 @@ use crate::parse::{Parsed, TcpInfo};
 use crate::policy::SynAuth;
 use crate::time::Nanos;
 
-/// TCP flag bits (RFC 793 §3.1, RFC 3168 for ECE/CWR).
-pub mod flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-    pub const ECE: u8 = 0x40;
-    pub const CWR: u8 = 0x80;
-}
+/// TCP flag bits (re-exported from the wire format for callers of this
+/// module).
+pub use crate::wire::tcp::flags;
 
 /// MSS assumed when a SYN carries none (RFC 9293 §3.7.1: 536 for IPv4).
 pub const DEFAULT_MSS: u16 = 536;
