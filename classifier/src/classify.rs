@@ -113,7 +113,7 @@ fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
         let hdr = &frame[start..start + usize::from(p.ip_header_len)];
         // A correct header sums to 0xffff (RFC 1071: the sum including the
         // checksum field is all ones).
-        if checksum::data(hdr) != 0xffff {
+        if ipv4_header_sum(hdr) != 0xffff {
             return Err(DropReason::BadIpChecksum);
         }
     }
@@ -127,6 +127,22 @@ fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
         return Err(DropReason::LowTtl);
     }
     Ok(())
+}
+
+/// One's-complement sum of an IPv4 header: the option-less 20 bytes (all
+/// but a few packets) as five 32-bit words without a loop, else the generic
+/// sum.
+#[inline]
+fn ipv4_header_sum(hdr: &[u8]) -> u16 {
+    let Ok(words) = <&[u8; 20]>::try_from(hdr) else {
+        return checksum::data(hdr);
+    };
+    let w = |i: usize| u64::from(u32::from_be_bytes([words[i], words[i + 1], words[i + 2], words[i + 3]]));
+    let sum = w(0) + w(4) + w(8) + w(12) + w(16);
+    let sum = (sum >> 32) + (sum & 0xffff_ffff);
+    let sum = (sum >> 16) + (sum & 0xffff);
+    let sum = (sum >> 16) + (sum & 0xffff);
+    sum as u16
 }
 
 /// Sources no client can have. An IPv4-mapped IPv6 source (`::ffff:a.b.c.d`)
@@ -353,4 +369,17 @@ fn datagram_signatures(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), Dro
         return Err(DropReason::SignatureDeny);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn fast_ipv4_header_sum_matches_generic(hdr in proptest::array::uniform20(any::<u8>())) {
+            prop_assert_eq!(ipv4_header_sum(&hdr), checksum::data(&hdr));
+        }
+    }
 }
