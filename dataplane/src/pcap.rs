@@ -5,7 +5,8 @@
 //! - [`PcapReader`] reads classic pcap (microsecond and nanosecond magic, both
 //!   byte orders) and pcapng (Enhanced and Simple Packet Blocks, the obsolete
 //!   Packet Block, `if_tsresol` and `if_tsoffset`, several sections). Frames
-//!   come back with Unix-nanosecond timestamps.
+//!   come back with Unix-nanosecond timestamps. It reads a file
+//!   ([`PcapReader::open`]) or any `Read` ([`PcapReader::from_reader`]).
 //! - Only Ethernet (link type 1) is accepted, because the scrubbing pipeline
 //!   parses from L2: any other link type is an error, at open for classic
 //!   pcap and for the first pcapng interface, at its description block for
@@ -147,7 +148,10 @@ enum Format {
 /// Reads frames from a classic pcap or pcapng file, one at a time.
 pub struct PcapReader {
     path: String,
-    input: BufReader<File>,
+    /// Boxed so that one reader type serves files ([`PcapReader::open`]) and
+    /// any other byte source ([`PcapReader::from_reader`]); `Send` so that a
+    /// reader can still move to another thread, as it could over a `File`.
+    input: BufReader<Box<dyn Read + Send>>,
     /// Byte offset of the next record or block.
     offset: u64,
     /// Ordinal (from 1) of the next record or block.
@@ -226,7 +230,16 @@ impl PcapReader {
                 source: e,
             },
         })?;
-        let mut input = BufReader::with_capacity(1 << 16, file);
+        Self::from_reader(&name, file)
+    }
+
+    /// Reads a capture from any byte source (a socket, a pipe, bytes in
+    /// memory), with the same checks as [`PcapReader::open`]; `name` stands
+    /// for the path in error messages. The header is read here, so this
+    /// blocks until the source yields it or ends.
+    pub fn from_reader(name: &str, r: impl Read + Send + 'static) -> Result<Self, PcapError> {
+        let name = name.to_string();
+        let mut input = BufReader::with_capacity(1 << 16, Box::new(r) as Box<dyn Read + Send>);
         let mut head = [0u8; 24];
         let got = read_full(&mut input, &mut head[..4]).map_err(|e| PcapError::Io {
             path: name.clone(),
@@ -670,6 +683,35 @@ mod tests {
         assert_eq!(ng_units_to_nanos(u64::MAX, &us), None);
         let huge = Iface { tsresol: 127, ..us };
         assert_eq!(ng_units_to_nanos(u64::MAX, &huge), Some(0));
+    }
+
+    /// A classic pcap header (little-endian, microseconds) with `snaplen`.
+    fn classic_header(snaplen: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        for w in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, snaplen, LINKTYPE_ETHERNET] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// One record header: seconds, microseconds, captured and original length.
+    fn record(sec: u32, usec: u32, incl: u32) -> Vec<u8> {
+        [sec, usec, incl, incl].iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn reads_from_any_reader() {
+        let mut b = classic_header(65535);
+        b.extend(record(2, 500, 3));
+        b.extend_from_slice(&[0xaa, 0xbb, 0xcc]);
+        let mut r = PcapReader::from_reader("mem", io::Cursor::new(b)).unwrap();
+        assert_eq!(r.link_type(), LINKTYPE_ETHERNET);
+        let f = r.next_frame().unwrap().unwrap();
+        assert_eq!(f.ts, 2 * SECOND + 500_000);
+        assert_eq!(f.data, [0xaa, 0xbb, 0xcc]);
+        assert!(r.next_frame().unwrap().is_none());
+        let e = PcapReader::from_reader("mem", io::Cursor::new(Vec::new())).unwrap_err();
+        assert_eq!(e.to_string(), "mem: empty file (no pcap or pcapng header)");
     }
 
     #[test]
