@@ -364,9 +364,13 @@ impl PcapReader {
             offset,
             what,
         };
-        if incl > MAX_RECORD.max(snaplen) {
+        // The snapshot length is not trusted to bound the record (it is a
+        // header field like any other, up to 4 GiB): MAX_RECORD is. Writers
+        // that under-report it are common, so a record above a small one is
+        // accepted up to MAX_RECORD.
+        if incl > MAX_RECORD {
             return Err(corrupt(format!(
-                "captured length {incl} exceeds the snapshot length {snaplen}"
+                "captured length {incl} exceeds the snapshot length {snaplen} and the {MAX_RECORD}-byte limit"
             )));
         }
         let frac_ns = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
@@ -712,6 +716,42 @@ mod tests {
         assert!(r.next_frame().unwrap().is_none());
         let e = PcapReader::from_reader("mem", io::Cursor::new(Vec::new())).unwrap_err();
         assert_eq!(e.to_string(), "mem: empty file (no pcap or pcapng header)");
+    }
+
+    /// Found by the `pcap` fuzz target: a snapshot length of 822 MB let a
+    /// record claim 673 MB, and the reader allocated it before finding the
+    /// file truncated (the old bound was the larger of `MAX_RECORD` and the
+    /// snapshot length).
+    #[test]
+    fn huge_snaplen_does_not_raise_the_record_limit() {
+        #[rustfmt::skip]
+        const HEAD: [u8; 40] = [
+            // big-endian nanosecond magic, version 2.4, zone 0, sigfigs 0
+            0xa1, 0xb2, 0x3c, 0x4d, 0x00, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0,
+            // snaplen 0x31000000 (822 MB), link type 1
+            0x31, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+            // record 1: ts 0x02000000 s + 0x20000 ns, incl 0x281c4600 (673 MB), orig
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x28, 0x1c, 0x46, 0x00, 0x00, 0x40, 0x06, 0x72,
+        ];
+        let mut r = PcapReader::from_reader("huge", io::Cursor::new(HEAD.to_vec())).unwrap();
+        let e = r.next_frame().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PcapError::CorruptRecord {
+                    index: 1,
+                    offset: 24,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Up to MAX_RECORD, a record above the snapshot length is still read.
+        let mut b = classic_header(64);
+        b.extend(record(0, 0, 100));
+        b.extend([7u8; 100]);
+        let mut r = PcapReader::from_reader("small snaplen", io::Cursor::new(b)).unwrap();
+        assert_eq!(r.next_frame().unwrap().unwrap().data.len(), 100);
     }
 
     #[test]
