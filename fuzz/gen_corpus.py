@@ -2,13 +2,22 @@
 """Writes the seed corpus for every fuzz target into fuzz/corpus/<target>/.
 
 The seeds are small hand-annotated frames (the same shapes as the unit-test
-fixtures in classifier/src/parse.rs): frame-level seeds go to `parse` and
-`ethernet`, and each header's bytes go to the matching view's target.
+fixtures in classifier/src/parse.rs): frame-level seeds go to `parse`,
+`ethernet`, `builders` and `fingerprint`, and each header's bytes go to the
+matching view's target. `fp_rules` gets fingerprint and rule texts, `pcap`
+hand-made captures (classic pcap in both byte orders and time resolutions,
+pcapng with each packet block type), and `classify` record sequences (format
+in src/records.rs) toward the fuzzing policy of src/classify.rs. Then, unless
+--no-rust is given, `cargo run --example seeds` adds the seeds made with the
+project's own code: `moat gen`'s traffic profiles for `classify`, a
+`PcapWriter` capture for `pcap`.
 Generated rather than committed, so the repository holds no binaries.
-Usage: python3 fuzz/gen_corpus.py   (from anywhere)
+Usage: python3 fuzz/gen_corpus.py [--no-rust]   (from anywhere)
 """
 import os
 import struct
+import subprocess
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -78,8 +87,107 @@ frames = [
     eth(0x86DD) + ipv6(58, ICMP6),
     eth(0x0800) + ipv4(47, l3["gre"][0], ttl=63),
 ]
-corpus = {"parse": frames, "ethernet": frames, **l3, **l4}
+corpus = {"parse": frames, "ethernet": frames, "builders": frames, "fingerprint": frames, **l3, **l4}
 corpus["tcp"] += [LINUX_OPTS, WIN_OPTS]
+
+# fp_rules: fingerprints as reports print them, rules with each wildcard form.
+corpus["fp_rules"] = [t.encode() for t in [
+    "4:64:0:1460:64240,7:mss,sok,ts,nop,ws:df,id+",
+    "4:128:0:1460:64240,8:mss,nop,ws,nop,nop,sok:df,id+",
+    "6:64:0:1440:mss*20,7:mss,sok,ts,nop,ws:",
+    "*:255:*:-:*,*::*",
+    "4:64:4:1460:512,-:mss,eol+3,?42:ecn,seq-,ack+,uptr+,urgf+,pushf+,ts1-,ts2+,opt+,exws,bad",
+    "udp:4:46:53:3f2a91c0",
+    "icmp6:6:*:128:*",
+    "47:*:0:*:811c9dc5",
+]]
+
+
+def pcap_classic(records, big=False, nanos=False, snaplen=65535, link=1) -> bytes:
+    e = ">" if big else "<"
+    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
+    out = struct.pack(e + "IHHiIII", magic, 2, 4, 0, 0, snaplen, link)
+    for i, f in enumerate(records):
+        out += struct.pack(e + "IIII", 1767225600 + i, 1000 * i, len(f), len(f)) + f
+    return out
+
+
+def ng_block(btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+
+def ng_option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
+
+
+def pcapng(records, tsresol=None) -> bytes:
+    shb = ng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    opts = b""
+    if tsresol is not None:
+        opts = ng_option(9, bytes([tsresol])) + ng_option(0, b"")
+    idb = ng_block(1, struct.pack("<HHI", 1, 0, 0) + opts)
+    out = shb + idb
+    for i, f in enumerate(records):
+        ts = (1767225600 + i) * 1_000_000
+        if i % 3 == 0:  # Enhanced Packet Block
+            out += ng_block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(f), len(f)) + f)
+        elif i % 3 == 1:  # Simple Packet Block
+            out += ng_block(3, struct.pack("<I", len(f)) + f)
+        else:  # obsolete Packet Block
+            out += ng_block(2, struct.pack("<HHIIII", 0, 0, ts >> 32, ts & 0xFFFFFFFF, len(f), len(f)) + f)
+    return out
+
+
+corpus["pcap"] = [
+    pcap_classic(frames),
+    pcap_classic(frames[:3], big=True, nanos=True),
+    pcap_classic(frames[:2], snaplen=0),
+    pcap_classic(frames[:1], link=113),
+    pcapng(frames),
+    pcapng(frames[:3], tsresol=9),
+    pcapng(frames[:3], tsresol=0x80 | 10),
+]
+
+# classify: the fuzzing policy's IPv4 service (src/classify.rs).
+VIP4 = bytes([203, 0, 113, 10])
+TRUSTED = bytes([192, 0, 2, 1])  # in the ACL's allow list
+DENIED = bytes([198, 51, 100, 7])  # in the ACL's deny list
+
+
+def ipv4_to(proto: int, payload: bytes, src: bytes, dst=VIP4, ttl=64) -> bytes:
+    h = ipv4(proto, payload, ttl=ttl)
+    h = h[:12] + src + dst + h[20:]
+    h = h[:10] + b"\0\0" + h[12:]
+    return h[:10] + struct.pack("!H", csum(h[:20])) + h[12:]
+
+
+def l4_csum(src: bytes, dst: bytes, proto: int, seg: bytes, at: int) -> bytes:
+    pseudo = src + dst + struct.pack("!BBH", 0, proto, len(seg))
+    seg = seg[:at] + b"\0\0" + seg[at + 2:]
+    return seg[:at] + struct.pack("!H", csum(pseudo + seg)) + seg[at + 2:]
+
+
+def to_vip(proto: int, seg: bytes, src=TRUSTED) -> bytes:
+    at = 16 if proto == 6 else 6
+    return eth(0x0800) + ipv4_to(proto, l4_csum(src, VIP4, proto, seg, at), src)
+
+
+def records(pairs) -> bytes:
+    """(µs since the previous record, frame) pairs in src/records.rs's format."""
+    return b"".join(struct.pack("!HH", len(f), min(us, 0x3FFF)) + f for us, f in pairs)
+
+
+GAME = struct.pack("!HHHH", 40000, 7777, 16, 0) + b"GAME\x01\x00xx"
+ARP_OWN = bytes.fromhex("0001 0800 06 04 0001 020000000002 c0000201 000000000000 cb007101")
+corpus["classify"] = [
+    records([(0, to_vip(6, tcp(opts=LINUX_OPTS))), (100, to_vip(6, tcp(0x10))), (100, to_vip(6, tcp(0x18, payload=b"GET /"))),
+             (100, to_vip(6, tcp(0x11)))]),
+    records([(0, to_vip(17, GAME)), (10, to_vip(17, GAME, src=DENIED)), (10, to_vip(1, ICMP))]),
+    records([(0, eth(0x0806) + ARP_OWN), (5, eth(0x0806, [(0x8100, 5)]) + ARP_OWN)]),
+    records([(1, to_vip(6, tcp(opts=WIN_OPTS), src=bytes([100, 64, 1, 2])))] * 12),
+]
 
 for target, seeds in corpus.items():
     d = os.path.join(HERE, "corpus", target)
@@ -88,3 +196,7 @@ for target, seeds in corpus.items():
         with open(os.path.join(d, f"seed-{i:02}"), "wb") as f:
             f.write(s)
     print(f"{target}: {len(seeds)} seeds")
+
+if "--no-rust" not in sys.argv[1:]:
+    subprocess.run(["cargo", "run", "--quiet", "--example", "seeds", "--", os.path.join(HERE, "corpus")],
+                   cwd=HERE, check=True)

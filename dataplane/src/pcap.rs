@@ -5,7 +5,8 @@
 //! - [`PcapReader`] reads classic pcap (microsecond and nanosecond magic, both
 //!   byte orders) and pcapng (Enhanced and Simple Packet Blocks, the obsolete
 //!   Packet Block, `if_tsresol` and `if_tsoffset`, several sections). Frames
-//!   come back with Unix-nanosecond timestamps.
+//!   come back with Unix-nanosecond timestamps. It reads a file
+//!   ([`PcapReader::open`]) or any `Read` ([`PcapReader::from_reader`]).
 //! - Only Ethernet (link type 1) is accepted, because the scrubbing pipeline
 //!   parses from L2: any other link type is an error, at open for classic
 //!   pcap and for the first pcapng interface, at its description block for
@@ -147,7 +148,10 @@ enum Format {
 /// Reads frames from a classic pcap or pcapng file, one at a time.
 pub struct PcapReader {
     path: String,
-    input: BufReader<File>,
+    /// Boxed so that one reader type serves files ([`PcapReader::open`]) and
+    /// any other byte source ([`PcapReader::from_reader`]); `Send` so that a
+    /// reader can still move to another thread, as it could over a `File`.
+    input: BufReader<Box<dyn Read + Send>>,
     /// Byte offset of the next record or block.
     offset: u64,
     /// Ordinal (from 1) of the next record or block.
@@ -226,7 +230,16 @@ impl PcapReader {
                 source: e,
             },
         })?;
-        let mut input = BufReader::with_capacity(1 << 16, file);
+        Self::from_reader(&name, file)
+    }
+
+    /// Reads a capture from any byte source (a socket, a pipe, bytes in
+    /// memory), with the same checks as [`PcapReader::open`]; `name` stands
+    /// for the path in error messages. The header is read here, so this
+    /// blocks until the source yields it or ends.
+    pub fn from_reader(name: &str, r: impl Read + Send + 'static) -> Result<Self, PcapError> {
+        let name = name.to_string();
+        let mut input = BufReader::with_capacity(1 << 16, Box::new(r) as Box<dyn Read + Send>);
         let mut head = [0u8; 24];
         let got = read_full(&mut input, &mut head[..4]).map_err(|e| PcapError::Io {
             path: name.clone(),
@@ -351,9 +364,13 @@ impl PcapReader {
             offset,
             what,
         };
-        if incl > MAX_RECORD.max(snaplen) {
+        // The snapshot length is not trusted to bound the record (it is a
+        // header field like any other, up to 4 GiB): MAX_RECORD is. Writers
+        // that under-report it are common, so a record above a small one is
+        // accepted up to MAX_RECORD.
+        if incl > MAX_RECORD {
             return Err(corrupt(format!(
-                "captured length {incl} exceeds the snapshot length {snaplen}"
+                "captured length {incl} exceeds the snapshot length {snaplen} and the {MAX_RECORD}-byte limit"
             )));
         }
         let frac_ns = if nanos { u64::from(frac) } else { u64::from(frac) * 1000 };
@@ -670,6 +687,71 @@ mod tests {
         assert_eq!(ng_units_to_nanos(u64::MAX, &us), None);
         let huge = Iface { tsresol: 127, ..us };
         assert_eq!(ng_units_to_nanos(u64::MAX, &huge), Some(0));
+    }
+
+    /// A classic pcap header (little-endian, microseconds) with `snaplen`.
+    fn classic_header(snaplen: u32) -> Vec<u8> {
+        let mut b = Vec::new();
+        for w in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, snaplen, LINKTYPE_ETHERNET] {
+            b.extend_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// One record header: seconds, microseconds, captured and original length.
+    fn record(sec: u32, usec: u32, incl: u32) -> Vec<u8> {
+        [sec, usec, incl, incl].iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn reads_from_any_reader() {
+        let mut b = classic_header(65535);
+        b.extend(record(2, 500, 3));
+        b.extend_from_slice(&[0xaa, 0xbb, 0xcc]);
+        let mut r = PcapReader::from_reader("mem", io::Cursor::new(b)).unwrap();
+        assert_eq!(r.link_type(), LINKTYPE_ETHERNET);
+        let f = r.next_frame().unwrap().unwrap();
+        assert_eq!(f.ts, 2 * SECOND + 500_000);
+        assert_eq!(f.data, [0xaa, 0xbb, 0xcc]);
+        assert!(r.next_frame().unwrap().is_none());
+        let e = PcapReader::from_reader("mem", io::Cursor::new(Vec::new())).unwrap_err();
+        assert_eq!(e.to_string(), "mem: empty file (no pcap or pcapng header)");
+    }
+
+    /// Found by the `pcap` fuzz target: a snapshot length of 822 MB let a
+    /// record claim 673 MB, and the reader allocated it before finding the
+    /// file truncated (the old bound was the larger of `MAX_RECORD` and the
+    /// snapshot length).
+    #[test]
+    fn huge_snaplen_does_not_raise_the_record_limit() {
+        #[rustfmt::skip]
+        const HEAD: [u8; 40] = [
+            // big-endian nanosecond magic, version 2.4, zone 0, sigfigs 0
+            0xa1, 0xb2, 0x3c, 0x4d, 0x00, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0,
+            // snaplen 0x31000000 (822 MB), link type 1
+            0x31, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+            // record 1: ts 0x02000000 s + 0x20000 ns, incl 0x281c4600 (673 MB), orig
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x28, 0x1c, 0x46, 0x00, 0x00, 0x40, 0x06, 0x72,
+        ];
+        let mut r = PcapReader::from_reader("huge", io::Cursor::new(HEAD.to_vec())).unwrap();
+        let e = r.next_frame().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PcapError::CorruptRecord {
+                    index: 1,
+                    offset: 24,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // Up to MAX_RECORD, a record above the snapshot length is still read.
+        let mut b = classic_header(64);
+        b.extend(record(0, 0, 100));
+        b.extend([7u8; 100]);
+        let mut r = PcapReader::from_reader("small snaplen", io::Cursor::new(b)).unwrap();
+        assert_eq!(r.next_frame().unwrap().unwrap().data.len(), 100);
     }
 
     #[test]

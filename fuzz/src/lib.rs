@@ -1,11 +1,27 @@
-//! Bodies of the fuzz targets, one function per parser: each wraps the input
-//! with `new_checked` and, when that succeeds, calls every accessor of the
-//! view. The contract under test (classifier/src/wire/mod.rs): once
-//! `new_checked` succeeds no accessor panics; `parse` never panics and the
-//! offsets it returns lie within the frame.
+//! Bodies of the fuzz targets; `fuzz_targets/*.rs` are one-line wrappers.
+//!
+//! In this file, one function per wire view: each wraps the input with
+//! `new_checked` and, when that succeeds, calls every accessor of the view.
+//! The contract under test (classifier/src/wire/mod.rs): once `new_checked`
+//! succeeds no accessor panics; `parse` never panics and the offsets it
+//! returns lie within the frame.
+//!
+//! The other targets live in their own modules: [`classify`] (the stateful
+//! packet path over a sequence of frames, input format in [`records`]),
+//! [`builders`], [`fingerprint`] (`fingerprint` and `fp_rules`) and [`pcap`].
+//! [`alloc_limit`] is the counting allocator that bounds `pcap`'s
+//! allocations; [`seeds`] writes the seed corpora that need Rust to make.
 //!
 //! `black_box` keeps the optimiser from dropping accessors whose results are
 //! unused.
+
+pub mod alloc_limit;
+pub mod builders;
+pub mod classify;
+pub mod fingerprint;
+pub mod pcap;
+pub mod records;
+pub mod seeds;
 
 use core::hint::black_box;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};

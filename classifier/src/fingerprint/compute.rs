@@ -90,11 +90,19 @@ fn walk_options(opts: &[u8], tcp_flags: u8, fp: &mut TcpFingerprint) {
                 // EOL swallows the rest of the area: count it as padding and
                 // flag any non-zero byte in it (data hidden in the padding).
                 let pad = &rest[1..];
-                fp.layout.eol_pad = pad.len() as u8; // at most 39
                 if pad.iter().any(|b| *b != 0) {
                     fp.quirks |= quirk::OPT_PLUS;
                 }
-                opt::EOL
+                // The pad count belongs to the EOL entry of the layout: set
+                // it only if that entry fits, or the text form (which prints
+                // it as `eol+N`) could not carry it and a rule pasted from a
+                // report would not match the fingerprint it shows.
+                if fp.layout.push(opt::EOL) {
+                    fp.layout.eol_pad = pad.len() as u8; // at most 39
+                } else {
+                    fp.quirks |= quirk::BAD;
+                }
+                return;
             }
             TcpOption::NoOperation => opt::NOP,
             TcpOption::MaxSegmentSize(m) => {
@@ -251,6 +259,36 @@ mod tests {
         let t = tcp_fingerprint(&f, &parse(&f).unwrap()).unwrap();
         assert_eq!(t.layout.len as usize, super::super::MAX_OPTS);
         assert_ne!(t.quirks & quirk::BAD, 0);
+    }
+
+    /// Found by the `fingerprint` fuzz target: 16 NOPs fill the layout, then
+    /// an EOL with 3 bytes of padding. The pad count used to be kept
+    /// without its EOL entry, so the printed fingerprint parsed back to
+    /// another value and its own exact rule did not match it.
+    #[test]
+    fn eol_after_a_full_layout() {
+        #[rustfmt::skip]
+        const FRAME: [u8; 79] = [
+            // Ethernet
+            0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x42, 0x08, 0x00,
+            // IPv4: total 60, DF, TTL 64, TCP, 192.0.2.1 -> 198.51.100.10
+            0x45, 0x00, 0x00, 0x3c, 0x1c, 0x46, 0x40, 0x00, 0x40, 0x06, 0x32, 0x36,
+            0xc0, 0x00, 0x02, 0x01, 0xc6, 0x33, 0x64, 0x0a,
+            // TCP: 50000 -> 80, ack field non-zero, data offset 10, SYN, window 64240
+            0xc3, 0x50, 0x00, 0x50, 0x6f, 0x5e, 0x4d, 0x3c, 0x00, 0x00, 0x26, 0x00,
+            0xa0, 0x02, 0xfa, 0xf0, 0x9f, 0x01, 0x01, 0x01,
+            // options: 16 NOPs, then EOL and 3 bytes of padding (one non-zero)
+            0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01,
+            0x00, 0x02, 0xa0, 0x03,
+            // Ethernet padding
+            0xfe, 0x9b, 0x64, 0x64, 0x64,
+        ];
+        let t = tcp_fingerprint(&FRAME, &parse(&FRAME).unwrap()).unwrap();
+        assert_eq!(t.layout.eol_pad, 0);
+        assert_ne!(t.quirks & quirk::BAD, 0);
+        let back: super::super::TcpFingerprint = t.to_string().parse().unwrap();
+        assert_eq!(back, t);
+        assert!(super::super::TcpRule::exact(&back).matches(&t));
     }
 
     #[test]

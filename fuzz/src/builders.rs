@@ -1,0 +1,159 @@
+//! The `builders` target (cargo refuses a binary named `build`): every builder of `classifier::build` on a parsed
+//! frame, into a buffer too small for most outputs and one large enough for
+//! all, and every output parsed back.
+//!
+//! Checked (the contract in `classifier/src/build.rs`): no builder panics or
+//! writes past its buffer; with room enough, a TCP frame always gets a
+//! reply, and an ARP request and an IP packet always build; every frame
+//! built parses, with the fields the builder promises (swapped addresses
+//! and ports, correct IPv4 and TCP checksums, the inner packet intact after
+//! the GRE header); `gre_encap_in_place` writes the same bytes as
+//! `gre_encap`; `clamp_mss` keeps a correct TCP checksum correct, changes
+//! nothing else of the parse, and leaves no MSS above the clamp.
+
+use core::net::Ipv4Addr;
+
+use classifier::build::{self, GreParams};
+use classifier::parse::{parse, Parsed, L3, L4};
+use classifier::wire::{self, TcpOption};
+
+/// Smaller than any reply (60 bytes) or encapsulated frame: exercises the
+/// "buffer too small" refusals.
+const SMALL: usize = 40;
+/// Enough for any reply (the largest: 86 bytes) and for GRE around any
+/// frame of the input.
+const LARGE: usize = 256;
+
+const GRE: GreParams = GreParams {
+    src_mac: [0x02, 0, 0, 0, 0, 0x0a],
+    dst_mac: [0x02, 0, 0, 0, 0, 0x0b],
+    tunnel_src: Ipv4Addr::new(10, 0, 0, 1),
+    tunnel_dst: Ipv4Addr::new(10, 0, 0, 2),
+    key: Some(0xdead_beef),
+    ttl: 64,
+};
+
+/// The target body.
+pub fn build_frame(frame: &[u8]) {
+    let Ok(p) = parse(frame) else { return };
+    tcp_reply(frame, &p);
+    arp_reply(frame, &p);
+    gre(frame, &p, GRE);
+    gre(frame, &p, GreParams { key: None, ..GRE });
+    clamp(frame, &p);
+}
+
+fn tcp_reply(frame: &[u8], p: &Parsed) {
+    let (seq, ack, flags, window) = (0x0102_0304, 0x0a0b_0c0d, 0x12, 1024);
+    for mss in [None, Some(1220)] {
+        let mut small = [0u8; SMALL];
+        assert_eq!(
+            build::tcp_reply(frame, p, seq, ack, flags, window, mss, &mut small),
+            None
+        );
+        let mut out = [0u8; LARGE];
+        let n = build::tcp_reply(frame, p, seq, ack, flags, window, mss, &mut out);
+        let Some(t) = p.tcp() else {
+            assert_eq!(n, None, "a reply to a non-TCP frame");
+            continue;
+        };
+        let n = n.expect("a TCP frame gets a reply");
+        assert!((build::ETH_MIN_FRAME..=128).contains(&n), "reply of {n} bytes");
+        let r = parse(&out[..n]).expect("the reply parses");
+        assert_eq!((r.src, r.dst, r.vlans, r.vlan_id), (p.dst, p.src, p.vlans, p.vlan_id));
+        let rt = r.tcp().expect("the reply is TCP");
+        assert_eq!((rt.sport, rt.dport), (t.dport, t.sport));
+        assert_eq!((rt.seq, rt.ack, rt.flags, rt.window), (seq, ack, flags, window));
+        checksums_ok(&out[..n], &r);
+        if mss.is_some() {
+            let seg = wire::TcpPacket::new_checked(r.l4_bytes(&out[..n])).expect("TCP header");
+            let opts: Vec<_> = seg.options_iter().collect();
+            assert_eq!(opts, [Ok(TcpOption::MaxSegmentSize(1220))]);
+        }
+    }
+}
+
+/// IPv4 header and TCP checksums of a frame Moat built are correct.
+fn checksums_ok(frame: &[u8], p: &Parsed) {
+    let l3 = p.l3_bytes(frame);
+    if p.l3 == L3::Ipv4 {
+        assert!(wire::Ipv4Packet::new_checked(l3).expect("IPv4").verify_checksum());
+    }
+    let seg = wire::TcpPacket::new_checked(p.l4_bytes(frame)).expect("TCP header");
+    assert!(seg.verify_checksum(p.src, p.dst), "TCP checksum of a built frame");
+}
+
+fn arp_reply(frame: &[u8], p: &Parsed) {
+    let mac = [0x02, 0, 0, 0, 0, 0xfe];
+    let mut small = [0u8; SMALL];
+    assert_eq!(build::arp_reply(frame, p, mac, &mut small), None);
+    let mut out = [0u8; LARGE];
+    let Some(n) = build::arp_reply(frame, p, mac, &mut out) else {
+        return;
+    };
+    assert!((build::ETH_MIN_FRAME..=128).contains(&n), "ARP reply of {n} bytes");
+    let r = parse(&out[..n]).expect("the ARP reply parses");
+    assert_eq!((r.l3, r.src, r.dst), (L3::Arp, p.dst, p.src));
+    let l2 = usize::from(r.l3_offset);
+    let a = wire::ArpPacket::new_checked(&out[l2..n]).expect("ARP body");
+    assert_eq!(a.operation(), wire::ArpOperation::Reply);
+    assert_eq!(a.source_hardware_addr(), mac);
+    assert_eq!(&out[6..12], &mac);
+}
+
+fn gre(frame: &[u8], p: &Parsed, g: GreParams) {
+    let inner = p.l3_bytes(frame);
+    let oh = build::gre_overhead(g.key.is_some());
+    let mut small = [0u8; SMALL];
+    if inner.len() + oh > SMALL {
+        assert_eq!(build::gre_encap(inner, &g, &mut small), None);
+    }
+    let mut out = vec![0u8; oh + frame.len()];
+    let n = build::gre_encap(inner, &g, &mut out);
+    if p.l3 == L3::Arp {
+        assert_eq!(n, None, "ARP encapsulated");
+        return;
+    }
+    let n = n.expect("an IP packet encapsulates");
+    assert_eq!(n, oh + inner.len());
+    let outer = parse(&out[..n]).expect("GRE output parses");
+    assert_eq!((outer.l3, outer.proto), (L3::Ipv4, 47));
+    assert_eq!(usize::from(outer.l3_len), n - wire::ethernet::HEADER_LEN);
+    let ip = wire::Ipv4Packet::new_checked(outer.l3_bytes(&out[..n])).expect("outer IPv4");
+    assert!(ip.verify_checksum() && ip.dont_frag());
+    assert_eq!(ip.ecn(), p.ecn, "RFC 6040: ECN copied");
+    let gre = wire::GrePacket::new_checked(ip.payload()).expect("GRE header");
+    assert_eq!(gre.key(), g.key);
+    assert_eq!(gre.payload(), inner, "inner packet intact");
+
+    // In place: the inner packet behind exactly the headroom.
+    let mut buf = vec![0u8; oh + inner.len()];
+    buf[oh..].copy_from_slice(inner);
+    assert_eq!(build::gre_encap_in_place(&mut buf, oh - 1, inner.len(), &g), None);
+    assert_eq!(build::gre_encap_in_place(&mut buf, oh, inner.len(), &g), Some(0));
+    assert_eq!(buf, out[..n], "in place and copying encapsulation agree");
+    assert_eq!(build::gre_encap_in_place(&mut buf, oh, inner.len() + 1, &g), None);
+}
+
+fn clamp(frame: &[u8], p: &Parsed) {
+    let L4::Tcp(t) = p.l4 else { return };
+    let sum_ok = |f: &[u8]| wire::TcpPacket::new_checked(p.l4_bytes(f)).is_ok_and(|s| s.verify_checksum(p.src, p.dst));
+    let was_ok = sum_ok(frame);
+    for max in [0, 536, 1460, u16::MAX] {
+        let mut copy = frame.to_vec();
+        let changed = build::clamp_mss(&mut copy, p, max);
+        assert_eq!(changed, copy != frame, "clamp_mss reports what it did");
+        if !changed {
+            continue;
+        }
+        assert!(t.flags & 0x02 != 0, "clamped a non-SYN");
+        assert_eq!(parse(&copy).as_ref(), Ok(p), "clamping changed the parse");
+        assert_eq!(sum_ok(&copy), was_ok, "RFC 1624 update broke the TCP checksum");
+        let seg = wire::TcpPacket::new_checked(p.l4_bytes(&copy)).expect("TCP header");
+        let first = seg.options_iter().map_while(Result::ok).find_map(|o| match o {
+            TcpOption::MaxSegmentSize(m) => Some(m),
+            _ => None,
+        });
+        assert_eq!(first, Some(max), "the first MSS option is clamped");
+    }
+}
