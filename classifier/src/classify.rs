@@ -340,10 +340,10 @@ impl Ctx<'_> {
         if !self.st.services[usize::from(self.id)].pps.take(self.now) {
             return Err(DropReason::RateLimitService);
         }
-        // SYNs are small and get their MSS clamped; anything else larger than
-        // the tunnel cannot be delivered (IPv4 DF or IPv6: no fragmentation
-        // on the way).
-        if !syn && self.p.l3_len > self.pol.origins[usize::from(self.svc.origin)].mtu {
+        // Larger than the tunnel: it cannot be delivered (IPv4 DF or IPv6:
+        // no fragmentation on the way). MSS clamping keeps the rest of a
+        // passed SYN's flow under the MTU, but not a SYN that carries data.
+        if self.p.l3_len > self.pol.origins[usize::from(self.svc.origin)].mtu {
             return Err(DropReason::TooBig);
         }
         Ok(Verdict::Pass(Pass {

@@ -118,8 +118,8 @@ drop_reasons! {
     RateLimitChallenge = "rate_limit_challenge",
     /// Global emergency cap exceeded.
     RateLimitGlobal = "rate_limit_global",
-    /// Packet larger than the origin's tunnel MTU (SYNs are MSS-clamped
-    /// instead).
+    /// Packet larger than the origin's tunnel MTU (passed SYNs are also
+    /// MSS-clamped so that the flow's later segments fit).
     TooBig = "too_big",
 }
 

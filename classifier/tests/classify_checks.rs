@@ -675,10 +675,12 @@ fn too_big_for_the_tunnel() {
     let mut big = Pkt::icmp(client4(), game4(), 8, 0);
     big.payload = vec![0; 1449];
     assert_eq!(n.run(T0, &big.build()), drop(DropReason::TooBig));
-    // A SYN is never too big (its MSS is clamped instead), even with data
-    // (TCP Fast Open).
-    let syn = Pkt::syn(client4(), 4000, game4(), 25565, 1).payload(&[0; 1440]);
+    // A SYN with data (TCP Fast Open) is measured like any packet: one that
+    // fits passes, one larger than the tunnel does not.
+    let syn = Pkt::syn(client4(), 4000, game4(), 25565, 1).payload(&[0; 1000]);
     assert_eq!(n.run(T0, &syn.build()), pass_syn(GAME));
+    let big_syn = Pkt::syn(client4(), 4001, game4(), 25565, 1).payload(&[0; 1440]);
+    assert_eq!(n.run(T0, &big_syn.build()), drop(DropReason::TooBig));
     // A data segment of that flow is.
     let seg = |len: usize| {
         Pkt::tcp(client4(), 4000, game4(), 25565, fl::PSH | fl::ACK)

@@ -227,14 +227,9 @@ fn check_pass(pol: &Policy, frame: &[u8], pass: Pass) {
     assert_eq!(p.l3_offset, pass.l3_offset);
     assert_eq!(p.dst, svc.vip, "passed to the service of another VIP");
     let origin = &pol.origins[usize::from(svc.origin)];
-    // DropReason::TooBig: nothing larger than the tunnel goes toward it,
-    // except SYNs, which `classify` exempts by design (their MSS is
-    // clamped). A SYN carrying more data than the tunnel holds therefore
-    // passes: reported to the lead, not asserted, as documented behaviour.
-    if !pass.syn {
-        let mtu = origin.mtu;
-        assert!(p.l3_len <= mtu, "passed {} bytes into a {mtu}-byte tunnel", p.l3_len);
-    }
+    // DropReason::TooBig: nothing larger than the tunnel goes toward it.
+    let mtu = origin.mtu;
+    assert!(p.l3_len <= mtu, "passed {} bytes into a {mtu}-byte tunnel", p.l3_len);
     // What the pipeline does next: clamp a SYN's MSS, then encapsulate.
     let mut copy = frame.to_vec();
     if pass.syn {
