@@ -564,10 +564,34 @@ impl PcapReader {
     }
 }
 
+/// `-` names standard input or output, so that commands can be piped
+/// (`moat gen --out - | moat scrub --in - ...`).
+pub const STDIO: &str = "-";
+
+/// Opens `path` for reading, or standard input for `-`.
+pub fn open_input(path: &Path) -> Result<PcapReader, PcapError> {
+    if path.as_os_str() == STDIO {
+        PcapReader::from_reader("<stdin>", io::stdin())
+    } else {
+        PcapReader::open(path)
+    }
+}
+
+/// Creates `path` for writing, or writes to standard output for `-`.
+pub fn create_output(path: &Path) -> Result<PcapWriter, PcapError> {
+    if path.as_os_str() == STDIO {
+        PcapWriter::to_writer("<stdout>", io::stdout())
+    } else {
+        PcapWriter::create(path)
+    }
+}
+
 /// Writes a classic pcap file (nanosecond timestamps, Ethernet).
 pub struct PcapWriter {
     path: String,
-    inner: pcap_file::pcap::PcapWriter<BufWriter<File>>,
+    inner: pcap_file::pcap::PcapWriter<BufWriter<Box<dyn Write + Send>>>,
+    /// The file, to sync it on `finish` (none for a pipe).
+    file: Option<File>,
     packets: u64,
 }
 
@@ -592,6 +616,15 @@ impl PcapWriter {
             },
         };
         let file = File::create(path).map_err(io_err)?;
+        let sync = file.try_clone().map_err(io_err)?;
+        let mut w = Self::to_writer(&name, file)?;
+        w.file = Some(sync);
+        Ok(w)
+    }
+
+    /// Writes the capture to any writer (e.g. standard output for a pipe);
+    /// `name` names it in errors.
+    pub fn to_writer(name: &str, w: impl Write + Send + 'static) -> Result<Self, PcapError> {
         let header = PcapHeader {
             snaplen: WRITE_SNAPLEN,
             datalink: DataLink::ETHERNET,
@@ -599,17 +632,16 @@ impl PcapWriter {
             endianness: Endianness::Little,
             ..PcapHeader::default()
         };
-        let inner =
-            pcap_file::pcap::PcapWriter::with_header(BufWriter::with_capacity(1 << 16, file), header).map_err(|e| {
-                PcapError::Unwritable {
-                    path: name.clone(),
-                    index: 0,
-                    what: e.to_string(),
-                }
-            })?;
+        let out = BufWriter::with_capacity(1 << 16, Box::new(w) as Box<dyn Write + Send>);
+        let inner = pcap_file::pcap::PcapWriter::with_header(out, header).map_err(|e| PcapError::Unwritable {
+            path: name.to_string(),
+            index: 0,
+            what: e.to_string(),
+        })?;
         Ok(PcapWriter {
-            path: name,
+            path: name.to_string(),
             inner,
+            file: None,
             packets: 0,
         })
     }
@@ -645,17 +677,23 @@ impl PcapWriter {
         Ok(())
     }
 
-    /// Flushes the file and returns the number of frames written.
+    /// Flushes (and for a file, syncs) the output and returns the number of
+    /// frames written.
     pub fn finish(self) -> Result<u64, PcapError> {
-        let PcapWriter { path, inner, packets } = self;
+        let PcapWriter {
+            path,
+            inner,
+            file,
+            packets,
+        } = self;
         let mut out = inner.into_writer();
         out.flush().map_err(|e| PcapError::Io {
             path: path.clone(),
             source: e,
         })?;
-        out.get_ref()
-            .sync_data()
-            .map_err(|e| PcapError::Io { path, source: e })?;
+        if let Some(f) = file {
+            f.sync_data().map_err(|e| PcapError::Io { path, source: e })?;
+        }
         Ok(packets)
     }
 }

@@ -105,6 +105,53 @@ fn gen_then_scrub_writes_clean_replies_and_report() {
     assert_eq!(count(&replies), replied);
 }
 
+/// `moat gen --out - | moat scrub --in - --out -`: a real pipe at each end.
+#[test]
+fn gen_piped_through_scrub() {
+    use std::process::Stdio;
+    let secret = examples("cluster.secret");
+    let mut gen = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args([
+            "gen",
+            "--profile",
+            "mix",
+            "--count",
+            "5000",
+            "--secret-file",
+            &secret,
+            "--out",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("gen runs");
+    let scrub = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args([
+            "scrub",
+            "--config",
+            &examples("offline.toml"),
+            "--in",
+            "-",
+            "--out",
+            "-",
+        ])
+        .stdin(Stdio::from(gen.stdout.take().unwrap()))
+        .output()
+        .expect("scrub runs");
+    assert!(gen.wait().unwrap().success());
+    assert!(scrub.status.success(), "{}", String::from_utf8_lossy(&scrub.stderr));
+    // The summary went to stderr; stdout is a pcap of GRE frames.
+    assert!(String::from_utf8_lossy(&scrub.stderr).contains("<stdin>: 5000 packets"));
+    let mut rd = dataplane::pcap::PcapReader::from_reader("clean", std::io::Cursor::new(scrub.stdout)).unwrap();
+    let mut n = 0;
+    while let Some(f) = rd.next_frame().unwrap() {
+        assert_eq!(u16::from_be_bytes([f.data[12], f.data[13]]), 0x0800);
+        assert_eq!(f.data[14 + 9], 47, "outer protocol is GRE");
+        n += 1;
+    }
+    assert!(n > 500, "{n} clean packets");
+}
+
 #[test]
 fn scrub_refuses_bad_captures_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();

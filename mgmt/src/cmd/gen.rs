@@ -14,7 +14,7 @@ use classifier::cookie::CookieSecrets;
 use classifier::policy::SynAuth;
 use classifier::time::SECOND;
 use dataplane::gen::{parse_mix, GenConfig, Generator, Profile};
-use dataplane::pcap::PcapWriter;
+use dataplane::pcap::{create_output, STDIO};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct GenArgs {
@@ -54,7 +54,7 @@ pub struct GenArgs {
     /// The service's SYN authentication mode: challenge-ack, cookie-reset or off.
     #[arg(long, default_value = "challenge-ack")]
     pub syn_auth: String,
-    /// The pcap to write.
+    /// The pcap to write (`-`: standard output).
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -116,7 +116,7 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
 /// Writes the capture and returns the packets written per profile.
 pub fn generate(args: &GenArgs) -> anyhow::Result<[u64; Profile::ALL.len()]> {
     let cfg = config(args)?;
-    let mut out = PcapWriter::create(&args.out)?;
+    let mut out = create_output(&args.out)?;
     let mut counts = [0u64; Profile::ALL.len()];
     for p in Generator::new(cfg) {
         out.write(p.ts, &p.frame)?;
@@ -129,12 +129,18 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<[u64; Profile::ALL.len()]> {
 pub fn run(args: &GenArgs) -> anyhow::Result<()> {
     let counts = generate(args)?;
     let total: u64 = counts.iter().sum();
-    println!("wrote {total} packets to {}", args.out.display());
+    // With the capture on standard output, the summary goes to standard error.
+    let mut summary = format!("wrote {total} packets to {}\n", args.out.display());
     for p in Profile::ALL {
         let n = counts[p.index()];
         if n > 0 {
-            println!("  {:<22} {n:>10}", p.name());
+            summary.push_str(&format!("  {:<22} {n:>10}\n", p.name()));
         }
+    }
+    if args.out.as_os_str() == STDIO {
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
     }
     Ok(())
 }

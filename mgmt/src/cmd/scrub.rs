@@ -10,7 +10,7 @@ use anyhow::Context;
 use classifier::fingerprint::{tcp_fingerprint, udp_fingerprint};
 use classifier::parse::{Parsed, L4};
 use classifier::synauth::flags;
-use dataplane::pcap::{PcapReader, PcapWriter};
+use dataplane::pcap::{create_output, open_input, STDIO};
 use dataplane::pipeline::{Action, Pipeline};
 
 use crate::config::Config;
@@ -21,10 +21,11 @@ pub struct ScrubArgs {
     /// Config file (services, origins, rules, cookie secret).
     #[arg(long)]
     pub config: PathBuf,
-    /// Capture to scrub (pcap or pcapng, Ethernet).
+    /// Capture to scrub (pcap or pcapng, Ethernet; `-`: standard input).
     #[arg(long = "in")]
     pub input: PathBuf,
-    /// Clean packets, GRE-encapsulated toward their origin.
+    /// Clean packets, GRE-encapsulated toward their origin (`-`: standard
+    /// output).
     #[arg(long)]
     pub out: PathBuf,
     /// Replies Moat sends back out the outside port (challenges, resets, ARP).
@@ -106,9 +107,9 @@ impl Scrubber {
 /// Scrubs `input` with `cfg`, writing the outputs; returns the report.
 pub fn scrub(cfg: &Config, input: &Path, out: &Path, replies: Option<&Path>) -> anyhow::Result<Report> {
     let mut scrubber = Scrubber::new(cfg)?;
-    let mut reader = PcapReader::open(input)?;
-    let mut clean = PcapWriter::create(out)?;
-    let mut replies = replies.map(PcapWriter::create).transpose()?;
+    let mut reader = open_input(input)?;
+    let mut clean = create_output(out)?;
+    let mut replies = replies.map(create_output).transpose()?;
     while let Some(mut f) = reader.next_frame()? {
         match scrubber.feed(f.ts, &mut f.data) {
             Action::Forward { frame, .. } => clean.write(f.ts, frame)?,
@@ -124,7 +125,12 @@ pub fn scrub(cfg: &Config, input: &Path, out: &Path, replies: Option<&Path>) -> 
     if let Some(w) = replies {
         w.finish()?;
     }
-    Ok(scrubber.report(&input.display().to_string()))
+    let name = if input.as_os_str() == STDIO {
+        "<stdin>".to_string()
+    } else {
+        input.display().to_string()
+    };
+    Ok(scrubber.report(&name))
 }
 
 pub fn run(args: &ScrubArgs) -> anyhow::Result<()> {
@@ -135,7 +141,13 @@ pub fn run(args: &ScrubArgs) -> anyhow::Result<()> {
         std::fs::write(path, json + "\n").with_context(|| format!("{}: cannot write report", path.display()))?;
     }
     if !args.quiet {
-        print!("{}", report.summary());
+        let stdout_is_capture =
+            args.out.as_os_str() == STDIO || args.replies.as_deref().is_some_and(|r| r.as_os_str() == STDIO);
+        if stdout_is_capture {
+            eprint!("{}", report.summary());
+        } else {
+            print!("{}", report.summary());
+        }
     }
     Ok(())
 }
