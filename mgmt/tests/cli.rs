@@ -89,6 +89,9 @@ fn gen_then_scrub_writes_clean_replies_and_report() {
     let reasons = r["drops_per_reason"].as_object().unwrap();
     assert_eq!(reasons.len(), classifier::DropReason::COUNT, "every reason is listed");
     assert_eq!(reasons.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), dropped);
+    // `gen --secret-file` and the config's `cookie_secret_file` derive the
+    // same key from the same file: the generated clients' answers verify.
+    assert!(reasons["challenge_answered"].as_u64().unwrap() > 0, "{reasons:?}");
     assert!(r["top_sources"].as_array().is_some_and(|a| !a.is_empty()));
     assert!(r["top_fingerprints"][0]["fingerprint"].is_string());
     // The outputs are pcaps the reader takes back, with as many frames as

@@ -10,7 +10,6 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use classifier::cookie::CookieSecrets;
 use classifier::policy::SynAuth;
 use classifier::time::SECOND;
 use dataplane::gen::{parse_mix, GenConfig, Generator, Profile};
@@ -79,13 +78,12 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
         )
     })?;
     let secrets = match &args.secret_file {
-        Some(path) => {
-            let material = std::fs::read(path).with_context(|| format!("--secret-file {}", path.display()))?;
-            if material.is_empty() {
-                bail!("--secret-file {}: empty file", path.display());
-            }
-            Some(CookieSecrets::new(CookieSecrets::derive_key(&material)))
-        }
+        // The same derivation as the config's `cookie_secret_file`.
+        Some(path) => Some(
+            crate::config::secrets_from_file(path)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--secret-file {}", path.display()))?,
+        ),
         None => None,
     };
     let defaults = GenConfig::default();
@@ -198,7 +196,7 @@ mod tests {
     fn writes_the_capture_deterministically() {
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("secret");
-        std::fs::write(&secret, b"cluster").unwrap();
+        std::fs::write(&secret, b"a cluster secret, 16 bytes or more").unwrap();
         let out = |name: &str| {
             let path = dir.path().join(name);
             let p = path.to_str().unwrap().to_string();

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use classifier::policy::{FragPolicy, SynAuth};
 use serde::{Deserialize, Serialize};
 
-pub use policy::SecretSource;
+pub use policy::{secrets_from_file, SecretSource};
 pub use values::{mac_default, Cidr, HexBytes, IfaceAddr, Mac, PortSpec, Proto, TcpRuleText, UdpRuleText};
 
 /// A refused config: which file (and where in it), which key, and why.

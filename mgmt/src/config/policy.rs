@@ -44,6 +44,13 @@ impl core::fmt::Display for SecretSource {
     }
 }
 
+/// The cookie secrets a cluster's secret file gives: the key every node and
+/// `moat gen --secret-file` derive from it (one function for both, so that
+/// they can never disagree).
+pub fn secrets_from_file(path: &Path) -> Result<CookieSecrets, String> {
+    read_secret(path).map(|m| CookieSecrets::new(CookieSecrets::derive_key(&m)))
+}
+
 /// The secret material of `path`, without surrounding whitespace: a file
 /// written by `echo` and one written by `printf` give the same key on every
 /// node.
