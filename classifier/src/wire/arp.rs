@@ -51,25 +51,12 @@ super::enum_with_unknown! {
     }
 }
 
-/// A view of an Ethernet/IPv4 ARP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of an Ethernet/IPv4 ARP packet.
+    Packet, "Wraps a buffer, checking its length and that it is Ethernet/IPv4 ARP."
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, checking its length and that it is Ethernet/IPv4 ARP.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks that the buffer holds 28 bytes of Ethernet/IPv4 ARP.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
@@ -82,11 +69,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error);
         }
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Hardware type (1 = Ethernet once checked).

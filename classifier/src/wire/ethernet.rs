@@ -48,10 +48,9 @@ pub const HEADER_LEN: usize = field::HEADER_LEN;
 /// Length of one VLAN tag.
 pub const TAG_LEN: usize = field::TAG_LEN;
 
-/// A view of an Ethernet II frame (<https://standards.ieee.org/ieee/802.1Q/6844/>).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Frame<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of an Ethernet II frame (<https://standards.ieee.org/ieee/802.1Q/6844/>).
+    Frame, "Wraps a buffer, checking that it holds the whole header and tags."
 }
 
 /// Number of VLAN tags at the start of `b` (after the MACs), and whether the
@@ -79,27 +78,10 @@ fn count_tags(b: &[u8]) -> Result<usize> {
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Frame<T> {
-        Frame { buffer }
-    }
-
-    /// Wraps a buffer, checking that it holds the whole header and tags.
-    pub fn new_checked(buffer: T) -> Result<Frame<T>> {
-        let f = Self::new_unchecked(buffer);
-        f.check_len()?;
-        Ok(f)
-    }
-
     /// Checks that the buffer holds the header, every recognised tag and the
     /// final EtherType.
     pub fn check_len(&self) -> Result<()> {
         count_tags(self.buffer.as_ref()).map(|_| ())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Destination MAC address.

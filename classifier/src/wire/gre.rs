@@ -42,11 +42,10 @@ mod bits {
     pub const VERSION: u16 = 0x0007;
 }
 
-/// A view of a GRE packet (<https://www.rfc-editor.org/rfc/rfc2784>,
-/// <https://www.rfc-editor.org/rfc/rfc2890>).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of a GRE packet (<https://www.rfc-editor.org/rfc/rfc2784>,
+    /// <https://www.rfc-editor.org/rfc/rfc2890>).
+    Packet, "Wraps a buffer, checking the flags, version and header length."
 }
 
 /// Header length implied by the flag word.
@@ -58,18 +57,6 @@ const fn header_len_of(flags: u16) -> usize {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, checking the flags, version and header length.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks: buffer >= 4, version 0, RFC 1701 bits clear, buffer holds
     /// the optional fields the flags announce.
     pub fn check_len(&self) -> Result<()> {
@@ -82,11 +69,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error);
         }
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     fn flag_word(&self) -> u16 {

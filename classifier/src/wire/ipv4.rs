@@ -48,25 +48,12 @@ const DF: u16 = 0x4000;
 /// Flag bit "more fragments".
 const MF: u16 = 0x2000;
 
-/// A view of an IPv4 packet (<https://www.rfc-editor.org/rfc/rfc791#section-3.1>).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of an IPv4 packet (<https://www.rfc-editor.org/rfc/rfc791#section-3.1>).
+    Packet, "Wraps a buffer, checking version and lengths (see the module docs)."
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, checking version and lengths (see the module docs).
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks: buffer >= 20, version 4, IHL >= 5, IHL*4 <= total length <=
     /// buffer.
     pub fn check_len(&self) -> Result<()> {
@@ -80,11 +67,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error);
         }
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Version (4 once checked).

@@ -75,10 +75,9 @@ pub struct ExtInfo {
     pub frag: Option<FragInfo>,
 }
 
-/// A view of an IPv6 packet (<https://www.rfc-editor.org/rfc/rfc8200#section-3>).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of an IPv6 packet (<https://www.rfc-editor.org/rfc/rfc8200#section-3>).
+    Packet, "Wraps a buffer, checking version and lengths."
 }
 
 /// Walks the extension headers of `payload` (the bytes after the fixed
@@ -131,18 +130,6 @@ pub(crate) fn walk(payload: &[u8], mut nh: u8) -> Result<(u8, usize, u8, Option<
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, checking version and lengths.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks: buffer >= 40, version 6, 40 + payload length <= buffer. The
     /// extension headers are checked by [`Packet::ext_walk`].
     pub fn check_len(&self) -> Result<()> {
@@ -151,11 +138,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error);
         }
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     fn first_word(&self) -> u32 {

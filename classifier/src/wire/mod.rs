@@ -25,6 +25,39 @@
 
 use core::fmt;
 
+/// Declares a zero-copy view `$name<T: AsRef<[u8]>>` over a buffer with the
+/// constructors every view shares (smoltcp's pattern): `new_unchecked`,
+/// `new_checked` (which calls the view's own `check_len`) and `into_inner`.
+/// The field accessors stay written out in each module.
+macro_rules! view {
+    ($(#[$m:meta])* $name:ident, $checked_doc:literal) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> $name<T> {
+            /// Wraps a buffer without checking it.
+            pub const fn new_unchecked(buffer: T) -> $name<T> {
+                $name { buffer }
+            }
+
+            #[doc = $checked_doc]
+            pub fn new_checked(buffer: T) -> Result<$name<T>> {
+                let p = Self::new_unchecked(buffer);
+                p.check_len()?;
+                Ok(p)
+            }
+
+            /// Returns the underlying buffer.
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;

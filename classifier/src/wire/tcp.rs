@@ -204,25 +204,12 @@ impl<'a> Iterator for Options<'a> {
     }
 }
 
-/// A view of a TCP segment (<https://www.rfc-editor.org/rfc/rfc9293#section-3.1>).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of a TCP segment (<https://www.rfc-editor.org/rfc/rfc9293#section-3.1>).
+    Packet, "Wraps a buffer, checking the header and data offset."
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, checking the header and data offset.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks: buffer >= 20, data offset >= 5 and offset*4 <= buffer.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
@@ -234,11 +221,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error);
         }
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Source port.

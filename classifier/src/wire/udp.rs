@@ -28,25 +28,12 @@ mod field {
 /// Length of the UDP header.
 pub const HEADER_LEN: usize = 8;
 
-/// A view of a UDP datagram (<https://www.rfc-editor.org/rfc/rfc768>).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+view! {
+    /// A view of a UDP datagram (<https://www.rfc-editor.org/rfc/rfc768>).
+    Packet, "Wraps a buffer, checking the header and length field."
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wraps a buffer, checking the header and length field.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
     /// Checks: buffer >= 8 and 8 <= length field <= buffer.
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
@@ -58,11 +45,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error);
         }
         Ok(())
-    }
-
-    /// Returns the underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// Source port.
