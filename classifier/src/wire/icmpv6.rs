@@ -14,18 +14,12 @@
 //! The buffer must end where the IPv6 payload ends.
 
 use core::net::Ipv6Addr;
+use core::ops::{Deref, DerefMut};
 
-use super::{be16, be32, checksum, put16, put32, Error, Result};
-
-mod field {
-    pub const TYPE: usize = 0;
-    pub const CODE: usize = 1;
-    pub const CHECKSUM: usize = 2;
-    pub const REST: usize = 4;
-}
+use super::{checksum, icmp, Result};
 
 /// Length of the ICMPv6 header (every message has at least these 8 bytes).
-pub const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = icmp::HEADER_LEN;
 
 /// Common message types (<https://www.iana.org/assignments/icmpv6-parameters>).
 pub mod types {
@@ -40,98 +34,72 @@ pub mod types {
     pub const NEIGHBOR_ADVERT: u8 = 136;
 }
 
-view! {
-    /// A view of an ICMPv6 message (<https://www.rfc-editor.org/rfc/rfc4443#section-2.1>).
-    Packet, "Wraps a buffer, checking that it holds the 8-byte header."
-}
+/// A view of an ICMPv6 message (<https://www.rfc-editor.org/rfc/rfc4443#section-2.1>).
+///
+/// The header has the layout of ICMP for IPv4, so the field accessors are
+/// [`icmp::Packet`]'s (through `Deref`); only the checksum differs: it
+/// covers an IPv6 pseudo-header, so `verify_checksum` and `fill_checksum`
+/// take the addresses (and shadow ICMPv4's, which would be wrong here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<T: AsRef<[u8]>>(icmp::Packet<T>);
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Checks: buffer >= 8.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            return Err(Error);
-        }
-        Ok(())
+    /// Wraps a buffer without checking it.
+    pub const fn new_unchecked(buffer: T) -> Packet<T> {
+        Packet(icmp::Packet::new_unchecked(buffer))
     }
 
-    /// Message type.
-    pub fn msg_type(&self) -> u8 {
-        self.buffer.as_ref()[field::TYPE]
+    /// Wraps a buffer, checking that it holds the 8-byte header.
+    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
+        icmp::Packet::new_checked(buffer).map(Packet)
     }
 
-    /// Message code.
-    pub fn msg_code(&self) -> u8 {
-        self.buffer.as_ref()[field::CODE]
-    }
-
-    /// Checksum field.
-    pub fn checksum(&self) -> u16 {
-        be16(self.buffer.as_ref(), field::CHECKSUM)
-    }
-
-    /// The 4 bytes after the checksum (echo id/sequence, MTU, pointer).
-    pub fn rest_of_header(&self) -> u32 {
-        be32(self.buffer.as_ref(), field::REST)
+    /// Returns the underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.0.into_inner()
     }
 
     fn pseudo(&self, src: Ipv6Addr, dst: Ipv6Addr) -> u16 {
-        let len = u32::try_from(self.buffer.as_ref().len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(self.0.as_bytes().len()).unwrap_or(u32::MAX);
         checksum::pseudo_header_v6(src, dst, 58, len)
     }
 
     /// Whether the checksum (with the IPv6 pseudo-header) is right.
     pub fn verify_checksum(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
-        checksum::combine(&[self.pseudo(src, dst), checksum::data(self.buffer.as_ref())]) == 0xffff
-    }
-}
-
-impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
-    /// The data after the 8-byte header.
-    pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
+        checksum::combine(&[self.pseudo(src, dst), checksum::data(self.0.as_bytes())]) == 0xffff
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
-    /// Sets the message type.
-    pub fn set_msg_type(&mut self, v: u8) {
-        self.buffer.as_mut()[field::TYPE] = v;
-    }
-
-    /// Sets the message code.
-    pub fn set_msg_code(&mut self, v: u8) {
-        self.buffer.as_mut()[field::CODE] = v;
-    }
-
-    /// Sets the checksum field.
-    pub fn set_checksum(&mut self, v: u16) {
-        put16(self.buffer.as_mut(), field::CHECKSUM, v);
-    }
-
-    /// Sets the rest of the header.
-    pub fn set_rest_of_header(&mut self, v: u32) {
-        put32(self.buffer.as_mut(), field::REST, v);
-    }
-
     /// Computes and writes the checksum.
     pub fn fill_checksum(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
-        self.set_checksum(0);
+        self.0.set_checksum(0);
         let c = checksum::finish(checksum::combine(&[
             self.pseudo(src, dst),
-            checksum::data(self.buffer.as_ref()),
+            checksum::data(self.0.as_bytes()),
         ]));
-        self.set_checksum(c);
+        self.0.set_checksum(c);
     }
+}
 
-    /// Mutable data after the header.
-    pub fn payload_mut(&mut self) -> &mut [u8] {
-        &mut self.buffer.as_mut()[HEADER_LEN..]
+impl<T: AsRef<[u8]>> Deref for Packet<T> {
+    type Target = icmp::Packet<T>;
+
+    fn deref(&self) -> &icmp::Packet<T> {
+        &self.0
+    }
+}
+
+impl<T: AsRef<[u8]>> DerefMut for Packet<T> {
+    fn deref_mut(&mut self) -> &mut icmp::Packet<T> {
+        &mut self.0
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::Error;
 
     static ECHO: [u8; 10] = [
         0x80, 0x00, // echo request, code 0
