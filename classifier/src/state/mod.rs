@@ -14,6 +14,33 @@
 //! workers: RSS spreads sources, not services, over cores, so each worker
 //! sees about `1 / workers` of a service's legitimate traffic.
 
+/// The size accessors every per-core table forwards to its inner
+/// [`table::Table`] (`self.table`): `len`, `capacity`, `is_empty` and
+/// `memory_bytes` (heap bytes reserved, constant after construction).
+macro_rules! table_sizes {
+    () => {
+        #[inline]
+        pub fn len(&self) -> usize {
+            self.table.len()
+        }
+
+        #[inline]
+        pub fn capacity(&self) -> usize {
+            self.table.capacity()
+        }
+
+        #[inline]
+        pub fn is_empty(&self) -> bool {
+            self.table.is_empty()
+        }
+
+        /// Heap bytes reserved (constant after construction).
+        pub fn memory_bytes(&self) -> usize {
+            self.table.memory_bytes()
+        }
+    };
+}
+
 pub mod bucket;
 pub mod flow;
 pub mod table;

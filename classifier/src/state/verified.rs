@@ -88,25 +88,7 @@ impl VerifiedTable {
         self.table.iter().map(|(k, &expires)| (k.ip(), expires))
     }
 
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.table.len()
-    }
-
-    #[inline]
-    pub fn capacity(&self) -> usize {
-        self.table.capacity()
-    }
-
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.table.is_empty()
-    }
-
-    /// Heap bytes reserved (constant after construction).
-    pub fn memory_bytes(&self) -> usize {
-        self.table.memory_bytes()
-    }
+    table_sizes!();
 }
 
 #[cfg(test)]
