@@ -10,6 +10,9 @@
 //! 1. A block goes back to the kernel only when every frame taken from it
 //!    has come back ([`Ring::put`]) and all its packets have been taken:
 //!    `held[block]` counts the frames out, whatever order they return in.
+//!    The reader, coming round the ring again, never reopens a block with
+//!    frames out (its `TP_STATUS_USER` is still the last lap's): that would
+//!    hand out the same packets twice, two frames over the same bytes.
 //! 2. Each frame owns a disjoint byte range of its block: from the end of
 //!    its own packet header (`TPACKET3_HDRLEN`) to the next packet's header,
 //!    or to the end of the block for the block's last packet. Headers we
@@ -164,6 +167,11 @@ impl Ring {
 
     /// Opens block `cur` if the kernel has handed it over.
     fn open_block(&mut self) -> bool {
+        // Still held from the last lap: its USER status is that lap's, and
+        // the kernel, which fills blocks in the same order, waits on it too.
+        if self.held[self.cur as usize] > 0 {
+            return false;
+        }
         if self.status_word(self.cur).load(Ordering::Acquire) & libc::TP_STATUS_USER == 0 {
             return false;
         }
