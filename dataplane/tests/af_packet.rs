@@ -8,7 +8,7 @@
 #![cfg(target_os = "linux")]
 
 use dataplane::port::af_packet::{fanout, open, AfPacketConfig, AfPacketFrame, AfPacketQueues};
-use dataplane::port::{Burst, Csum, Frame, PortId, Queues, HEADROOM};
+use dataplane::port::{Burst, Csum, Frame, PortId, Queues, HEADROOM, MAX_BURST};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -313,7 +313,7 @@ fn collect(q: &mut AfPacketQueues, port: PortId, want: usize) -> Vec<AfPacketFra
     let end = Instant::now() + WAIT;
     let mut burst = Burst::new();
     while got.len() < want && Instant::now() < end {
-        if q.rx_burst(port, &mut burst) == 0 {
+        if q.rx_burst(port, &mut burst, MAX_BURST) == 0 {
             std::thread::sleep(Duration::from_micros(100));
         }
         for f in burst.drain(..) {
@@ -457,7 +457,7 @@ fn collect_for(q: &mut AfPacketQueues, port: PortId, d: Duration) -> usize {
     let mut n = 0;
     let mut burst = Burst::new();
     while Instant::now() < end {
-        q.rx_burst(port, &mut burst);
+        q.rx_burst(port, &mut burst, MAX_BURST);
         for f in burst.drain(..) {
             n += usize::from(is_test_frame(f.data()));
             q.free(f);
@@ -650,7 +650,7 @@ fn fanout_keeps_each_source_on_its_worker() {
 /// The test frames received in one burst, copied out (the frames freed).
 fn collect_for_frames(q: &mut AfPacketQueues, port: PortId) -> Vec<Vec<u8>> {
     let mut burst = Burst::new();
-    if q.rx_burst(port, &mut burst) == 0 {
+    if q.rx_burst(port, &mut burst, MAX_BURST) == 0 {
         std::thread::sleep(Duration::from_micros(100));
     }
     let mut out = Vec::new();

@@ -48,7 +48,9 @@ impl Queues for Scripted {
         let mut w = self.wire.lock().unwrap();
         let mut n = 0;
         while n < max && !out.is_full() {
-            let Some(bytes) = w.rx[port.index()].pop_front() else { break };
+            let Some(bytes) = w.rx[port.index()].pop_front() else {
+                break;
+            };
             let mut f = self.pool.alloc().expect("pool");
             assert!(f.fill(&bytes));
             out.push(f);
@@ -188,7 +190,8 @@ fn next_hop_resolved_by_arp_then_forwarding_starts() {
     // Unresolved: the worker asks, and clean packets are dropped as
     // `no_next_hop` rather than sent to a wrong MAC.
     wait_for(&wire, "an ARP request", |w| {
-        w.tx.iter().any(|(p, f)| *p == PortId::Inside && is_arp_request_for(f, ORIGIN_IP))
+        w.tx.iter()
+            .any(|(p, f)| *p == PortId::Inside && is_arp_request_for(f, ORIGIN_IP))
     });
     {
         let w = wire.lock().unwrap();
@@ -209,7 +212,8 @@ fn next_hop_resolved_by_arp_then_forwarding_starts() {
     std::thread::sleep(Duration::from_millis(10));
     push(&wire, PortId::Outside, udp(5001, 7777));
     wait_for(&wire, "a GRE frame", |w| {
-        w.tx.iter().any(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 0] && f[23] == 47)
+        w.tx.iter()
+            .any(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 0] && f[23] == 47)
     });
     let gre = wire
         .lock()
@@ -230,7 +234,8 @@ fn next_hop_resolved_by_arp_then_forwarding_starts() {
     // The origin asks for our tunnel address: answered on the inside port.
     push(&wire, PortId::Inside, arp(1, ORIGIN_MAC, ORIGIN_IP, IN_IP, [0xff; 6]));
     wait_for(&wire, "our ARP reply", |w| {
-        w.tx.iter().any(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 6] && f[21] == 2 && f[..6] == ORIGIN_MAC)
+        w.tx.iter()
+            .any(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 6] && f[21] == 2 && f[..6] == ORIGIN_MAC)
     });
     // IP traffic on the inside port is refused and counted.
     let mut stray = udp(5002, 7777);

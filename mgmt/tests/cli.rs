@@ -214,7 +214,12 @@ fn demo_runs_live_and_prints_figures_every_second() {
     // re-injected, challenges sent, attack traffic dropped by reason.
     assert!(out.contains("   1s in ") && out.contains("   2s in "), "{out}");
     assert!(out.contains("Mpps/worker ["), "{out}");
-    for needle in ["passed web:", "dropped reflection_port:", "dropped tcp_no_flow:", "port inside: rx 0 tx "] {
+    for needle in [
+        "passed web:",
+        "dropped reflection_port:",
+        "dropped tcp_no_flow:",
+        "port inside: rx 0 tx ",
+    ] {
         assert!(out.contains(needle), "{needle} missing in\n{out}");
     }
     // Challenges leave by the outside port.
@@ -230,11 +235,22 @@ fn demo_runs_live_and_prints_figures_every_second() {
 
 #[test]
 fn bench_measures_each_path_and_every_packet_takes_it() {
-    let o = moat(&["bench", "--seconds", "0.3", "--templates", "256", "--table-size", "4096"]);
+    let o = moat(&[
+        "bench",
+        "--seconds",
+        "0.3",
+        "--templates",
+        "256",
+        "--table-size",
+        "4096",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
     for w in ["syn-flood", "ack-flood", "clean"] {
-        let line = out.lines().find(|l| l.starts_with(w)).unwrap_or_else(|| panic!("{w} missing:\n{out}"));
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(w))
+            .unwrap_or_else(|| panic!("{w} missing:\n{out}"));
         assert!(line.contains("100.0%"), "{line}");
     }
     assert!(out.contains("peak RSS:"), "{out}");
@@ -250,14 +266,25 @@ fn run_on_pcap_backend_matches_scrub_packet_for_packet() {
     let mix = generate(dir.path(), "30000");
     let (clean, replies) = (dir.path().join("clean.pcap"), dir.path().join("r.pcap"));
     let o = moat(&[
-        "scrub", "--config", &examples("offline.toml"), "--in", s(&mix), "--out", s(&clean), "--replies", s(&replies),
+        "scrub",
+        "--config",
+        &examples("offline.toml"),
+        "--in",
+        s(&mix),
+        "--out",
+        s(&clean),
+        "--replies",
+        s(&replies),
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(examples("offline.toml")).unwrap();
     let cfg = dir.path().join("run.toml");
     let secret = examples("cluster.secret");
-    let text = text.replace("cookie_secret_file = \"cluster.secret\"", &format!("cookie_secret_file = {secret:?}"));
+    let text = text.replace(
+        "cookie_secret_file = \"cluster.secret\"",
+        &format!("cookie_secret_file = {secret:?}"),
+    );
     let (run_clean, run_replies, stats) = (
         dir.path().join("run-clean.pcap"),
         dir.path().join("run-r.pcap"),

@@ -49,7 +49,16 @@ pub fn templates(w: Workload, n: usize, vip: Ipv4Addr, macs: ([u8; 6], [u8; 6]),
     let profile = match w {
         Workload::SynFlood => Profile::SynFlood,
         Workload::AckFlood => Profile::AckFlood,
-        Workload::Clean => return established(n, vip, Macs { src: macs.0, dst: macs.1 }),
+        Workload::Clean => {
+            return established(
+                n,
+                vip,
+                Macs {
+                    src: macs.0,
+                    dst: macs.1,
+                },
+            )
+        }
     };
     Generator::new(GenConfig {
         mix: vec![(profile, 1)],

@@ -128,7 +128,11 @@ impl Measurement {
 
 fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config> {
     let auth = if w == Workload::Clean { "off" } else { "challenge-ack" };
-    let mut cfg = Config::from_toml_str(&BENCH_CONFIG.replace("SYNAUTH", auth), "bench config", std::path::Path::new("."))?;
+    let mut cfg = Config::from_toml_str(
+        &BENCH_CONFIG.replace("SYNAUTH", auth),
+        "bench config",
+        std::path::Path::new("."),
+    )?;
     let d = &mut cfg.dataplane;
     d.workers = workers;
     d.burst = args.burst.clamp(1, 512);
@@ -143,8 +147,14 @@ pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Me
     let cfg = config(w, workers, args)?;
     let plan = node::plan(&cfg, [None, None], false, false)?;
     let macs = ([0x02, 0, 0, 0, 0, 0xfe], cfg.outside.mac_or_default());
-    let frames: std::sync::Arc<[Vec<u8>]> =
-        templates(w, args.templates.max(16), core::net::Ipv4Addr::new(203, 0, 113, 10), macs, 7).into();
+    let frames: std::sync::Arc<[Vec<u8>]> = templates(
+        w,
+        args.templates.max(16),
+        core::net::Ipv4Addr::new(203, 0, 113, 10),
+        macs,
+        7,
+    )
+    .into();
     let queues = (0..workers as usize)
         .map(|i| {
             let t = Templates {
@@ -185,8 +195,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let workloads: Vec<Workload> = if args.workload == "all" {
         Workload::ALL.to_vec()
     } else {
-        vec![Workload::from_name(&args.workload)
-            .ok_or_else(|| anyhow::anyhow!("unknown workload \"{}\" (all, syn-flood, ack-flood, clean)", args.workload))?]
+        vec![Workload::from_name(&args.workload).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown workload \"{}\" (all, syn-flood, ack-flood, clean)",
+                args.workload
+            )
+        })?]
     };
     let counts: Vec<u32> = if args.worker_counts.is_empty() {
         (1..=args.workers.max(1)).collect()
@@ -204,13 +218,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let rss0 = peak_rss_kib();
     println!(
         "{:<10} {:>7} {:>11} {:>12} {:>10} {:>9} {:>10}  {}",
-        "workload", "workers", "Mpps total", "Mpps/worker", "ns/packet", "on path", "sources", "peak RSS MiB (start -> end)"
+        "workload",
+        "workers",
+        "Mpps total",
+        "Mpps/worker",
+        "ns/packet",
+        "on path",
+        "sources",
+        "peak RSS MiB (start -> end)"
     );
     for w in workloads {
         for &n in &counts {
             let m = measure(w, n, args)?;
             let per = m.mpps_per_worker();
-            let rss = m.rss.map_or("-".into(), |(a, b)| format!("{:.1} -> {:.1}", a as f64 / 1024.0, b as f64 / 1024.0));
+            let rss = m.rss.map_or("-".into(), |(a, b)| {
+                format!("{:.1} -> {:.1}", a as f64 / 1024.0, b as f64 / 1024.0)
+            });
             println!(
                 "{:<10} {:>7} {:>11.3} {:>12.3} {:>10.1} {:>8.1}% {:>10}  {rss}",
                 w.name(),
@@ -219,12 +242,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 per,
                 1e3 / per.max(1e-9),
                 100.0 * m.on_path,
-                if w.spoofed() { format!("{:.1}M", m.packets as f64 / 1e6) } else { "-".into() }
+                if w.spoofed() {
+                    format!("{:.1}M", m.packets as f64 / 1e6)
+                } else {
+                    "-".into()
+                }
             );
         }
     }
     if let (Some(a), Some(b)) = (rss0, peak_rss_kib()) {
-        println!("peak RSS: {:.1} MiB before the first run, {:.1} MiB after the last", a as f64 / 1024.0, b as f64 / 1024.0);
+        println!(
+            "peak RSS: {:.1} MiB before the first run, {:.1} MiB after the last",
+            a as f64 / 1024.0,
+            b as f64 / 1024.0
+        );
     }
     Ok(())
 }

@@ -104,7 +104,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         "moat demo: {} worker(s) on the memory backend, mix \"{}\", {}; Ctrl-C stops",
         cfg.dataplane.workers,
         args.mix,
-        if args.pps == 0 { "flat out".to_string() } else { format!("{} pps per worker", args.pps) }
+        if args.pps == 0 {
+            "flat out".to_string()
+        } else {
+            format!("{} pps per worker", args.pps)
+        }
     );
     let mut prev = node.snapshot();
     let mut t = 0u64;

@@ -412,10 +412,10 @@ impl AfPacketQueues {
 impl Queues for AfPacketQueues {
     type Frame = AfPacketFrame;
 
-    fn rx_burst(&mut self, port: PortId, out: &mut Burst<AfPacketFrame>) -> usize {
+    fn rx_burst(&mut self, port: PortId, out: &mut Burst<AfPacketFrame>, max: usize) -> usize {
         let p = &mut self.ports[port.index()];
         let mut n = 0;
-        while !out.is_full() {
+        while !out.is_full() && n < max {
             let Some(RxPacket {
                 frame: mut f,
                 status,
