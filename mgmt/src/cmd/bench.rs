@@ -36,8 +36,9 @@ pub struct BenchArgs {
     /// Template frames replayed per worker.
     #[arg(long, default_value_t = 4096)]
     pub templates: usize,
-    /// Entries per worker in each of the flow, verified-source and source tables.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Entries per worker in each of the flow, verified-source and source
+    /// tables (the config's default).
+    #[arg(long, default_value_t = 65536)]
     pub table_size: u32,
 }
 
