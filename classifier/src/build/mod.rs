@@ -1,5 +1,5 @@
 //! Builders for the frames Moat emits: TCP challenges and resets, ARP
-//! replies, ICMP "packet too big" errors, GRE encapsulation
+//! replies and requests, ICMP "packet too big" errors, GRE encapsulation
 //! toward the origin, and the in-place fixes of forwarded packets (MSS
 //! clamping of passed SYNs).
 //!
@@ -10,23 +10,26 @@
 //! full computation for new headers, RFC 1624 incremental update when one
 //! field changes in a received packet.
 //!
-//! Replies (`tcp_reply`, `arp_reply`, `icmp_too_big`) are
+//! Replies (`tcp_reply`, `arp_reply`, `arp_request`, `icmp_too_big`) are
 //! zero-padded to the 60-byte Ethernet minimum, since not every DPDK PMD
 //! pads runt frames. GRE output is not padded: the classifier passes IPv4
 //! only with an L4 header, so the smallest inner packet (28 bytes) already
 //! makes a 66-byte frame.
 //!
-//! Submodules, re-exported here: [`icmp_too_big`] (`icmp`).
+//! Submodules, re-exported here: [`icmp_too_big`] (`icmp`), [`arp_request`]
+//! and [`arp_sender`] (`arp`).
 
 use core::net::{IpAddr, Ipv4Addr};
 
 use crate::parse::{Parsed, L3, L4};
 use crate::wire::{self, checksum, tcp::flags, EtherType, IpProtocol, TcpOption};
 
+mod arp;
 mod icmp;
 #[cfg(test)]
 mod test_frames;
 
+pub use arp::{arp_request, arp_sender, ArpInfo};
 pub use icmp::{icmp_too_big, MIN_MTU_V4, MIN_MTU_V6, V6_MAX_QUOTE};
 
 /// Smallest Ethernet frame without FCS.
