@@ -1,7 +1,7 @@
 //! Builders for the frames Moat emits: TCP challenges and resets, ARP
 //! replies and requests, ICMP "packet too big" errors, GRE encapsulation
 //! toward the origin, and the in-place fixes of forwarded packets (MSS
-//! clamping of passed SYNs).
+//! clamping of passed SYNs, completing offloaded checksums).
 //!
 //! Every builder writes into a caller's buffer (sans-I/O, like boringtun) and
 //! returns the frame length, or `None` when the buffer is too small or the
@@ -17,7 +17,7 @@
 //! makes a 66-byte frame.
 //!
 //! Submodules, re-exported here: [`icmp_too_big`] (`icmp`), [`arp_request`]
-//! and [`arp_sender`] (`arp`).
+//! and [`arp_sender`] (`arp`), [`complete_l4_checksum`] (`offload`).
 
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -26,11 +26,13 @@ use crate::wire::{self, checksum, tcp::flags, EtherType, IpProtocol, TcpOption};
 
 mod arp;
 mod icmp;
+mod offload;
 #[cfg(test)]
 mod test_frames;
 
 pub use arp::{arp_request, arp_sender, ArpInfo};
 pub use icmp::{icmp_too_big, MIN_MTU_V4, MIN_MTU_V6, V6_MAX_QUOTE};
+pub use offload::complete_l4_checksum;
 
 /// Smallest Ethernet frame without FCS.
 pub const ETH_MIN_FRAME: usize = 60;
