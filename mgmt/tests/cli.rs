@@ -350,18 +350,27 @@ fn run_stops_cleanly_on_sigterm_with_final_counters() {
         let o = child.wait_with_output().unwrap();
         panic!("no stats file after 20 s: {}", String::from_utf8_lossy(&o.stderr));
     }
-    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let o = child.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}\n{out}");
     assert!(err.contains("running 2 worker(s) on the memory backend"), "{err}");
-    assert!(out.contains("received ") && out.contains("port inside: rx 0 tx "), "{out}");
+    assert!(
+        out.contains("received ") && out.contains("port inside: rx 0 tx "),
+        "{out}"
+    );
     let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     let rx = st["rx_packets"].as_u64().unwrap();
     assert!(rx > 0, "{st}");
-    assert!(out.contains(&format!("received {rx} packets")), "final file and printout agree: {rx}\n{out}");
+    assert!(
+        out.contains(&format!("received {rx} packets")),
+        "final file and printout agree: {rx}\n{out}"
+    );
     assert_eq!(st["workers"].as_array().unwrap().len(), 2);
     assert!(st["passed"]["web"].as_u64().unwrap() > 0, "{st}");
 }

@@ -218,15 +218,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     let rss0 = peak_rss_kib();
     println!(
-        "{:<10} {:>7} {:>11} {:>12} {:>10} {:>9} {:>10}  {}",
-        "workload",
-        "workers",
-        "Mpps total",
-        "Mpps/worker",
-        "ns/packet",
-        "on path",
-        "sources",
-        "peak RSS MiB (start -> end)"
+        "{:<10} {:>7} {:>11} {:>12} {:>10} {:>9} {:>10}  peak RSS MiB (start -> end)",
+        "workload", "workers", "Mpps total", "Mpps/worker", "ns/packet", "on path", "sources"
     );
     for w in workloads {
         for &n in &counts {
