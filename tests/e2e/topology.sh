@@ -6,6 +6,7 @@
 #  ns PREFIXinet                 ns PREFIXmoat                ns PREFIXorigin
 #  client   10.10.0.2/24         (moat run, AF_PACKET)         or0 ─ br-phy (OVS netdev, own MAC,
 #  attacker 10.10.0.3/24         out0, in0: no address,            192.168.77.2/24, GRE endpoint)
+#  client2  10.10.0.4/24
 #  inet0 ◄──── veth ────────────► out0                               │ tunnel pop (gre0, legacy_l3)
 #                                in0 ◄──────── veth ───────────► or0  br-int (OVS netdev): gre0 ─► LOCAL
 #  203.0.113.0/24 via 10.10.0.1                                    tap with VIPs 203.0.113.10, .11:
@@ -13,9 +14,9 @@
 #  dsr0 10.20.0.2/30 ◄──────── veth (direct server return) ──────► dsr0 10.20.0.1/30
 #                                                                  10.10.0.0/24 via 10.20.0.2
 #
-# br-int counts decapsulated packets by source in two OpenFlow rules (both
-# deliver to the kernel): cookie 0x1 for the client 10.10.0.2, cookie 0x2
-# (lower priority) for every other source. `ovs-ofctl dump-flows br-int`
+# br-int counts decapsulated packets by source in OpenFlow rules (all
+# deliver to the kernel): cookie 0x1 for the clients 10.10.0.2 and 10.10.0.4
+# (one rule each), cookie 0x2 (lower priority) for every other source. `ovs-ofctl dump-flows br-int`
 # with OVS_RUNDIR=STATE_DIR reads them.
 #
 # The GRE endpoint is Open vSwitch's userspace datapath (the CI kernel has no
@@ -34,6 +35,9 @@ export PATH=$PATH:/usr/sbin:/sbin
 
 CLIENT=10.10.0.2/24
 ATTACKER=10.10.0.3/24
+# A second client: SYN authentication verifies a source for a while, so each
+# SYN-auth mode needs a client of its own to be seen at work.
+CLIENT2=10.10.0.4/24
 MOAT_OUTSIDE=10.10.0.1
 VIP_NET=203.0.113.0/24
 VIPS=(203.0.113.10 203.0.113.11)
@@ -148,6 +152,7 @@ up() {
     # inet: the client and the attacker on one link, the VIPs behind Moat.
     in_ns "$inet" ip addr add "$CLIENT" dev inet0
     in_ns "$inet" ip addr add "$ATTACKER" dev inet0
+    in_ns "$inet" ip addr add "$CLIENT2" dev inet0
     in_ns "$inet" ip link set inet0 up
     in_ns "$inet" ip route add "$VIP_NET" via "$MOAT_OUTSIDE" dev inet0 src "${CLIENT%/*}"
     in_ns "$inet" ip addr add "$DSR_INET/30" dev dsr0
@@ -199,8 +204,10 @@ up() {
     # that a test can count what reached the origin by source; nothing else
     # (the tap's own packets) goes anywhere.
     ovs-ofctl del-flows br-int
-    ovs-ofctl add-flow br-int \
-        "cookie=0x1,priority=200,in_port=gre0,ip,nw_src=${CLIENT%/*},actions=mod_dl_dst:$BR_INT_MAC,output:LOCAL"
+    for c in "${CLIENT%/*}" "${CLIENT2%/*}"; do
+        ovs-ofctl add-flow br-int \
+            "cookie=0x1,priority=200,in_port=gre0,ip,nw_src=$c,actions=mod_dl_dst:$BR_INT_MAC,output:LOCAL"
+    done
     ovs-ofctl add-flow br-int \
         "cookie=0x2,priority=100,in_port=gre0,actions=mod_dl_dst:$BR_INT_MAC,output:LOCAL"
 
