@@ -121,6 +121,11 @@ drop_reasons! {
     /// Packet larger than the origin's tunnel MTU (passed SYNs are also
     /// MSS-clamped so that the flow's later segments fit).
     TooBig = "too_big",
+    /// IP traffic received on the inside port (only ARP is expected there).
+    WrongPort = "wrong_port",
+    /// The next hop toward the origin is not resolved (no ARP answer yet and
+    /// no static MAC).
+    NoNextHop = "no_next_hop",
 }
 
 impl core::fmt::Display for DropReason {
@@ -140,6 +145,6 @@ mod tests {
             assert_eq!(DropReason::from_name(r.as_str()), Some(*r));
         }
         assert_eq!(DropReason::from_name("nope"), None);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::TooBig));
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::NoNextHop));
     }
 }

@@ -8,3 +8,4 @@ pub mod gen;
 pub mod pcap;
 pub mod pipeline;
 pub mod port;
+pub mod runtime;

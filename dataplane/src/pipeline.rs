@@ -1,21 +1,27 @@
 //! The per-packet pipeline around [`classifier::classify`]: parse, classify,
-//! then carry out the verdict — MSS clamping and GRE encapsulation of clean
-//! packets toward their origin, replies out the receiving port, drops counted
-//! by reason. One `Pipeline` per worker; it owns the worker's state and
-//! counters. The offline scrubber runs exactly this code.
+//! then carry out the verdict in place in the packet buffer — MSS clamping
+//! and GRE encapsulation of clean packets toward their origin (headers
+//! prepended into the headroom), replies written over the received frame to
+//! leave by the port it came in on, drops counted by reason. One `Pipeline`
+//! per worker; it owns the worker's state and counters. The live workers and
+//! the offline scrubber run exactly this code.
 
 use classifier::build::{self, GreParams};
-use classifier::parse::{self, Parsed};
+use classifier::parse::{self, Parsed, L3};
 use classifier::policy::Policy;
+use classifier::state::bucket::TokenBucket;
 use classifier::state::{StateConfig, WorkerState};
 use classifier::time::Nanos;
 use classifier::verdict::{DropReason, Verdict};
 
+use crate::port::{Csum, Frame, HeapFrame};
+
 /// Largest frame the pipeline handles (jumbo frames included).
 pub const MAX_FRAME: usize = 9216;
-/// Room for a reply frame (the largest is a SYN-ACK with MSS over IPv6 and
-/// two VLAN tags: 14 + 8 + 40 + 24 = 86 bytes).
-pub const REPLY_ROOM: usize = 128;
+/// Room for a reply frame: a SYN-ACK with MSS over IPv6 and two VLAN tags is
+/// 14 + 8 + 40 + 24 = 86 bytes; an ICMPv6 Packet Too Big quotes up to
+/// 256 - 14 - 8 - 48 = 186 bytes of the packet that did not fit.
+pub const REPLY_ROOM: usize = 256;
 
 /// Per-worker counters; plain integers, owned by the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,9 +30,16 @@ pub struct Counters {
     pub rx_bytes: u64,
     /// Packets re-injected, per service index.
     pub passed: Vec<u64>,
+    /// Bytes re-injected (GRE frames as sent).
     pub passed_bytes: u64,
+    /// Challenges, resets, ARP replies and ICMP errors sent back.
     pub replies: u64,
     pub mss_clamped: u64,
+    /// ICMP "fragmentation needed" / "packet too big" sent (also in
+    /// `replies`; the packet itself is counted as a `too_big` drop).
+    pub icmp_too_big: u64,
+    /// Partial L4 checksums (local senders with offload) completed.
+    pub csum_completed: u64,
     pub dropped: [u64; DropReason::COUNT],
 }
 
@@ -39,6 +52,8 @@ impl Counters {
             passed_bytes: 0,
             replies: 0,
             mss_clamped: 0,
+            icmp_too_big: 0,
+            csum_completed: 0,
             dropped: [0; DropReason::COUNT],
         }
     }
@@ -47,6 +62,23 @@ impl Counters {
     pub fn dropped_total(&self) -> u64 {
         self.dropped.iter().sum()
     }
+
+    /// Total packets passed over every service.
+    pub fn passed_total(&self) -> u64 {
+        self.passed.iter().sum()
+    }
+}
+
+/// What the caller must do with the frame it gave to
+/// [`Pipeline::process_frame`]; the frame has been rewritten accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The frame is now GRE-encapsulated: send it out the inside port.
+    Forward { service: u16 },
+    /// The frame is now a reply: send it out the port it came in on.
+    Reply,
+    /// Free the frame; the drop was counted.
+    Drop(DropReason),
 }
 
 /// What the caller must do with the frame it gave to [`Pipeline::process`].
@@ -60,91 +92,229 @@ pub enum Action<'a> {
     Drop(DropReason),
 }
 
-/// One worker's pipeline.
+/// Default rate of ICMP too-big errors per node, per second (RFC 1812
+/// §4.3.2.8 and RFC 4443 §2.4(f) ask for a limit; Linux defaults to 1000/s
+/// for all ICMP errors).
+pub const ICMP_TOO_BIG_PPS: u64 = 100;
+
+/// One worker's pipeline: the decision core plus a scratch frame for the
+/// slice-based [`Pipeline::process`].
 #[derive(Debug)]
 pub struct Pipeline {
+    core: Core,
+    scratch: HeapFrame,
+}
+
+#[derive(Debug)]
+struct Core {
     state: WorkerState,
+    /// Encapsulation toward each origin of the policy (same index).
     gre: Vec<GreParams>,
+    /// Whether the next hop toward each origin has a MAC.
+    next_hop_ok: Vec<bool>,
     counters: Counters,
-    out: Box<[u8]>,
+    reply: Box<[u8; REPLY_ROOM]>,
+    icmp: TokenBucket,
 }
 
 impl Pipeline {
-    /// `gre[i]` are the encapsulation parameters of `policy.origins[i]`.
+    /// `gre[i]` are the encapsulation parameters of `policy.origins[i]`,
+    /// all with a usable next-hop MAC (see [`Pipeline::set_next_hop`]).
     pub fn new(policy: &Policy, gre: Vec<GreParams>, sizes: &StateConfig, workers: u32) -> Self {
         assert_eq!(gre.len(), policy.origins.len(), "one GreParams per origin");
+        let icmp = ICMP_TOO_BIG_PPS.div_ceil(u64::from(workers.max(1)));
         Pipeline {
-            state: WorkerState::new(sizes, policy, workers),
-            gre,
-            counters: Counters::new(policy.services.len()),
-            out: vec![0; MAX_FRAME + build::gre_overhead(true)].into_boxed_slice(),
+            core: Core {
+                state: WorkerState::new(sizes, policy, workers),
+                next_hop_ok: vec![true; gre.len()],
+                gre,
+                counters: Counters::new(policy.services.len()),
+                reply: Box::new([0; REPLY_ROOM]),
+                icmp: TokenBucket::new(icmp, icmp),
+            },
+            scratch: HeapFrame::new(),
         }
     }
 
     pub fn counters(&self) -> &Counters {
-        &self.counters
+        &self.core.counters
     }
 
     pub fn state(&self) -> &WorkerState {
-        &self.state
+        &self.core.state
     }
 
     pub fn state_mut(&mut self) -> &mut WorkerState {
-        &mut self.state
+        &mut self.core.state
     }
 
-    /// Processes one frame received at `now`. `frame` may be modified (MSS
-    /// clamping of passed SYNs). `parsed` receives the parse summary when the
-    /// frame parsed (for reports), so callers never parse twice.
-    pub fn process<'a>(
-        &'a mut self,
-        policy: &Policy,
-        now: Nanos,
-        frame: &mut [u8],
-        parsed: &mut Option<Parsed>,
-    ) -> Action<'a> {
-        self.counters.rx_packets += 1;
-        self.counters.rx_bytes += frame.len() as u64;
-        let p = match parse::parse(frame) {
-            Ok(p) => p,
-            Err(r) => return self.drop(r, parsed, None),
-        };
-        *parsed = Some(p);
-        let (reply, rest) = self.out.split_at_mut(REPLY_ROOM);
-        match classifier::classify::classify_parsed(&mut self.state, policy, now, frame, &p, reply) {
-            Verdict::Drop(r) => {
-                self.counters.dropped[r as usize] += 1;
-                Action::Drop(r)
-            }
-            Verdict::Reply { len } => {
-                self.counters.replies += 1;
-                Action::Reply(&self.out[..len])
-            }
-            Verdict::Pass(pass) => {
-                let svc = &policy.services[usize::from(pass.service)];
-                let origin = &policy.origins[usize::from(svc.origin)];
-                if pass.syn && build::clamp_mss(frame, &p, origin.mss_for(p.src.is_ipv6())) {
-                    self.counters.mss_clamped += 1;
-                }
-                let start = usize::from(pass.l3_offset);
-                let inner = &frame[start..start + usize::from(p.l3_len)];
-                let Some(len) = build::gre_encap(inner, &self.gre[usize::from(svc.origin)], rest) else {
-                    self.counters.dropped[DropReason::TooBig as usize] += 1;
-                    return Action::Drop(DropReason::TooBig);
-                };
-                self.counters.passed[usize::from(pass.service)] += 1;
-                self.counters.passed_bytes += len as u64;
-                Action::Forward {
-                    service: pass.service,
-                    frame: &self.out[REPLY_ROOM..REPLY_ROOM + len],
-                }
+    /// Sets the per-node rate of ICMP too-big errors (0: never send them).
+    pub fn set_icmp_rate(&mut self, per_node: u64, workers: u32) {
+        let r = per_node.div_ceil(u64::from(workers.max(1)));
+        self.core.icmp.set_rate(r, r);
+    }
+
+    /// The next hop toward origin `origin` is `mac`, or unknown (`None`:
+    /// packets for that origin are dropped as `no_next_hop`).
+    pub fn set_next_hop(&mut self, origin: usize, mac: Option<[u8; 6]>) {
+        if let (Some(g), Some(ok)) = (self.core.gre.get_mut(origin), self.core.next_hop_ok.get_mut(origin)) {
+            *ok = mac.is_some();
+            if let Some(m) = mac {
+                g.dst_mac = m;
             }
         }
     }
 
-    fn drop<'a>(&mut self, r: DropReason, parsed: &mut Option<Parsed>, p: Option<Parsed>) -> Action<'a> {
-        *parsed = p;
+    /// After a policy swap: per-service state follows the new service list,
+    /// and `gre` replaces the tunnels (one per origin of `policy`).
+    pub fn apply_policy(&mut self, policy: &Policy, gre: Vec<GreParams>, workers: u32) {
+        self.core.state.apply_policy(policy, workers);
+        self.core.next_hop_ok.resize(gre.len(), true);
+        self.core.gre = gre;
+        self.core.counters.passed.resize(policy.services.len(), 0);
+    }
+
+    /// Processes one frame received at `now`, rewriting it in place (see
+    /// [`Outcome`]). `parsed` receives the parse summary when the frame
+    /// parsed (for reports), so callers never parse twice.
+    #[inline]
+    pub fn process_frame<F: Frame>(
+        &mut self,
+        policy: &Policy,
+        now: Nanos,
+        f: &mut F,
+        parsed: &mut Option<Parsed>,
+    ) -> Outcome {
+        self.core.process(policy, now, f, parsed)
+    }
+
+    /// Counts a frame dropped before the pipeline saw it (e.g. IP traffic on
+    /// the inside port).
+    pub fn count_drop(&mut self, len: usize, r: DropReason) {
+        self.core.counters.rx_packets += 1;
+        self.core.counters.rx_bytes += len as u64;
+        self.core.counters.dropped[r as usize] += 1;
+    }
+
+    /// The slice form for offline use: copies `frame` into a scratch buffer
+    /// and returns what to send, borrowed from it.
+    pub fn process<'a>(
+        &'a mut self,
+        policy: &Policy,
+        now: Nanos,
+        frame: &[u8],
+        parsed: &mut Option<Parsed>,
+    ) -> Action<'a> {
+        if !self.scratch.fill(frame) {
+            *parsed = None;
+            self.count_drop(frame.len(), DropReason::TooBig);
+            return Action::Drop(DropReason::TooBig);
+        }
+        match self.core.process(policy, now, &mut self.scratch, parsed) {
+            Outcome::Forward { service } => Action::Forward {
+                service,
+                frame: self.scratch.data(),
+            },
+            Outcome::Reply => Action::Reply(self.scratch.data()),
+            Outcome::Drop(r) => Action::Drop(r),
+        }
+    }
+}
+
+impl Core {
+    #[inline]
+    fn drop(&mut self, r: DropReason) -> Outcome {
         self.counters.dropped[r as usize] += 1;
-        Action::Drop(r)
+        Outcome::Drop(r)
+    }
+
+    fn process<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, parsed: &mut Option<Parsed>) -> Outcome {
+        self.counters.rx_packets += 1;
+        self.counters.rx_bytes += f.data().len() as u64;
+        *parsed = None;
+        let p = match parse::parse(f.data()) {
+            Ok(p) => p,
+            Err(r) => return self.drop(r),
+        };
+        *parsed = Some(p);
+        let verdict = classifier::classify::classify_parsed(&mut self.state, policy, now, f.data(), &p, &mut self.reply[..]);
+        match verdict {
+            Verdict::Drop(DropReason::TooBig) => self.too_big(policy, now, f, &p),
+            Verdict::Drop(r) => self.drop(r),
+            Verdict::Reply { len } => {
+                // Every backend's frame holds at least REPLY_ROOM bytes.
+                if !f.replace(&self.reply[..len]) {
+                    return self.drop(DropReason::TooBig);
+                }
+                self.counters.replies += 1;
+                Outcome::Reply
+            }
+            Verdict::Pass(pass) => self.forward(policy, f, &p, pass.service, pass.syn),
+        }
+    }
+
+    /// MSS clamp, checksum completion, then GRE encapsulation in place: the
+    /// inner L2 header (and any Ethernet padding) is cut off and the outer
+    /// Ethernet/IPv4/GRE headers are written into the headroom.
+    #[inline]
+    fn forward<F: Frame>(&mut self, policy: &Policy, f: &mut F, p: &Parsed, service: u16, syn: bool) -> Outcome {
+        let origin = usize::from(policy.services[usize::from(service)].origin);
+        if !self.next_hop_ok.get(origin).copied().unwrap_or(false) {
+            return self.drop(DropReason::NoNextHop);
+        }
+        if syn && build::clamp_mss(f.data_mut(), p, policy.origins[origin].mss_for(p.l3 == L3::Ipv6)) {
+            self.counters.mss_clamped += 1;
+        }
+        if f.csum() == Csum::Partial && shim::complete_l4_checksum(f.data_mut(), p) {
+            f.set_csum(Csum::Valid);
+            self.counters.csum_completed += 1;
+        }
+        let g = self.gre[origin];
+        let oh = build::gre_overhead(g.key.is_some());
+        let inner = usize::from(p.l3_len);
+        if !(f.adj(usize::from(p.l3_offset)) && f.set_len(inner) && f.prepend(oh)) {
+            return self.drop(DropReason::TooBig);
+        }
+        if build::gre_encap_in_place(f.data_mut(), oh, inner, &g).is_none() {
+            return self.drop(DropReason::TooBig);
+        }
+        self.counters.passed[usize::from(service)] += 1;
+        self.counters.passed_bytes += f.data().len() as u64;
+        Outcome::Forward { service }
+    }
+
+    /// A packet larger than its origin's tunnel: dropped as `too_big`, and,
+    /// within the ICMP rate, answered with the path MTU so that the sender
+    /// can lower its packet size (RFC 1191, RFC 8201).
+    fn too_big<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed) -> Outcome {
+        self.counters.dropped[DropReason::TooBig as usize] += 1;
+        let mtu = policy
+            .service_for(p.dst)
+            .map(|s| policy.origins[usize::from(policy.services[usize::from(s)].origin)].mtu);
+        let Some(mtu) = mtu else {
+            return Outcome::Drop(DropReason::TooBig);
+        };
+        if self.icmp.rate() == 0 || !self.icmp.take(now) {
+            return Outcome::Drop(DropReason::TooBig);
+        }
+        match shim::icmp_too_big(f.data(), p, mtu, &mut self.reply[..]) {
+            Some(len) if f.replace(&self.reply[..len]) => {
+                self.counters.replies += 1;
+                self.counters.icmp_too_big += 1;
+                Outcome::Reply
+            }
+            _ => Outcome::Drop(DropReason::TooBig),
+        }
+    }
+}
+
+// Until the classifier's builders land (branch `build`).
+mod shim {
+    use classifier::parse::Parsed;
+    pub fn complete_l4_checksum(_f: &mut [u8], _p: &Parsed) -> bool {
+        false
+    }
+    pub fn icmp_too_big(_f: &[u8], _p: &Parsed, _mtu: u16, _out: &mut [u8]) -> Option<usize> {
+        None
     }
 }

@@ -5,4 +5,5 @@
 
 pub mod cmd;
 pub mod config;
+pub mod node;
 pub mod scrub_report;

@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the appliance: the configured backend's ports, pinned workers, until SIGINT/SIGTERM.
+    Run(cmd::run::RunArgs),
     /// Scrub a capture offline: clean pcap (GRE-encapsulated), replies pcap, JSON report.
     Scrub(cmd::scrub::ScrubArgs),
     /// Generate legitimate and attack traffic to a pcap (seeded, deterministic).
@@ -28,6 +30,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match &cli.command {
+        Command::Run(a) => cmd::run::run(a),
         Command::Scrub(a) => cmd::scrub::run(a),
         Command::Gen(a) => cmd::gen::run(a),
         Command::Check(a) => cmd::check::run(a),

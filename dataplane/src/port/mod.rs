@@ -17,6 +17,8 @@
 //!   GRE encapsulation prepends its headers in place, without a copy.
 
 pub mod heap;
+pub mod memory;
+pub mod pcap;
 
 use arrayvec::ArrayVec;
 use classifier::time::Nanos;
@@ -117,9 +119,9 @@ pub trait Frame {
 pub trait Queues: Send {
     type Frame: Frame + Send;
 
-    /// Receives up to `out.remaining_capacity()` frames from `port`, appended
-    /// to `out`; returns how many. Never blocks.
-    fn rx_burst(&mut self, port: PortId, out: &mut Burst<Self::Frame>) -> usize;
+    /// Receives up to `max` frames (and at most `out.remaining_capacity()`)
+    /// from `port`, appended to `out`; returns how many. Never blocks.
+    fn rx_burst(&mut self, port: PortId, out: &mut Burst<Self::Frame>, max: usize) -> usize;
 
     /// Sends the frames of `frames` on `port`, from the front. The sent ones
     /// are removed; those the port could not take stay in `frames` for the
@@ -135,6 +137,12 @@ pub trait Queues: Send {
 
     /// Outside bursts: flush buffered output (files), amortised upkeep.
     fn flush(&mut self) {}
+
+    /// At stop, after the last burst: flush and close outputs (capture
+    /// files). An error names the file or port.
+    fn close(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// True when the port will never receive again (a capture file read to
     /// its end); live ports never are.

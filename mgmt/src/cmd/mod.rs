@@ -4,4 +4,5 @@
 pub mod check;
 pub mod demo;
 pub mod gen;
+pub mod run;
 pub mod scrub;

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use classifier::policy::{FragPolicy, SynAuth};
 use serde::{Deserialize, Serialize};
 
-pub use policy::{secrets_from_file, SecretSource};
+pub use policy::{secrets_at, secrets_from_file, SecretSource};
 pub use values::{mac_default, Cidr, HexBytes, IfaceAddr, Mac, PortSpec, Proto, TcpRuleText, UdpRuleText};
 
 /// A refused config: which file (and where in it), which key, and why.
@@ -80,6 +80,17 @@ pub struct NodeConfig {
     /// validates any node's SYN cookies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cookie_secret_file: Option<PathBuf>,
+    /// Live backends derive a new cookie key every this many seconds (the
+    /// previous one stays valid), the same on every node of a cluster:
+    /// the key of epoch `unix_time / cookie_rotate_secs` comes from the
+    /// secret and the epoch number. 0 = never rotate. Capture replays
+    /// (`backend = "pcap"`, `moat scrub`) never rotate.
+    #[serde(default = "default_rotate")]
+    pub cookie_rotate_secs: u32,
+}
+
+fn default_rotate() -> u32 {
+    3600
 }
 
 fn default_state_dir() -> PathBuf {
@@ -126,7 +137,20 @@ pub struct DataplaneConfig {
     pub global_pps: u64,
     pub verified_ttl_secs: u32,
     pub flow_idle_secs: u32,
+    /// Cores the workers are pinned to, in worker order; empty: cores 1..N
+    /// when the machine has a spare core for management, else 0..N.
+    pub cores: Vec<usize>,
+    /// Empty polls in a row before a worker starts sleeping.
+    pub idle_spins: u32,
+    /// Sleep per empty poll once idle, microseconds; 0 = pure busy polling.
+    pub idle_sleep_us: u32,
+    /// ICMP "fragmentation needed" / "packet too big" errors per second for
+    /// the whole node (0 = never send them).
+    pub icmp_too_big_pps: u64,
     pub dpdk: DpdkConfig,
+    pub af_packet: AfPacketOptions,
+    pub pcap: PcapOptions,
+    pub memory: MemoryOptions,
 }
 
 impl Default for DataplaneConfig {
@@ -144,7 +168,14 @@ impl Default for DataplaneConfig {
             global_pps: 0,
             verified_ttl_secs: 300,
             flow_idle_secs: 120,
+            cores: Vec::new(),
+            idle_spins: 256,
+            idle_sleep_us: 50,
+            icmp_too_big_pps: 100,
             dpdk: DpdkConfig::default(),
+            af_packet: AfPacketOptions::default(),
+            pcap: PcapOptions::default(),
+            memory: MemoryOptions::default(),
         }
     }
 }
@@ -155,6 +186,67 @@ impl Default for DataplaneConfig {
 pub struct DpdkConfig {
     /// EAL arguments, e.g. `["--no-huge", "-m", "512", "--no-pci"]`.
     pub eal_args: Vec<String>,
+}
+
+/// `[dataplane.af_packet]`: the RX ring of each socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AfPacketOptions {
+    /// Bytes per ring block (a power of two, a multiple of the page size).
+    pub block_size: u32,
+    /// Blocks per ring.
+    pub block_count: u32,
+    /// A partly filled block is handed over after this many milliseconds.
+    pub retire_ms: u32,
+}
+
+impl Default for AfPacketOptions {
+    fn default() -> Self {
+        AfPacketOptions {
+            block_size: 1 << 18,
+            block_count: 16,
+            retire_ms: 1,
+        }
+    }
+}
+
+/// `[dataplane.pcap]`: the capture-file backend (one worker).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PcapOptions {
+    /// Capture read as the outside port's traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rx: Option<PathBuf>,
+    /// Replies sent out the outside port (challenges, resets, ARP, ICMP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outside_tx: Option<PathBuf>,
+    /// GRE toward the origins (and ARP) sent out the inside port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inside_tx: Option<PathBuf>,
+}
+
+/// `[dataplane.memory]`: the built-in generator as the outside port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MemoryOptions {
+    /// Traffic mix, as `moat gen --mix` takes it.
+    pub mix: String,
+    pub seed: u64,
+    /// Packets per second per worker, 0 = as fast as the worker goes.
+    pub pps: u64,
+    /// Packets per worker, 0 = endless.
+    pub count: u64,
+}
+
+impl Default for MemoryOptions {
+    fn default() -> Self {
+        MemoryOptions {
+            mix: "mix".into(),
+            seed: 1,
+            pps: 100_000,
+            count: 0,
+        }
+    }
 }
 
 /// Role of a port.

@@ -67,6 +67,50 @@ pub(super) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
     Ok(material.to_vec())
 }
 
+/// Random secret material, drawn once per process.
+fn random_material() -> Vec<u8> {
+    static RANDOM: OnceLock<[u8; 32]> = OnceLock::new();
+    RANDOM.get_or_init(rand::random).to_vec()
+}
+
+impl Config {
+    /// The material SYN cookie keys are derived from: the cluster's secret
+    /// file, or random bytes drawn once per process.
+    pub fn cookie_material(&self) -> Result<Vec<u8>, ConfigError> {
+        match self.secret_source() {
+            SecretSource::File(p) => read_secret(&p).map_err(|r| {
+                let mut e = ConfigError::at("node.cookie_secret_file", r);
+                e.file.clone_from(&self.label);
+                e
+            }),
+            SecretSource::Random => Ok(random_material()),
+        }
+    }
+}
+
+/// The cookie secrets in force at `now` with rotation every `rotate_secs`
+/// (0: never): epoch `e = now / rotate_secs` uses the key derived from the
+/// material and `e`, the previous epoch's key stays valid, and the
+/// generation is `e`, so that every node sharing the material agrees on
+/// keys and on the generation bit inside the cookies.
+pub fn secrets_at(material: &[u8], rotate_secs: u32, now: classifier::time::Nanos) -> CookieSecrets {
+    if rotate_secs == 0 {
+        return CookieSecrets::new(CookieSecrets::derive_key(material));
+    }
+    let epoch = now / (u64::from(rotate_secs) * SECOND);
+    let key = |e: u64| {
+        let mut m = material.to_vec();
+        m.extend_from_slice(b"/moat-cookie-epoch/");
+        m.extend_from_slice(&e.to_be_bytes());
+        CookieSecrets::derive_key(&m)
+    };
+    CookieSecrets {
+        current: key(epoch),
+        previous: key(epoch.saturating_sub(1)),
+        generation: epoch,
+    }
+}
+
 fn cookie_key(cfg: &Config) -> Result<Key, ConfigError> {
     static RANDOM: OnceLock<Key> = OnceLock::new();
     match cfg.secret_source() {

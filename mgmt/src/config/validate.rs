@@ -93,7 +93,36 @@ fn dataplane(d: &DataplaneConfig) -> Res {
         range(key, v.into(), 1024, 1 << 26)?;
     }
     range("dataplane.verified_ttl_secs", d.verified_ttl_secs.into(), 1, 86_400)?;
-    range("dataplane.flow_idle_secs", d.flow_idle_secs.into(), 1, 86_400)
+    range("dataplane.flow_idle_secs", d.flow_idle_secs.into(), 1, 86_400)?;
+    range("dataplane.idle_sleep_us", d.idle_sleep_us.into(), 0, 100_000)?;
+    let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
+    for (i, c) in d.cores.iter().enumerate() {
+        if cores > 0 && !core_affinity::get_core_ids().unwrap_or_default().iter().any(|id| id.id == *c) {
+            return Err(ConfigError::at(
+                format!("dataplane.cores[{i}]"),
+                format!("core {c} is not available to this process ({cores} cores)"),
+            ));
+        }
+    }
+    let a = &d.af_packet;
+    if !a.block_size.is_power_of_two() || !(4096..=1 << 26).contains(&a.block_size) {
+        return Err(ConfigError::at(
+            "dataplane.af_packet.block_size",
+            format!("{}: a power of two from 4096 to 2^26", a.block_size),
+        ));
+    }
+    range("dataplane.af_packet.block_count", a.block_count.into(), 2, 4096)?;
+    range("dataplane.af_packet.retire_ms", a.retire_ms.into(), 1, 1000)?;
+    if d.backend == super::Backend::Pcap && d.workers != 1 {
+        return Err(ConfigError::at(
+            "dataplane.workers",
+            "the pcap backend runs one worker (a capture is one ordered stream)",
+        ));
+    }
+    if d.backend == super::Backend::Memory {
+        dataplane::gen::parse_mix(&d.memory.mix).map_err(|e| ConfigError::at("dataplane.memory.mix", e))?;
+    }
+    Ok(())
 }
 
 fn ports(ports: &[PortConfig]) -> Res<(&PortConfig, &PortConfig)> {
@@ -208,6 +237,12 @@ fn origins(origins: &[OriginConfig], inside: &PortConfig) -> Res {
 }
 
 fn services(services: &[ServiceConfig], origins: &[OriginConfig], ports: &[PortConfig]) -> Res {
+    if services.len() > dataplane::runtime::MAX_SERVICES {
+        return Err(ConfigError::at(
+            "services",
+            format!("{} services; at most {}", services.len(), dataplane::runtime::MAX_SERVICES),
+        ));
+    }
     let mut names = HashMap::new();
     let mut vips: HashMap<IpAddr, usize> = HashMap::new();
     for (i, s) in services.iter().enumerate() {

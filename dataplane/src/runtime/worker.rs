@@ -1,0 +1,262 @@
+//! One worker's poll loop (DPDK l3fwd `main_loop`, Gatekeeper `gk_proc`):
+//! receive a burst on the outside port, run each frame through the
+//! pipeline in place, sort the results into the two ports' TX bursts,
+//! handle the inside port's ARP, send, and between bursts pick up policy
+//! changes and next-hop MACs, publish counters and back off when idle.
+//!
+//! Nothing in the loop allocates, locks or makes a per-packet syscall:
+//! bursts are fixed arrays, the policy is read through an `arc_swap` cache
+//! (a generation check per burst), counters are plain integers published
+//! with relaxed stores once per millisecond.
+
+use core::net::Ipv4Addr;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use classifier::build::GreParams;
+use classifier::parse::{self, L3};
+use classifier::policy::Policy;
+use classifier::state::StateConfig;
+use classifier::time::{Nanos, MILLISECOND};
+use classifier::verdict::DropReason;
+use classifier::wire::{ArpOperation, ArpPacket, EthernetFrame};
+
+use super::neighbors::Neighbors;
+use super::stats::{LoopCounters, SharedStats};
+use crate::pipeline::{Outcome, Pipeline};
+use crate::port::{send_all, Burst, Frame, PortId, Queues};
+
+/// Idle back-off: after `spins` empty polls in a row, sleep `sleep` per
+/// empty poll (zero: pure busy polling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Idle {
+    pub spins: u32,
+    pub sleep: Duration,
+}
+
+impl Default for Idle {
+    fn default() -> Self {
+        Idle {
+            spins: 256,
+            sleep: Duration::from_micros(50),
+        }
+    }
+}
+
+/// Everything a worker needs, handed over when it starts.
+#[derive(Debug)]
+pub struct WorkerSetup {
+    pub index: usize,
+    pub workers: u32,
+    pub burst: usize,
+    pub idle: Idle,
+    pub core: Option<core_affinity::CoreId>,
+    pub sizes: StateConfig,
+    /// ICMP too-big errors per second for the whole node.
+    pub icmp_pps: u64,
+    /// Encapsulation toward each origin of the policy; `dst_mac` is filled
+    /// from `neighbors` at run time.
+    pub gre: Vec<GreParams>,
+    /// Index in `neighbors` of each origin's next hop.
+    pub next_hop: Vec<usize>,
+    /// The node's inside address and MAC (ARP requests).
+    pub inside_ip: Ipv4Addr,
+    pub inside_mac: [u8; 6],
+}
+
+/// What a worker shares with the rest of the node.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub policy: Arc<ArcSwap<Policy>>,
+    pub stop: Arc<AtomicBool>,
+    pub stats: SharedStats,
+    pub neighbors: Arc<Neighbors>,
+}
+
+/// The wall clock in classifier time (Unix ns; a vDSO read, no syscall).
+#[inline]
+pub fn wall_clock() -> Nanos {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// How a worker ended.
+#[derive(Debug)]
+pub struct WorkerExit {
+    pub index: usize,
+    /// The backend's error at close (a capture file that could not be
+    /// written), if any.
+    pub close_error: Option<String>,
+}
+
+/// Learns the sender of an ARP packet on the inside port if it is a
+/// tracked next hop (RFC 826 "merge" rule, restricted to our next hops).
+fn learn_arp(frame: &[u8], l3_offset: usize, neighbors: &Neighbors, now: Nanos) {
+    let Some(body) = frame.get(l3_offset..) else { return };
+    let Ok(arp) = ArpPacket::new_checked(body) else { return };
+    let _ = neighbors.learn(arp.source_protocol_addr(), arp.source_hardware_addr(), now);
+}
+
+/// Runs the worker until `stop` is set or every port is done.
+pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
+    if let Some(core) = s.core {
+        core_affinity::set_for_current(core);
+    }
+    let mut cache = arc_swap::Cache::new(Arc::clone(&sh.policy));
+    let mut policy: Arc<Policy> = Arc::clone(cache.load());
+    let mut pipe = Pipeline::new(&policy, s.gre.clone(), &s.sizes, s.workers);
+    pipe.set_icmp_rate(s.icmp_pps, s.workers);
+    let burst = s.burst.clamp(1, crate::port::MAX_BURST);
+    let mut rx: Burst<Q::Frame> = Burst::new();
+    let mut tx_out: Burst<Q::Frame> = Burst::new();
+    let mut tx_in: Burst<Q::Frame> = Burst::new();
+    let mut lc = LoopCounters::default();
+    let mut empty = 0u32;
+    let mut last_tick: Nanos = 0;
+    let mut parsed = None;
+
+    while !sh.stop.load(Relaxed) {
+        let wall = wall_clock();
+        if !Arc::ptr_eq(cache.load(), &policy) {
+            policy = Arc::clone(cache.load());
+            pipe.apply_policy(&policy, s.gre.clone(), s.workers);
+        }
+        if wall.saturating_sub(last_tick) >= MILLISECOND {
+            last_tick = wall;
+            tick(&s, &sh.neighbors, &mut q, &mut pipe, &mut tx_in, &mut lc, wall);
+            sh.stats.publish(pipe.counters(), &lc);
+        }
+
+        // Outside: the protected traffic.
+        let n_out = q.rx_burst(PortId::Outside, &mut rx, burst);
+        lc.ports[0].rx_packets += n_out as u64;
+        for mut f in rx.drain(..) {
+            let now = f.timestamp().unwrap_or(wall);
+            match pipe.process_frame(&policy, now, &mut f, &mut parsed) {
+                Outcome::Forward { .. } => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),
+                Outcome::Reply => push_or_free(&mut q, &mut tx_out, f, &mut lc.ports[0]),
+                Outcome::Drop(_) => q.free(f),
+            }
+        }
+
+        // Inside: ARP only (requests for our tunnel address are answered by
+        // the classifier; replies teach us next hops).
+        let n_in = q.rx_burst(PortId::Inside, &mut rx, burst);
+        lc.ports[1].rx_packets += n_in as u64;
+        for mut f in rx.drain(..) {
+            let now = f.timestamp().unwrap_or(wall);
+            let arp_at = match parse::parse(f.data()) {
+                Ok(p) if p.l3 == L3::Arp => Some(usize::from(p.l3_offset)),
+                _ => None,
+            };
+            let Some(off) = arp_at else {
+                pipe.count_drop(f.data().len(), DropReason::WrongPort);
+                q.free(f);
+                continue;
+            };
+            learn_arp(f.data(), off, &sh.neighbors, now);
+            match pipe.process_frame(&policy, now, &mut f, &mut parsed) {
+                Outcome::Reply => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),
+                _ => q.free(f),
+            }
+        }
+
+        flush_port(&mut q, PortId::Inside, &mut tx_in, &mut lc);
+        flush_port(&mut q, PortId::Outside, &mut tx_out, &mut lc);
+
+        if n_out + n_in > 0 {
+            lc.busy_polls += 1;
+            empty = 0;
+            continue;
+        }
+        lc.idle_polls += 1;
+        if q.rx_done(PortId::Outside) && q.rx_done(PortId::Inside) {
+            break;
+        }
+        empty = empty.saturating_add(1);
+        if empty > s.idle.spins && !s.idle.sleep.is_zero() {
+            q.flush();
+            std::thread::sleep(s.idle.sleep);
+        } else {
+            core::hint::spin_loop();
+        }
+    }
+    flush_port(&mut q, PortId::Inside, &mut tx_in, &mut lc);
+    flush_port(&mut q, PortId::Outside, &mut tx_out, &mut lc);
+    let close_error = q.close().err();
+    sh.stats.publish(pipe.counters(), &lc);
+    WorkerExit {
+        index: s.index,
+        close_error,
+    }
+}
+
+#[inline]
+fn push_or_free<Q: Queues>(q: &mut Q, b: &mut Burst<Q::Frame>, f: Q::Frame, pc: &mut super::stats::PortCounters) {
+    if let Err(e) = b.try_push(f) {
+        pc.tx_dropped += 1;
+        q.free(e.element());
+    }
+}
+
+fn flush_port<Q: Queues>(q: &mut Q, port: PortId, b: &mut Burst<Q::Frame>, lc: &mut LoopCounters) {
+    let (sent, dropped) = send_all(q, port, b);
+    let pc = &mut lc.ports[port.index()];
+    pc.tx_packets += sent;
+    pc.tx_dropped += dropped;
+}
+
+/// Once per millisecond: next-hop MACs into the pipeline; worker 0 also
+/// sends the ARP requests that are due.
+fn tick<Q: Queues>(
+    s: &WorkerSetup,
+    neighbors: &Neighbors,
+    q: &mut Q,
+    pipe: &mut Pipeline,
+    tx_in: &mut Burst<Q::Frame>,
+    lc: &mut LoopCounters,
+    now: Nanos,
+) {
+    for (origin, &n) in s.next_hop.iter().enumerate() {
+        pipe.set_next_hop(origin, neighbors.lookup(n, now).0);
+    }
+    if s.index != 0 {
+        return;
+    }
+    neighbors.due(now, |ip| {
+        let Some(mut f) = q.alloc() else { return false };
+        let mut buf = [0u8; 64];
+        let Some(len) = arp_request(s.inside_mac, s.inside_ip, ip, &mut buf) else {
+            q.free(f);
+            return false;
+        };
+        if !f.replace(&buf[..len]) || tx_in.is_full() {
+            q.free(f);
+            return false;
+        }
+        tx_in.push(f);
+        lc.arp_requests += 1;
+        true
+    });
+}
+
+/// A broadcast ARP who-has for `target`, padded to 60 bytes.
+fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr, out: &mut [u8]) -> Option<usize> {
+    let out = out.get_mut(..60)?;
+    out.fill(0);
+    let mut eth = EthernetFrame::new_unchecked(&mut *out);
+    eth.set_dst_addr([0xff; 6]);
+    eth.set_src_addr(mac);
+    out[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+    let mut a = ArpPacket::new_unchecked(&mut out[14..42]);
+    a.set_ethernet_ipv4();
+    a.set_operation(ArpOperation::Request);
+    a.set_source_hardware_addr(mac);
+    a.set_source_protocol_addr(ip);
+    a.set_target_hardware_addr([0; 6]);
+    a.set_target_protocol_addr(target);
+    Some(60)
+}

@@ -1,0 +1,185 @@
+//! `moat run --config FILE`: the appliance. Opens the configured backend's
+//! ports, starts one pinned worker per configured core, and supervises them
+//! from this (management) thread: cookie key rotation, a JSON counters file
+//! rewritten every second, an optional live line per second. SIGINT or
+//! SIGTERM stop the workers cleanly: each finishes its burst, sends what it
+//! holds and closes its outputs; then the final counters are printed.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use classifier::cookie::CookieSecrets;
+use dataplane::gen::{GenConfig, Generator};
+use dataplane::port::memory::{MemoryQueues, Source};
+use dataplane::port::pcap::{PcapPaths, PcapQueues};
+use dataplane::runtime::wall_clock;
+
+use crate::config::{Backend, Config};
+use crate::node::{self, Node};
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Config file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Write the counters as JSON to this file every second and at exit.
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Print a line of live figures every second.
+    #[arg(long)]
+    pub live: bool,
+}
+
+/// SIGINT and SIGTERM set the returned flag (the second one of either
+/// kills the process the default way, for a stuck shutdown).
+pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_default(sig, Arc::clone(&flag)).context("signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&flag)).context("signal handler")?;
+    }
+    Ok(flag)
+}
+
+/// The generator a memory worker receives from: the configured mix toward
+/// the config's first IPv4 and IPv6 VIPs, timestamps from now, legitimate
+/// clients answering challenges with the node's cookie secrets.
+pub fn memory_source(cfg: &Config, worker: usize, secrets: &CookieSecrets) -> anyhow::Result<Source> {
+    let m = &cfg.dataplane.memory;
+    let mut g = GenConfig {
+        mix: dataplane::gen::parse_mix(&m.mix).map_err(anyhow::Error::msg)?,
+        count: if m.count == 0 { u64::MAX } else { m.count },
+        seed: m.seed.wrapping_add(worker as u64),
+        secrets: Some(secrets.clone()),
+        start: wall_clock(),
+        pps: if m.pps == 0 { 1_000_000 } else { m.pps },
+        ..GenConfig::default()
+    };
+    if let Some(s) = cfg.services.iter().find(|s| s.vip.is_ipv4()) {
+        if let core::net::IpAddr::V4(v) = s.vip {
+            g.vip = v;
+        }
+        g.syn_auth = s.syn_auth;
+    }
+    if let Some(core::net::IpAddr::V6(v)) = cfg.services.iter().map(|s| s.vip).find(|v| v.is_ipv6()) {
+        g.vip6 = v;
+    } else {
+        g.ipv6_share = 0.0;
+    }
+    g.dst_mac = cfg.outside.mac_or_default();
+    Ok(Source::Generator(Box::new(Generator::new(g))))
+}
+
+/// Pool frames per worker: every burst array full at once, twice over.
+fn pool_size(cfg: &Config) -> usize {
+    (cfg.dataplane.burst as usize * 3 * 2).max(256)
+}
+
+/// Opens the backend of `cfg` and starts its workers.
+pub fn start(cfg: &Config) -> anyhow::Result<Node> {
+    let workers = cfg.dataplane.workers as usize;
+    match cfg.dataplane.backend {
+        Backend::Memory => {
+            let plan = node::plan(cfg, [None, None], false, true)?;
+            cfg.gre_params_static(&plan.policy)?;
+            let m = &cfg.dataplane.memory;
+            let queues = (0..workers)
+                .map(|i| {
+                    let src = memory_source(cfg, i, &plan.policy.secrets)?;
+                    let limit = if m.count == 0 { u64::MAX } else { m.count };
+                    Ok(MemoryQueues::new(src, pool_size(cfg), m.pps, limit))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Node::start(plan, queues)
+        }
+        Backend::Pcap => {
+            let plan = node::plan(cfg, [None, None], false, false)?;
+            cfg.gre_params_static(&plan.policy)?;
+            let p = &cfg.dataplane.pcap;
+            let paths = PcapPaths {
+                rx: p.rx.as_deref().map(|x| cfg.resolve(x)),
+                tx: [
+                    p.outside_tx.as_deref().map(|x| cfg.resolve(x)),
+                    p.inside_tx.as_deref().map(|x| cfg.resolve(x)),
+                ],
+            };
+            let q = PcapQueues::open(&paths, pool_size(cfg))?;
+            Node::start(plan, vec![q])
+        }
+        Backend::AfPacket => start_af_packet(cfg),
+        Backend::Dpdk => anyhow::bail!("backend \"dpdk\" is not built into this binary"),
+    }
+}
+
+fn start_af_packet(_cfg: &Config) -> anyhow::Result<Node> {
+    anyhow::bail!("backend \"af_packet\": not yet available")
+}
+
+/// Supervises `node` until `stop`, `duration`, or the workers ending on
+/// their own; then stops them. `every_second` is called once per second.
+pub fn supervise(
+    node: &mut Node,
+    stop: &AtomicBool,
+    duration: Option<Duration>,
+    stats: Option<&Path>,
+    mut every_second: impl FnMut(&Node, f64),
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut last = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if stop.load(Relaxed) || node.rt.finished() || duration.is_some_and(|d| t0.elapsed() >= d) {
+            break;
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            let secs = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            node.rotate_if_due(wall_clock());
+            if let Some(p) = stats {
+                node.write_stats(p)?;
+            }
+            every_second(node, secs);
+        }
+    }
+    let res = node.rt.stop().map_err(anyhow::Error::msg);
+    if let Some(p) = stats {
+        node.write_stats(p)?;
+    }
+    res
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let cfg = Config::load(&args.config)?;
+    let stop = stop_on_signals()?;
+    let mut node = start(&cfg)?;
+    eprintln!(
+        "moat: running {} worker(s) on the {} backend (outside {}, inside {})",
+        cfg.dataplane.workers,
+        cfg.dataplane.backend.as_str(),
+        cfg.outside.iface,
+        cfg.inside.iface
+    );
+    let mut prev = node.snapshot();
+    let live = args.live;
+    let res = supervise(
+        &mut node,
+        &stop,
+        args.duration.map(Duration::from_secs_f64),
+        args.stats.as_deref(),
+        |n, secs| {
+            let now = n.snapshot();
+            if live {
+                println!("{}", node::rate_line(&now, &prev, secs));
+            }
+            prev = now;
+        },
+    );
+    print!("{}", node::summary(&node));
+    res
+}

@@ -1,0 +1,277 @@
+//! A running node: the config turned into worker setups (policy with the
+//! ports' real MACs, GRE tunnels, next hops, pinned cores), the workers
+//! started on a backend's queues, and the management thread's duties while
+//! they run: cookie key rotation, counters as JSON and as a per-second line.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use classifier::build::GreParams;
+use classifier::policy::{OwnAddr, Policy};
+use classifier::time::Nanos;
+use dataplane::port::{PortId, Queues};
+use dataplane::runtime::{self, wall_clock, Idle, Neighbors, Runtime, Snapshot, WorkerSetup};
+use serde_json::{json, Value};
+
+use crate::config::{secrets_at, Config};
+
+/// What the workers are started with.
+#[derive(Debug)]
+pub struct Plan {
+    pub policy: Policy,
+    pub setups: Vec<WorkerSetup>,
+    pub neighbors: Neighbors,
+    pub services: Vec<String>,
+    material: Vec<u8>,
+    rotate_secs: u32,
+}
+
+fn mac_str(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Plans the node of `cfg`. `macs`: the ports' MACs as the backend read
+/// them (the config's `mac` wins, then these, then the default); `resolve`:
+/// whether next hops are resolved by ARP (live backends) or only taken from
+/// static MACs; `rotate`: whether cookie keys rotate (live backends).
+pub fn plan(cfg: &Config, macs: [Option<[u8; 6]>; 2], resolve: bool, rotate: bool) -> anyhow::Result<Plan> {
+    let mut policy = cfg.policy()?;
+    let material = cfg.cookie_material()?;
+    let rotate_secs = if rotate { cfg.node.cookie_rotate_secs } else { 0 };
+    policy.secrets = secrets_at(&material, rotate_secs, wall_clock());
+    let mac_of = |p: &crate::config::PortConfig, i: usize| p.mac.map(|m| m.0).or(macs[i]).unwrap_or_else(|| p.mac_or_default());
+    let out_mac = mac_of(&cfg.outside, 0);
+    let in_mac = mac_of(&cfg.inside, 1);
+    policy.own_addrs = vec![
+        OwnAddr {
+            ip: cfg.outside.ip.addr(),
+            mac: out_mac,
+        },
+        OwnAddr {
+            ip: cfg.inside.ip.addr(),
+            mac: in_mac,
+        },
+    ];
+    let mut hops = Vec::new();
+    let mut gre = Vec::new();
+    for o in &policy.origins {
+        let t = cfg.origin_gre(&o.name).with_context(|| format!("origin {}", o.name))?;
+        hops.push((t.next_hop, t.next_hop_mac));
+        gre.push(GreParams {
+            src_mac: in_mac,
+            dst_mac: [0; 6],
+            tunnel_src: t.src,
+            tunnel_dst: t.dst,
+            key: t.key,
+            ttl: 64,
+        });
+    }
+    let neighbors = Neighbors::new(&hops, resolve);
+    let next_hop: Vec<usize> = hops
+        .iter()
+        .map(|(ip, _)| neighbors.index_of(*ip).unwrap_or(0))
+        .collect();
+    let d = &cfg.dataplane;
+    let workers = d.workers as usize;
+    let cores = runtime::pick_cores(workers, &d.cores);
+    let inside_ip = match cfg.inside.ip.addr() {
+        core::net::IpAddr::V4(a) => a,
+        core::net::IpAddr::V6(_) => anyhow::bail!("the inside port must be IPv4 (validated)"),
+    };
+    let setups = (0..workers)
+        .map(|i| WorkerSetup {
+            index: i,
+            workers: d.workers,
+            burst: d.burst as usize,
+            idle: Idle {
+                spins: d.idle_spins,
+                sleep: std::time::Duration::from_micros(d.idle_sleep_us.into()),
+            },
+            core: cores[i],
+            sizes: cfg.classifier_state(),
+            icmp_pps: d.icmp_too_big_pps,
+            gre: gre.clone(),
+            next_hop: next_hop.clone(),
+            inside_ip,
+            inside_mac: in_mac,
+        })
+        .collect();
+    let services = policy.services.iter().map(|s| s.name.clone()).collect();
+    Ok(Plan {
+        policy,
+        setups,
+        neighbors,
+        services,
+        material,
+        rotate_secs,
+    })
+}
+
+/// The node while its workers run.
+#[derive(Debug)]
+pub struct Node {
+    pub rt: Runtime,
+    pub services: Vec<String>,
+    pub started: Instant,
+    material: Vec<u8>,
+    rotate_secs: u32,
+    generation: u64,
+}
+
+impl Node {
+    /// Starts the workers of `plan`, worker `i` on `queues[i]`.
+    pub fn start<Q: Queues + 'static>(plan: Plan, queues: Vec<Q>) -> anyhow::Result<Node> {
+        anyhow::ensure!(queues.len() == plan.setups.len(), "one queue set per worker");
+        let generation = plan.policy.secrets.generation;
+        let policy = Arc::new(ArcSwap::from_pointee(plan.policy));
+        let workers = plan.setups.into_iter().zip(queues).collect();
+        let rt = Runtime::start(policy, Arc::new(plan.neighbors), workers).context("starting workers")?;
+        Ok(Node {
+            rt,
+            services: plan.services,
+            started: Instant::now(),
+            material: plan.material,
+            rotate_secs: plan.rotate_secs,
+            generation,
+        })
+    }
+
+    /// Management tick: a new policy snapshot with the next cookie keys when
+    /// the rotation epoch changed. Returns true if it rotated.
+    pub fn rotate_if_due(&mut self, now: Nanos) -> bool {
+        if self.rotate_secs == 0 {
+            return false;
+        }
+        let secrets = secrets_at(&self.material, self.rotate_secs, now);
+        if secrets.generation == self.generation {
+            return false;
+        }
+        self.generation = secrets.generation;
+        let mut p = Policy::clone(&self.rt.policy.load());
+        p.secrets = secrets;
+        self.rt.policy.store(Arc::new(p));
+        true
+    }
+
+    pub fn snapshot(&self) -> (Snapshot, Vec<Snapshot>) {
+        self.rt.snapshot(self.services.len())
+    }
+
+    /// Counters, ports, next hops and workers as JSON (the `--stats` file).
+    pub fn stats_json(&self) -> Value {
+        let (t, per) = self.snapshot();
+        let now = wall_clock();
+        let port = |p: PortId| {
+            let c = t.port(p);
+            json!({"rx_packets": c.rx_packets, "tx_packets": c.tx_packets, "tx_dropped": c.tx_dropped})
+        };
+        let n = &self.rt.neighbors;
+        let neighbors: Vec<Value> = (0..n.len())
+            .filter_map(|i| {
+                let e = n.get(i)?;
+                let (mac, state) = n.lookup(i, now);
+                Some(json!({"ip": e.ip.to_string(), "mac": mac.map(mac_str), "state": state.as_str()}))
+            })
+            .collect();
+        json!({
+            "uptime_secs": self.started.elapsed().as_secs_f64(),
+            "rx_packets": t.rx_packets,
+            "rx_bytes": t.rx_bytes,
+            "replies": t.replies,
+            "icmp_too_big": t.icmp_too_big,
+            "mss_clamped": t.mss_clamped,
+            "csum_completed": t.csum_completed,
+            "arp_requests": t.arp_requests,
+            "passed": self.services.iter().zip(&t.passed).map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "passed_bytes": t.passed_bytes,
+            "dropped": t.drops_by_reason().iter().map(|(r, n)| (r.as_str().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "ports": {"outside": port(PortId::Outside), "inside": port(PortId::Inside)},
+            "neighbors": neighbors,
+            "workers": per.iter().map(|w| json!({"rx_packets": w.rx_packets, "busy_polls": w.busy_polls, "idle_polls": w.idle_polls})).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Writes [`Node::stats_json`] to `path` atomically (temporary file,
+    /// then rename), so that a reader never sees half a file.
+    pub fn write_stats(&self, path: &Path) -> anyhow::Result<()> {
+        let tmp = path.with_extension("tmp");
+        let text = serde_json::to_string_pretty(&self.stats_json())?;
+        std::fs::write(&tmp, text).with_context(|| format!("{}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("{}", path.display()))?;
+        Ok(())
+    }
+}
+
+/// One line of live figures over the interval since `prev` (taken `secs`
+/// seconds ago): packets in and out per second, drops by reason, Mpps per
+/// worker.
+pub fn rate_line(now: &(Snapshot, Vec<Snapshot>), prev: &(Snapshot, Vec<Snapshot>), secs: f64) -> String {
+    let (t, per) = now;
+    let (p, pper) = prev;
+    let rate = |a: u64, b: u64| (a.saturating_sub(b)) as f64 / secs.max(1e-9);
+    let mut drops: Vec<(&str, f64)> = classifier::DropReason::ALL
+        .iter()
+        .map(|r| (r.as_str(), rate(t.dropped[*r as usize], p.dropped[*r as usize])))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    drops.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let drops: Vec<String> = drops.iter().take(5).map(|(r, v)| format!("{r} {}", kpps(*v))).collect();
+    let workers: Vec<String> = per
+        .iter()
+        .zip(pper)
+        .map(|(a, b)| format!("{:.3}", rate(a.rx_packets, b.rx_packets) / 1e6))
+        .collect();
+    format!(
+        "in {} | gre out {} | replies {} | dropped {} [{}] | Mpps/worker [{}]",
+        kpps(rate(t.rx_packets, p.rx_packets)),
+        kpps(rate(t.passed_total(), p.passed_total())),
+        kpps(rate(t.replies, p.replies)),
+        kpps(rate(t.dropped_total(), p.dropped_total())),
+        drops.join(", "),
+        workers.join(" ")
+    )
+}
+
+fn kpps(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} Mpps", v / 1e6)
+    } else {
+        format!("{:.1} kpps", v / 1e3)
+    }
+}
+
+/// Final counters as text, for the end of `run` and `demo`.
+pub fn summary(node: &Node) -> String {
+    let (t, _) = node.snapshot();
+    let mut s = format!(
+        "received {} packets ({} bytes) in {:.1} s\npassed {} (GRE {} bytes), replies {} (ICMP too-big {}), dropped {}\n",
+        t.rx_packets,
+        t.rx_bytes,
+        node.started.elapsed().as_secs_f64(),
+        t.passed_total(),
+        t.passed_bytes,
+        t.replies,
+        t.icmp_too_big,
+        t.dropped_total()
+    );
+    for (name, n) in node.services.iter().zip(&t.passed) {
+        s += &format!("  passed {name}: {n}\n");
+    }
+    for (r, n) in t.drops_by_reason() {
+        s += &format!("  dropped {}: {n}\n", r.as_str());
+    }
+    for p in PortId::ALL {
+        let c = t.port(p);
+        s += &format!(
+            "  port {}: rx {} tx {} tx_dropped {}\n",
+            p.as_str(),
+            c.rx_packets,
+            c.tx_packets,
+            c.tx_dropped
+        );
+    }
+    s
+}
