@@ -237,7 +237,8 @@ impl Core {
             Err(r) => return self.drop(r),
         };
         *parsed = Some(p);
-        let verdict = classifier::classify::classify_parsed(&mut self.state, policy, now, f.data(), &p, &mut self.reply[..]);
+        let verdict =
+            classifier::classify::classify_parsed(&mut self.state, policy, now, f.data(), &p, &mut self.reply[..]);
         match verdict {
             Verdict::Drop(DropReason::TooBig) => self.too_big(policy, now, f, &p),
             Verdict::Drop(r) => self.drop(r),

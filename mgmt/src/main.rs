@@ -21,9 +21,11 @@ enum Command {
     Scrub(cmd::scrub::ScrubArgs),
     /// Generate legitimate and attack traffic to a pcap (seeded, deterministic).
     Gen(cmd::gen::GenArgs),
+    /// Measure Mpps per worker on the memory backend (SYN flood, ACK flood, clean GRE path) for 1..N workers.
+    Bench(cmd::bench::BenchArgs),
     /// Validate a config file.
     Check(cmd::check::CheckArgs),
-    /// Generate an attack mix in memory and scrub it with the built-in example config.
+    /// The appliance on the memory backend with a built-in attack mix, live figures every second.
     Demo(cmd::demo::DemoArgs),
 }
 
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::Scrub(a) => cmd::scrub::run(a),
         Command::Gen(a) => cmd::gen::run(a),
         Command::Check(a) => cmd::check::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };
     match res {

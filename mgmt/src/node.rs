@@ -42,7 +42,8 @@ pub fn plan(cfg: &Config, macs: [Option<[u8; 6]>; 2], resolve: bool, rotate: boo
     let material = cfg.cookie_material()?;
     let rotate_secs = if rotate { cfg.node.cookie_rotate_secs } else { 0 };
     policy.secrets = secrets_at(&material, rotate_secs, wall_clock());
-    let mac_of = |p: &crate::config::PortConfig, i: usize| p.mac.map(|m| m.0).or(macs[i]).unwrap_or_else(|| p.mac_or_default());
+    let mac_of =
+        |p: &crate::config::PortConfig, i: usize| p.mac.map(|m| m.0).or(macs[i]).unwrap_or_else(|| p.mac_or_default());
     let out_mac = mac_of(&cfg.outside, 0);
     let in_mac = mac_of(&cfg.inside, 1);
     policy.own_addrs = vec![

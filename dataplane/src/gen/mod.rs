@@ -19,6 +19,7 @@
 //! [`mix`] (profile ratios), [`legit`], [`flood`], [`reflection`], [`frag`],
 //! [`malformed`].
 
+pub mod bench;
 mod flood;
 mod frag;
 mod legit;

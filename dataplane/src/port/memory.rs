@@ -257,10 +257,14 @@ mod tests {
             total += q.rx_burst(PortId::Outside, &mut b, 32);
             for f in b.drain(..) {
                 let s = etherparse::SlicedPacket::from_ethernet(f.data()).unwrap();
-                let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else { panic!() };
+                let Some(etherparse::NetSlice::Ipv4(ip)) = s.net else {
+                    panic!()
+                };
                 let h = ip.header().to_header();
                 assert_eq!(h.header_checksum, h.calc_header_checksum());
-                let Some(etherparse::TransportSlice::Tcp(tcp)) = s.transport else { panic!() };
+                let Some(etherparse::TransportSlice::Tcp(tcp)) = s.transport else {
+                    panic!()
+                };
                 let sum = tcp.to_header().calc_checksum_ipv4(&h, tcp.payload()).unwrap();
                 assert_eq!(tcp.checksum(), sum);
                 assert!(parse(f.data()).is_ok());

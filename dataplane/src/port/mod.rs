@@ -16,6 +16,8 @@
 //! - Frames carry headroom ([`HEADROOM`] at least, from the backend) so that
 //!   GRE encapsulation prepends its headers in place, without a copy.
 
+#[cfg(target_os = "linux")]
+pub mod af_packet;
 pub mod heap;
 pub mod memory;
 pub mod pcap;

@@ -79,7 +79,9 @@ impl Runtime {
                 neighbors: Arc::clone(&neighbors),
             };
             let name = format!("moat-w{}", s.index);
-            let h = std::thread::Builder::new().name(name).spawn(move || worker::run(s, sh, q));
+            let h = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker::run(s, sh, q));
             match h {
                 Ok(h) => {
                     rt.stats.push(st);

@@ -150,7 +150,14 @@ impl Neighbors {
         };
         if let Some(m) = unpack(e.mac.load(Relaxed)) {
             let fresh = now.saturating_sub(e.seen.load(Relaxed)) < STALE;
-            return (Some(m), if fresh { NeighborState::Reachable } else { NeighborState::Stale });
+            return (
+                Some(m),
+                if fresh {
+                    NeighborState::Reachable
+                } else {
+                    NeighborState::Stale
+                },
+            );
         }
         let tried = e.tries.load(Relaxed) >= TRIES_BEFORE_STATIC || !self.resolve;
         match e.static_mac {
@@ -209,7 +216,10 @@ mod tests {
         assert_eq!(asks(&n, T0), vec![IP]);
         assert!(asks(&n, T0 + RETRY / 2).is_empty(), "retry paced");
         assert_eq!(asks(&n, T0 + RETRY), vec![IP]);
-        assert!(!n.learn(Ipv4Addr::new(192, 168, 77, 9), MAC, T0), "strangers are not learned");
+        assert!(
+            !n.learn(Ipv4Addr::new(192, 168, 77, 9), MAC, T0),
+            "strangers are not learned"
+        );
         assert!(!n.learn(IP, [0xff; 6], T0), "broadcast MACs are not learned");
         assert!(n.learn(IP, MAC, T0 + 2 * SECOND));
         assert_eq!(n.lookup(0, T0 + 3 * SECOND), (Some(MAC), NeighborState::Reachable));

@@ -229,7 +229,7 @@ impl Snapshot {
             .map(|r| (*r, self.dropped[*r as usize]))
             .filter(|(_, n)| *n > 0)
             .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|e| core::cmp::Reverse(e.1));
         v
     }
 }

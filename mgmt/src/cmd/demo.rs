@@ -1,17 +1,14 @@
-//! `moat demo`: the whole decision pipeline on the built-in generator, with
-//! no NIC, no root and no files: an attack mix (every profile, IPv4 and IPv6)
-//! with legitimate clients that answer SYN challenges as real stacks do, run
-//! through one worker's pipeline, then the report.
+//! `moat demo`: the whole appliance on the memory backend, with no NIC, no
+//! root and no files: pinned poll-mode workers receive the built-in
+//! generator's attack mix (every profile, IPv4 and IPv6, with legitimate
+//! clients that answer SYN challenges as real stacks do), and a line of live
+//! figures is printed every second until SIGINT/SIGTERM or `--duration`:
+//! packets in, GRE out, replies, drops by reason, Mpps per worker.
 
-use std::collections::BTreeMap;
+use std::time::Duration;
 
-use classifier::cookie::CookieSecrets;
-use classifier::policy::SynAuth;
-use dataplane::gen::{GenConfig, Generator};
-use dataplane::pipeline::Action;
-
-use super::scrub::Scrubber;
 use crate::config::Config;
+use crate::node;
 
 /// The demo node: one web service with challenge-ack and a UDP game port
 /// guarded by a payload rule.
@@ -70,73 +67,63 @@ value = "47414d45"
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Packets to generate.
-    #[arg(long, default_value_t = 200_000)]
-    pub count: u64,
+    /// Workers (one per core).
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// Packets per second per worker (0: as fast as the generator goes).
+    #[arg(long, default_value_t = 0)]
+    pub pps: u64,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Print the full JSON report instead of the summary.
-    #[arg(long)]
-    pub json: bool,
+    /// Traffic mix, as `moat gen --profile` takes it.
+    #[arg(long, default_value = "mix")]
+    pub mix: String,
+}
+
+/// The demo node's config with the command line's settings.
+pub fn demo_config(args: &DemoArgs) -> anyhow::Result<Config> {
+    let mut cfg = Config::from_toml_str(DEMO_CONFIG, "demo config", std::path::Path::new("."))?;
+    cfg.dataplane.workers = args.workers.clamp(1, 256);
+    let m = &mut cfg.dataplane.memory;
+    m.pps = args.pps;
+    m.seed = args.seed;
+    m.mix.clone_from(&args.mix);
+    dataplane::gen::parse_mix(&m.mix).map_err(anyhow::Error::msg)?;
+    Ok(cfg)
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let cfg = Config::from_toml_str(DEMO_CONFIG, "demo config", std::path::Path::new("."))?;
-    let secrets = CookieSecrets::new(rand::random());
-    let mut policy = cfg.policy()?;
-    policy.secrets = secrets.clone();
-    let mut scrubber = Scrubber::with_policy(&cfg, policy, "random per demo run, shared with the generator".into())?;
-    let gen = Generator::new(GenConfig {
-        mix: dataplane::gen::parse_mix("mix").map_err(anyhow::Error::msg)?,
-        count: args.count,
-        seed: args.seed,
-        secrets: Some(secrets),
-        syn_auth: SynAuth::ChallengeAck,
-        ..GenConfig::default()
-    });
-    let started = std::time::Instant::now();
-    let (mut attack, mut attack_passed) = (0u64, 0u64);
-    // What happened to legitimate packets: passed, challenged, or dropped
-    // (by reason; answers to challenges are consumed by design).
-    let mut legit: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for mut pkt in gen {
-        let outcome = match scrubber.feed(pkt.ts, &mut pkt.frame) {
-            Action::Forward { .. } => "passed",
-            Action::Reply(_) => "challenged",
-            Action::Drop(r) => r.as_str(),
-        };
-        if pkt.profile.is_attack() {
-            attack += 1;
-            attack_passed += u64::from(outcome == "passed");
+    let cfg = demo_config(args)?;
+    let stop = super::run::stop_on_signals()?;
+    let mut node = super::run::start(&cfg)?;
+    println!(
+        "moat demo: {} worker(s) on the memory backend, mix \"{}\", {}; Ctrl-C stops",
+        cfg.dataplane.workers,
+        args.mix,
+        if args.pps == 0 {
+            "flat out".to_string()
         } else {
-            *legit.entry(outcome).or_default() += 1;
+            format!("{} pps per worker", args.pps)
         }
-    }
-    let elapsed = started.elapsed();
-    let report = scrubber.report("built-in generator (mix)");
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    print!("{}", report.summary());
-    println!(
-        "attack packets: {attack}, passed {attack_passed} ({:.4} %)",
-        100.0 * attack_passed as f64 / attack.max(1) as f64
     );
-    println!("legitimate packets: {} — {legit:?}", legit.values().sum::<u64>());
-    println!("top sources of suspect traffic:");
-    for s in report.top_sources.iter().take(5) {
-        println!("  {:<40} {}", s.key, s.packets);
-    }
-    println!("top fingerprints of suspect traffic:");
-    for f in report.top_fingerprints.iter().take(5) {
-        println!("  {} {:<50} {}", f.kind, f.fingerprint, f.packets);
-    }
-    println!(
-        "{} packets in {:.2} s of wall time on one core (including generation)",
-        report.packets,
-        elapsed.as_secs_f64()
+    let mut prev = node.snapshot();
+    let mut t = 0u64;
+    let res = super::run::supervise(
+        &mut node,
+        &stop,
+        args.duration.map(Duration::from_secs_f64),
+        None,
+        |n, secs| {
+            t += 1;
+            let now = n.snapshot();
+            println!("{t:>4}s {}", node::rate_line(&now, &prev, secs));
+            prev = now;
+        },
     );
-    Ok(())
+    print!("{}", node::summary(&node));
+    res
 }

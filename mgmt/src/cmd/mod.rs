@@ -1,6 +1,7 @@
 //! The `moat` subcommands, one module each: its `clap` arguments and its
 //! `run` function. `main.rs` parses the command line and dispatches here.
 
+pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod gen;

@@ -117,8 +117,31 @@ pub fn start(cfg: &Config) -> anyhow::Result<Node> {
     }
 }
 
+#[cfg(target_os = "linux")]
+fn start_af_packet(cfg: &Config) -> anyhow::Result<Node> {
+    use dataplane::port::af_packet::{self, AfPacketConfig};
+    use dataplane::port::{PortId, Queues};
+    let a = &cfg.dataplane.af_packet;
+    let queues = af_packet::open(&AfPacketConfig {
+        outside: cfg.outside.iface.clone(),
+        inside: cfg.inside.iface.clone(),
+        workers: cfg.dataplane.workers as usize,
+        block_size: a.block_size as usize,
+        block_count: a.block_count as usize,
+        retire_ms: a.retire_ms,
+    })
+    .context("af_packet backend")?;
+    let macs = match queues.first() {
+        Some(q) => [q.mac(PortId::Outside), q.mac(PortId::Inside)],
+        None => [None, None],
+    };
+    let plan = node::plan(cfg, macs, true, true)?;
+    Node::start(plan, queues)
+}
+
+#[cfg(not(target_os = "linux"))]
 fn start_af_packet(_cfg: &Config) -> anyhow::Result<Node> {
-    anyhow::bail!("backend \"af_packet\": not yet available")
+    anyhow::bail!("backend \"af_packet\" needs Linux")
 }
 
 /// Supervises `node` until `stop`, `duration`, or the workers ending on

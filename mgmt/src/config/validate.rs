@@ -97,7 +97,12 @@ fn dataplane(d: &DataplaneConfig) -> Res {
     range("dataplane.idle_sleep_us", d.idle_sleep_us.into(), 0, 100_000)?;
     let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
     for (i, c) in d.cores.iter().enumerate() {
-        if cores > 0 && !core_affinity::get_core_ids().unwrap_or_default().iter().any(|id| id.id == *c) {
+        if cores > 0
+            && !core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .iter()
+                .any(|id| id.id == *c)
+        {
             return Err(ConfigError::at(
                 format!("dataplane.cores[{i}]"),
                 format!("core {c} is not available to this process ({cores} cores)"),
@@ -105,14 +110,14 @@ fn dataplane(d: &DataplaneConfig) -> Res {
         }
     }
     let a = &d.af_packet;
-    if !a.block_size.is_power_of_two() || !(4096..=1 << 26).contains(&a.block_size) {
+    if !a.block_size.is_power_of_two() || !(1 << 14..=1 << 26).contains(&a.block_size) {
         return Err(ConfigError::at(
             "dataplane.af_packet.block_size",
-            format!("{}: a power of two from 4096 to 2^26", a.block_size),
+            format!("{}: a power of two from 16384 to 2^26", a.block_size),
         ));
     }
     range("dataplane.af_packet.block_count", a.block_count.into(), 2, 4096)?;
-    range("dataplane.af_packet.retire_ms", a.retire_ms.into(), 1, 1000)?;
+    range("dataplane.af_packet.retire_ms", a.retire_ms.into(), 0, 1000)?;
     if d.backend == super::Backend::Pcap && d.workers != 1 {
         return Err(ConfigError::at(
             "dataplane.workers",
@@ -240,7 +245,11 @@ fn services(services: &[ServiceConfig], origins: &[OriginConfig], ports: &[PortC
     if services.len() > dataplane::runtime::MAX_SERVICES {
         return Err(ConfigError::at(
             "services",
-            format!("{} services; at most {}", services.len(), dataplane::runtime::MAX_SERVICES),
+            format!(
+                "{} services; at most {}",
+                services.len(),
+                dataplane::runtime::MAX_SERVICES
+            ),
         ));
     }
     let mut names = HashMap::new();

@@ -1,0 +1,285 @@
+//! The poll-mode runtime against a scripted backend: next hops resolved by
+//! ARP (request sent, reply learned, forwarding starts), ARP answered on the
+//! inside port, IP on the inside port refused, a policy swap seen by the very
+//! next bursts, and a clean stop with final counters.
+
+use core::net::{IpAddr, Ipv4Addr};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use classifier::build::GreParams;
+use classifier::cookie::CookieSecrets;
+use classifier::policy::{Origin, OwnAddr, Policy, Service, SynAuth};
+use classifier::state::StateConfig;
+use classifier::verdict::DropReason;
+use dataplane::port::{Burst, Frame, HeapFrame, Pool, PortId, Queues};
+use dataplane::runtime::{Idle, Neighbors, Runtime, WorkerSetup};
+
+const IN_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
+const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const ORIGIN_MAC: [u8; 6] = [2, 0, 0, 0, 0x77, 2];
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
+const IN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
+const ORIGIN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+
+/// What the test feeds in and what the worker sent.
+#[derive(Default)]
+struct Wire {
+    rx: [VecDeque<Vec<u8>>; 2],
+    tx: Vec<(PortId, Vec<u8>)>,
+}
+
+type Shared = Arc<Mutex<Wire>>;
+
+/// A backend whose ports are queues the test fills and reads (a lock per
+/// burst is fine in a test backend).
+struct Scripted {
+    wire: Shared,
+    pool: Pool,
+}
+
+impl Queues for Scripted {
+    type Frame = HeapFrame;
+
+    fn rx_burst(&mut self, port: PortId, out: &mut Burst<HeapFrame>, max: usize) -> usize {
+        let mut w = self.wire.lock().unwrap();
+        let mut n = 0;
+        while n < max && !out.is_full() {
+            let Some(bytes) = w.rx[port.index()].pop_front() else {
+                break;
+            };
+            let mut f = self.pool.alloc().expect("pool");
+            assert!(f.fill(&bytes));
+            out.push(f);
+            n += 1;
+        }
+        n
+    }
+
+    fn tx_burst(&mut self, port: PortId, frames: &mut Burst<HeapFrame>) -> usize {
+        let n = frames.len();
+        let mut w = self.wire.lock().unwrap();
+        for f in frames.drain(..) {
+            w.tx.push((port, f.data().to_vec()));
+            self.pool.free(f);
+        }
+        n
+    }
+
+    fn free(&mut self, f: HeapFrame) {
+        self.pool.free(f);
+    }
+
+    fn alloc(&mut self) -> Option<HeapFrame> {
+        self.pool.alloc()
+    }
+}
+
+fn policy(udp_port: u16) -> Policy {
+    let mut p = Policy::new(CookieSecrets::new([7; 16]));
+    let o = p.add_origin(Origin {
+        name: "web".into(),
+        tunnel_src: IN_IP,
+        tunnel_dst: ORIGIN_IP,
+        key: Some(42),
+        mtu: 1476,
+    });
+    let mut s = Service::new("web", IpAddr::V4(VIP), o);
+    s.udp_ports.insert(udp_port);
+    s.syn_auth = SynAuth::ChallengeAck;
+    p.add_service(s).unwrap();
+    p.own_addrs = vec![
+        OwnAddr {
+            ip: IpAddr::V4(Ipv4Addr::new(10, 10, 0, 1)),
+            mac: OUT_MAC,
+        },
+        OwnAddr {
+            ip: IpAddr::V4(IN_IP),
+            mac: IN_MAC,
+        },
+    ];
+    p
+}
+
+fn start(wire: &Shared, pol: Policy) -> Runtime {
+    let setup = WorkerSetup {
+        index: 0,
+        workers: 1,
+        burst: 32,
+        idle: Idle {
+            spins: 16,
+            sleep: Duration::from_micros(100),
+        },
+        core: None,
+        sizes: StateConfig {
+            flows: 1024,
+            verified: 1024,
+            sources: 1024,
+        },
+        icmp_pps: 100,
+        gre: vec![GreParams {
+            src_mac: IN_MAC,
+            dst_mac: [0; 6],
+            tunnel_src: IN_IP,
+            tunnel_dst: ORIGIN_IP,
+            key: Some(42),
+            ttl: 64,
+        }],
+        next_hop: vec![0],
+        inside_ip: IN_IP,
+        inside_mac: IN_MAC,
+    };
+    let q = Scripted {
+        wire: Arc::clone(wire),
+        pool: Pool::new(256),
+    };
+    let neighbors = Arc::new(Neighbors::new(&[(ORIGIN_IP, None)], true));
+    Runtime::start(Arc::new(ArcSwap::from_pointee(pol)), neighbors, vec![(setup, q)]).unwrap()
+}
+
+fn udp(sport: u16, dport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+        .ipv4([198, 51, 100, 7], VIP.octets(), 64)
+        .udp(sport, dport);
+    let mut v = Vec::new();
+    b.write(&mut v, b"GAME hello").unwrap();
+    v
+}
+
+fn arp(op: u16, smac: [u8; 6], sip: Ipv4Addr, tip: Ipv4Addr, dst: [u8; 6]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&smac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, op as u8]);
+    f.extend_from_slice(&smac);
+    f.extend_from_slice(&sip.octets());
+    f.extend_from_slice(&if op == 2 { IN_MAC } else { [0; 6] });
+    f.extend_from_slice(&tip.octets());
+    f.resize(60, 0);
+    f
+}
+
+/// Waits (at most 5 s) until `cond` holds on the wire.
+fn wait_for(wire: &Shared, what: &str, cond: impl Fn(&Wire) -> bool) {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        if cond(&wire.lock().unwrap()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn push(wire: &Shared, port: PortId, f: Vec<u8>) {
+    wire.lock().unwrap().rx[port.index()].push_back(f);
+}
+
+fn is_arp_request_for(f: &[u8], target: Ipv4Addr) -> bool {
+    f.len() >= 42 && f[..6] == [0xff; 6] && f[12..14] == [8, 6] && f[21] == 1 && f[38..42] == target.octets()
+}
+
+#[test]
+fn next_hop_resolved_by_arp_then_forwarding_starts() {
+    let wire: Shared = Arc::default();
+    let mut rt = start(&wire, policy(7777));
+
+    // Unresolved: the worker asks, and clean packets are dropped as
+    // `no_next_hop` rather than sent to a wrong MAC.
+    wait_for(&wire, "an ARP request", |w| {
+        w.tx.iter()
+            .any(|(p, f)| *p == PortId::Inside && is_arp_request_for(f, ORIGIN_IP))
+    });
+    {
+        let w = wire.lock().unwrap();
+        let (_, req) = w.tx.iter().find(|(_, f)| is_arp_request_for(f, ORIGIN_IP)).unwrap();
+        assert_eq!(&req[6..12], &IN_MAC, "sent from the inside MAC");
+        assert_eq!(&req[28..32], &IN_IP.octets(), "sender protocol address");
+    }
+    push(&wire, PortId::Outside, udp(5000, 7777));
+    wait_for(&wire, "the no_next_hop drop", |_| {
+        rt.snapshot(1).0.dropped[DropReason::NoNextHop as usize] == 1
+    });
+
+    // The origin answers; the next datagram leaves GRE-encapsulated to its MAC.
+    push(&wire, PortId::Inside, arp(2, ORIGIN_MAC, ORIGIN_IP, IN_IP, IN_MAC));
+    wait_for(&wire, "the neighbour to be learned", |_| {
+        rt.neighbors.lookup(0, dataplane::runtime::wall_clock()).0 == Some(ORIGIN_MAC)
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    push(&wire, PortId::Outside, udp(5001, 7777));
+    wait_for(&wire, "a GRE frame", |w| {
+        w.tx.iter()
+            .any(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 0] && f[23] == 47)
+    });
+    let gre = wire
+        .lock()
+        .unwrap()
+        .tx
+        .iter()
+        .find(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 0])
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(&gre[..6], &ORIGIN_MAC);
+    assert_eq!(&gre[6..12], &IN_MAC);
+    assert_eq!(&gre[30..34], &ORIGIN_IP.octets());
+    // GRE with key 42, then the client's datagram, untouched.
+    assert_eq!(&gre[34..42], &[0x20, 0, 0x08, 0, 0, 0, 0, 42]);
+    assert_eq!(&gre[42..], &udp(5001, 7777)[14..]);
+
+    // The origin asks for our tunnel address: answered on the inside port.
+    push(&wire, PortId::Inside, arp(1, ORIGIN_MAC, ORIGIN_IP, IN_IP, [0xff; 6]));
+    wait_for(&wire, "our ARP reply", |w| {
+        w.tx.iter()
+            .any(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 6] && f[21] == 2 && f[..6] == ORIGIN_MAC)
+    });
+    // IP traffic on the inside port is refused and counted.
+    let mut stray = udp(5002, 7777);
+    stray[..6].copy_from_slice(&IN_MAC);
+    push(&wire, PortId::Inside, stray);
+    wait_for(&wire, "the wrong_port drop", |_| {
+        rt.snapshot(1).0.dropped[DropReason::WrongPort as usize] == 1
+    });
+    rt.stop().unwrap();
+    let (t, per) = rt.snapshot(1);
+    assert_eq!(per.len(), 1);
+    assert_eq!(t.passed, vec![1]);
+    assert!(t.arp_requests >= 1);
+    assert_eq!(t.port(PortId::Inside).rx_packets, 3);
+}
+
+#[test]
+fn policy_swap_changes_the_verdict_of_the_next_bursts_and_stop_is_clean() {
+    let wire: Shared = Arc::default();
+    let mut rt = start(&wire, policy(7777));
+    push(&wire, PortId::Inside, arp(2, ORIGIN_MAC, ORIGIN_IP, IN_IP, IN_MAC));
+    wait_for(&wire, "the neighbour", |_| {
+        rt.neighbors.lookup(0, dataplane::runtime::wall_clock()).0.is_some()
+    });
+    std::thread::sleep(Duration::from_millis(10));
+    push(&wire, PortId::Outside, udp(6000, 7777));
+    wait_for(&wire, "a pass", |_| rt.snapshot(1).0.passed == vec![1]);
+
+    // The operator moves the game to port 7778: 7777 is refused from the
+    // next burst on, 7778 passes. No restart, nothing lost.
+    rt.policy.store(Arc::new(policy(7778)));
+    std::thread::sleep(Duration::from_millis(5));
+    for i in 0..50 {
+        push(&wire, PortId::Outside, udp(6001 + i, 7777));
+        push(&wire, PortId::Outside, udp(6101 + i, 7778));
+    }
+    wait_for(&wire, "100 more packets", |_| rt.snapshot(1).0.rx_packets == 101 + 1);
+    let (t, _) = rt.snapshot(1);
+    assert_eq!(t.dropped[DropReason::PortNotAllowed as usize], 50, "{t:?}");
+    assert_eq!(t.passed, vec![51]);
+
+    // Stop: the worker ends, and what it counted is all there.
+    push(&wire, PortId::Outside, udp(6200, 7778));
+    rt.stop().unwrap();
+    let (t, _) = rt.snapshot(1);
+    assert_eq!(t.rx_packets, t.passed_total() + t.dropped_total() + t.replies);
+}

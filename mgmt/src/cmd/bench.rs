@@ -1,0 +1,261 @@
+//! `moat bench`: the appliance on the memory backend, flat out, one code
+//! path at a time, for 1..N workers: each worker replays template frames
+//! (copied into its pool frames as a NIC would DMA them, spoofed floods with
+//! a new random source per packet) through the full worker loop — burst RX,
+//! parse, classify, in-place reply or GRE encapsulation, TX into a counting
+//! sink. Prints Mpps per worker and ns per packet, with the machine, and the
+//! peak RSS before and after (memory must stay flat however many sources a
+//! flood uses).
+
+use std::time::{Duration, Instant};
+
+use dataplane::gen::bench::{templates, Workload};
+use dataplane::port::memory::{MemoryQueues, Source, Templates};
+
+use crate::config::Config;
+use crate::node::{self, Node};
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Largest number of workers; every count from 1 to this is measured
+    /// (or only the counts given with --worker-counts).
+    #[arg(long, default_value_t = 1)]
+    pub workers: u32,
+    /// Explicit worker counts, e.g. `1,2,4,8,14`.
+    #[arg(long, value_delimiter = ',')]
+    pub worker_counts: Vec<u32>,
+    /// Seconds measured per run (after a half-second warm-up).
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// `all`, or one of `syn-flood`, `ack-flood`, `clean`.
+    #[arg(long, default_value = "all")]
+    pub workload: String,
+    /// Packets per burst.
+    #[arg(long, default_value_t = 32)]
+    pub burst: u32,
+    /// Template frames replayed per worker.
+    #[arg(long, default_value_t = 4096)]
+    pub templates: usize,
+    /// Entries per worker in each of the flow, verified-source and source tables.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub table_size: u32,
+}
+
+const BENCH_CONFIG: &str = r#"
+[node]
+name = "bench"
+cookie_rotate_secs = 0
+
+[dataplane]
+backend = "memory"
+idle_sleep_us = 0
+
+[[ports]]
+name = "outside"
+role = "outside"
+iface = "mem0"
+ip = "10.10.0.1/24"
+mac = "02:00:00:00:00:01"
+
+[[ports]]
+name = "inside"
+role = "inside"
+iface = "mem1"
+ip = "192.168.77.1/24"
+mac = "02:00:00:00:01:01"
+
+[[origins]]
+name = "web"
+tunnel_src = "192.168.77.1"
+tunnel_dst = "192.168.77.2"
+mac = "02:00:00:00:01:02"
+key = 42
+mtu = 1476
+
+[[services]]
+name = "web"
+vip = "203.0.113.10"
+origin = "web"
+allow = ["tcp/80"]
+syn_auth = "SYNAUTH"
+
+# Per-source limits on, as on a real node: every new spoofed source takes
+# a slot in the source table (evicting the oldest), which is what keeps
+# memory flat under a random-source flood.
+[services.limits]
+src_pps = 1000000
+src_syn_pps = 100000
+"#;
+
+/// Peak resident set size of this process, KiB (`VmHWM`), if readable.
+pub fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// One measured run.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub workload: Workload,
+    pub workers: u32,
+    pub packets: u64,
+    pub secs: f64,
+    /// Share of the packets that took the workload's intended path.
+    pub on_path: f64,
+    /// Peak RSS (KiB) when measuring started (after the warm-up, tables
+    /// already touched by millions of sources) and when it ended.
+    pub rss: Option<(u64, u64)>,
+}
+
+impl Measurement {
+    pub fn mpps_per_worker(&self) -> f64 {
+        self.packets as f64 / self.secs / 1e6 / f64::from(self.workers)
+    }
+}
+
+fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config> {
+    let auth = if w == Workload::Clean { "off" } else { "challenge-ack" };
+    let mut cfg = Config::from_toml_str(
+        &BENCH_CONFIG.replace("SYNAUTH", auth),
+        "bench config",
+        std::path::Path::new("."),
+    )?;
+    let d = &mut cfg.dataplane;
+    d.workers = workers;
+    d.burst = args.burst.clamp(1, 512);
+    d.flow_table_size = args.table_size;
+    d.verified_table_size = args.table_size;
+    d.source_table_size = args.table_size;
+    Ok(cfg)
+}
+
+/// Runs `w` on `workers` workers for `secs` seconds.
+pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Measurement> {
+    let cfg = config(w, workers, args)?;
+    let plan = node::plan(&cfg, [None, None], false, false)?;
+    let macs = ([0x02, 0, 0, 0, 0, 0xfe], cfg.outside.mac_or_default());
+    let frames: std::sync::Arc<[Vec<u8>]> = templates(
+        w,
+        args.templates.max(16),
+        core::net::Ipv4Addr::new(203, 0, 113, 10),
+        macs,
+        7,
+    )
+    .into();
+    let queues = (0..workers as usize)
+        .map(|i| {
+            let t = Templates {
+                frames: frames.clone(),
+                next: (i * 997) % frames.len(),
+                spoof: w.spoofed().then_some(0x5eed + i as u64),
+            };
+            MemoryQueues::new(Source::Templates(t), (args.burst as usize * 6).max(256), 0, u64::MAX)
+        })
+        .collect();
+    let mut node = Node::start(plan, queues)?;
+    std::thread::sleep(Duration::from_millis(500));
+    let rss0 = peak_rss_kib();
+    let (a, _) = node.snapshot();
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(args.seconds.max(0.1)));
+    let (b, _) = node.snapshot();
+    let rss = rss0.zip(peak_rss_kib());
+    let secs = t.elapsed().as_secs_f64();
+    node.rt.stop().map_err(anyhow::Error::msg)?;
+    let packets = b.rx_packets - a.rx_packets;
+    let on = match w {
+        Workload::SynFlood => b.replies - a.replies,
+        Workload::AckFlood => b.dropped_total() - a.dropped_total(),
+        Workload::Clean => b.passed_total() - a.passed_total(),
+    };
+    Ok(Measurement {
+        workload: w,
+        workers,
+        packets,
+        secs,
+        on_path: on as f64 / packets.max(1) as f64,
+        rss,
+    })
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let workloads: Vec<Workload> = if args.workload == "all" {
+        Workload::ALL.to_vec()
+    } else {
+        vec![Workload::from_name(&args.workload).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown workload \"{}\" (all, syn-flood, ack-flood, clean)",
+                args.workload
+            )
+        })?]
+    };
+    let counts: Vec<u32> = if args.worker_counts.is_empty() {
+        (1..=args.workers.max(1)).collect()
+    } else {
+        args.worker_counts.clone()
+    };
+    let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
+    println!(
+        "moat bench: memory backend, burst {}, {} s per run, {} cores of {}",
+        args.burst,
+        args.seconds,
+        cores,
+        cpu_model()
+    );
+    let rss0 = peak_rss_kib();
+    println!(
+        "{:<10} {:>7} {:>11} {:>12} {:>10} {:>9} {:>10}  {}",
+        "workload",
+        "workers",
+        "Mpps total",
+        "Mpps/worker",
+        "ns/packet",
+        "on path",
+        "sources",
+        "peak RSS MiB (start -> end)"
+    );
+    for w in workloads {
+        for &n in &counts {
+            let m = measure(w, n, args)?;
+            let per = m.mpps_per_worker();
+            let rss = m.rss.map_or("-".into(), |(a, b)| {
+                format!("{:.1} -> {:.1}", a as f64 / 1024.0, b as f64 / 1024.0)
+            });
+            println!(
+                "{:<10} {:>7} {:>11.3} {:>12.3} {:>10.1} {:>8.1}% {:>10}  {rss}",
+                w.name(),
+                n,
+                per * f64::from(n),
+                per,
+                1e3 / per.max(1e-9),
+                100.0 * m.on_path,
+                if w.spoofed() {
+                    format!("{:.1}M", m.packets as f64 / 1e6)
+                } else {
+                    "-".into()
+                }
+            );
+        }
+    }
+    if let (Some(a), Some(b)) = (rss0, peak_rss_kib()) {
+        println!(
+            "peak RSS: {:.1} MiB before the first run, {:.1} MiB after the last",
+            a as f64 / 1024.0,
+            b as f64 / 1024.0
+        );
+    }
+    Ok(())
+}
