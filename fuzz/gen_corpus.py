@@ -89,6 +89,12 @@ frames = [
 ]
 corpus = {"parse": frames, "ethernet": frames, "builders": frames, "fingerprint": frames, **l3, **l4}
 corpus["tcp"] += [LINUX_OPTS, WIN_OPTS]
+# Full-size packets (1500 bytes of IP), above the tunnel MTU: the inputs of
+# icmp_too_big (IPv6 needs more than the 1280-byte minimum MTU).
+corpus["builders"] = frames + [
+    eth(0x0800, [(0x8100, 42)]) + ipv4(6, tcp(0x18, payload=bytes(1460))),
+    eth(0x86DD) + ipv6(6, tcp(0x18, payload=bytes(1440))),
+]
 
 # fp_rules: fingerprints as reports print them, rules with each wildcard form.
 corpus["fp_rules"] = [t.encode() for t in [

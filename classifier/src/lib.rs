@@ -5,8 +5,9 @@
 //! Layout, in packet-path order:
 //! - [`wire`]: zero-copy views of the wire formats, checksums.
 //! - [`parse`]: one pass over L2/L3/L4 into a small [`parse::Parsed`] summary.
-//! - [`build`]: builders for the frames Moat emits (SYN-ACK, RST, ARP reply,
-//!   GRE encapsulation) and MSS clamping.
+//! - [`build`]: builders for the frames Moat emits (SYN-ACK, RST, ARP reply
+//!   and request, ICMP packet too big, GRE encapsulation), MSS clamping and
+//!   completing offloaded checksums.
 //! - [`acl`]: longest-prefix-match CIDR tables.
 //! - [`cookie`], [`synauth`]: SYN cookies and the two SYN authentication modes.
 //! - [`state`]: per-core tables of fixed capacity (flows, verified sources,

@@ -266,7 +266,7 @@ impl Core {
         if syn && build::clamp_mss(f.data_mut(), p, policy.origins[origin].mss_for(p.l3 == L3::Ipv6)) {
             self.counters.mss_clamped += 1;
         }
-        if f.csum() == Csum::Partial && shim::complete_l4_checksum(f.data_mut(), p) {
+        if f.csum() == Csum::Partial && build::complete_l4_checksum(f.data_mut(), p) {
             f.set_csum(Csum::Valid);
             self.counters.csum_completed += 1;
         }
@@ -298,7 +298,7 @@ impl Core {
         if self.icmp.rate() == 0 || !self.icmp.take(now) {
             return Outcome::Drop(DropReason::TooBig);
         }
-        match shim::icmp_too_big(f.data(), p, mtu, &mut self.reply[..]) {
+        match build::icmp_too_big(f.data(), p, mtu, &mut self.reply[..]) {
             Some(len) if f.replace(&self.reply[..len]) => {
                 self.counters.replies += 1;
                 self.counters.icmp_too_big += 1;
@@ -306,16 +306,5 @@ impl Core {
             }
             _ => Outcome::Drop(DropReason::TooBig),
         }
-    }
-}
-
-// Until the classifier's builders land (branch `build`).
-mod shim {
-    use classifier::parse::Parsed;
-    pub fn complete_l4_checksum(_f: &mut [u8], _p: &Parsed) -> bool {
-        false
-    }
-    pub fn icmp_too_big(_f: &[u8], _p: &Parsed, _mtu: u16, _out: &mut [u8]) -> Option<usize> {
-        None
     }
 }

@@ -10,11 +10,22 @@
 //! the GRE header); `gre_encap_in_place` writes the same bytes as
 //! `gre_encap`; `clamp_mss` keeps a correct TCP checksum correct, changes
 //! nothing else of the parse, and leaves no MSS above the clamp.
+//!
+//! The ICMP errors (`icmp_too_big`, at MTUs around the packet's length and
+//! at the protocol minimums, into buffers of several sizes): refused when
+//! the packet fits, for IPv4 without DF or a non-first fragment, and for
+//! ICMP errors; otherwise a frame that parses as ICMP type 3 code 4 /
+//! ICMPv6 type 2 with swapped addresses, the MTU, correct checksums, a
+//! prefix of the packet as quote and at most 1280 bytes of IPv6.
+//! `complete_l4_checksum` leaves a frame alone or makes its L4 checksum
+//! correct, changing only that field. `arp_sender` agrees with `parse` on
+//! ARP frames, and what `arp_request` builds reads back through it.
 
-use core::net::Ipv4Addr;
+use core::net::{IpAddr, Ipv4Addr};
+use std::hint::black_box;
 
 use classifier::build::{self, GreParams};
-use classifier::parse::{parse, Parsed, L3, L4};
+use classifier::parse::{parse, Frag, Parsed, L3, L4};
 use classifier::wire::{self, TcpOption};
 
 /// Smaller than any reply (60 bytes) or encapsulated frame: exercises the
@@ -41,6 +52,9 @@ pub fn build_frame(frame: &[u8]) {
     gre(frame, &p, GRE);
     gre(frame, &p, GreParams { key: None, ..GRE });
     clamp(frame, &p);
+    too_big(frame, &p);
+    complete_checksum(frame, &p);
+    arp(frame, &p);
 }
 
 fn tcp_reply(frame: &[u8], p: &Parsed) {
@@ -156,4 +170,128 @@ fn clamp(frame: &[u8], p: &Parsed) {
         });
         assert_eq!(first, Some(max), "the first MSS option is clamped");
     }
+}
+
+fn too_big(frame: &[u8], p: &Parsed) {
+    let len = p.l3_len;
+    for mtu in [len.saturating_sub(1), len, build::MIN_MTU_V4, build::MIN_MTU_V6, 0] {
+        let mut small = [0u8; SMALL];
+        assert_eq!(build::icmp_too_big(frame, p, mtu, &mut small), None);
+        for size in [LARGE, 1400] {
+            let mut out = vec![0u8; size];
+            let Some(n) = build::icmp_too_big(frame, p, mtu, &mut out) else {
+                continue;
+            };
+            assert!(len > mtu, "an error for a packet that fits");
+            assert!((build::ETH_MIN_FRAME..=size).contains(&n), "error of {n} bytes");
+            check_too_big(&out[..n], frame, p, mtu);
+        }
+    }
+}
+
+/// The error `out` about `frame` (parsed `p`) is what `icmp_too_big`
+/// promises.
+fn check_too_big(out: &[u8], frame: &[u8], p: &Parsed, mtu: u16) {
+    let r = parse(out).expect("the ICMP error parses");
+    assert_eq!((r.src, r.dst, r.ttl), (p.dst, p.src, 64));
+    assert_eq!((r.vlans, r.vlan_id, r.frag), (p.vlans, p.vlan_id, Frag::None));
+    assert_eq!((&out[..6], &out[6..12]), (&frame[6..12], &frame[..6]));
+    let msg = r.l4_bytes(out);
+    let quote = &msg[8..];
+    assert!(p.l3_bytes(frame).starts_with(quote), "the quote is the packet's start");
+    match (r.l4, r.dst, r.src) {
+        (L4::Icmp { ty: 3, code: 4 }, _, _) => {
+            assert!(p.df && p.frag != Frag::Later, "RFC 1122 §3.2.2");
+            assert!(
+                !matches!(
+                    p.l4,
+                    L4::Icmp {
+                        ty: 3..=5 | 11 | 12,
+                        ..
+                    }
+                ),
+                "an error about an error"
+            );
+            let ip = wire::Ipv4Packet::new_checked(r.l3_bytes(out)).expect("IPv4");
+            assert!(ip.verify_checksum());
+            let m = wire::IcmpPacket::new_checked(msg).expect("ICMP");
+            assert!(m.verify_checksum());
+            assert_eq!(m.rest_of_header(), u32::from(mtu));
+            assert_eq!(quote.len(), usize::from(p.ip_header_len) + 8);
+        }
+        (L4::Icmpv6 { ty: 2, code: 0 }, IpAddr::V6(client), IpAddr::V6(vip)) => {
+            assert!(
+                !matches!(p.l4, L4::Icmpv6 { ty: 0..=127, .. }),
+                "an error about an error"
+            );
+            assert!(r.l3_len <= 1280, "RFC 4443 §2.4 (c)");
+            let m = wire::Icmpv6Packet::new_checked(msg).expect("ICMPv6");
+            assert!(m.verify_checksum(vip, client));
+            assert_eq!(m.rest_of_header(), u32::from(mtu));
+        }
+        other => panic!("not a packet-too-big error: {other:?}"),
+    }
+}
+
+fn complete_checksum(frame: &[u8], p: &Parsed) {
+    let mut copy = frame.to_vec();
+    if !build::complete_l4_checksum(&mut copy, p) {
+        assert_eq!(copy, frame, "refused but changed");
+    } else {
+        assert_eq!(p.frag, Frag::None, "completed a fragment");
+        let at = usize::from(p.l4_offset)
+            + match p.l4 {
+                L4::Tcp(_) => 16,
+                L4::Udp { .. } => 6,
+                L4::Icmpv6 { .. } => 2,
+                other => panic!("completed {other:?}"),
+            };
+        assert_eq!((&copy[..at], &copy[at + 2..]), (&frame[..at], &frame[at + 2..]));
+        assert_eq!(parse(&copy).as_ref(), Ok(p));
+        let seg = p.l4_bytes(&copy);
+        let ok = match (p.l4, p.src, p.dst) {
+            (L4::Tcp(_), s, d) => wire::TcpPacket::new_checked(seg).is_ok_and(|t| t.verify_checksum(s, d)),
+            (L4::Udp { .. }, s, d) => wire::UdpPacket::new_checked(seg).is_ok_and(|u| u.verify_checksum(s, d)),
+            (_, IpAddr::V6(s), IpAddr::V6(d)) => {
+                wire::Icmpv6Packet::new_checked(seg).is_ok_and(|m| m.verify_checksum(s, d))
+            }
+            _ => false,
+        };
+        assert!(ok, "completed checksum does not verify");
+    }
+    // A summary of a longer frame.
+    let half = frame.len() / 2;
+    black_box(build::complete_l4_checksum(&mut copy[..half], p));
+}
+
+fn arp(frame: &[u8], p: &Parsed) {
+    let info = build::arp_sender(frame);
+    if let Some(a) = info {
+        assert_eq!(p.l3, L3::Arp);
+        assert_eq!(
+            (IpAddr::V4(a.sender_ip), IpAddr::V4(a.target_ip), a.vlan_id),
+            (p.src, p.dst, p.vlan_id)
+        );
+        assert!(matches!(a.op, wire::ArpOperation::Request | wire::ArpOperation::Reply));
+    } else if p.l3 == L3::Arp {
+        let op = wire::ArpPacket::new_checked(p.l3_bytes(frame))
+            .expect("ARP")
+            .operation();
+        assert!(!matches!(op, wire::ArpOperation::Request | wire::ArpOperation::Reply));
+    }
+    // A request from the frame's first bytes reads back.
+    let (IpAddr::V4(a), IpAddr::V4(b)) = (p.src, p.dst) else {
+        return;
+    };
+    let mac: [u8; 6] = frame[..6].try_into().expect("6 bytes");
+    let mut small = [0u8; SMALL];
+    assert_eq!(build::arp_request(mac, a, b, &mut small), None);
+    let mut out = [0u8; LARGE];
+    let n = build::arp_request(mac, a, b, &mut out).expect("a request");
+    assert_eq!(n, build::ETH_MIN_FRAME);
+    let r = build::arp_sender(&out[..n]).expect("the request reads back");
+    assert_eq!(
+        (r.op, r.sender_mac, r.sender_ip, r.target_ip, r.vlan_id),
+        (wire::ArpOperation::Request, mac, a, b, 0)
+    );
 }

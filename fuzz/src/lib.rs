@@ -219,4 +219,7 @@ pub fn parse_frame(frame: &[u8]) {
     black_box(build::gre_encap(p.l3_bytes(frame), &g, &mut big));
     let mut copy = frame.to_vec();
     black_box(build::clamp_mss(&mut copy, &p, 1000));
+    black_box(build::complete_l4_checksum(&mut copy, &p));
+    black_box(build::icmp_too_big(frame, &p, p.l3_len.saturating_sub(1), &mut big));
+    black_box(build::arp_sender(frame));
 }

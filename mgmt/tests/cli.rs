@@ -320,3 +320,57 @@ fn run_on_pcap_backend_matches_scrub_packet_for_packet() {
     let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
     assert_eq!(st["rx_packets"], 30000, "{st}");
 }
+
+/// `moat run` on the memory backend until SIGTERM: the workers stop
+/// cleanly, the final counters are printed and written, exit status 0.
+#[test]
+fn run_stops_cleanly_on_sigterm_with_final_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("mem.toml");
+    let stats = dir.path().join("stats.json");
+    let text = std::fs::read_to_string(examples("offline.toml"))
+        .unwrap()
+        .replace("backend = \"pcap\"", "backend = \"memory\"")
+        .replace("workers = 1", "workers = 2")
+        .replace("cookie_secret_file = \"cluster.secret\"", "");
+    std::fs::write(&cfg, format!("{text}\n[dataplane.memory]\npps = 20000\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args(["run", "--config", s(&cfg), "--stats", s(&stats)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Running once the stats file appears (written every second).
+    let t = std::time::Instant::now();
+    while !stats.exists() && t.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if !stats.exists() {
+        let _ = child.kill();
+        let o = child.wait_with_output().unwrap();
+        panic!("no stats file after 20 s: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}\n{out}");
+    assert!(err.contains("running 2 worker(s) on the memory backend"), "{err}");
+    assert!(
+        out.contains("received ") && out.contains("port inside: rx 0 tx "),
+        "{out}"
+    );
+    let st: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let rx = st["rx_packets"].as_u64().unwrap();
+    assert!(rx > 0, "{st}");
+    assert!(
+        out.contains(&format!("received {rx} packets")),
+        "final file and printout agree: {rx}\n{out}"
+    );
+    assert_eq!(st["workers"].as_array().unwrap().len(), 2);
+    assert!(st["passed"]["web"].as_u64().unwrap() > 0, "{st}");
+}

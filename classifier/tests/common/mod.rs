@@ -198,9 +198,14 @@ pub fn exercise_parse(frame: &[u8]) -> bool {
     let _ = build::gre_encap(p.l3_bytes(frame), &g, &mut big);
     let mut copy = frame.to_vec();
     let _ = build::clamp_mss(&mut copy, &p, 1000);
+    let _ = build::complete_l4_checksum(&mut copy, &p);
+    let _ = build::icmp_too_big(frame, &p, p.l3_len.saturating_sub(1), &mut big);
+    let _ = build::arp_sender(frame);
     // A summary of another frame must not make consumers panic either.
     let _ = (tcp_fingerprint(&frame[..frame.len() / 2], &p), udp_fingerprint(&[], &p));
     let _ = build::clamp_mss(&mut copy[..frame.len() / 3], &p, 1000);
     let _ = build::tcp_reply(&frame[..frame.len() / 2], &p, 1, 2, 0x12, 3, None, &mut out);
+    let _ = build::icmp_too_big(&frame[..frame.len() / 2], &p, 0, &mut big);
+    let _ = build::complete_l4_checksum(&mut copy[..frame.len() / 2], &p);
     true
 }

@@ -21,7 +21,6 @@ use classifier::policy::Policy;
 use classifier::state::StateConfig;
 use classifier::time::{Nanos, MILLISECOND};
 use classifier::verdict::DropReason;
-use classifier::wire::{ArpOperation, ArpPacket, EthernetFrame};
 
 use super::neighbors::Neighbors;
 use super::stats::{LoopCounters, SharedStats};
@@ -94,10 +93,10 @@ pub struct WorkerExit {
 
 /// Learns the sender of an ARP packet on the inside port if it is a
 /// tracked next hop (RFC 826 "merge" rule, restricted to our next hops).
-fn learn_arp(frame: &[u8], l3_offset: usize, neighbors: &Neighbors, now: Nanos) {
-    let Some(body) = frame.get(l3_offset..) else { return };
-    let Ok(arp) = ArpPacket::new_checked(body) else { return };
-    let _ = neighbors.learn(arp.source_protocol_addr(), arp.source_hardware_addr(), now);
+fn learn_arp(frame: &[u8], neighbors: &Neighbors, now: Nanos) {
+    if let Some(a) = classifier::build::arp_sender(frame).filter(|a| a.learnable()) {
+        let _ = neighbors.learn(a.sender_ip, a.sender_mac, now);
+    }
 }
 
 /// Runs the worker until `stop` is set or every port is done.
@@ -148,16 +147,13 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
         lc.ports[1].rx_packets += n_in as u64;
         for mut f in rx.drain(..) {
             let now = f.timestamp().unwrap_or(wall);
-            let arp_at = match parse::parse(f.data()) {
-                Ok(p) if p.l3 == L3::Arp => Some(usize::from(p.l3_offset)),
-                _ => None,
-            };
-            let Some(off) = arp_at else {
+            let is_arp = matches!(parse::parse(f.data()), Ok(p) if p.l3 == L3::Arp);
+            if !is_arp {
                 pipe.count_drop(f.data().len(), DropReason::WrongPort);
                 q.free(f);
                 continue;
-            };
-            learn_arp(f.data(), off, &sh.neighbors, now);
+            }
+            learn_arp(f.data(), &sh.neighbors, now);
             match pipe.process_frame(&policy, now, &mut f, &mut parsed) {
                 Outcome::Reply => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),
                 _ => q.free(f),
@@ -229,7 +225,7 @@ fn tick<Q: Queues>(
     neighbors.due(now, |ip| {
         let Some(mut f) = q.alloc() else { return false };
         let mut buf = [0u8; 64];
-        let Some(len) = arp_request(s.inside_mac, s.inside_ip, ip, &mut buf) else {
+        let Some(len) = classifier::build::arp_request(s.inside_mac, s.inside_ip, ip, &mut buf) else {
             q.free(f);
             return false;
         };
@@ -241,22 +237,4 @@ fn tick<Q: Queues>(
         lc.arp_requests += 1;
         true
     });
-}
-
-/// A broadcast ARP who-has for `target`, padded to 60 bytes.
-fn arp_request(mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr, out: &mut [u8]) -> Option<usize> {
-    let out = out.get_mut(..60)?;
-    out.fill(0);
-    let mut eth = EthernetFrame::new_unchecked(&mut *out);
-    eth.set_dst_addr([0xff; 6]);
-    eth.set_src_addr(mac);
-    out[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    let mut a = ArpPacket::new_unchecked(&mut out[14..42]);
-    a.set_ethernet_ipv4();
-    a.set_operation(ArpOperation::Request);
-    a.set_source_hardware_addr(mac);
-    a.set_source_protocol_addr(ip);
-    a.set_target_hardware_addr([0; 6]);
-    a.set_target_protocol_addr(target);
-    Some(60)
 }

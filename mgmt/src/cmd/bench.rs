@@ -36,8 +36,9 @@ pub struct BenchArgs {
     /// Template frames replayed per worker.
     #[arg(long, default_value_t = 4096)]
     pub templates: usize,
-    /// Entries per worker in each of the flow, verified-source and source tables.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Entries per worker in each of the flow, verified-source and source
+    /// tables (the config's default).
+    #[arg(long, default_value_t = 65536)]
     pub table_size: u32,
 }
 
@@ -217,15 +218,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     let rss0 = peak_rss_kib();
     println!(
-        "{:<10} {:>7} {:>11} {:>12} {:>10} {:>9} {:>10}  {}",
-        "workload",
-        "workers",
-        "Mpps total",
-        "Mpps/worker",
-        "ns/packet",
-        "on path",
-        "sources",
-        "peak RSS MiB (start -> end)"
+        "{:<10} {:>7} {:>11} {:>12} {:>10} {:>9} {:>10}  peak RSS MiB (start -> end)",
+        "workload", "workers", "Mpps total", "Mpps/worker", "ns/packet", "on path", "sources"
     );
     for w in workloads {
         for &n in &counts {

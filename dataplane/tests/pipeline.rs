@@ -1,0 +1,132 @@
+//! The pipeline's in-place outcomes: GRE encapsulation into the headroom,
+//! ICMP too-big answers within their rate, partial checksums completed
+//! before a packet leaves for the origin.
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use classifier::build::GreParams;
+use classifier::cookie::CookieSecrets;
+use classifier::policy::{Origin, Policy, Service};
+use classifier::state::StateConfig;
+use classifier::verdict::DropReason;
+use dataplane::pipeline::{Outcome, Pipeline};
+use dataplane::port::{Csum, Frame, HeapFrame};
+
+const VIP: [u8; 4] = [203, 0, 113, 10];
+const CLIENT: [u8; 4] = [198, 51, 100, 7];
+
+fn setup() -> (Policy, Pipeline) {
+    let mut p = Policy::new(CookieSecrets::new([1; 16]));
+    let o = p.add_origin(Origin {
+        name: "web".into(),
+        tunnel_src: Ipv4Addr::new(192, 168, 77, 1),
+        tunnel_dst: Ipv4Addr::new(192, 168, 77, 2),
+        key: None,
+        mtu: 1476,
+    });
+    let mut s = Service::new("web", IpAddr::V4(Ipv4Addr::from(VIP)), o);
+    s.udp_ports.insert(7777);
+    p.add_service(s).unwrap();
+    let gre = vec![GreParams {
+        src_mac: [2, 0, 0, 0, 1, 1],
+        dst_mac: [2, 0, 0, 0, 1, 2],
+        tunnel_src: Ipv4Addr::new(192, 168, 77, 1),
+        tunnel_dst: Ipv4Addr::new(192, 168, 77, 2),
+        key: None,
+        ttl: 64,
+    }];
+    let sizes = StateConfig {
+        flows: 1024,
+        verified: 1024,
+        sources: 1024,
+    };
+    let pipe = Pipeline::new(&p, gre, &sizes, 1);
+    (p, pipe)
+}
+
+fn udp(payload_len: usize) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xfe], [2, 0, 0, 0, 0, 1])
+        .ipv4(CLIENT, VIP, 64)
+        .udp(40000, 7777);
+    let mut v = Vec::new();
+    b.write(&mut v, &vec![0x47; payload_len]).unwrap();
+    v
+}
+
+fn frame(bytes: &[u8]) -> HeapFrame {
+    let mut f = HeapFrame::new();
+    assert!(f.fill(bytes));
+    f
+}
+
+#[test]
+fn a_datagram_too_big_for_the_tunnel_gets_fragmentation_needed_within_the_rate() {
+    let (pol, mut pipe) = setup();
+    pipe.set_icmp_rate(1, 1);
+    // 20 + 8 + 1472 = 1500 bytes of IP, DF set by etherparse: over 1476.
+    let big = udp(1472);
+    let mut f = frame(&big);
+    let mut parsed = None;
+    assert_eq!(pipe.process_frame(&pol, 1, &mut f, &mut parsed), Outcome::Reply);
+    let e = etherparse::SlicedPacket::from_ethernet(f.data()).unwrap();
+    assert_eq!(&f.data()[..12], &[2, 0, 0, 0, 0, 0xfe, 2, 0, 0, 0, 0, 1], "L2 swapped");
+    let Some(etherparse::NetSlice::Ipv4(ip)) = e.net else {
+        panic!("not IPv4")
+    };
+    assert_eq!(ip.header().source(), VIP, "from the VIP");
+    assert_eq!(ip.header().destination(), CLIENT);
+    let Some(etherparse::TransportSlice::Icmpv4(icmp)) = e.transport else {
+        panic!("not ICMP")
+    };
+    assert_eq!(
+        icmp.icmp_type(),
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1476 }
+        )
+    );
+    // The rate (1/s) is spent: the next one is only dropped.
+    let mut g = frame(&big);
+    assert_eq!(
+        pipe.process_frame(&pol, 2, &mut g, &mut parsed),
+        Outcome::Drop(DropReason::TooBig)
+    );
+    let c = pipe.counters();
+    assert_eq!(
+        (c.dropped[DropReason::TooBig as usize], c.icmp_too_big, c.replies),
+        (2, 1, 1)
+    );
+    // A datagram that fits goes through, GRE-encapsulated in place.
+    let mut ok = frame(&udp(1448));
+    assert_eq!(
+        pipe.process_frame(&pol, 3, &mut ok, &mut parsed),
+        Outcome::Forward { service: 0 }
+    );
+    assert_eq!(ok.data().len(), 14 + 20 + 4 + 1476);
+    assert_eq!(&ok.data()[38..], &udp(1448)[14..]);
+}
+
+#[test]
+fn a_partial_checksum_is_completed_before_the_packet_leaves() {
+    let (pol, mut pipe) = setup();
+    let good = udp(32);
+    let mut partial = good.clone();
+    // What a local sender with checksum offload hands over: the field holds
+    // the pseudo-header sum only.
+    partial[40..42].copy_from_slice(&[0x12, 0x34]);
+    let mut f = frame(&partial);
+    f.set_csum(Csum::Partial);
+    let mut parsed = None;
+    assert_eq!(
+        pipe.process_frame(&pol, 1, &mut f, &mut parsed),
+        Outcome::Forward { service: 0 }
+    );
+    assert_eq!(&f.data()[38..], &good[14..], "inner packet with its real checksum");
+    assert_eq!(pipe.counters().csum_completed, 1);
+    // Without the partial mark the frame is forwarded as it came.
+    let mut g = frame(&partial);
+    assert_eq!(
+        pipe.process_frame(&pol, 2, &mut g, &mut parsed),
+        Outcome::Forward { service: 0 }
+    );
+    assert_eq!(&g.data()[38..], &partial[14..]);
+}
