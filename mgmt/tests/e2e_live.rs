@@ -1,0 +1,818 @@
+//! End to end, live: `moat run` on AF_PACKET between real Linux peers, with
+//! real attack tools.
+//!
+//! `tests/e2e/topology.sh` builds three network namespaces: `inet` (the
+//! client 10.10.0.2, a second client 10.10.0.4 and the attacker 10.10.0.3 on
+//! one link to Moat's `out0`), `moat` (`out0` and `in0`, no kernel address)
+//! and `origin` (Open vSwitch's userspace GRE endpoint behind `in0`, the VIPs
+//! 203.0.113.10 and .11 with a real HTTP server and a UDP server, answering
+//! the clients straight back over a direct-server-return link). Moat runs
+//! there with `examples/e2e-netns.toml`. One test, the scenarios in order
+//! (setting the topology up is the expensive part):
+//!
+//! - (a) `curl` fetches the page through `challenge-ack` (client 10.10.0.2)
+//!   and through `cookie-reset` (client 10.10.0.4, which retries once reset);
+//! - (b) during a bounded `hping3 --rand-source -S` flood a fetch still
+//!   succeeds and no flood SYN reaches the origin;
+//! - (c) bounded ACK, RST, UDP-from-port-53 and fragment floods from the
+//!   attacker never reach the origin, and Moat counts them dropped with the
+//!   expected reasons;
+//! - (d) datagrams starting with "GAME" reach the UDP server, others do not;
+//! - (e) ARP: the client holds `out0`'s MAC for Moat's address, Moat holds
+//!   br-phy's MAC for the origin's tunnel endpoint.
+//!
+//! "Reached the origin" is read from two OpenFlow rules on the origin's
+//! br-int, which count the decapsulated packets from the clients (cookie 0x1)
+//! and from every other source (cookie 0x2). (d) sends game datagrams from the
+//! attacker's address too, so the second counter is seen to move.
+//!
+//! Needs root, `ip netns`, Open vSwitch, hping3, curl, ethtool and python3.
+//! Without them the test prints why and passes, unless `MOAT_E2E=1` (CI),
+//! where it fails. Everything it creates (namespaces, private OVS daemons,
+//! servers, Moat) is removed by drop guards, on failure too. Every command
+//! runs under `timeout`; every flood is bounded by a packet count, an interval
+//! and a time limit, and aims only at addresses inside these namespaces.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Tools the test runs, looked up on `PATH` plus the sbin folders.
+const TOOLS: [&str; 13] = [
+    "ip",
+    "ovsdb-tool",
+    "ovsdb-server",
+    "ovs-vswitchd",
+    "ovs-vsctl",
+    "ovs-ofctl",
+    "ovs-appctl",
+    "hping3",
+    "curl",
+    "ethtool",
+    "python3",
+    "timeout",
+    "setsid",
+];
+const CLIENT: &str = "10.10.0.2";
+const CLIENT2: &str = "10.10.0.4";
+const ATTACKER: &str = "10.10.0.3";
+const MOAT_OUTSIDE: &str = "10.10.0.1";
+/// Service "web" (challenge-ack, GAME payload rule on udp/7777).
+const VIP: &str = "203.0.113.10";
+/// Service "web-reset" (cookie-reset).
+const VIP_RESET: &str = "203.0.113.11";
+const ORIGIN_TUNNEL: &str = "192.168.77.2";
+/// br-phy's MAC in topology.sh.
+const BR_PHY_MAC: &str = "02:00:00:00:77:02";
+const UDP_PORT: &str = "7777";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// `PATH` with /usr/sbin and /sbin appended (where OVS, ip and hping3 live).
+fn search_path() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{path}:/usr/sbin:/sbin")
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::split_paths(&search_path()).any(|d| d.join(tool).is_file())
+}
+
+fn cmd(program: &str) -> Command {
+    let mut c = Command::new(program);
+    c.env("PATH", search_path());
+    c
+}
+
+/// A command's status, stdout and stderr, for assertion messages.
+fn describe(what: &str, out: &Output) -> String {
+    format!(
+        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `c` to completion (callers bound it with `timeout`).
+fn output(c: &mut Command) -> Output {
+    c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
+}
+
+/// Why the test cannot run here, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    // Effective uid: the second field of `Uid:` (real, effective, saved, fs).
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1));
+    if euid != Some("0") {
+        return Some("not root (network namespaces need CAP_SYS_ADMIN)".into());
+    }
+    if let Some(t) = TOOLS.iter().find(|t| !on_path(t)) {
+        return Some(format!(
+            "`{t}` not found (apt-get install openvswitch-switch hping3 curl ethtool iproute2 python3)"
+        ));
+    }
+    let netns = cmd("ip").args(["netns", "list"]).output();
+    if !netns.is_ok_and(|o| o.status.success()) {
+        return Some("`ip netns` does not work here".into());
+    }
+    None
+}
+
+/// The namespaces, the origin's daemons and servers; dropping it tears them
+/// down (`topology.sh down` is idempotent, so this is safe after a partial
+/// `up`).
+struct Topology {
+    script: PathBuf,
+    state: PathBuf,
+    prefix: String,
+    inet: String,
+    moat: String,
+    origin: String,
+}
+
+impl Topology {
+    fn up(state: &Path) -> Topology {
+        let prefix = format!("moat-live-{}-", std::process::id());
+        let t = Topology {
+            script: root().join("tests/e2e/topology.sh"),
+            state: state.to_path_buf(),
+            inet: format!("{prefix}inet"),
+            moat: format!("{prefix}moat"),
+            origin: format!("{prefix}origin"),
+            prefix,
+        };
+        // The guard exists before anything is created: a failing `up` is
+        // cleaned up too.
+        let out = output(
+            cmd("timeout")
+                .args(["-k", "5", "120", "bash"])
+                .arg(&t.script)
+                .arg("up")
+                .args([t.state.as_os_str(), t.prefix.as_ref()]),
+        );
+        assert!(out.status.success(), "{}", describe("topology.sh up", &out));
+        t
+    }
+
+    /// `args` run inside namespace `ns`, killed after `secs`.
+    fn exec(&self, ns: &str, secs: u64, args: &[&str]) -> Output {
+        output(&mut self.exec_cmd(ns, secs, args))
+    }
+
+    fn exec_cmd(&self, ns: &str, secs: u64, args: &[&str]) -> Command {
+        let mut c = cmd("timeout");
+        c.args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns])
+            .args(args);
+        c
+    }
+
+    /// Like [`Topology::exec`], and the command must succeed.
+    fn exec_ok(&self, label: &str, ns: &str, secs: u64, args: &[&str]) -> Output {
+        let out = self.exec(ns, secs, args);
+        assert!(out.status.success(), "{label}: {}", describe(&args.join(" "), &out));
+        out
+    }
+
+    /// Packets that reached the origin, (from the clients, from any other
+    /// source), summed over br-int's counting rules. OVS pushes datapath
+    /// statistics to the rules about every 500 ms: callers wait for traffic
+    /// to settle first ([`Topology::settled_origin_packets`]).
+    fn origin_packets(&self) -> (u64, u64) {
+        let out = output(
+            cmd("timeout")
+                .args(["10", "ovs-ofctl", "dump-flows", "br-int"])
+                .env("OVS_RUNDIR", &self.state),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            describe("ovs-ofctl dump-flows br-int", &out)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (mut clients, mut others) = (0, 0);
+        for line in text.lines() {
+            let n = line
+                .split(&[' ', ','][..])
+                .find_map(|f| f.strip_prefix("n_packets="))
+                .and_then(|n| n.parse::<u64>().ok());
+            match (line.contains("cookie=0x1,"), line.contains("cookie=0x2,"), n) {
+                (true, _, Some(n)) => clients += n,
+                (_, true, Some(n)) => others += n,
+                _ => {}
+            }
+        }
+        (clients, others)
+    }
+
+    /// [`Topology::origin_packets`] once OVS has pushed its statistics: the
+    /// same value twice, 700 ms apart, after a first wait of 1 s.
+    fn settled_origin_packets(&self) -> (u64, u64) {
+        std::thread::sleep(Duration::from_millis(1000));
+        let mut last = self.origin_packets();
+        for _ in 0..10 {
+            std::thread::sleep(Duration::from_millis(700));
+            let now = self.origin_packets();
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        last
+    }
+
+    /// The UDP server's log: (source, payload) per datagram, in order.
+    fn udp_received(&self) -> Vec<(String, Vec<u8>)> {
+        let log = fs::read_to_string(self.state.join("udp-server.log")).unwrap_or_default();
+        log.lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split(' ').collect();
+                assert_eq!(f.len(), 3, "bad UDP server log line {line:?}");
+                (f[0].to_string(), hex::decode(f[2]).expect("hex payload"))
+            })
+            .collect()
+    }
+
+    /// `Icmp: OutDestUnreachs` of the origin's kernel (/proc/net/snmp is per
+    /// network namespace): it would answer GRE frames that OVS did not take
+    /// with "protocol unreachable".
+    fn origin_icmp_unreachables_sent(&self) -> u64 {
+        let out = self.exec_ok("origin /proc/net/snmp", &self.origin, 10, &["cat", "/proc/net/snmp"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut icmp = text.lines().filter(|l| l.starts_with("Icmp: "));
+        let (names, values) = (icmp.next().unwrap(), icmp.next().unwrap());
+        let col = names.split_whitespace().position(|n| n == "OutDestUnreachs").unwrap();
+        values.split_whitespace().nth(col).unwrap().parse().unwrap()
+    }
+
+    fn http_log(&self) -> String {
+        fs::read_to_string(self.state.join("http-server.log")).unwrap_or_default()
+    }
+
+    fn served_page(&self) -> String {
+        fs::read_to_string(self.state.join("www/index.html")).expect("served page")
+    }
+
+    /// `curl` from the `inet` namespace, bound to `src`.
+    fn curl(&self, src: &str, url: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["curl", "-sS", "--max-time", "10", "--interface", src];
+        args.extend_from_slice(extra);
+        args.push(url);
+        self.exec(&self.inet, 40, &args)
+    }
+
+    /// A bounded hping3 run from `inet` (`args` must hold `-c`); returns the
+    /// packets it says it sent and its output.
+    fn hping3(&self, label: &str, secs: u64, args: &[&str]) -> (u64, String) {
+        assert!(
+            args.contains(&"-c") && !args.contains(&"--flood"),
+            "{label}: unbounded flood"
+        );
+        let mut all = vec!["hping3"];
+        all.extend_from_slice(args);
+        let out = self.exec(&self.inet, secs, &all);
+        hping3_result(label, &out)
+    }
+}
+
+/// Packets sent according to hping3's closing statistics ("N packets
+/// transmitted"). hping3 exits 1 when it got no reply, which is the point of
+/// most floods here, so its status is not checked; its statistics must be
+/// there (they are missing when `timeout` killed it).
+fn hping3_result(label: &str, out: &Output) -> (u64, String) {
+    let text = describe("hping3", out);
+    let sent = text
+        .lines()
+        .find_map(|l| {
+            l.split(" packets transmitted")
+                .next()
+                .filter(|_| l.contains(" packets transmitted"))
+        })
+        .and_then(|n| n.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{label}: no hping3 statistics (killed by timeout?)\n{text}"));
+    (sent, text)
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for log in [
+                "ovs-vswitchd.log",
+                "http-server.out",
+                "udp-server.out",
+                "http-server.log",
+            ] {
+                let text = fs::read_to_string(self.state.join(log)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- last lines of {log}");
+                tail.iter().rev().for_each(|l| eprintln!("{l}"));
+            }
+        }
+        let out = cmd("timeout")
+            .args(["-k", "5", "60", "bash"])
+            .arg(&self.script)
+            .arg("down")
+            .args([self.state.as_os_str(), self.prefix.as_ref()])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            r => eprintln!("topology.sh down failed: {r:?}"),
+        }
+    }
+}
+
+/// `moat run` inside the Moat namespace; dropping it stops it (SIGTERM, then
+/// SIGKILL after 10 s).
+struct Moat {
+    child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    stats: PathBuf,
+}
+
+impl Moat {
+    /// Starts Moat with `config` in `ns` and waits for "moat: running".
+    fn start(ns: &str, config: &Path, dir: &Path) -> Moat {
+        let (stdout, stderr, stats) = (dir.join("moat.out"), dir.join("moat.err"), dir.join("stats.json"));
+        let child = cmd("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_moat"), "run", "--config"])
+            .arg(config)
+            .arg("--stats")
+            .arg(&stats)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
+            .stderr(fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("moat run starts");
+        let mut m = Moat {
+            child,
+            stdout,
+            stderr,
+            stats,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let err = fs::read_to_string(&m.stderr).unwrap_or_default();
+            if err.contains("moat: running") && m.stats.exists() {
+                return m;
+            }
+            if let Ok(Some(status)) = m.child.try_wait() {
+                panic!("moat run exited at start-up: {status}\n{}", m.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moat run did not report running in 30 s\n{}",
+                m.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "--- moat stdout\n{}--- moat stderr\n{}",
+            fs::read_to_string(&self.stdout).unwrap_or_default(),
+            fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// The last snapshot Moat wrote.
+    fn stats(&self) -> Value {
+        for _ in 0..20 {
+            let read = fs::read(&self.stats).ok();
+            if let Some(v) = read.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no readable stats in {}\n{}", self.stats.display(), self.logs())
+    }
+
+    /// A snapshot written at least one second after this call: it holds
+    /// everything that happened before it.
+    fn fresh_stats(&self) -> Value {
+        let first = uptime(&self.stats());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = self.stats();
+            if uptime(&s) >= first + 1.05 {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stats.json not rewritten for 10 s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGTERM, then wait (SIGKILL after 10 s); returns whether it exited
+    /// cleanly and its stdout.
+    fn stop(&mut self) -> (bool, String) {
+        let pid = self.child.id().to_string();
+        if let Ok(None) = self.child.try_wait() {
+            // `ip netns exec` execs the program: the child is Moat itself.
+            let _ = cmd("kill").args(["-TERM", &pid]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        let clean = status.is_some_and(|s| s.success());
+        (clean, fs::read_to_string(&self.stdout).unwrap_or_default())
+    }
+}
+
+impl Drop for Moat {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+fn uptime(s: &Value) -> f64 {
+    s["uptime_secs"].as_f64().unwrap_or(0.0)
+}
+
+/// A counter of a stats snapshot by JSON path (0 when absent).
+fn n(s: &Value, path: &[&str]) -> u64 {
+    path.iter().fold(s, |v, k| &v[*k]).as_u64().unwrap_or(0)
+}
+
+/// Drop counters by reason that grew from `a` to `b`.
+fn drops_delta(a: &Value, b: &Value) -> HashMap<String, u64> {
+    let mut d = HashMap::new();
+    if let Some(m) = b["dropped"].as_object() {
+        for (k, v) in m {
+            let grew = v.as_u64().unwrap_or(0).saturating_sub(n(a, &["dropped", k]));
+            if grew > 0 {
+                d.insert(k.clone(), grew);
+            }
+        }
+    }
+    d
+}
+
+#[test]
+fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
+    if let Some(why) = missing_prerequisite() {
+        assert!(
+            std::env::var("MOAT_E2E").as_deref() != Ok("1"),
+            "MOAT_E2E=1 but the live end-to-end test cannot run: {why}"
+        );
+        eprintln!("skipping the live end-to-end test: {why} (set MOAT_E2E=1 to make this a failure)");
+        return;
+    }
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    // The example as shipped, copied so that its relative state_dir lands in
+    // the temporary folder, not in the source tree.
+    let config = dir.path().join("e2e-netns.toml");
+    fs::copy(root().join("examples/e2e-netns.toml"), &config).unwrap();
+    let topo = Topology::up(&dir.path().join("topo"));
+    let set_up = started.elapsed();
+    let mut moat = Moat::start(&topo.moat, &config, dir.path());
+
+    // Moat resolves the origin by ARP at start-up; the scenarios need it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !origin_resolved(&moat.stats()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let page = topo.served_page();
+
+    // (a) challenge-ack: the first SYN is answered with a SYN-ACK whose ACK
+    // number is a cookie, Linux answers with a RST, Moat verifies the client,
+    // the retransmitted SYN passes.
+    let s0 = moat.fresh_stats();
+    let t = Instant::now();
+    let out = topo.curl(CLIENT, &format!("http://{VIP}/"), &[]);
+    let challenge_ms = t.elapsed().as_millis();
+    assert!(
+        out.status.success() && out.stdout == page.as_bytes(),
+        "(a) challenge-ack: curl http://{VIP}/ from {CLIENT} did not fetch the page\n{}\n{}",
+        describe("curl", &out),
+        moat.logs()
+    );
+    let s1 = moat.fresh_stats();
+    let d = drops_delta(&s0, &s1);
+    assert!(
+        d.get("challenge_answered").copied().unwrap_or(0) >= 1
+            && n(&s1, &["replies"]) > n(&s0, &["replies"])
+            && n(&s1, &["passed", "web"]) > n(&s0, &["passed", "web"]),
+        "(a) challenge-ack: the fetch did not go through a challenge (drops {d:?}, replies {} -> {}, passed web {} -> {})",
+        n(&s0, &["replies"]),
+        n(&s1, &["replies"]),
+        n(&s0, &["passed", "web"]),
+        n(&s1, &["passed", "web"])
+    );
+
+    // (a) cookie-reset: SYN-ACK with a cookie, the client's ACK is checked
+    // and answered with a RST, the client retries and passes.
+    let t = Instant::now();
+    let out = topo.curl(
+        CLIENT2,
+        &format!("http://{VIP_RESET}/"),
+        &["--retry", "3", "--retry-all-errors", "--retry-delay", "1"],
+    );
+    let reset_ms = t.elapsed().as_millis();
+    assert!(
+        out.status.success() && out.stdout == page.as_bytes(),
+        "(a) cookie-reset: curl --retry http://{VIP_RESET}/ from {CLIENT2} did not fetch the page\n{}\n{}",
+        describe("curl", &out),
+        moat.logs()
+    );
+    // The first connection is reset by design: the fetch took at least the
+    // retry delay.
+    assert!(
+        reset_ms >= 1000,
+        "(a) cookie-reset: the fetch took {reset_ms} ms, so the first connection was not reset and retried\n{}",
+        describe("curl", &out)
+    );
+    let s2 = moat.fresh_stats();
+    assert!(
+        n(&s2, &["passed", "web-reset"]) > n(&s1, &["passed", "web-reset"])
+            && n(&s2, &["replies"]) >= n(&s1, &["replies"]) + 2,
+        "(a) cookie-reset: no SYN-ACK + RST, or nothing passed for web-reset (replies {} -> {}, passed {} -> {})\n{}",
+        n(&s1, &["replies"]),
+        n(&s2, &["replies"]),
+        n(&s1, &["passed", "web-reset"]),
+        n(&s2, &["passed", "web-reset"]),
+        describe("curl", &out)
+    );
+    let http = topo.http_log();
+    for c in [CLIENT, CLIENT2] {
+        assert!(
+            http.lines()
+                .any(|l| l.starts_with(&format!("{c} ")) && l.ends_with("GET /")),
+            "(a) the origin's HTTP server logged no GET / from {c}:\n{http}"
+        );
+    }
+    eprintln!(
+        "(a) challenge-ack fetch {challenge_ms} ms, cookie-reset fetch with retry {reset_ms} ms; replies {} -> {}",
+        n(&s0, &["replies"]),
+        n(&s2, &["replies"])
+    );
+
+    // (b) a spoofed SYN flood, bounded (count, interval, time), with a fetch
+    // in the middle of it.
+    const SYN_FLOOD: u64 = 20_000;
+    let (_, others0) = topo.settled_origin_packets();
+    let sb0 = moat.fresh_stats();
+    let flood = topo
+        .exec_cmd(
+            &topo.inet,
+            60,
+            &[
+                "hping3",
+                "--rand-source",
+                "-S",
+                "-p",
+                "80",
+                "-c",
+                &SYN_FLOOD.to_string(),
+                "-i",
+                "u50",
+                VIP,
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("hping3 starts");
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    let out = topo.curl(CLIENT, &format!("http://{VIP}/"), &[]);
+    let during_ms = t.elapsed().as_millis();
+    let flood = flood.wait_with_output().expect("hping3 runs");
+    let (sent, flood_text) = hping3_result("(b) SYN flood", &flood);
+    assert!(
+        out.status.success() && out.stdout == page.as_bytes(),
+        "(b) SYN flood: the fetch during the flood failed\n{}\n{flood_text}",
+        describe("curl", &out)
+    );
+    let (_, others1) = topo.settled_origin_packets();
+    let sb1 = moat.fresh_stats();
+    let challenges = n(&sb1, &["replies"]) - n(&sb0, &["replies"]);
+    let rx = n(&sb1, &["rx_packets"]) - n(&sb0, &["rx_packets"]);
+    assert_eq!(
+        others1, others0,
+        "(b) SYN flood: {} packets from non-client sources reached the origin ({sent} flood SYNs sent, Moat rx {rx}, replies {challenges})",
+        others1 - others0
+    );
+    // Every flood SYN is challenged, or dropped when its random source is
+    // bogus (0/8, 127/8, multicast...: a few percent); none passes Moat (the
+    // fetch's few segments do).
+    let dropped: u64 = drops_delta(&sb0, &sb1).values().sum();
+    let passed = n(&sb1, &["passed", "web"]) - n(&sb0, &["passed", "web"]);
+    assert!(
+        sent >= SYN_FLOOD * 9 / 10
+            && rx >= sent * 9 / 10
+            && challenges + dropped >= sent * 9 / 10
+            && challenges >= sent / 2
+            && passed < 50,
+        "(b) SYN flood: Moat did not see and challenge the flood: sent {sent}, Moat rx {rx}, \
+         replies {challenges}, dropped {dropped}, passed {passed}\n{flood_text}"
+    );
+    eprintln!(
+        "(b) SYN flood: {sent} spoofed SYNs sent, Moat rx {rx}, {challenges} challenges, {passed} passed \
+         (the fetch), 0 reached the origin; fetch during the flood {during_ms} ms; drops {:?}",
+        drops_delta(&sb0, &sb1)
+    );
+
+    // (c) floods from the attacker's address: each never reaches the origin
+    // and is dropped for its reason. The last field is frames per packet
+    // sent: hping3 -f cuts 308 bytes of UDP into 16-byte fragments, 20 frames.
+    let floods: [(&str, &str, Vec<&str>, u64); 4] = [
+        (
+            "ACK flood",
+            "tcp_no_flow",
+            vec!["-A", "-p", "80", "-c", "5000", "-i", "u100"],
+            1,
+        ),
+        (
+            "RST flood",
+            "bad_cookie",
+            vec!["-R", "-p", "80", "-c", "5000", "-i", "u100"],
+            1,
+        ),
+        (
+            "UDP flood from port 53",
+            "reflection_port",
+            vec![
+                "-2", "-s", "53", "-k", "-p", UDP_PORT, "-d", "200", "-c", "5000", "-i", "u100",
+            ],
+            1,
+        ),
+        (
+            "fragment flood",
+            "fragment",
+            vec!["-2", "-f", "-d", "300", "-p", UDP_PORT, "-c", "300", "-i", "u1000"],
+            20,
+        ),
+    ];
+    for (label, reason, args, frames_per_packet) in floods {
+        let label = format!("(c) {label}");
+        let before = topo.settled_origin_packets();
+        let sc0 = moat.fresh_stats();
+        let mut all = vec!["-a", ATTACKER];
+        all.extend(args);
+        all.push(VIP);
+        let (sent, text) = topo.hping3(&label, 60, &all);
+        let after = topo.settled_origin_packets();
+        let sc1 = moat.fresh_stats();
+        let d = drops_delta(&sc0, &sc1);
+        assert_eq!(
+            after,
+            before,
+            "{label}: packets reached the origin (clients, others) {before:?} -> {after:?}; sent {sent}, drops {d:?}\n{text}"
+        );
+        let got = d.get(reason).copied().unwrap_or(0);
+        assert!(
+            got >= sent * frames_per_packet * 9 / 10,
+            "{label}: {sent} sent but only {got} dropped as {reason} (drops {d:?}, passed {:?} -> {:?})\n{text}",
+            sc0["passed"],
+            sc1["passed"]
+        );
+        eprintln!("{label}: {sent} packets sent, dropped {d:?}, none reached the origin");
+    }
+    assert!(
+        topo.udp_received().is_empty(),
+        "(c) the UDP server received flood datagrams: {:?}",
+        topo.udp_received().first()
+    );
+
+    // (d) the game service: "GAME..." passes, anything else is dropped, from
+    // the client and from the attacker's address alike.
+    let (clients0, others0) = topo.settled_origin_packets();
+    let sd0 = moat.fresh_stats();
+    let mut expected = Vec::new();
+    for src in [CLIENT, ATTACKER] {
+        let payloads: Vec<String> = (0..10)
+            .flat_map(|i| [format!("GAME {src} {i}"), format!("JUNK {src} {i}")])
+            .collect();
+        let mut args = vec![
+            "python3",
+            "-c",
+            "import socket, sys, time\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.bind((sys.argv[1], 0))\n\
+             for p in sys.argv[4:]:\n    s.sendto(p.encode(), (sys.argv[2], int(sys.argv[3])))\n    time.sleep(0.005)",
+            src,
+            VIP,
+            UDP_PORT,
+        ];
+        args.extend(payloads.iter().map(String::as_str));
+        topo.exec_ok("(d) UDP sender", &topo.inet, 20, &args);
+        expected.extend(
+            payloads
+                .into_iter()
+                .filter(|p| p.starts_with("GAME"))
+                .map(|p| (src.to_string(), p.into_bytes())),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while topo.udp_received().len() < expected.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let got = topo.udp_received();
+    let sd1 = moat.fresh_stats();
+    assert_eq!(
+        got,
+        expected,
+        "(d) game service: the UDP server did not receive exactly the GAME datagrams (drops {:?})",
+        drops_delta(&sd0, &sd1)
+    );
+    let mismatched = drops_delta(&sd0, &sd1).get("payload_mismatch").copied().unwrap_or(0);
+    assert_eq!(
+        mismatched, 20,
+        "(d) game service: JUNK datagrams not dropped as payload_mismatch"
+    );
+    let (clients1, others1) = topo.settled_origin_packets();
+    assert_eq!(
+        (clients1 - clients0, others1 - others0),
+        (10, 10),
+        "(d) game service: the origin's per-source counters (clients, others) did not count the GAME datagrams"
+    );
+    eprintln!("(d) game service: 20 GAME datagrams delivered, 20 JUNK dropped as payload_mismatch");
+
+    // (e) ARP both ways.
+    let mac = topo.exec_ok(
+        "(e) out0's MAC",
+        &topo.moat,
+        10,
+        &["cat", "/sys/class/net/out0/address"],
+    );
+    let out0_mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
+    let neigh = topo.exec_ok(
+        "(e) ip neigh",
+        &topo.inet,
+        10,
+        &["ip", "-4", "neigh", "show", MOAT_OUTSIDE, "dev", "inet0"],
+    );
+    let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
+    assert!(
+        neigh.contains(&format!("lladdr {out0_mac} "))
+            && ["REACHABLE", "STALE", "DELAY", "PROBE"]
+                .iter()
+                .any(|s| neigh.contains(s)),
+        "(e) ARP: inet's neighbour entry for {MOAT_OUTSIDE} is not out0's MAC {out0_mac}: {neigh:?}"
+    );
+    let se = moat.fresh_stats();
+    assert!(
+        origin_resolved(&se),
+        "(e) ARP: Moat did not resolve the origin {ORIGIN_TUNNEL} to br-phy's MAC {BR_PHY_MAC}: {}",
+        se["neighbors"]
+    );
+    eprintln!("(e) ARP: inet has {neigh:?}; Moat has {}", se["neighbors"]);
+
+    assert_eq!(
+        topo.origin_icmp_unreachables_sent(),
+        0,
+        "the origin's kernel sent ICMP unreachables (GRE frames it took instead of OVS?)"
+    );
+
+    let (clean, final_counters) = moat.stop();
+    assert!(clean, "moat run did not stop cleanly on SIGTERM\n{}", moat.logs());
+    assert!(
+        !final_counters.trim().is_empty(),
+        "moat run printed no final counters on SIGTERM"
+    );
+    eprintln!(
+        "e2e live: topology up in {:.1} s, whole test {:.1} s",
+        set_up.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Whether Moat's stats show the origin's tunnel endpoint at br-phy's MAC.
+fn origin_resolved(s: &Value) -> bool {
+    s["neighbors"].as_array().is_some_and(|ns| {
+        ns.iter().any(|e| {
+            e["ip"] == ORIGIN_TUNNEL
+                && e["mac"].as_str().is_some_and(|m| m.eq_ignore_ascii_case(BR_PHY_MAC))
+                && matches!(e["state"].as_str(), Some("reachable" | "stale"))
+        })
+    })
+}

@@ -1,0 +1,37 @@
+"""The origin's real HTTP server for Moat's live end-to-end test: serves the
+files of DIR on port PORT of each address given, one log line per request:
+"<client address> <client port> <method> <path>". Writes its pid to PID_FILE
+and prints "ready" once every address is bound (python3 may be a wrapper
+script that forks, so the caller cannot take the pid from `$!`).
+
+usage: http-server.py DIR PORT LOG_FILE PID_FILE ADDRESS...
+"""
+
+import functools
+import http.server
+import os
+import sys
+import threading
+
+root, port, log_path, pid_path, addrs = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+log = open(log_path, "a", buffering=1)
+lock = threading.Lock()
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_request(self, code="-", size="-"):
+        with lock:
+            log.write(f"{self.client_address[0]} {self.client_address[1]} {self.command} {self.path}\n")
+
+    def log_message(self, format, *args):
+        pass
+
+
+handler = functools.partial(Handler, directory=root)
+servers = [http.server.ThreadingHTTPServer((a, port), handler) for a in addrs]
+for s in servers[1:]:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+with open(pid_path, "w") as f:
+    f.write(f"{os.getpid()}\n")
+print("ready", flush=True)
+servers[0].serve_forever()
