@@ -12,8 +12,9 @@
 //!
 //! - (a) `curl` fetches the page through `challenge-ack` (client 10.10.0.2)
 //!   and through `cookie-reset` (client 10.10.0.4, which retries once reset);
-//! - (b) during a bounded `hping3 --rand-source -S` flood a fetch still
-//!   succeeds and no flood SYN reaches the origin;
+//! - (b) during a bounded `hping3 --rand-source -S` flood a new client
+//!   (10.10.0.5, challenged under attack) still fetches the page and no
+//!   flood SYN reaches the origin;
 //! - (c) bounded ACK, RST, UDP-from-port-53 and fragment floods from the
 //!   attacker never reach the origin, and Moat counts them dropped with the
 //!   expected reasons;
@@ -59,6 +60,8 @@ const TOOLS: [&str; 13] = [
 ];
 const CLIENT: &str = "10.10.0.2";
 const CLIENT2: &str = "10.10.0.4";
+/// Seen first during the SYN flood: its fetch must pass the challenge under attack.
+const CLIENT3: &str = "10.10.0.5";
 const ATTACKER: &str = "10.10.0.3";
 const MOAT_OUTSIDE: &str = "10.10.0.1";
 /// Service "web" (challenge-ack, GAME payload rule on udp/7777).
@@ -602,7 +605,7 @@ fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
         .expect("hping3 starts");
     std::thread::sleep(Duration::from_millis(500));
     let t = Instant::now();
-    let out = topo.curl(CLIENT, &format!("http://{VIP}/"), &[]);
+    let out = topo.curl(CLIENT3, &format!("http://{VIP}/"), &[]);
     let during_ms = t.elapsed().as_millis();
     let flood = flood.wait_with_output().expect("hping3 runs");
     let (sent, flood_text) = hping3_result("(b) SYN flood", &flood);
@@ -613,6 +616,19 @@ fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
     );
     let (_, others1) = topo.settled_origin_packets();
     let sb1 = moat.fresh_stats();
+    // The new client was challenged in the middle of the flood and answered
+    // (flood sources never answer: each answered challenge is the client's).
+    let answered = n(&sb1, &["dropped", "challenge_answered"]) - n(&sb0, &["dropped", "challenge_answered"]);
+    assert!(
+        answered >= 1,
+        "(b) SYN flood: {CLIENT3} was not challenged during the flood"
+    );
+    assert!(
+        topo.http_log()
+            .lines()
+            .any(|l| l.starts_with(&format!("{CLIENT3} ")) && l.ends_with("GET /")),
+        "(b) SYN flood: the origin logged no GET / from {CLIENT3}"
+    );
     let challenges = n(&sb1, &["replies"]) - n(&sb0, &["replies"]);
     let rx = n(&sb1, &["rx_packets"]) - n(&sb0, &["rx_packets"]);
     assert_eq!(

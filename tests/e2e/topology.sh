@@ -7,6 +7,7 @@
 #  client   10.10.0.2/24         (moat run, AF_PACKET)         or0 ─ br-phy (OVS netdev, own MAC,
 #  attacker 10.10.0.3/24         out0, in0: no address,            192.168.77.2/24, GRE endpoint)
 #  client2  10.10.0.4/24
+#  client3  10.10.0.5/24
 #  inet0 ◄──── veth ────────────► out0                               │ tunnel pop (gre0, legacy_l3)
 #                                in0 ◄──────── veth ───────────► or0  br-int (OVS netdev): gre0 ─► LOCAL
 #  203.0.113.0/24 via 10.10.0.1                                    tap with VIPs 203.0.113.10, .11:
@@ -38,6 +39,8 @@ ATTACKER=10.10.0.3/24
 # A second client: SYN authentication verifies a source for a while, so each
 # SYN-auth mode needs a client of its own to be seen at work.
 CLIENT2=10.10.0.4/24
+# A third client, first seen during the SYN flood (challenged under attack).
+CLIENT3=10.10.0.5/24
 MOAT_OUTSIDE=10.10.0.1
 VIP_NET=203.0.113.0/24
 VIPS=(203.0.113.10 203.0.113.11)
@@ -153,6 +156,7 @@ up() {
     in_ns "$inet" ip addr add "$CLIENT" dev inet0
     in_ns "$inet" ip addr add "$ATTACKER" dev inet0
     in_ns "$inet" ip addr add "$CLIENT2" dev inet0
+    in_ns "$inet" ip addr add "$CLIENT3" dev inet0
     in_ns "$inet" ip link set inet0 up
     in_ns "$inet" ip route add "$VIP_NET" via "$MOAT_OUTSIDE" dev inet0 src "${CLIENT%/*}"
     in_ns "$inet" ip addr add "$DSR_INET/30" dev dsr0
@@ -204,7 +208,7 @@ up() {
     # that a test can count what reached the origin by source; nothing else
     # (the tap's own packets) goes anywhere.
     ovs-ofctl del-flows br-int
-    for c in "${CLIENT%/*}" "${CLIENT2%/*}"; do
+    for c in "${CLIENT%/*}" "${CLIENT2%/*}" "${CLIENT3%/*}"; do
         ovs-ofctl add-flow br-int \
             "cookie=0x1,priority=200,in_port=gre0,ip,nw_src=$c,actions=mod_dl_dst:$BR_INT_MAC,output:LOCAL"
     done
