@@ -225,10 +225,14 @@ impl Ctx<'_> {
                 }
             }
         }
-        self.src_limit(SourceLimit::Pps)?;
         if syn {
+            self.src_limit(SourceLimit::Pps)?;
             return self.syn(t, reply);
         }
+        // Other segments are charged to their source's bucket only when
+        // they pass or draw a reply: a flood of segments that die here
+        // (ACK/RST floods from spoofed sources) must not cost a table insert
+        // each, nor evict the buckets of real clients.
         let key = FlowKey {
             src: p.src,
             dst: p.dst,
@@ -239,6 +243,7 @@ impl Ctx<'_> {
             if t.flags & (flags::FIN | flags::RST) != 0 {
                 self.st.flows.remove(&key);
             }
+            self.src_limit(SourceLimit::Pps)?;
             return self.finish(false);
         }
         // No flow: the packet may be the answer to one of our challenges.
@@ -264,6 +269,7 @@ impl Ctx<'_> {
                     return Err(DropReason::BadCookie);
                 }
                 self.st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+                self.src_limit(SourceLimit::Pps)?;
                 let len = synauth::reset_after_ack(self.frame, p, t, reply).ok_or(DropReason::BadL4Header)?;
                 return Ok(Verdict::Reply { len });
             }
@@ -272,6 +278,7 @@ impl Ctx<'_> {
         // DESIGN.md: non-SYN segments pass for a known flow or a verified
         // source (a flow evicted or begun before a restart keeps working).
         if self.trusted || self.verified() {
+            self.src_limit(SourceLimit::Pps)?;
             return self.finish(false);
         }
         Err(DropReason::TcpNoFlow)

@@ -310,3 +310,27 @@ fn source_buckets_are_per_service() {
     assert_eq!(burst(&mut n, T0, &to_first, 8, DropReason::RateLimitSource), 5);
     assert_eq!(burst(&mut n, T0, &to_second, 8, DropReason::RateLimitSource), 5);
 }
+
+/// Segments that die anyway (an ACK flood from spoofed sources) are never
+/// charged to a per-source bucket: they cost no table insert and cannot
+/// evict the buckets of real clients. A client's own bucket survives a
+/// 50,000-source ACK flood untouched.
+#[test]
+fn dropped_segments_take_no_source_bucket() {
+    let mut n = game_node(Limits {
+        src_pps: 1000,
+        ..Limits::default()
+    });
+    // The client spends 5 tokens of its bucket (state worth keeping).
+    let client = udp_from(src(1));
+    assert_eq!(burst(&mut n, T0, &client, 5, DropReason::RateLimitSource), 5);
+    assert_eq!(n.st.sources.len(), 1);
+    for i in 0..50_000u32 {
+        let spoofed = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i));
+        let ack = Pkt::tcp(spoofed, 40000, game4(), 25565, classifier::synauth::flags::ACK).build();
+        assert_eq!(n.run(T0, &ack), Verdict::Drop(DropReason::TcpNoFlow));
+    }
+    assert_eq!(n.st.sources.len(), 1, "no spoofed source took a bucket");
+    // The client's bucket still holds its 995 tokens.
+    assert_eq!(burst(&mut n, T0, &client, 1000, DropReason::RateLimitSource), 995);
+}
