@@ -201,6 +201,21 @@ impl Ctx<'_> {
         }
     }
 
+    /// A SYN's two per-source charges (packets, SYNs) with one table probe.
+    #[inline(always)]
+    fn src_limit_syn(&mut self) -> Result<(), DropReason> {
+        let l = &self.svc.limits;
+        if self.trusted || (l.src_pps == 0 && l.src_syn_pps == 0) {
+            return Ok(());
+        }
+        let pair = ((SourceLimit::Pps, l.src_pps), (SourceLimit::Syn, l.src_syn_pps));
+        match self.st.sources.allow_two(self.p.src, self.id, self.now, pair.0, pair.1) {
+            Ok(()) => Ok(()),
+            Err(SourceLimit::Syn) => Err(DropReason::RateLimitSyn),
+            Err(_) => Err(DropReason::RateLimitSource),
+        }
+    }
+
     #[inline]
     fn verified(&mut self) -> bool {
         self.st.verified.is_verified(self.p.src, self.now)
@@ -226,7 +241,7 @@ impl Ctx<'_> {
             }
         }
         if syn {
-            self.src_limit(SourceLimit::Pps)?;
+            self.src_limit_syn()?;
             return self.syn(t, reply);
         }
         // Other segments are charged to their source's bucket only when
@@ -287,7 +302,6 @@ impl Ctx<'_> {
     /// A SYN that passed the port, flag and fingerprint checks.
     fn syn(&mut self, t: &TcpInfo, reply: &mut [u8]) -> R {
         let (pol, svc, p, now) = (self.pol, self.svc, self.p, self.now);
-        self.src_limit(SourceLimit::Syn)?;
         let authenticated = self.trusted || svc.syn_auth == SynAuth::Off || self.verified();
         if !authenticated {
             if !self.st.services[usize::from(self.id)].challenges.take(now) {

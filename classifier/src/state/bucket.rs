@@ -188,6 +188,48 @@ impl SourceTable {
         }
     }
 
+    /// [`SourceTable::allow`] for two buckets of one source with a single
+    /// table probe (a SYN is charged to the packet and the SYN bucket):
+    /// takes from `first`, and only if that succeeded from `second`; returns
+    /// the bucket that refused. A rate of 0 skips its bucket.
+    #[inline]
+    pub fn allow_two(
+        &mut self,
+        src: IpAddr,
+        service: u16,
+        now: Nanos,
+        first: (SourceLimit, u32),
+        second: (SourceLimit, u32),
+    ) -> Result<(), SourceLimit> {
+        if first.1 == 0 && second.1 == 0 {
+            return Ok(());
+        }
+        let take = |levels: &mut SourceLevels| -> Result<(), SourceLimit> {
+            for (which, rate) in [first, second] {
+                if rate == 0 {
+                    continue;
+                }
+                let r = u64::from(rate);
+                if let Some(level) = levels.get_mut(which as usize) {
+                    if !level.take(now, r, r * TOKEN) {
+                        return Err(which);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let key = AddrKey::tagged(src, service);
+        match self.table.probe(&key) {
+            Ok(hit) => self.table.get_mut(hit).map_or(Ok(()), take),
+            Err(miss) => {
+                let mut levels = [Level::FULL; 3];
+                let res = take(&mut levels);
+                self.table.insert(miss, key, levels, |l| stale(l, now));
+                res
+            }
+        }
+    }
+
     /// Frees entries idle a second or more among the next `budget` slots
     /// (between bursts); returns how many.
     pub fn sweep(&mut self, now: Nanos, budget: usize) -> usize {
