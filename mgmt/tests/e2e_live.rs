@@ -650,9 +650,20 @@ fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
         "(b) SYN flood: Moat did not see and challenge the flood: sent {sent}, Moat rx {rx}, \
          replies {challenges}, dropped {dropped}, passed {passed}\n{flood_text}"
     );
+    // Two workers (PACKET_FANOUT hashing the source): random sources spread
+    // over both.
+    let per_worker: Vec<u64> = sb1["workers"]
+        .as_array()
+        .map(|w| w.iter().map(|w| w["rx_packets"].as_u64().unwrap_or(0)).collect())
+        .unwrap_or_default();
+    assert_eq!(per_worker.len(), 2, "(b) two workers in the stats: {sb1}");
+    assert!(
+        per_worker.iter().all(|&n| n > sent / 4),
+        "(b) SYN flood: the fanout left a worker idle: {per_worker:?}"
+    );
     eprintln!(
         "(b) SYN flood: {sent} spoofed SYNs sent, Moat rx {rx}, {challenges} challenges, {passed} passed \
-         (the fetch), 0 reached the origin; fetch during the flood {during_ms} ms; drops {:?}",
+         (the fetch), 0 reached the origin; fetch during the flood {during_ms} ms; drops {:?}; rx per worker {per_worker:?}",
         drops_delta(&sb0, &sb1)
     );
 
