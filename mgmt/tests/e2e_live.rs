@@ -19,6 +19,8 @@
 //!   attacker never reach the origin, and Moat counts them dropped with the
 //!   expected reasons;
 //! - (d) datagrams starting with "GAME" reach the UDP server, others do not;
+//! - (f) path MTU: a 1500-byte datagram with DF is dropped as `too_big` and
+//!   the client's kernel learns the tunnel's MTU from Moat's ICMP error;
 //! - (e) ARP: the client holds `out0`'s MAC for Moat's address, Moat holds
 //!   br-phy's MAC for the origin's tunnel endpoint.
 //!
@@ -783,6 +785,72 @@ fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
         "(d) game service: the origin's per-source counters (clients, others) did not count the GAME datagrams"
     );
     eprintln!("(d) game service: 20 GAME datagrams delivered, 20 JUNK dropped as payload_mismatch");
+
+    // (f) path MTU: a 1500-byte game datagram with DF does not fit the
+    // 1476-byte tunnel. Moat drops it as `too_big` and answers with ICMP
+    // "fragmentation needed" from the VIP, which the client's kernel takes:
+    // it records a path MTU of 1476 toward the VIP (RFC 1191).
+    let sf0 = moat.fresh_stats();
+    let (clients0, others0) = topo.settled_origin_packets();
+    topo.exec_ok(
+        "(f) a 1500-byte datagram with DF",
+        &topo.inet,
+        20,
+        &[
+            "python3",
+            "-c",
+            "import socket, sys\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO\n\
+             s.bind((sys.argv[1], 0))\n\
+             s.sendto(b'GAME' + b'x' * 1468, (sys.argv[2], int(sys.argv[3])))",
+            CLIENT,
+            VIP,
+            UDP_PORT,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut route = String::new();
+    while Instant::now() < deadline {
+        let out = topo.exec_ok(
+            "(f) ip route get",
+            &topo.inet,
+            10,
+            &["ip", "-4", "route", "get", VIP, "from", CLIENT],
+        );
+        route = String::from_utf8_lossy(&out.stdout).to_string();
+        if route.contains("mtu 1476") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sf1 = moat.fresh_stats();
+    assert!(
+        route.contains("mtu 1476"),
+        "(f) path MTU: the client did not learn 1476 toward the VIP: {route:?}; Moat icmp_too_big {} -> {}, drops {:?}",
+        n(&sf0, &["icmp_too_big"]),
+        n(&sf1, &["icmp_too_big"]),
+        drops_delta(&sf0, &sf1)
+    );
+    assert_eq!(
+        n(&sf1, &["icmp_too_big"]) - n(&sf0, &["icmp_too_big"]),
+        1,
+        "(f) one ICMP error sent"
+    );
+    assert_eq!(
+        drops_delta(&sf0, &sf1).get("too_big").copied(),
+        Some(1),
+        "(f) dropped as too_big"
+    );
+    assert_eq!(
+        topo.settled_origin_packets(),
+        (clients0, others0),
+        "(f) the oversized datagram reached the origin"
+    );
+    eprintln!(
+        "(f) path MTU: too_big, ICMP fragmentation needed sent, client learned {}",
+        route.trim()
+    );
 
     // (e) ARP both ways.
     let mac = topo.exec_ok(
