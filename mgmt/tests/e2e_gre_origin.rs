@@ -21,7 +21,11 @@
 //! namespaces are targets, and the replay is bounded by the capture's few
 //! hundred frames and a timeout.
 
+mod common;
+
 use std::collections::HashMap;
+
+use common::{can_run, cmd, missing_prerequisite, root};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -53,26 +57,6 @@ const UDP_PORT: u16 = 7777;
 /// still replays the ~800 frames in under half a second.
 const REPLAY_PPS: &str = "2000";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `PATH` with /usr/sbin and /sbin appended (where OVS installs its daemons).
-fn search_path() -> String {
-    let path = std::env::var("PATH").unwrap_or_default();
-    format!("{path}:/usr/sbin:/sbin")
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::split_paths(&search_path()).any(|d| d.join(tool).is_file())
-}
-
-fn cmd(program: &str) -> Command {
-    let mut c = Command::new(program);
-    c.env("PATH", search_path());
-    c
-}
-
 /// Runs `c` and returns its output; panics with stdout and stderr if it fails.
 fn run(c: &mut Command) -> Output {
     let out = c.output().unwrap_or_else(|e| panic!("{c:?}: {e}"));
@@ -84,29 +68,6 @@ fn run(c: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// Why the test cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    // Effective uid: the second field of `Uid:` (real, effective, saved, fs).
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1));
-    if euid != Some("0") {
-        return Some("not root (network namespaces need CAP_SYS_ADMIN)".into());
-    }
-    if let Some(t) = TOOLS.iter().find(|t| !on_path(t)) {
-        return Some(format!(
-            "`{t}` not found (apt-get install openvswitch-switch tcpreplay iproute2 python3)"
-        ));
-    }
-    let netns = cmd("ip").args(["netns", "list"]).output();
-    if !netns.is_ok_and(|o| o.status.success()) {
-        return Some("`ip netns` does not work here".into());
-    }
-    None
 }
 
 /// The namespaces and the origin's daemons; dropping it tears them down
@@ -249,12 +210,10 @@ fn moat(args: &[&str]) {
 
 #[test]
 fn ovs_userspace_gre_origin_accepts_scrub_output_and_delivers_game_datagrams() {
-    if let Some(why) = missing_prerequisite() {
-        assert!(
-            std::env::var("MOAT_E2E").as_deref() != Ok("1"),
-            "MOAT_E2E=1 but the end-to-end GRE test cannot run: {why}"
-        );
-        eprintln!("skipping the end-to-end GRE test: {why} (set MOAT_E2E=1 to make this a failure)");
+    if !can_run(
+        "end-to-end GRE test",
+        missing_prerequisite(&TOOLS, "openvswitch-switch tcpreplay iproute2 python3"),
+    ) {
         return;
     }
     let started = Instant::now();

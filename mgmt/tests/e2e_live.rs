@@ -36,7 +36,11 @@
 //! runs under `timeout`; every flood is bounded by a packet count, an interval
 //! and a time limit, and aims only at addresses inside these namespaces.
 
+mod common;
+
 use std::collections::HashMap;
+
+use common::{can_run, cmd, missing_prerequisite, root};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -75,26 +79,6 @@ const ORIGIN_TUNNEL: &str = "192.168.77.2";
 const BR_PHY_MAC: &str = "02:00:00:00:77:02";
 const UDP_PORT: &str = "7777";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// `PATH` with /usr/sbin and /sbin appended (where OVS, ip and hping3 live).
-fn search_path() -> String {
-    let path = std::env::var("PATH").unwrap_or_default();
-    format!("{path}:/usr/sbin:/sbin")
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::split_paths(&search_path()).any(|d| d.join(tool).is_file())
-}
-
-fn cmd(program: &str) -> Command {
-    let mut c = Command::new(program);
-    c.env("PATH", search_path());
-    c
-}
-
 /// A command's status, stdout and stderr, for assertion messages.
 fn describe(what: &str, out: &Output) -> String {
     format!(
@@ -108,29 +92,6 @@ fn describe(what: &str, out: &Output) -> String {
 /// Runs `c` to completion (callers bound it with `timeout`).
 fn output(c: &mut Command) -> Output {
     c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
-}
-
-/// Why the test cannot run here, if it cannot.
-fn missing_prerequisite() -> Option<String> {
-    // Effective uid: the second field of `Uid:` (real, effective, saved, fs).
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1));
-    if euid != Some("0") {
-        return Some("not root (network namespaces need CAP_SYS_ADMIN)".into());
-    }
-    if let Some(t) = TOOLS.iter().find(|t| !on_path(t)) {
-        return Some(format!(
-            "`{t}` not found (apt-get install openvswitch-switch hping3 curl ethtool iproute2 python3)"
-        ));
-    }
-    let netns = cmd("ip").args(["netns", "list"]).output();
-    if !netns.is_ok_and(|o| o.status.success()) {
-        return Some("`ip netns` does not work here".into());
-    }
-    None
 }
 
 /// The namespaces, the origin's daemons and servers; dropping it tears them
@@ -480,12 +441,10 @@ fn drops_delta(a: &Value, b: &Value) -> HashMap<String, u64> {
 
 #[test]
 fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
-    if let Some(why) = missing_prerequisite() {
-        assert!(
-            std::env::var("MOAT_E2E").as_deref() != Ok("1"),
-            "MOAT_E2E=1 but the live end-to-end test cannot run: {why}"
-        );
-        eprintln!("skipping the live end-to-end test: {why} (set MOAT_E2E=1 to make this a failure)");
+    if !can_run(
+        "live end-to-end test",
+        missing_prerequisite(&TOOLS, "openvswitch-switch hping3 curl ethtool iproute2 python3"),
+    ) {
         return;
     }
     let started = Instant::now();
