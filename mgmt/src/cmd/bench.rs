@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use dataplane::gen::bench::{templates, Workload};
 use dataplane::port::memory::{MemoryQueues, Source, Templates};
 
+use classifier::policy::SynAuth;
+
 use crate::config::Config;
 use crate::node::{self, Node};
 
@@ -41,52 +43,6 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 65536)]
     pub table_size: u32,
 }
-
-const BENCH_CONFIG: &str = r#"
-[node]
-name = "bench"
-cookie_rotate_secs = 0
-
-[dataplane]
-backend = "memory"
-idle_sleep_us = 0
-
-[[ports]]
-name = "outside"
-role = "outside"
-iface = "mem0"
-ip = "10.10.0.1/24"
-mac = "02:00:00:00:00:01"
-
-[[ports]]
-name = "inside"
-role = "inside"
-iface = "mem1"
-ip = "192.168.77.1/24"
-mac = "02:00:00:00:01:01"
-
-[[origins]]
-name = "web"
-tunnel_src = "192.168.77.1"
-tunnel_dst = "192.168.77.2"
-mac = "02:00:00:00:01:02"
-key = 42
-mtu = 1476
-
-[[services]]
-name = "web"
-vip = "203.0.113.10"
-origin = "web"
-allow = ["tcp/80"]
-syn_auth = "SYNAUTH"
-
-# Per-source limits on, as on a real node: every new spoofed source takes
-# a slot in the source table (evicting the oldest), which is what keeps
-# memory flat under a random-source flood.
-[services.limits]
-src_pps = 1000000
-src_syn_pps = 100000
-"#;
 
 /// Peak resident set size of this process, KiB (`VmHWM`), if readable.
 pub fn peak_rss_kib() -> Option<u64> {
@@ -127,14 +83,27 @@ impl Measurement {
     }
 }
 
+/// The demo node (`demo::DEMO_CONFIG`) reduced to what a workload measures:
+/// its first service (web, 203.0.113.10) with SYN authentication on for the
+/// floods and off for clean traffic, per-source limits on as on a real node
+/// (every new spoofed source takes a slot in the source table, evicting the
+/// oldest: what keeps memory flat under a random-source flood), a GRE key,
+/// pure busy polling and no key rotation.
 fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config> {
-    let auth = if w == Workload::Clean { "off" } else { "challenge-ack" };
-    let mut cfg = Config::from_toml_str(
-        &BENCH_CONFIG.replace("SYNAUTH", auth),
-        "bench config",
-        std::path::Path::new("."),
-    )?;
+    let mut cfg = Config::from_toml_str(super::demo::DEMO_CONFIG, "bench config", std::path::Path::new("."))?;
+    cfg.node.cookie_rotate_secs = 0;
+    cfg.services.truncate(1);
+    let svc = &mut cfg.services[0];
+    svc.syn_auth = if w == Workload::Clean {
+        SynAuth::Off
+    } else {
+        SynAuth::ChallengeAck
+    };
+    svc.limits.src_pps = 1_000_000;
+    svc.limits.src_syn_pps = 100_000;
+    cfg.origins[0].key = Some(42);
     let d = &mut cfg.dataplane;
+    d.idle_sleep_us = 0;
     d.workers = workers;
     d.burst = args.burst.clamp(1, 512);
     d.flow_table_size = args.table_size;
