@@ -6,7 +6,7 @@
 //! per worker; it owns the worker's state and counters. The live workers and
 //! the offline scrubber run exactly this code.
 
-use classifier::build::{self, GreParams};
+use classifier::build::{self, GreHeader, GreParams};
 use classifier::parse::{self, Parsed, L3};
 use classifier::policy::Policy;
 use classifier::state::bucket::TokenBucket;
@@ -108,8 +108,10 @@ pub struct Pipeline {
 #[derive(Debug)]
 struct Core {
     state: WorkerState,
-    /// Encapsulation toward each origin of the policy (same index).
+    /// Encapsulation toward each origin of the policy (same index), and the
+    /// headers precomputed from it.
     gre: Vec<GreParams>,
+    hdr: Vec<GreHeader>,
     /// Whether the next hop toward each origin has a MAC.
     next_hop_ok: Vec<bool>,
     counters: Counters,
@@ -127,6 +129,7 @@ impl Pipeline {
             core: Core {
                 state: WorkerState::new(sizes, policy, workers),
                 next_hop_ok: vec![true; gre.len()],
+                hdr: gre.iter().map(GreHeader::new).collect(),
                 gre,
                 counters: Counters::new(policy.services.len()),
                 reply: Box::new([0; REPLY_ROOM]),
@@ -157,10 +160,16 @@ impl Pipeline {
     /// The next hop toward origin `origin` is `mac`, or unknown (`None`:
     /// packets for that origin are dropped as `no_next_hop`).
     pub fn set_next_hop(&mut self, origin: usize, mac: Option<[u8; 6]>) {
-        if let (Some(g), Some(ok)) = (self.core.gre.get_mut(origin), self.core.next_hop_ok.get_mut(origin)) {
+        let c = &mut self.core;
+        if let (Some(g), Some(ok), Some(h)) = (
+            c.gre.get_mut(origin),
+            c.next_hop_ok.get_mut(origin),
+            c.hdr.get_mut(origin),
+        ) {
             *ok = mac.is_some();
-            if let Some(m) = mac {
+            if let Some(m) = mac.filter(|m| *m != g.dst_mac) {
                 g.dst_mac = m;
+                *h = GreHeader::new(g);
             }
         }
     }
@@ -170,6 +179,7 @@ impl Pipeline {
     pub fn apply_policy(&mut self, policy: &Policy, gre: Vec<GreParams>, workers: u32) {
         self.core.state.apply_policy(policy, workers);
         self.core.next_hop_ok.resize(gre.len(), true);
+        self.core.hdr = gre.iter().map(GreHeader::new).collect();
         self.core.gre = gre;
         self.core.counters.passed.resize(policy.services.len(), 0);
     }
@@ -270,13 +280,12 @@ impl Core {
             f.set_csum(Csum::Valid);
             self.counters.csum_completed += 1;
         }
-        let g = self.gre[origin];
-        let oh = build::gre_overhead(g.key.is_some());
+        let hdr = self.hdr[origin];
         let inner = usize::from(p.l3_len);
-        if !(f.adj(usize::from(p.l3_offset)) && f.set_len(inner) && f.prepend(oh)) {
+        if !(f.adj(usize::from(p.l3_offset)) && f.set_len(inner) && f.prepend(hdr.overhead())) {
             return self.drop(DropReason::TooBig);
         }
-        if build::gre_encap_in_place(f.data_mut(), oh, inner, &g).is_none() {
+        if hdr.write(f.data_mut(), inner).is_none() {
             return self.drop(DropReason::TooBig);
         }
         self.counters.passed[usize::from(service)] += 1;

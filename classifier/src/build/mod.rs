@@ -25,12 +25,14 @@ use crate::parse::{Parsed, L3, L4};
 use crate::wire::{self, checksum, tcp::flags, EtherType, IpProtocol, TcpOption};
 
 mod arp;
+mod gre;
 mod icmp;
 mod offload;
 #[cfg(test)]
 mod test_frames;
 
 pub use arp::{arp_request, arp_sender, ArpInfo};
+pub use gre::GreHeader;
 pub use icmp::{icmp_too_big, MIN_MTU_V4, MIN_MTU_V6, V6_MAX_QUOTE};
 pub use offload::complete_l4_checksum;
 

@@ -38,6 +38,11 @@ pub struct BenchArgs {
     /// Template frames replayed per worker.
     #[arg(long, default_value_t = 4096)]
     pub templates: usize,
+    /// Instead of a time: each worker handles exactly this many packets
+    /// (no warm-up), for instruction counts under callgrind, which are
+    /// repeatable where wall-clock figures are not (`benches/callgrind.sh`).
+    #[arg(long)]
+    pub packets: Option<u64>,
     /// Entries per worker in each of the flow, verified-source and source
     /// tables (the config's default).
     #[arg(long, default_value_t = 65536)]
@@ -112,6 +117,15 @@ fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config>
     Ok(cfg)
 }
 
+/// Packets that took the path workload `w` measures, in `s`.
+fn on_path(w: Workload, s: &dataplane::runtime::Snapshot) -> u64 {
+    match w {
+        Workload::SynFlood => s.replies,
+        Workload::AckFlood => s.dropped_total(),
+        Workload::Clean => s.passed_total(),
+    }
+}
+
 /// Runs `w` on `workers` workers for `secs` seconds.
 pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Measurement> {
     let cfg = config(w, workers, args)?;
@@ -132,10 +146,29 @@ pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Me
                 next: (i * 997) % frames.len(),
                 spoof: w.spoofed().then_some(0x5eed + i as u64),
             };
-            MemoryQueues::new(Source::Templates(t), (args.burst as usize * 6).max(256), 0, u64::MAX)
+            let limit = args.packets.unwrap_or(u64::MAX);
+            MemoryQueues::new(Source::Templates(t), (args.burst as usize * 6).max(256), 0, limit)
         })
         .collect();
     let mut node = Node::start(plan, queues)?;
+    if args.packets.is_some() {
+        // A fixed count: every worker stops by itself once its source ran dry.
+        let t = Instant::now();
+        while !node.rt.finished() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        node.rt.stop().map_err(anyhow::Error::msg)?;
+        let (b, _) = node.snapshot();
+        return Ok(Measurement {
+            workload: w,
+            workers,
+            packets: b.rx_packets,
+            secs,
+            on_path: on_path(w, &b) as f64 / b.rx_packets.max(1) as f64,
+            rss: None,
+        });
+    }
     std::thread::sleep(Duration::from_millis(500));
     let rss0 = peak_rss_kib();
     let (a, _) = node.snapshot();
@@ -146,11 +179,7 @@ pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Me
     let secs = t.elapsed().as_secs_f64();
     node.rt.stop().map_err(anyhow::Error::msg)?;
     let packets = b.rx_packets - a.rx_packets;
-    let on = match w {
-        Workload::SynFlood => b.replies - a.replies,
-        Workload::AckFlood => b.dropped_total() - a.dropped_total(),
-        Workload::Clean => b.passed_total() - a.passed_total(),
-    };
+    let on = on_path(w, &b) - on_path(w, &a);
     Ok(Measurement {
         workload: w,
         workers,
