@@ -8,9 +8,9 @@
 pub enum Verdict {
     /// Clean: re-inject toward the service's origin through GRE.
     Pass(Pass),
-    /// A reply (challenge SYN-ACK, RST, ARP reply) of `len` bytes was written
-    /// into the caller's reply buffer; send it out the port the packet came
-    /// in on and free the packet.
+    /// A reply (challenge SYN-ACK, RST, ARP reply, neighbour advertisement)
+    /// of `len` bytes was written into the caller's reply buffer; send it out
+    /// the port the packet came in on and free the packet.
     Reply { len: usize },
     /// Drop the packet and count the reason.
     Drop(DropReason),
@@ -126,6 +126,13 @@ drop_reasons! {
     /// The next hop toward the origin is not resolved (no ARP answer yet and
     /// no static MAC).
     NoNextHop = "no_next_hop",
+    /// IPv6 neighbour discovery that is not a valid Neighbor Solicitation
+    /// for one of the node's own addresses (RFC 4861 §7.1.1): router
+    /// solicitations and advertisements, neighbour advertisements,
+    /// redirects, solicitations for other targets. Last rather than beside
+    /// `ArpIgnored`, so that the numbers of the other reasons stay as they
+    /// were.
+    NdIgnored = "nd_ignored",
 }
 
 impl core::fmt::Display for DropReason {
@@ -145,6 +152,6 @@ mod tests {
             assert_eq!(DropReason::from_name(r.as_str()), Some(*r));
         }
         assert_eq!(DropReason::from_name("nope"), None);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::NoNextHop));
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::NdIgnored));
     }
 }
