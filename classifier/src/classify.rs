@@ -115,8 +115,10 @@ fn arp(pol: &Policy, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
 /// service lookup, whatever its destination.
 const ND_TYPES: core::ops::RangeInclusive<u8> = 133..=137;
 
+/// Whether `p` is a neighbour discovery message (answered or dropped as
+/// `nd_ignored` by [`classify`], on any port).
 #[inline]
-fn is_nd(p: &Parsed) -> bool {
+pub fn is_nd(p: &Parsed) -> bool {
     matches!(p.l4, L4::Icmpv6 { ty, .. } if ND_TYPES.contains(&ty))
 }
 

@@ -121,7 +121,8 @@ drop_reasons! {
     /// Packet larger than the origin's tunnel MTU (passed SYNs are also
     /// MSS-clamped so that the flow's later segments fit).
     TooBig = "too_big",
-    /// IP traffic received on the inside port (only ARP is expected there).
+    /// IP traffic received on the inside port (only ARP and IPv6 neighbour
+    /// discovery are expected there).
     WrongPort = "wrong_port",
     /// The next hop toward the origin is not resolved (no ARP answer yet and
     /// no static MAC).
