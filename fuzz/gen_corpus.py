@@ -87,6 +87,24 @@ frames = [
     eth(0x86DD) + ipv6(58, ICMP6),
     eth(0x0800) + ipv4(47, l3["gre"][0], ttl=63),
 ]
+
+
+def neighbor_solicit(src: bytes, target: bytes, slla=True) -> bytes:
+    """A Neighbor Solicitation (RFC 4861 §4.3) from src for target, to its
+    solicited-node address (ff02::1:ffXX:XXXX), hop limit 255, checksum filled
+    in; with the source link-layer address option unless from ::."""
+    dst = bytes.fromhex("ff0200000000000000000001ff") + target[13:]
+    msg = bytes([135, 0, 0, 0, 0, 0, 0, 0]) + target + (bytes.fromhex("0101 020000000002") if slla else b"")
+    pseudo = src + dst + struct.pack("!I3xB", len(msg), 58)
+    msg = msg[:2] + struct.pack("!H", csum(pseudo + msg)) + msg[4:]
+    ip = struct.pack("!IHBB", 0x6 << 28, len(msg), 58, 255) + src + dst + msg
+    return eth(0x86DD) + ip
+
+
+LINK_LOCAL = bytes.fromhex("fe80000000000000 505400fffe123456")
+NS = neighbor_solicit(LINK_LOCAL, bytes.fromhex("20010db8000000000000000000000002"))
+DAD = neighbor_solicit(bytes(16), bytes.fromhex("20010db8000000000000000000000002"), slla=False)
+frames += [NS, DAD]
 corpus = {"parse": frames, "ethernet": frames, "builders": frames, "fingerprint": frames, **l3, **l4}
 corpus["tcp"] += [LINUX_OPTS, WIN_OPTS]
 # Full-size packets (1500 bytes of IP), above the tunnel MTU: the inputs of
@@ -185,6 +203,7 @@ def records(pairs) -> bytes:
     return b"".join(struct.pack("!HH", len(f), min(us, 0x3FFF)) + f for us, f in pairs)
 
 
+OWN_IP6 = bytes.fromhex("20010db80000000000000000000000fe")
 GAME = struct.pack("!HHHH", 40000, 7777, 16, 0) + b"GAME\x01\x00xx"
 ARP_OWN = bytes.fromhex("0001 0800 06 04 0001 020000000002 c0000201 000000000000 cb007101")
 corpus["classify"] = [
@@ -192,6 +211,8 @@ corpus["classify"] = [
              (100, to_vip(6, tcp(0x11)))]),
     records([(0, to_vip(17, GAME)), (10, to_vip(17, GAME, src=DENIED)), (10, to_vip(1, ICMP))]),
     records([(0, eth(0x0806) + ARP_OWN), (5, eth(0x0806, [(0x8100, 5)]) + ARP_OWN)]),
+    # Neighbour solicitations for the node's own IPv6 address (OWN_IP6).
+    records([(0, neighbor_solicit(LINK_LOCAL, OWN_IP6)), (5, neighbor_solicit(bytes(16), OWN_IP6, slla=False))]),
     records([(1, to_vip(6, tcp(opts=WIN_OPTS), src=bytes([100, 64, 1, 2])))] * 12),
 ]
 

@@ -3,7 +3,7 @@
 //! writes any reply into the caller's buffer and returns what to do.
 //!
 //! Order of checks (cheapest and most discriminating first): parse → L2
-//! control (ARP) → global cap → IP sanity (checksum, land, bogus source, TTL)
+//! control (ARP, IPv6 neighbour discovery) → global cap → IP sanity (checksum, land, bogus source, TTL)
 //! → ACL → service lookup → fragments → protocol checks (TCP: flags,
 //! fingerprints, per-source limits, SYN authentication, flow table; UDP:
 //! reflection ports, allowed ports, payload rules, fingerprints; ICMP: type
@@ -58,6 +58,9 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
     if p.l3 == L3::Arp {
         return arp(pol, frame, p, reply);
     }
+    if is_nd(p) {
+        return nd(pol, frame, p, reply);
+    }
     if !st.global.take(now) {
         return Err(DropReason::RateLimitGlobal);
     }
@@ -103,6 +106,28 @@ fn arp(pol: &Policy, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
     let op = u16::from_be_bytes([frame[usize::from(p.l3_offset) + 6], frame[usize::from(p.l3_offset) + 7]]);
     let mac = pol.own_mac(p.dst).filter(|_| op == 1).ok_or(DropReason::ArpIgnored)?;
     let len = build::arp_reply(frame, p, mac, reply).ok_or(DropReason::ArpIgnored)?;
+    Ok(Verdict::Reply { len })
+}
+
+/// Neighbour discovery messages (RFC 4861 §4): router solicitation and
+/// advertisement, neighbour solicitation and advertisement, redirect. They
+/// are link-local control traffic, never a service's: none goes on to the
+/// service lookup, whatever its destination.
+const ND_TYPES: core::ops::RangeInclusive<u8> = 133..=137;
+
+/// Whether `p` is a neighbour discovery message (answered or dropped as
+/// `nd_ignored` by [`classify`], on any port).
+#[inline]
+pub fn is_nd(p: &Parsed) -> bool {
+    matches!(p.l4, L4::Icmpv6 { ty, .. } if ND_TYPES.contains(&ty))
+}
+
+/// Answers a valid Neighbor Solicitation for one of the node's own IPv6
+/// addresses with an advertisement; drops every other ND message.
+fn nd(pol: &Policy, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
+    let ns = build::neighbor_solicit(frame, p).ok_or(DropReason::NdIgnored)?;
+    let mac = pol.own_mac(IpAddr::V6(ns.target)).ok_or(DropReason::NdIgnored)?;
+    let len = build::nd_advert(frame, p, &ns, mac, reply).ok_or(DropReason::NdIgnored)?;
     Ok(Verdict::Reply { len })
 }
 

@@ -8,9 +8,9 @@
 pub enum Verdict {
     /// Clean: re-inject toward the service's origin through GRE.
     Pass(Pass),
-    /// A reply (challenge SYN-ACK, RST, ARP reply) of `len` bytes was written
-    /// into the caller's reply buffer; send it out the port the packet came
-    /// in on and free the packet.
+    /// A reply (challenge SYN-ACK, RST, ARP reply, neighbour advertisement)
+    /// of `len` bytes was written into the caller's reply buffer; send it out
+    /// the port the packet came in on and free the packet.
     Reply { len: usize },
     /// Drop the packet and count the reason.
     Drop(DropReason),
@@ -121,11 +121,19 @@ drop_reasons! {
     /// Packet larger than the origin's tunnel MTU (passed SYNs are also
     /// MSS-clamped so that the flow's later segments fit).
     TooBig = "too_big",
-    /// IP traffic received on the inside port (only ARP is expected there).
+    /// IP traffic received on the inside port (only ARP and IPv6 neighbour
+    /// discovery are expected there).
     WrongPort = "wrong_port",
     /// The next hop toward the origin is not resolved (no ARP answer yet and
     /// no static MAC).
     NoNextHop = "no_next_hop",
+    /// IPv6 neighbour discovery that is not a valid Neighbor Solicitation
+    /// for one of the node's own addresses (RFC 4861 §7.1.1): router
+    /// solicitations and advertisements, neighbour advertisements,
+    /// redirects, solicitations for other targets. Last rather than beside
+    /// `ArpIgnored`, so that the numbers of the other reasons stay as they
+    /// were.
+    NdIgnored = "nd_ignored",
 }
 
 impl core::fmt::Display for DropReason {
@@ -145,6 +153,6 @@ mod tests {
             assert_eq!(DropReason::from_name(r.as_str()), Some(*r));
         }
         assert_eq!(DropReason::from_name("nope"), None);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::NoNextHop));
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::NdIgnored));
     }
 }

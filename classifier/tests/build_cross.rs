@@ -7,11 +7,14 @@
 //! packet whose L4 checksum field is overwritten gets back, from
 //! `complete_l4_checksum`, exactly the checksum etherparse wrote. ARP, which
 //! etherparse 0.16 does not parse, is compared with hand-written RFC 826
-//! bytes (`common::net::arp_request`).
+//! bytes (`common::net::arp_request`). Neighbour solicitations are built by
+//! etherparse (as raw ICMPv6: 0.16 has no ND types) and the advertisements
+//! answering them read back by it, checksum recomputed, and compared with
+//! RFC 4861 §4.4 / §7.2.4.
 
 mod common;
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use classifier::build::{self, ArpInfo};
 use classifier::parse::{parse, L4};
@@ -338,5 +341,84 @@ proptest! {
         let done = complete_restores(&f, junk);
         let icmpv4 = matches!(s.proto, Proto::Echo) && !s.v6;
         prop_assert_eq!(done, !icmpv4);
+    }
+}
+
+/// A Neighbor Solicitation built by etherparse: from `src` (`::` for
+/// duplicate address detection) to `target`'s solicited-node address, hop
+/// limit 255, with `vlans`, and the source link-layer address option unless
+/// from `::` (RFC 4861 §4.3).
+fn solicitation(vlans: &[u16], src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let dst = build::solicited_node(target);
+    let o = dst.octets();
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, [0x33, 0x33, o[12], o[13], o[14], o[15]]);
+    let b = match vlans[..] {
+        [] => b.ipv6(src.octets(), o, 255),
+        [v] => b.single_vlan(VlanId::try_new(v).unwrap()).ipv6(src.octets(), o, 255),
+        [v, w, ..] => b
+            .double_vlan(VlanId::try_new(v).unwrap(), VlanId::try_new(w).unwrap())
+            .ipv6(src.octets(), o, 255),
+    };
+    let mut body = target.octets().to_vec();
+    if !src.is_unspecified() {
+        body.extend_from_slice(&[1, 1]);
+        body.extend_from_slice(&CLIENT_MAC);
+    }
+    let mut out = Vec::new();
+    b.icmpv6_raw(135, 0, [0; 4]).write(&mut out, &body).unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn neighbor_advertisement_parses_back(
+        vlans in prop_oneof![
+            Just(vec![]),
+            (1u16..4095).prop_map(|v| vec![v]),
+            (1u16..4095, 1u16..4095).prop_map(|(o, i)| vec![o, i]),
+        ],
+        dad: bool,
+        target_bits: u128,
+        mac: [u8; 6],
+    ) {
+        // A unicast target: a global one, or the link-local address of `mac`.
+        let target = if target_bits & 1 == 0 {
+            Ipv6Addr::from(0x2001_0db8_u128 << 96 | target_bits >> 32)
+        } else {
+            build::link_local(mac)
+        };
+        let src = if dad { Ipv6Addr::UNSPECIFIED } else { "fe80::5054:ff:fe12:3456".parse().unwrap() };
+        let f = solicitation(&vlans, src, target);
+        let p = parse(&f).unwrap();
+        let ns = build::neighbor_solicit(&f, &p).expect("a valid solicitation");
+        prop_assert_eq!((ns.target, ns.src, ns.src_mac), (target, src, CLIENT_MAC));
+        let mut out = [0u8; 128];
+        let n = build::nd_advert(&f, &p, &ns, mac, &mut out).unwrap();
+        prop_assert_eq!(n, 14 + 4 * vlans.len() + 40 + 32);
+        let h = PacketHeaders::from_ethernet_slice(&out[..n]).expect("etherparse parses the advertisement");
+        let Some(LinkHeader::Ethernet2(e)) = &h.link else { panic!("no Ethernet") };
+        let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+        let (dst, dst_mac) = if dad { (all_nodes, [0x33, 0x33, 0, 0, 0, 1]) } else { (src, CLIENT_MAC) };
+        prop_assert_eq!((e.source, e.destination), (mac, dst_mac));
+        prop_assert_eq!(vlan_ids(&h), vlans);
+        let (Some(NetHeaders::Ipv6(ip, ext)), Some(TransportHeader::Icmpv6(m))) = (&h.net, &h.transport) else {
+            panic!("not ICMPv6")
+        };
+        prop_assert!(ext.is_empty());
+        prop_assert_eq!((ip.source, ip.destination), (target.octets(), dst.octets()));
+        prop_assert_eq!((ip.hop_limit, ip.next_header), (255, IpNumber::IPV6_ICMP));
+        let body = h.payload.slice();
+        let c = m.icmp_type.calc_checksum(ip.source, ip.destination, body).unwrap();
+        prop_assert_eq!(c, m.checksum, "ICMPv6 checksum");
+        // R clear, S set unless DAD, O set; the target; TLLA with our MAC.
+        let flags = if dad { 0x20 } else { 0x60 };
+        prop_assert_eq!(m.icmp_type, Icmpv6Type::Unknown { type_u8: 136, code_u8: 0, bytes5to8: [flags, 0, 0, 0] });
+        prop_assert_eq!(&body[..16], &target.octets()[..]);
+        prop_assert_eq!(&body[16..18], &[2u8, 1][..]);
+        prop_assert_eq!(&body[18..], &mac[..]);
+        // An advertisement is not a solicitation.
+        prop_assert_eq!(build::neighbor_solicit(&out[..n], &parse(&out[..n]).unwrap()), None);
     }
 }

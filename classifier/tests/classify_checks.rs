@@ -5,7 +5,7 @@
 
 mod common;
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use classifier::acl::AclAction;
 use classifier::fingerprint::{tcp_fingerprint, udp_fingerprint, TcpFingerprint, TcpRule, UdpRule};
@@ -154,6 +154,174 @@ fn arp_bypasses_the_global_cap() {
         assert!(matches!(n.run(T0, &req), Verdict::Reply { .. }));
     }
     // The one global token is still there for IP.
+    assert_eq!(n.run(T0, &udp4(b"x").build()), pass(GAME));
+    assert_eq!(n.run(T0, &udp4(b"x").build()), drop(DropReason::RateLimitGlobal));
+}
+
+// ------------------------------------------- IPv6 neighbour discovery
+
+/// An advertisement as etherparse reads it, after checking its ICMPv6
+/// checksum: (Ethernet destination and source, VLAN, IPv6 source and
+/// destination, hop limit, ICMPv6 type and code, the message after the
+/// checksum).
+type NaSeen = ([u8; 6], [u8; 6], Option<u16>, Ipv6Addr, Ipv6Addr, u8, u8, u8, Vec<u8>);
+
+fn na_seen(frame: &[u8]) -> NaSeen {
+    use etherparse::{Icmpv6Header, Icmpv6Type, LinkHeader, NetHeaders, PacketHeaders, TransportHeader, VlanHeader};
+    let h = PacketHeaders::from_ethernet_slice(frame).expect("etherparse reads the reply");
+    let Some(LinkHeader::Ethernet2(eth)) = &h.link else {
+        panic!("no Ethernet header")
+    };
+    let vlan = match &h.vlan {
+        None => None,
+        Some(VlanHeader::Single(v)) => Some(v.vlan_id.value()),
+        Some(VlanHeader::Double(_)) => panic!("double tag"),
+    };
+    let Some(NetHeaders::Ipv6(ip, ext)) = &h.net else {
+        panic!("not IPv6")
+    };
+    assert!(ext.is_empty(), "no extension headers");
+    let Some(TransportHeader::Icmpv6(m)) = &h.transport else {
+        panic!("not ICMPv6")
+    };
+    let payload = h.payload.slice();
+    let want = Icmpv6Header::with_checksum(m.icmp_type, ip.source, ip.destination, payload).expect("checksum");
+    assert_eq!(m.checksum, want.checksum, "ICMPv6 checksum");
+    let Icmpv6Type::Unknown {
+        type_u8,
+        code_u8,
+        bytes5to8,
+    } = m.icmp_type
+    else {
+        panic!("etherparse 0.16 knows ND only as raw ICMPv6: {:?}", m.icmp_type)
+    };
+    let mut body = bytes5to8.to_vec();
+    body.extend_from_slice(payload);
+    (
+        eth.destination,
+        eth.source,
+        vlan,
+        ip.source.into(),
+        ip.destination.into(),
+        ip.hop_limit,
+        type_u8,
+        code_u8,
+        body,
+    )
+}
+
+fn v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V6(a) => a,
+        IpAddr::V4(_) => panic!("v6 only"),
+    }
+}
+
+#[test]
+fn neighbor_solicitation_for_own_addresses_is_answered() {
+    let link_local = classifier::build::link_local(MOAT_MAC);
+    for (target, vlan) in [(moat6(), None), (moat6(), Some(100)), (link_local, None)] {
+        let mut n = node();
+        let router = if target == link_local {
+            "fe80::1".parse().unwrap()
+        } else {
+            v6(client6())
+        };
+        let req = neighbor_solicit(router, target, vlan);
+        let Verdict::Reply { len } = n.run(T0, &req) else {
+            panic!("no advertisement for {target}")
+        };
+        assert_eq!(len, 14 + vlan.map_or(0, |_| 4) + 40 + 32);
+        let (dst_mac, src_mac, tag, src, dst, hops, ty, code, body) = na_seen(n.reply());
+        assert_eq!((dst_mac, src_mac, tag), (CLIENT_MAC, MOAT_MAC, vlan));
+        assert_eq!((src, dst, hops, ty, code), (target, router, 255, 136, 0));
+        // RFC 4861 §4.4: R clear, S and O set; the target; its link-layer
+        // address option (type 2, one unit of 8 bytes) with our MAC.
+        assert_eq!(&body[..4], &[0x60, 0, 0, 0]);
+        assert_eq!(&body[4..20], &target.octets());
+        assert_eq!(&body[20..22], &[2, 1]);
+        assert_eq!(&body[22..28], &MOAT_MAC);
+        assert_eq!(body.len(), 28);
+    }
+}
+
+#[test]
+fn duplicate_address_detection_is_answered_to_all_nodes() {
+    let mut n = node();
+    let dst = classifier::build::solicited_node(moat6());
+    let probe = nd_message(135, Ipv6Addr::UNSPECIFIED, dst, 255, moat6(), &[], None);
+    assert!(matches!(n.run(T0, &probe), Verdict::Reply { .. }));
+    let (dst_mac, _, _, src, dst, _, _, _, body) = na_seen(n.reply());
+    assert_eq!(dst_mac, [0x33, 0x33, 0, 0, 0, 1]);
+    assert_eq!((src, dst), (moat6(), "ff02::1".parse().unwrap()));
+    assert_eq!(body[0], 0x20, "override only: not solicited");
+}
+
+#[test]
+fn nd_ignored() {
+    let mut n = node();
+    let (c, ours) = (v6(client6()), moat6());
+    let sn = classifier::build::solicited_node(ours);
+    let slla = [1, 1, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    let cases = [
+        (
+            "NS for another address",
+            neighbor_solicit(c, "2001:db8:10::3".parse().unwrap(), None),
+        ),
+        // A VIP is not a neighbour: the router's route names the node as
+        // next hop.
+        ("NS for a VIP", neighbor_solicit(c, v6(vip6()), None)),
+        ("NS with hop limit 64", nd_message(135, c, sn, 64, ours, &slla, None)),
+        (
+            "NS for a multicast target",
+            nd_message(135, c, sn, 255, "ff02::1".parse().unwrap(), &slla, None),
+        ),
+        (
+            "NS with a zero-length option",
+            nd_message(135, c, sn, 255, ours, &[1, 0, 0, 0, 0, 0, 0, 0], None),
+        ),
+        (
+            "DAD to a unicast address",
+            nd_message(135, Ipv6Addr::UNSPECIFIED, ours, 255, ours, &[], None),
+        ),
+        (
+            "DAD with a source link-layer option",
+            nd_message(135, Ipv6Addr::UNSPECIFIED, sn, 255, ours, &slla, None),
+        ),
+        (
+            "router solicitation",
+            nd_message(133, c, "ff02::2".parse().unwrap(), 255, ours, &[], None),
+        ),
+        (
+            "router advertisement",
+            nd_message(134, c, "ff02::1".parse().unwrap(), 255, ours, &[], None),
+        ),
+        // Advertisements and redirects, even to a VIP, never reach a service.
+        ("NA to a VIP", nd_message(136, c, v6(vip6()), 255, c, &[], None)),
+        ("NA to us", nd_message(136, c, ours, 255, c, &[], None)),
+        (
+            "redirect to a VIP",
+            nd_message(137, c, v6(vip6()), 255, ours, &[0; 16], None),
+        ),
+    ];
+    for (what, f) in cases {
+        assert_eq!(n.run(T0, &f), drop(DropReason::NdIgnored), "{what}");
+    }
+    let mut bad = neighbor_solicit(c, ours, None);
+    bad[14 + 40 + 2] ^= 0x01;
+    assert_eq!(n.run(T0, &bad), drop(DropReason::NdIgnored), "checksum");
+    // Other ICMPv6 to a VIP still goes through the service's checks.
+    let echo = Pkt::icmp(client6(), game6(), 128, 0).build();
+    assert_eq!(n.run(T0, &echo), pass(GAME6));
+}
+
+#[test]
+fn nd_bypasses_the_global_cap() {
+    let mut n = node_with(|p| p.global_pps = 1);
+    let req = neighbor_solicit(v6(client6()), moat6(), None);
+    for _ in 0..5 {
+        assert!(matches!(n.run(T0, &req), Verdict::Reply { .. }));
+    }
     assert_eq!(n.run(T0, &udp4(b"x").build()), pass(GAME));
     assert_eq!(n.run(T0, &udp4(b"x").build()), drop(DropReason::RateLimitGlobal));
 }
@@ -647,9 +815,15 @@ fn icmp_types() {
             "{ty}"
         );
     }
-    for ty in [135, 136, 133, 137, 130] {
+    for ty in [130, 4, 200] {
         let f = Pkt::icmp(client6(), game6(), ty, 0).build();
         assert_eq!(n.run(T0, &f), drop(DropReason::IcmpType), "{ty}");
+    }
+    // Neighbour discovery never reaches a service, even one that allows
+    // ICMP: it is dropped (or answered) before the service lookup.
+    for ty in [133, 134, 135, 136, 137] {
+        let f = Pkt::icmp(client6(), game6(), ty, 0).build();
+        assert_eq!(n.run(T0, &f), drop(DropReason::NdIgnored), "{ty}");
     }
     // The allowlist is the policy's.
     n.pol.icmp_types.insert(13);

@@ -1,9 +1,10 @@
 //! The poll-mode runtime against a scripted backend: next hops resolved by
-//! ARP (request sent, reply learned, forwarding starts), ARP answered on the
-//! inside port, IP on the inside port refused, a policy swap seen by the very
+//! ARP (request sent, reply learned, forwarding starts), ARP and IPv6
+//! neighbour solicitations answered on the inside port, IP on the inside
+//! port refused, a policy swap seen by the very
 //! next bursts, and a clean stop with final counters.
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xfe];
 const IN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
 const ORIGIN_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// The inside port's IPv6 address, and the origin's link-local one.
+const IN_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x77, 0, 0, 0, 0, 1);
+const ORIGIN_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
 
 /// What the test feeds in and what the worker sent.
 #[derive(Default)]
@@ -100,6 +104,10 @@ fn policy(udp_port: u16) -> Policy {
             ip: IpAddr::V4(IN_IP),
             mac: IN_MAC,
         },
+        OwnAddr {
+            ip: IpAddr::V6(IN_IP6),
+            mac: IN_MAC,
+        },
     ];
     p
 }
@@ -147,6 +155,21 @@ fn udp(sport: u16, dport: u16) -> Vec<u8> {
     let mut v = Vec::new();
     b.write(&mut v, b"GAME hello").unwrap();
     v
+}
+
+/// A neighbour solicitation from the origin for `target` (RFC 4861 §4.3:
+/// hop limit 255, to the solicited-node address, source link-layer option).
+fn solicit(target: Ipv6Addr) -> Vec<u8> {
+    let dst = classifier::build::solicited_node(target).octets();
+    let b = etherparse::PacketBuilder::ethernet2(ORIGIN_MAC, [0x33, 0x33, dst[12], dst[13], dst[14], dst[15]])
+        .ipv6(ORIGIN_LL.octets(), dst, 255)
+        .icmpv6_raw(135, 0, [0; 4]);
+    let mut body = target.octets().to_vec();
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(&ORIGIN_MAC);
+    let mut f = Vec::new();
+    b.write(&mut f, &body).unwrap();
+    f
 }
 
 fn arp(op: u16, smac: [u8; 6], sip: Ipv4Addr, tip: Ipv4Addr, dst: [u8; 6]) -> Vec<u8> {
@@ -237,6 +260,17 @@ fn next_hop_resolved_by_arp_then_forwarding_starts() {
         w.tx.iter()
             .any(|(p, f)| *p == PortId::Inside && f[12..14] == [8, 6] && f[21] == 2 && f[..6] == ORIGIN_MAC)
     });
+    // And for our IPv6 address: a neighbour advertisement back to the origin.
+    push(&wire, PortId::Inside, solicit(IN_IP6));
+    wait_for(&wire, "our neighbour advertisement", |w| {
+        w.tx.iter().any(|(p, f)| {
+            *p == PortId::Inside
+                && f[12..14] == [0x86, 0xdd]
+                && f[54] == 136
+                && f[..6] == ORIGIN_MAC
+                && f[22..38] == IN_IP6.octets()
+        })
+    });
     // IP traffic on the inside port is refused and counted.
     let mut stray = udp(5002, 7777);
     stray[..6].copy_from_slice(&IN_MAC);
@@ -249,7 +283,7 @@ fn next_hop_resolved_by_arp_then_forwarding_starts() {
     assert_eq!(per.len(), 1);
     assert_eq!(t.passed, vec![1]);
     assert!(t.arp_requests >= 1);
-    assert_eq!(t.port(PortId::Inside).rx_packets, 3);
+    assert_eq!(t.port(PortId::Inside).rx_packets, 4);
 }
 
 #[test]

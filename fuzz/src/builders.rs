@@ -20,8 +20,15 @@
 //! `complete_l4_checksum` leaves a frame alone or makes its L4 checksum
 //! correct, changing only that field. `arp_sender` agrees with `parse` on
 //! ARP frames, and what `arp_request` builds reads back through it.
+//!
+//! Neighbour discovery: `neighbor_solicit` accepts only a hop-limit-255
+//! ICMPv6 type 135 code 0 with a right checksum, at least 24 bytes and a
+//! unicast target; `nd_advert` answers it (and, given any IPv6 frame and a
+//! forged solicitation, still builds) with a frame that parses as ICMPv6
+//! type 136 from the target, hop limit 255, a correct checksum, VLAN tags
+//! kept, and is itself no solicitation.
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::hint::black_box;
 
 use classifier::build::{self, GreParams};
@@ -55,6 +62,7 @@ pub fn build_frame(frame: &[u8]) {
     too_big(frame, &p);
     complete_checksum(frame, &p);
     arp(frame, &p);
+    nd(frame, &p);
 }
 
 fn tcp_reply(frame: &[u8], p: &Parsed) {
@@ -113,6 +121,48 @@ fn arp_reply(frame: &[u8], p: &Parsed) {
     assert_eq!(a.operation(), wire::ArpOperation::Reply);
     assert_eq!(a.source_hardware_addr(), mac);
     assert_eq!(&out[6..12], &mac);
+}
+
+fn nd(frame: &[u8], p: &Parsed) {
+    let mac = [0x02, 0, 0, 0, 0, 0xfd];
+    let forged = build::NeighborSolicit {
+        target: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+        src: Ipv6Addr::UNSPECIFIED,
+        src_mac: [0x02, 0, 0, 0, 0, 0x02],
+    };
+    let valid = build::neighbor_solicit(frame, p);
+    if let Some(ns) = valid {
+        assert_eq!(p.l4, L4::Icmpv6 { ty: 135, code: 0 });
+        assert_eq!((p.ttl, p.frag), (255, Frag::None));
+        assert!(!ns.target.is_multicast() && p.l4_bytes(frame).len() >= 24);
+        assert_eq!(IpAddr::V6(ns.src), p.src);
+    }
+    for ns in [valid, Some(forged)].into_iter().flatten() {
+        let mut small = [0u8; SMALL];
+        assert_eq!(build::nd_advert(frame, p, &ns, mac, &mut small), None);
+        let mut out = [0u8; LARGE];
+        let Some(n) = build::nd_advert(frame, p, &ns, mac, &mut out) else {
+            assert_ne!(p.l3, L3::Ipv6, "an IPv6 frame gets an advertisement");
+            continue;
+        };
+        assert_eq!(n, usize::from(p.l3_offset) + 40 + build::NA_LEN);
+        assert!(n <= 128, "advertisement of {n} bytes");
+        let r = parse(&out[..n]).expect("the advertisement parses");
+        let dst = if ns.src.is_unspecified() {
+            "ff02::1".parse().unwrap()
+        } else {
+            ns.src
+        };
+        assert_eq!((r.src, r.dst, r.ttl), (IpAddr::V6(ns.target), IpAddr::V6(dst), 255));
+        assert_eq!(
+            (r.vlans, r.vlan_id, r.l4),
+            (p.vlans, p.vlan_id, L4::Icmpv6 { ty: 136, code: 0 })
+        );
+        assert_eq!(&out[6..12], &mac);
+        let m = wire::Icmpv6Packet::new_checked(r.l4_bytes(&out[..n])).expect("ICMPv6");
+        assert!(m.verify_checksum(ns.target, dst), "ICMPv6 checksum of an advertisement");
+        assert_eq!(build::neighbor_solicit(&out[..n], &r), None);
+    }
 }
 
 fn gre(frame: &[u8], p: &Parsed, g: GreParams) {

@@ -47,8 +47,9 @@ pub const VIP4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
 pub const TCP_PORT: u16 = 80;
 pub const UDP_PORT: u16 = 7777;
-/// The node's own address, answered to ARP.
+/// The node's own addresses, answered to ARP and to neighbour solicitations.
 pub const OWN_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+pub const OWN_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
 /// Workers sharing the node-wide limits (each state gets half).
 const WORKERS: u32 = 2;
 /// Largest reply `classify` may write (its documentation and the pipeline's
@@ -126,10 +127,13 @@ pub fn policy() -> Policy {
         phash: payload_hash(&[0; 8]),
     });
     p.signatures = sig;
-    p.own_addrs = vec![OwnAddr {
-        ip: IpAddr::V4(OWN_IP),
-        mac: [0x02, 0, 0, 0, 0, 0xfe],
-    }];
+    p.own_addrs = [IpAddr::V4(OWN_IP), IpAddr::V6(OWN_IP6)]
+        .into_iter()
+        .map(|ip| OwnAddr {
+            ip,
+            mac: [0x02, 0, 0, 0, 0, 0xfe],
+        })
+        .collect();
     p.sanity.fragments = FragPolicy::Allow;
     p.global_pps = 400;
     p

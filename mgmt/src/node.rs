@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use classifier::build::GreParams;
-use classifier::policy::{OwnAddr, Policy};
+use classifier::policy::Policy;
 use classifier::time::Nanos;
 use dataplane::port::{PortId, Queues};
 use dataplane::runtime::{self, wall_clock, Idle, Neighbors, Runtime, Snapshot, WorkerSetup};
@@ -46,16 +46,10 @@ pub fn plan(cfg: &Config, macs: [Option<[u8; 6]>; 2], resolve: bool, rotate: boo
         |p: &crate::config::PortConfig, i: usize| p.mac.map(|m| m.0).or(macs[i]).unwrap_or_else(|| p.mac_or_default());
     let out_mac = mac_of(&cfg.outside, 0);
     let in_mac = mac_of(&cfg.inside, 1);
-    policy.own_addrs = vec![
-        OwnAddr {
-            ip: cfg.outside.ip.addr(),
-            mac: out_mac,
-        },
-        OwnAddr {
-            ip: cfg.inside.ip.addr(),
-            mac: in_mac,
-        },
-    ];
+    // ARP and neighbour discovery answer with the MACs the ports really
+    // have, and the link-local addresses are derived from them.
+    policy.own_addrs = cfg.outside.own_addrs(out_mac);
+    policy.own_addrs.extend(cfg.inside.own_addrs(in_mac));
     let mut hops = Vec::new();
     let mut gre = Vec::new();
     for o in &policy.origins {

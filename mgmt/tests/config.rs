@@ -668,3 +668,72 @@ fn multi_line_toml_messages_become_one_line() {
         "{e}"
     );
 }
+
+/// BASE with an IPv6 address on the outside port.
+fn with_ip6(ip6: &str) -> String {
+    edit(
+        "ip = \"10.10.0.1/24\"",
+        &format!("ip = \"10.10.0.1/24\"\nip6 = \"{ip6}\""),
+    )
+}
+
+#[test]
+fn ip6_and_link_local_are_own_addresses() {
+    let cfg = parse(&with_ip6("2001:db8:10::1/64")).unwrap();
+    assert_eq!(cfg.outside.ip6.unwrap().to_string(), "2001:db8:10::1/64");
+    let p = cfg.policy().unwrap();
+    let mac = [2, 0, 0, 0, 0, 1];
+    assert_eq!(p.own_mac(ip("10.10.0.1")), Some(mac));
+    assert_eq!(p.own_mac(ip("2001:db8:10::1")), Some(mac));
+    // Modified EUI-64 of 02:00:00:00:00:01 (RFC 4291 Appendix A): the
+    // universal/local bit flipped, ff:fe in the middle.
+    assert_eq!(p.own_mac(ip("fe80::ff:fe00:1")), Some(mac));
+    // The inside port has no IPv6: no link-local address answered there.
+    assert_eq!(p.own_mac(ip("fe80::ff:fe00:2")), None);
+    assert_eq!(p.own_addrs.len(), 4);
+    // Without ip6 no port speaks IPv6.
+    assert!(parse(BASE)
+        .unwrap()
+        .policy()
+        .unwrap()
+        .own_addrs
+        .iter()
+        .all(|a| a.ip.is_ipv4()));
+    // Written back and read again.
+    let again = Config::from_toml_str(&cfg.to_toml_string(), "again.toml", Path::new("/")).unwrap();
+    assert_eq!(again.outside, cfg.outside);
+}
+
+#[test]
+fn link_local_comes_from_the_real_mac() {
+    let cfg = parse(&with_ip6("2001:db8:10::1/64")).unwrap();
+    let real = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+    let plan = mgmt::node::plan(&cfg, [Some(real), None], false, false).unwrap();
+    let p = &plan.policy;
+    assert_eq!(p.own_mac(ip("fe80::5054:ff:fe12:3456")), Some(real));
+    assert_eq!(p.own_mac(ip("2001:db8:10::1")), Some(real));
+    assert_eq!(p.own_mac(ip("fe80::ff:fe00:1")), None, "not the default MAC's");
+}
+
+#[test]
+fn ip6_refusals() {
+    refused(&with_ip6("10.10.1.1/24"), "ports[0].ip6", "ip6 takes an IPv6 address");
+    refused(&with_ip6("ff02::1/64"), "ports[0].ip6", "not a unicast address");
+    refused(&with_ip6("2001:db8:10::1"), "ports[0].ip6", "missing /prefix");
+    let both = with_ip6("2001:db8:10::1/64").replacen(
+        "ip = \"192.168.77.1/24\"",
+        "ip = \"192.168.77.1/24\"\nip6 = \"2001:db8:10::1/64\"",
+        1,
+    );
+    refused(&both, "ports[1].ip6", "same address as ports[0].ip6");
+    let vip = with_ip6("2001:db8:10::1/64").replacen("vip = \"203.0.113.10\"", "vip = \"2001:db8:10::1\"", 1);
+    refused(&vip, "services[0].vip", "is the address of port \"outside\"");
+    // The inside port may have one too.
+    let inside = edit(
+        "ip = \"192.168.77.1/24\"",
+        "ip = \"192.168.77.1/24\"\nip6 = \"2001:db8:77::1/64\"",
+    );
+    let p = parse(&inside).unwrap().policy().unwrap();
+    assert_eq!(p.own_mac(ip("2001:db8:77::1")), Some([2, 0, 0, 0, 0, 2]));
+    assert_eq!(p.own_mac(ip("fe80::ff:fe00:2")), Some([2, 0, 0, 0, 0, 2]));
+}

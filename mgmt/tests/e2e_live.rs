@@ -22,7 +22,11 @@
 //! - (f) path MTU: a 1500-byte datagram with DF is dropped as `too_big` and
 //!   the client's kernel learns the tunnel's MTU from Moat's ICMP error;
 //! - (e) ARP: the client holds `out0`'s MAC for Moat's address, Moat holds
-//!   br-phy's MAC for the origin's tunnel endpoint.
+//!   br-phy's MAC for the origin's tunnel endpoint;
+//! - (g) IPv6: the client 2001:db8:10::2 resolves its next hop, Moat's
+//!   2001:db8:10::1, by neighbour discovery (answered by Moat with `out0`'s
+//!   MAC) and `curl -6` fetches the page from the VIP 2001:db8::10 through
+//!   `challenge-ack`, GRE over IPv4 carrying the IPv6 packets to the origin.
 //!
 //! "Reached the origin" is read from two OpenFlow rules on the origin's
 //! br-int, which count the decapsulated packets from the clients (cookie 0x1)
@@ -70,6 +74,11 @@ const CLIENT2: &str = "10.10.0.4";
 const CLIENT3: &str = "10.10.0.5";
 const ATTACKER: &str = "10.10.0.3";
 const MOAT_OUTSIDE: &str = "10.10.0.1";
+/// The IPv6 client, Moat's `ip6` on `out0` (its next hop) and the VIP of
+/// service "web6" (challenge-ack).
+const CLIENT6: &str = "2001:db8:10::2";
+const MOAT_OUTSIDE6: &str = "2001:db8:10::1";
+const VIP6: &str = "2001:db8::10";
 /// Service "web" (challenge-ack, GAME payload rule on udp/7777).
 const VIP: &str = "203.0.113.10";
 /// Service "web-reset" (cookie-reset).
@@ -840,6 +849,71 @@ fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
         se["neighbors"]
     );
     eprintln!("(e) ARP: inet has {neigh:?}; Moat has {}", se["neighbors"]);
+
+    // (g) IPv6: neighbour discovery answered by Moat, then the fetch
+    // through challenge-ack (the first SYN is challenged, the client's RST
+    // verifies it, the retransmitted SYN passes).
+    let (clients0, others0) = topo.settled_origin_packets();
+    let sg0 = moat.fresh_stats();
+    let t = Instant::now();
+    let out = topo.curl(CLIENT6, &format!("http://[{VIP6}]/"), &["-6", "-g"]);
+    let v6_ms = t.elapsed().as_millis();
+    let sg1 = moat.fresh_stats();
+    let dg = drops_delta(&sg0, &sg1);
+    assert!(
+        out.status.success() && out.stdout == page.as_bytes(),
+        "(g) IPv6: curl -6 http://[{VIP6}]/ from {CLIENT6} did not fetch the page (drops {dg:?}, replies {} -> {})\n{}\n{}",
+        n(&sg0, &["replies"]),
+        n(&sg1, &["replies"]),
+        describe("curl", &out),
+        moat.logs()
+    );
+    let neigh = topo.exec_ok(
+        "(g) ip -6 neigh",
+        &topo.inet,
+        10,
+        &["ip", "-6", "neigh", "show", MOAT_OUTSIDE6, "dev", "inet0"],
+    );
+    let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
+    assert!(
+        neigh.contains(&format!("lladdr {out0_mac} "))
+            && ["REACHABLE", "STALE", "DELAY", "PROBE"]
+                .iter()
+                .any(|s| neigh.contains(s)),
+        "(g) ND: inet's neighbour entry for {MOAT_OUTSIDE6} is not out0's MAC {out0_mac}: {neigh:?} (drops {dg:?})"
+    );
+    assert!(
+        dg.get("challenge_answered").copied().unwrap_or(0) >= 1
+            && n(&sg1, &["passed", "web6"]) > n(&sg0, &["passed", "web6"])
+            && n(&sg1, &["replies"]) > n(&sg0, &["replies"]),
+        "(g) IPv6: the fetch did not go through a challenge (drops {dg:?}, replies {} -> {}, passed web6 {} -> {})",
+        n(&sg0, &["replies"]),
+        n(&sg1, &["replies"]),
+        n(&sg0, &["passed", "web6"]),
+        n(&sg1, &["passed", "web6"])
+    );
+    assert!(
+        topo.http_log()
+            .lines()
+            .any(|l| l.starts_with(&format!("{CLIENT6} ")) && l.ends_with("GET /")),
+        "(g) IPv6: the origin's HTTP server logged no GET / from {CLIENT6}:\n{}",
+        topo.http_log()
+    );
+    let (clients1, others1) = topo.settled_origin_packets();
+    assert!(
+        clients1 > clients0 && others1 == others0,
+        "(g) IPv6: the origin's per-source counters (clients, others) went {:?} -> {:?}",
+        (clients0, others0),
+        (clients1, others1)
+    );
+    eprintln!(
+        "(g) IPv6: inet has {}; fetch through challenge-ack {v6_ms} ms; replies {} -> {}, passed web6 {} -> {}, drops {dg:?}",
+        neigh.trim(),
+        n(&sg0, &["replies"]),
+        n(&sg1, &["replies"]),
+        n(&sg0, &["passed", "web6"]),
+        n(&sg1, &["passed", "web6"])
+    );
 
     assert_eq!(
         topo.origin_icmp_unreachables_sent(),

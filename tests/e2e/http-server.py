@@ -1,5 +1,5 @@
 """The origin's real HTTP server for Moat's live end-to-end test: serves the
-files of DIR on port PORT of each address given, one log line per request:
+files of DIR on port PORT of each address given (IPv4 or IPv6), one log line per request:
 "<client address> <client port> <method> <path>". Writes its pid to PID_FILE
 and prints "ready" once every address is bound (python3 may be a wrapper
 script that forks, so the caller cannot take the pid from `$!`).
@@ -10,6 +10,7 @@ usage: http-server.py DIR PORT LOG_FILE PID_FILE ADDRESS...
 import functools
 import http.server
 import os
+import socket
 import sys
 import threading
 
@@ -27,8 +28,12 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class Server6(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 handler = functools.partial(Handler, directory=root)
-servers = [http.server.ThreadingHTTPServer((a, port), handler) for a in addrs]
+servers = [(Server6 if ":" in a else http.server.ThreadingHTTPServer)((a, port), handler) for a in addrs]
 for s in servers[1:]:
     threading.Thread(target=s.serve_forever, daemon=True).start()
 with open(pid_path, "w") as f:

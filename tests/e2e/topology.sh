@@ -6,19 +6,33 @@
 #  ns PREFIXinet                 ns PREFIXmoat                ns PREFIXorigin
 #  client   10.10.0.2/24         (moat run, AF_PACKET)         or0 ─ br-phy (OVS netdev, own MAC,
 #  attacker 10.10.0.3/24         out0, in0: no address,            192.168.77.2/24, GRE endpoint)
-#  client2  10.10.0.4/24
+#  client2  10.10.0.4/24         no IPv6
 #  client3  10.10.0.5/24
+#  client6  2001:db8:10::2/64
 #  inet0 ◄──── veth ────────────► out0                               │ tunnel pop (gre0, legacy_l3)
 #                                in0 ◄──────── veth ───────────► or0  br-int (OVS netdev): gre0 ─► LOCAL
-#  203.0.113.0/24 via 10.10.0.1                                    tap with VIPs 203.0.113.10, .11:
-#  (Moat answers its ARP)                                          HTTP :80, UDP :7777
+#  203.0.113.0/24 via 10.10.0.1                                    tap with VIPs 203.0.113.10, .11,
+#  2001:db8::/64 via 2001:db8:10::1                                2001:db8::10: HTTP :80, UDP :7777
+#  (Moat answers its ARP and ND)
 #  dsr0 10.20.0.2/30 ◄──────── veth (direct server return) ──────► dsr0 10.20.0.1/30
+#       fd00:20::2/64                                                   fd00:20::1/64
 #                                                                  10.10.0.0/24 via 10.20.0.2
+#                                                                  2001:db8:10::/64 via fd00:20::2
 #
 # br-int counts decapsulated packets by source in OpenFlow rules (all
-# deliver to the kernel): cookie 0x1 for the clients 10.10.0.2 and 10.10.0.4
-# (one rule each), cookie 0x2 (lower priority) for every other source. `ovs-ofctl dump-flows br-int`
-# with OVS_RUNDIR=STATE_DIR reads them.
+# deliver to the kernel): cookie 0x1 for the clients 10.10.0.2, 10.10.0.4,
+# 10.10.0.5 and 2001:db8:10::2 (one rule each), cookie 0x2 (lower priority)
+# for every other source. `ovs-ofctl dump-flows br-int` with
+# OVS_RUNDIR=STATE_DIR reads them.
+#
+# IPv6 is on only where the IPv6 client's traffic goes: inet0 and both dsr0
+# ends, and the origin's br-int (the VIP). Each of them is configured before
+# IPv6 is enabled on it so that its kernel sends no router solicitation and
+# runs no duplicate address detection (accept_ra=0, router_solicitations=0,
+# dad_transmits=0, accept_dad=0); what inet0's kernel still sends Moat
+# (MLD reports, neighbour solicitations for 2001:db8:10::1) is dropped as
+# no_service / answered by Moat, and counted under reasons no scenario
+# before (g) asserts on.
 #
 # The GRE endpoint is Open vSwitch's userspace datapath (the CI kernel has no
 # GRE module): a private ovsdb-server and ovs-vswitchd run inside the origin
@@ -49,6 +63,13 @@ TUNNEL_REMOTE=192.168.77.1
 DSR_ORIGIN=10.20.0.1/30
 DSR_INET=10.20.0.2
 CLIENT_NET=10.10.0.0/24
+CLIENT6=2001:db8:10::2/64
+MOAT_OUTSIDE6=2001:db8:10::1
+VIP6_NET=2001:db8::/64
+VIP6=2001:db8::10
+DSR6_ORIGIN=fd00:20::1/64
+DSR6_INET=fd00:20::2
+CLIENT6_NET=2001:db8:10::/64
 UDP_PORT=7777
 HTTP_PORT=80
 # br-phy's own MAC (not the veth's: see or0 below) and br-int's (decapsulated
@@ -103,6 +124,16 @@ down() {
     done
 }
 
+# Turns IPv6 on for interface $2 of namespace $1, quietly: no router
+# solicitations, no RA processing, no duplicate address detection (set
+# before IPv6 comes up, so that not even the link-local address is probed).
+ipv6_quiet() {
+    local ns=$1 ifc=$2
+    in_ns "$ns" sysctl -qw "net.ipv6.conf.$ifc.accept_ra=0" "net.ipv6.conf.$ifc.router_solicitations=0" \
+        "net.ipv6.conf.$ifc.dad_transmits=0" "net.ipv6.conf.$ifc.accept_dad=0" \
+        "net.ipv6.conf.$ifc.disable_ipv6=0"
+}
+
 # Waits up to 10 s for "ready" in file $1 (a server's stdout).
 wait_ready() {
     for _ in $(seq 100); do
@@ -148,9 +179,12 @@ up() {
         in_ns "$moat" sysctl -qw "net.ipv6.conf.$ifc.disable_ipv6=1"
         in_ns "$moat" ip link set "$ifc" up
     done
-    # The other ends speak IPv4 only too: no IPv6 noise in Moat's counters.
-    in_ns "$inet" sysctl -qw net.ipv6.conf.inet0.disable_ipv6=1 net.ipv6.conf.dsr0.disable_ipv6=1
-    in_ns "$origin" sysctl -qw net.ipv6.conf.or0.disable_ipv6=1 net.ipv6.conf.dsr0.disable_ipv6=1
+    # The origin's veth toward Moat speaks IPv4 only (the tunnel is IPv4);
+    # the IPv6 client's path is quiet IPv6 (see the header).
+    in_ns "$origin" sysctl -qw net.ipv6.conf.or0.disable_ipv6=1
+    ipv6_quiet "$inet" inet0
+    ipv6_quiet "$inet" dsr0
+    ipv6_quiet "$origin" dsr0
 
     # inet: the client and the attacker on one link, the VIPs behind Moat.
     in_ns "$inet" ip addr add "$CLIENT" dev inet0
@@ -159,13 +193,20 @@ up() {
     in_ns "$inet" ip addr add "$CLIENT3" dev inet0
     in_ns "$inet" ip link set inet0 up
     in_ns "$inet" ip route add "$VIP_NET" via "$MOAT_OUTSIDE" dev inet0 src "${CLIENT%/*}"
+    in_ns "$inet" ip -6 addr add "$CLIENT6" dev inet0 nodad
+    # The next hop is Moat's ip6: the kernel resolves it by neighbour
+    # discovery, which Moat answers.
+    in_ns "$inet" ip -6 route add "$VIP6_NET" via "$MOAT_OUTSIDE6" dev inet0 src "${CLIENT6%/*}"
     in_ns "$inet" ip addr add "$DSR_INET/30" dev dsr0
+    in_ns "$inet" ip -6 addr add "$DSR6_INET/64" dev dsr0 nodad
     in_ns "$inet" ip link set dsr0 up
 
     # origin: answers the client straight back over the return link.
     in_ns "$origin" ip addr add "$DSR_ORIGIN" dev dsr0
     in_ns "$origin" ip link set dsr0 up
     in_ns "$origin" ip route add "$CLIENT_NET" via "$DSR_INET" dev dsr0
+    in_ns "$origin" ip -6 addr add "$DSR6_ORIGIN" dev dsr0 nodad
+    in_ns "$origin" ip -6 route add "$CLIENT6_NET" via "$DSR6_INET" dev dsr0
     # No address on or0: the kernel must not take the GRE frames itself (it
     # would answer "protocol unreachable"); OVS reads them off the veth. Nor
     # may it answer ARP there: with the default arp_ignore=0 it answers for
@@ -198,10 +239,12 @@ up() {
     vsctl add-br br-int -- set bridge br-int datapath_type=netdev other-config:hwaddr="$BR_INT_MAC" \
         -- add-port br-int gre0 -- set interface gre0 type=gre options:remote_ip="$TUNNEL_REMOTE" \
         options:packet_type=legacy_l3 "${keyopt[@]}"
-    in_ns "$origin" sysctl -qw net.ipv6.conf.br-int.disable_ipv6=1 net.ipv4.conf.br-int.rp_filter=0
+    in_ns "$origin" sysctl -qw net.ipv4.conf.br-int.rp_filter=0
+    ipv6_quiet "$origin" br-int
     for vip in "${VIPS[@]}"; do
         in_ns "$origin" ip addr add "$vip/32" dev br-int
     done
+    in_ns "$origin" ip -6 addr add "$VIP6/128" dev br-int nodad
     in_ns "$origin" ip link set br-int up
     # Inner packets come out of gre0 with a dummy Ethernet header: address
     # them to the tap so the kernel delivers them to the VIPs. Two rules so
@@ -212,6 +255,8 @@ up() {
         ovs-ofctl add-flow br-int \
             "cookie=0x1,priority=200,in_port=gre0,ip,nw_src=$c,actions=mod_dl_dst:$BR_INT_MAC,output:LOCAL"
     done
+    ovs-ofctl add-flow br-int \
+        "cookie=0x1,priority=200,in_port=gre0,ipv6,ipv6_src=${CLIENT6%/*},actions=mod_dl_dst:$BR_INT_MAC,output:LOCAL"
     ovs-ofctl add-flow br-int \
         "cookie=0x2,priority=100,in_port=gre0,actions=mod_dl_dst:$BR_INT_MAC,output:LOCAL"
 
@@ -233,7 +278,7 @@ up() {
     : >"$dir/http-server.log"
     : >"$dir/udp-server.log"
     setsid ip netns exec "$origin" python3 "$here/http-server.py" "$dir/www" "$HTTP_PORT" \
-        "$dir/http-server.log" "$dir/http-server.pid" "${VIPS[@]}" \
+        "$dir/http-server.log" "$dir/http-server.pid" "${VIPS[@]}" "$VIP6" \
         </dev/null >"$dir/http-server.out" 2>&1 &
     # udp-server.py binds one IPv4 and one IPv6 address: the VIP and ::1.
     setsid ip netns exec "$origin" python3 "$here/udp-server.py" "${VIPS[0]}" ::1 "$UDP_PORT" \

@@ -1,7 +1,8 @@
 //! Builders for the frames Moat emits: TCP challenges and resets, ARP
-//! replies and requests, ICMP "packet too big" errors, GRE encapsulation
-//! toward the origin, and the in-place fixes of forwarded packets (MSS
-//! clamping of passed SYNs, completing offloaded checksums).
+//! replies and requests, IPv6 neighbour advertisements, ICMP "packet too
+//! big" errors, GRE encapsulation toward the origin, and the in-place fixes
+//! of forwarded packets (MSS clamping of passed SYNs, completing offloaded
+//! checksums).
 //!
 //! Every builder writes into a caller's buffer (sans-I/O, like boringtun) and
 //! returns the frame length, or `None` when the buffer is too small or the
@@ -10,14 +11,15 @@
 //! full computation for new headers, RFC 1624 incremental update when one
 //! field changes in a received packet.
 //!
-//! Replies (`tcp_reply`, `arp_reply`, `arp_request`, `icmp_too_big`) are
-//! zero-padded to the 60-byte Ethernet minimum, since not every DPDK PMD
-//! pads runt frames. GRE output is not padded: the classifier passes IPv4
+//! Replies (`tcp_reply`, `arp_reply`, `arp_request`, `nd_advert`,
+//! `icmp_too_big`) are zero-padded to the 60-byte Ethernet minimum, since
+//! not every DPDK PMD pads runt frames. GRE output is not padded: the classifier passes IPv4
 //! only with an L4 header, so the smallest inner packet (28 bytes) already
 //! makes a 66-byte frame.
 //!
 //! Submodules, re-exported here: [`icmp_too_big`] (`icmp`), [`arp_request`]
-//! and [`arp_sender`] (`arp`), [`complete_l4_checksum`] (`offload`).
+//! and [`arp_sender`] (`arp`), [`neighbor_solicit`] and [`nd_advert`]
+//! (`nd`), [`complete_l4_checksum`] (`offload`).
 
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -27,6 +29,7 @@ use crate::wire::{self, checksum, tcp::flags, EtherType, IpProtocol, TcpOption};
 mod arp;
 mod gre;
 mod icmp;
+mod nd;
 mod offload;
 #[cfg(test)]
 mod test_frames;
@@ -34,6 +37,7 @@ mod test_frames;
 pub use arp::{arp_request, arp_sender, ArpInfo};
 pub use gre::GreHeader;
 pub use icmp::{icmp_too_big, MIN_MTU_V4, MIN_MTU_V6, V6_MAX_QUOTE};
+pub use nd::{link_local, nd_advert, neighbor_solicit, solicited_node, NeighborSolicit, NA_LEN, ND_HOP_LIMIT};
 pub use offload::complete_l4_checksum;
 
 /// Smallest Ethernet frame without FCS.

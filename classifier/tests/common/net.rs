@@ -64,6 +64,11 @@ pub fn vip6() -> IpAddr {
 pub fn moat4() -> IpAddr {
     ip("203.0.113.2")
 }
+/// The node's own IPv6 address on the outside port (answered to neighbour
+/// solicitations, as is the link-local address of [`MOAT_MAC`]).
+pub fn moat6() -> Ipv6Addr {
+    "2001:db8:10::1".parse().expect("test address")
+}
 /// Client addresses (documentation ranges, RFC 5737 / RFC 3849).
 pub fn client4() -> IpAddr {
     ip("198.51.100.7")
@@ -97,10 +102,9 @@ pub fn web(name: &str, vip: IpAddr, mode: SynAuth) -> Service {
 pub fn policy_with(key: Key, services: Vec<Service>) -> Policy {
     let mut p = Policy::new(CookieSecrets::new(key));
     p.add_origin(origin());
-    p.own_addrs.push(OwnAddr {
-        ip: moat4(),
-        mac: MOAT_MAC,
-    });
+    for own in [moat4(), moat6().into(), classifier::build::link_local(MOAT_MAC).into()] {
+        p.own_addrs.push(OwnAddr { ip: own, mac: MOAT_MAC });
+    }
     for s in services {
         p.add_service(s).expect("service");
     }
@@ -470,6 +474,52 @@ pub fn arp_request(sender: Ipv4Addr, target: Ipv4Addr, op: u16, vlan: Option<u16
     out.extend_from_slice(&target.octets()); // tpa
     out.resize(out.len().max(60), 0); // Ethernet minimum, as a NIC pads
     out
+}
+
+/// An ICMPv6 neighbour discovery message (RFC 4861 §4) of type `ty`
+/// (133..=137) from `CLIENT_MAC`/`src` to `dst` with hop limit `hops`:
+/// a zero reserved/flags word, `target`, then `opts`. Built by etherparse
+/// (which knows ND types only as raw ICMPv6, and fills in the checksum);
+/// the Ethernet destination is the group address of a multicast `dst`
+/// (RFC 2464 §7), else [`MOAT_MAC`].
+pub fn nd_message(
+    ty: u8,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    hops: u8,
+    target: Ipv6Addr,
+    opts: &[u8],
+    vlan: Option<u16>,
+) -> Vec<u8> {
+    let dst_mac = if dst.is_multicast() {
+        let o = dst.octets();
+        [0x33, 0x33, o[12], o[13], o[14], o[15]]
+    } else {
+        MOAT_MAC
+    };
+    let eth = PacketBuilder::ethernet2(CLIENT_MAC, dst_mac);
+    let b = match vlan {
+        None => eth.ipv6(src.octets(), dst.octets(), hops),
+        Some(id) => eth
+            .single_vlan(VlanId::try_new(id).expect("vlan id"))
+            .ipv6(src.octets(), dst.octets(), hops),
+    };
+    let mut body = target.octets().to_vec();
+    body.extend_from_slice(opts);
+    let mut out = Vec::new();
+    b.icmpv6_raw(ty, 0, [0; 4]).write(&mut out, &body).expect("write");
+    out
+}
+
+/// A Neighbor Solicitation from `src` (with its source link-layer address
+/// option, `CLIENT_MAC`) for `target`, to `target`'s solicited-node
+/// multicast address, hop limit 255: what Linux sends to resolve a
+/// neighbour.
+pub fn neighbor_solicit(src: Ipv6Addr, target: Ipv6Addr, vlan: Option<u16>) -> Vec<u8> {
+    let mut slla = vec![1, 1];
+    slla.extend_from_slice(&CLIENT_MAC);
+    let dst = classifier::build::solicited_node(target);
+    nd_message(135, src, dst, 255, target, &slla, vlan)
 }
 
 /// A TCP reply as etherparse reads it, after checking that its IPv4 header

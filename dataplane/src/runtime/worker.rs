@@ -141,14 +141,15 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
             }
         }
 
-        // Inside: ARP only (requests for our tunnel address are answered by
-        // the classifier; replies teach us next hops).
+        // Inside: ARP and IPv6 neighbour discovery only (requests for our
+        // addresses are answered by the classifier; ARP replies teach us
+        // next hops).
         let n_in = q.rx_burst(PortId::Inside, &mut rx, burst);
         lc.ports[1].rx_packets += n_in as u64;
         for mut f in rx.drain(..) {
             let now = f.timestamp().unwrap_or(wall);
-            let is_arp = matches!(parse::parse(f.data()), Ok(p) if p.l3 == L3::Arp);
-            if !is_arp {
+            let control = parse::parse(f.data()).is_ok_and(|p| p.l3 == L3::Arp || classifier::classify::is_nd(&p));
+            if !control {
                 pipe.count_drop(f.data().len(), DropReason::WrongPort);
                 q.free(f);
                 continue;

@@ -268,6 +268,12 @@ pub struct PortConfig {
     pub iface: String,
     /// The node's address on this port, with the attached network's prefix.
     pub ip: IfaceAddr,
+    /// The node's IPv6 address on this port, with its prefix. Neighbour
+    /// solicitations for it are answered, and for the port's link-local
+    /// address (fe80::/64 from the port's MAC by modified EUI-64, RFC 4291
+    /// Appendix A), so that a router can use either as the next hop of IPv6 VIPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<IfaceAddr>,
     /// Absent: read from the interface at run time; backends without an
     /// interface use [`mac_default`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +298,24 @@ impl PortConfig {
     /// The configured MAC, else the locally administered default.
     pub fn mac_or_default(&self) -> [u8; 6] {
         self.mac.map_or_else(|| mac_default(self.index()), |m| m.0)
+    }
+
+    /// Whether the port speaks IPv6: an `ip6`, or an IPv6 `ip`.
+    pub fn has_ipv6(&self) -> bool {
+        self.ip6.is_some() || self.ip.addr().is_ipv6()
+    }
+
+    /// The node's own addresses on this port with `mac`, the port's MAC:
+    /// `ip`, then, when the port speaks IPv6, `ip6` and the link-local
+    /// address derived from `mac` (the MAC the interface really has, which
+    /// a backend may only learn at start-up).
+    pub fn own_addrs(&self, mac: [u8; 6]) -> Vec<classifier::policy::OwnAddr> {
+        let v6 = self.has_ipv6().then(|| IpAddr::V6(classifier::build::link_local(mac)));
+        [Some(self.ip.addr()), self.ip6.map(|a| a.addr()), v6]
+            .into_iter()
+            .flatten()
+            .map(|ip| classifier::policy::OwnAddr { ip, mac })
+            .collect()
     }
 }
 

@@ -20,7 +20,7 @@ use classifier::time::SECOND;
 use classifier::Policy;
 
 use super::values::Proto;
-use super::{io_reason, Config, ConfigError, PortConfig, ServiceConfig};
+use super::{io_reason, Config, ConfigError, ServiceConfig};
 
 /// Least secret material accepted in a cookie secret file: 16 bytes, the
 /// size of the SipHash key derived from it.
@@ -158,7 +158,15 @@ pub(super) fn build(cfg: &Config) -> Result<Policy, ConfigError> {
     }
     p.tcp_deny = cfg.fingerprints.deny_tcp.iter().map(|r| r.0).collect();
     p.udp_deny = cfg.fingerprints.deny_udp.iter().map(|r| r.0).collect();
-    p.own_addrs = [&cfg.outside, &cfg.inside].into_iter().map(own_addr).collect();
+    // The ports' addresses (ARP) and IPv6 addresses (neighbour discovery)
+    // with their MACs. Without a configured MAC this is the index-derived
+    // default; a backend that reads the interface's MAC at start-up
+    // rebuilds them with it (`node::plan`): the link-local address must
+    // come from the real MAC.
+    p.own_addrs = [&cfg.outside, &cfg.inside]
+        .into_iter()
+        .flat_map(|port| port.own_addrs(port.mac_or_default()))
+        .collect();
     let d = &cfg.dataplane;
     p.sanity = Sanity {
         min_ttl: d.min_ttl,
@@ -171,16 +179,6 @@ pub(super) fn build(cfg: &Config) -> Result<Policy, ConfigError> {
     };
     p.global_pps = d.global_pps;
     Ok(p)
-}
-
-/// The port's address and MAC, answered to ARP. Without a configured MAC
-/// this is the index-derived default; a backend that reads the interface's
-/// MAC at start-up replaces it.
-fn own_addr(port: &PortConfig) -> classifier::policy::OwnAddr {
-    classifier::policy::OwnAddr {
-        ip: port.ip.addr(),
-        mac: port.mac_or_default(),
-    }
 }
 
 fn service(i: usize, s: &ServiceConfig, origin: u16) -> Result<Service, ConfigError> {

@@ -158,6 +158,7 @@ fn ports(ports: &[PortConfig]) -> Res<(&PortConfig, &PortConfig)> {
             ));
         }
         gateway(i, p)?;
+        ip6(i, p)?;
     }
     let (Some(o), Some(n)) = (outside, inside) else {
         let missing = if outside.is_none() { "outside" } else { "inside" };
@@ -174,12 +175,7 @@ fn ports(ports: &[PortConfig]) -> Res<(&PortConfig, &PortConfig)> {
         ));
     }
     let later = o.max(n);
-    if out.ip.addr() == ins.ip.addr() {
-        return Err(ConfigError::at(
-            format!("ports[{later}].ip"),
-            format!("same address as ports[{}]", o.min(n)),
-        ));
-    }
+    distinct_addrs(ports, [o.min(n), later])?;
     if out.mac_or_default() == ins.mac_or_default() {
         return Err(ConfigError::at(
             format!("ports[{later}].mac"),
@@ -187,6 +183,39 @@ fn ports(ports: &[PortConfig]) -> Res<(&PortConfig, &PortConfig)> {
         ));
     }
     Ok((out, ins))
+}
+
+/// Each address of the ports (`ip`, `ip6`) belongs to one key only.
+fn distinct_addrs(ports: &[PortConfig], order: [usize; 2]) -> Res {
+    let mut seen: Vec<(IpAddr, String)> = Vec::new();
+    for i in order {
+        let p = &ports[i];
+        for (k, a) in [("ip", Some(p.ip.addr())), ("ip6", p.ip6.map(|a| a.addr()))] {
+            let Some(a) = a else { continue };
+            let key = format!("ports[{i}].{k}");
+            if let Some((_, prev)) = seen.iter().find(|(b, _)| *b == a) {
+                return Err(ConfigError::at(key, format!("same address as {prev}")));
+            }
+            seen.push((a, key));
+        }
+    }
+    Ok(())
+}
+
+/// `ip6`: an IPv6 unicast address with its prefix.
+fn ip6(i: usize, p: &PortConfig) -> Res {
+    let key = format!("ports[{i}].ip6");
+    match p.ip6.map(|a| a.addr()) {
+        None => Ok(()),
+        Some(IpAddr::V4(a)) => Err(ConfigError::at(
+            key,
+            format!("{a} is IPv4; ip6 takes an IPv6 address/prefix (e.g. 2001:db8:10::1/64)"),
+        )),
+        Some(IpAddr::V6(a)) if a.is_unspecified() || a.is_loopback() || a.is_multicast() => {
+            Err(ConfigError::at(key, format!("{a} is not a unicast address")))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 fn gateway(i: usize, p: &PortConfig) -> Res {
@@ -300,7 +329,10 @@ fn vip(i: usize, vip: IpAddr, ports: &[PortConfig]) -> Res {
     if !unicast {
         return Err(ConfigError::at(key, format!("VIP {vip} is not a unicast address")));
     }
-    match ports.iter().find(|p| p.ip.addr() == vip) {
+    match ports
+        .iter()
+        .find(|p| p.ip.addr() == vip || p.ip6.is_some_and(|a| a.addr() == vip))
+    {
         Some(p) => Err(ConfigError::at(
             key,
             format!("VIP {vip} is the address of port \"{}\"", p.name),
