@@ -198,6 +198,19 @@ impl Pipeline {
         self.core.process(policy, now, f, parsed)
     }
 
+    /// Between bursts: frees expired entries among the next `budget` slots
+    /// of each per-core table (flows idle past the policy's timeout,
+    /// verified sources past their TTL, source buckets idle a second), so
+    /// that inserts find free slots instead of evicting live entries. A
+    /// table of 65,536 entries is swept once a second at 64 slots per
+    /// millisecond. Returns the entries freed.
+    pub fn sweep(&mut self, policy: &Policy, now: Nanos, budget: usize) -> usize {
+        let st = &mut self.core.state;
+        st.flows.sweep(now, policy.timeouts.flow_idle, budget)
+            + st.verified.sweep(now, budget)
+            + st.sources.sweep(now, budget)
+    }
+
     /// Counts a frame dropped before the pipeline saw it (e.g. IP traffic on
     /// the inside port).
     pub fn count_drop(&mut self, len: usize, r: DropReason) {

@@ -130,3 +130,30 @@ fn a_partial_checksum_is_completed_before_the_packet_leaves() {
     );
     assert_eq!(&g.data()[38..], &partial[14..]);
 }
+
+#[test]
+fn sweep_frees_idle_flows_between_bursts() {
+    let (mut pol, mut pipe) = setup();
+    let idle = pol.timeouts.flow_idle;
+    let s = &mut pol.services[0];
+    s.tcp_ports.insert(80);
+    s.syn_auth = classifier::policy::SynAuth::Off;
+    let mut parsed = None;
+    for port in 0..10u16 {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xfe], [2, 0, 0, 0, 0, 1])
+            .ipv4(CLIENT, VIP, 64)
+            .tcp(40000 + port, 80, 1, 64240)
+            .syn();
+        let mut v = Vec::new();
+        b.write(&mut v, &[]).unwrap();
+        let mut f = frame(&v);
+        assert_eq!(
+            pipe.process_frame(&pol, 1, &mut f, &mut parsed),
+            Outcome::Forward { service: 0 }
+        );
+    }
+    assert_eq!(pipe.state().flows.len(), 10);
+    assert_eq!(pipe.sweep(&pol, 1 + idle / 2, 1 << 20), 0, "nothing idle yet");
+    assert!(pipe.sweep(&pol, 2 + idle, 1 << 20) >= 10);
+    assert_eq!(pipe.state().flows.len(), 0);
+}

@@ -7,7 +7,8 @@
 //! Nothing in the loop allocates, locks or makes a per-packet syscall:
 //! bursts are fixed arrays, the policy is read through an `arc_swap` cache
 //! (a generation check per burst), counters are plain integers published
-//! with relaxed stores once per millisecond.
+//! with relaxed stores once per millisecond, and expired table entries are
+//! swept a few slots per millisecond.
 
 use core::net::Ipv4Addr;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -26,6 +27,9 @@ use super::neighbors::Neighbors;
 use super::stats::{LoopCounters, SharedStats};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::port::{send_all, Burst, Frame, PortId, Queues};
+
+/// Table slots swept per millisecond (amortised expiry between bursts).
+const SWEEP_BUDGET: usize = 64;
 
 /// Idle back-off: after `spins` empty polls in a row, sleep `sleep` per
 /// empty poll (zero: pure busy polling).
@@ -126,6 +130,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
         if wall.saturating_sub(last_tick) >= MILLISECOND {
             last_tick = wall;
             tick(&s, &sh.neighbors, &mut q, &mut pipe, &mut tx_in, &mut lc, wall);
+            pipe.sweep(&policy, wall, SWEEP_BUDGET);
             sh.stats.publish(pipe.counters(), &lc);
         }
 
