@@ -120,6 +120,8 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
     let mut empty = 0u32;
     let mut last_tick: Nanos = 0;
     let mut parsed = None;
+    // The time of the last frame that carried one (capture backends).
+    let mut clock: Option<Nanos> = None;
 
     while !sh.stop.load(Relaxed) {
         let wall = wall_clock();
@@ -130,7 +132,9 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
         if wall.saturating_sub(last_tick) >= MILLISECOND {
             last_tick = wall;
             tick(&s, &sh.neighbors, &mut q, &mut pipe, &mut tx_in, &mut lc, wall);
-            pipe.sweep(&policy, wall, SWEEP_BUDGET);
+            // The classifier's clock: capture backends stamp their frames,
+            // and table entries carry those times, not the wall clock's.
+            pipe.sweep(&policy, clock.unwrap_or(wall), SWEEP_BUDGET);
             sh.stats.publish(pipe.counters(), &lc);
         }
 
@@ -138,7 +142,13 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
         let n_out = q.rx_burst(PortId::Outside, &mut rx, burst);
         lc.ports[0].rx_packets += n_out as u64;
         for mut f in rx.drain(..) {
-            let now = f.timestamp().unwrap_or(wall);
+            let now = match f.timestamp() {
+                Some(t) => {
+                    clock = Some(t);
+                    t
+                }
+                None => wall,
+            };
             match pipe.process_frame(&policy, now, &mut f, &mut parsed) {
                 Outcome::Forward { .. } => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),
                 Outcome::Reply => push_or_free(&mut q, &mut tx_out, f, &mut lc.ports[0]),
