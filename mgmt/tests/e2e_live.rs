@@ -245,6 +245,23 @@ impl Topology {
         self.exec(&self.inet, 40, &args)
     }
 
+    /// `inet`'s neighbour entry for `addr` (`family` is `-4` or `-6`), and
+    /// whether it holds `mac` in a usable state.
+    fn neighbour(&self, family: &str, addr: &str, mac: &str) -> (String, bool) {
+        let out = self.exec_ok(
+            "ip neigh",
+            &self.inet,
+            10,
+            &["ip", family, "neigh", "show", addr, "dev", "inet0"],
+        );
+        let neigh = String::from_utf8_lossy(&out.stdout).to_string();
+        let usable = ["REACHABLE", "STALE", "DELAY", "PROBE"]
+            .iter()
+            .any(|s| neigh.contains(s));
+        let ok = neigh.contains(&format!("lladdr {mac} ")) && usable;
+        (neigh, ok)
+    }
+
     /// A bounded hping3 run from `inet` (`args` must hold `-c`); returns the
     /// packets it says it sent and its output.
     fn hping3(&self, label: &str, secs: u64, args: &[&str]) -> (u64, String) {
@@ -828,18 +845,9 @@ fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
         &["cat", "/sys/class/net/out0/address"],
     );
     let out0_mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
-    let neigh = topo.exec_ok(
-        "(e) ip neigh",
-        &topo.inet,
-        10,
-        &["ip", "-4", "neigh", "show", MOAT_OUTSIDE, "dev", "inet0"],
-    );
-    let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
+    let (neigh, ok) = topo.neighbour("-4", MOAT_OUTSIDE, &out0_mac);
     assert!(
-        neigh.contains(&format!("lladdr {out0_mac} "))
-            && ["REACHABLE", "STALE", "DELAY", "PROBE"]
-                .iter()
-                .any(|s| neigh.contains(s)),
+        ok,
         "(e) ARP: inet's neighbour entry for {MOAT_OUTSIDE} is not out0's MAC {out0_mac}: {neigh:?}"
     );
     let se = moat.fresh_stats();
@@ -868,18 +876,9 @@ fn live_moat_between_linux_peers_passes_clients_and_drops_floods() {
         describe("curl", &out),
         moat.logs()
     );
-    let neigh = topo.exec_ok(
-        "(g) ip -6 neigh",
-        &topo.inet,
-        10,
-        &["ip", "-6", "neigh", "show", MOAT_OUTSIDE6, "dev", "inet0"],
-    );
-    let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
+    let (neigh, ok) = topo.neighbour("-6", MOAT_OUTSIDE6, &out0_mac);
     assert!(
-        neigh.contains(&format!("lladdr {out0_mac} "))
-            && ["REACHABLE", "STALE", "DELAY", "PROBE"]
-                .iter()
-                .any(|s| neigh.contains(s)),
+        ok,
         "(g) ND: inet's neighbour entry for {MOAT_OUTSIDE6} is not out0's MAC {out0_mac}: {neigh:?} (drops {dg:?})"
     );
     assert!(
