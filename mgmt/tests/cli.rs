@@ -374,3 +374,37 @@ fn run_stops_cleanly_on_sigterm_with_final_counters() {
     assert_eq!(st["workers"].as_array().unwrap().len(), 2);
     assert!(st["passed"]["web"].as_u64().unwrap() > 0, "{st}");
 }
+
+#[test]
+fn bench_exports_frames_and_dpdk_configs_for_the_testpmd_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = moat(&["bench", "--export-dpdk", s(dir.path()), "--templates", "100"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for w in ["syn-flood", "ack-flood", "clean"] {
+        let pcap = dir.path().join(format!("{w}.pcap"));
+        let n = count_frames(&pcap);
+        // Clean traffic comes in whole flows of 16 segments.
+        let want = if w == "clean" { 112 } else { 100 };
+        assert_eq!(n, want, "{w}");
+        let toml = dir.path().join(format!("{w}.toml"));
+        let text = std::fs::read_to_string(&toml).unwrap();
+        assert!(text.contains("backend = \"dpdk\""), "{text}");
+        assert!(
+            text.contains(&format!("rx_pcap={},infinite_rx=1", pcap.display())),
+            "{text}"
+        );
+        let c = moat(&["check", "--config", s(&toml)]);
+        assert!(c.status.success(), "{w}: {}", String::from_utf8_lossy(&c.stderr));
+    }
+    assert_eq!(count_frames(&dir.path().join("empty.pcap")), 0);
+}
+
+fn count_frames(p: &Path) -> usize {
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(p).unwrap()).unwrap();
+    let mut n = 0;
+    while let Some(pkt) = r.next_packet() {
+        pkt.unwrap();
+        n += 1;
+    }
+    n
+}

@@ -47,6 +47,11 @@ pub struct BenchArgs {
     /// tables (the config's default).
     #[arg(long, default_value_t = 65536)]
     pub table_size: u32,
+    /// Measure nothing: write each workload's frames (`--templates` of
+    /// them) and a config for the DPDK backend on `net_pcap` virtual
+    /// devices into this folder, for `benches/dpdk-vs-testpmd.sh`.
+    #[arg(long)]
+    pub export_dpdk: Option<std::path::PathBuf>,
 }
 
 /// Peak resident set size of this process, KiB (`VmHWM`), if readable.
@@ -190,6 +195,56 @@ pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Me
     })
 }
 
+/// Writes `<workload>.pcap` (the template frames, as `measure` replays
+/// them, spoofed floods with the generator's random sources), `<workload>.toml`
+/// (the same node as `measure`'s, on the DPDK backend: the outside port is a
+/// `net_pcap` device replaying that capture forever, both ports transmit
+/// into /dev/null) and `empty.pcap` (the inside port's input) into `dir`.
+pub fn export_dpdk(workloads: &[Workload], args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let dir = dir.canonicalize().with_context(|| dir.display().to_string())?;
+    let empty = dir.join("empty.pcap");
+    dataplane::pcap::create_output(&empty)?.finish()?;
+    for &w in workloads {
+        let mut cfg = config(w, 1, args)?;
+        let macs = ([0x02, 0, 0, 0, 0, 0xfe], cfg.outside.mac_or_default());
+        let frames = templates(
+            w,
+            args.templates.max(16),
+            core::net::Ipv4Addr::new(203, 0, 113, 10),
+            macs,
+            7,
+        );
+        let pcap = dir.join(format!("{}.pcap", w.name()));
+        let mut out = dataplane::pcap::create_output(&pcap)?;
+        for (i, f) in frames.iter().enumerate() {
+            out.write(i as u64 * 1_000, f)?;
+        }
+        out.finish()?;
+        cfg.dataplane.backend = crate::config::Backend::Dpdk;
+        cfg.outside.iface = "net_pcap0".into();
+        cfg.inside.iface = "net_pcap1".into();
+        cfg.dataplane.dpdk.eal_args = vec![
+            "--no-huge".into(),
+            "-m".into(),
+            "512".into(),
+            "--no-pci".into(),
+            "--no-shconf".into(),
+            "--file-prefix".into(),
+            format!("moat-bench-{}", w.name()),
+            "--vdev".into(),
+            format!("net_pcap0,rx_pcap={},infinite_rx=1,tx_pcap=/dev/null", pcap.display()),
+            "--vdev".into(),
+            format!("net_pcap1,rx_pcap={},tx_pcap=/dev/null", empty.display()),
+        ];
+        let toml = dir.join(format!("{}.toml", w.name()));
+        std::fs::write(&toml, cfg.to_toml_string()).with_context(|| toml.display().to_string())?;
+        println!("{}: {} frames, {}", w.name(), frames.len(), toml.display());
+    }
+    Ok(())
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let workloads: Vec<Workload> = if args.workload == "all" {
         Workload::ALL.to_vec()
@@ -201,6 +256,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             )
         })?]
     };
+    if let Some(dir) = &args.export_dpdk {
+        return export_dpdk(&workloads, args, dir);
+    }
     let counts: Vec<u32> = if args.worker_counts.is_empty() {
         (1..=args.workers.max(1)).collect()
     } else {
