@@ -20,13 +20,13 @@ use crate::control::ControlError;
 
 /// An RFC 7807 problem: `type` is `about:blank` (the status says it all),
 /// with the refused `field` and the `reason` as extension members.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Problem {
     /// Always `about:blank`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: &'static str,
     /// The status code's reason phrase.
-    pub title: String,
+    pub title: &'static str,
     pub status: u16,
     /// A sentence for a human: the field and the reason together.
     pub detail: String,
@@ -42,8 +42,8 @@ pub struct Problem {
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
         Problem {
-            kind: "about:blank".into(),
-            title: status.canonical_reason().unwrap_or("Error").into(),
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             field: None,

@@ -33,10 +33,13 @@ pub enum SynAuthMode {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Packets per second per source address.
+    #[schema(maximum = 4294967295_u64)]
     pub src_pps: u32,
     /// SYNs per second per source address.
+    #[schema(maximum = 4294967295_u64)]
     pub src_syn_pps: u32,
     /// New flows per second per source address.
+    #[schema(maximum = 4294967295_u64)]
     pub src_new_flows_ps: u32,
     /// Packets per second to the whole service on this node.
     #[schema(maximum = 9223372036854775807_u64)]
@@ -55,6 +58,7 @@ pub struct PayloadRule {
     #[schema(example = "udp/7777")]
     pub port: String,
     #[serde(default)]
+    #[schema(maximum = 65535)]
     pub offset: u16,
     /// Hex bytes.
     #[schema(example = "47414d45")]

@@ -85,6 +85,15 @@ impl Startup {
     }
 }
 
+/// A validated change, not yet stored or published.
+#[derive(Debug)]
+struct Prepared {
+    changes: Changes,
+    effective: Config,
+    escalations: BTreeMap<String, Escalation>,
+    policy: Policy,
+}
+
 #[derive(Debug)]
 struct Inner {
     file: Config,
@@ -229,11 +238,14 @@ impl Control {
         }
         let mut changes = g.changes.clone();
         changes.set_service(&s.name, Some(s.clone()));
-        self.commit(&mut g, changes, Some(&s.name))?;
+        let p = self.prepare(&g, changes, Some(&s.name))?;
+        self.commit(&mut g, p)?;
         Ok(s)
     }
 
-    /// Replaces service `name` (the body's name must be `name`).
+    /// Replaces service `name` (the body's name must be `name`). The
+    /// request is judged on its content first: an invalid body is refused
+    /// as such whatever its `If-Match`.
     pub fn update_service(
         &self,
         name: &str,
@@ -241,16 +253,7 @@ impl Control {
         if_match: Option<&str>,
     ) -> Result<ServiceConfig, ControlError> {
         let mut g = self.lock();
-        let current = g
-            .effective
-            .services
-            .iter()
-            .find(|x| x.name == name)
-            .ok_or_else(|| ControlError::NotFound {
-                what: "service",
-                name: name.to_string(),
-            })?;
-        check(if_match, &etag(current))?;
+        let current = etag(find(&g, name)?);
         if s.name != name {
             return Err(ControlError::Invalid {
                 field: "name".into(),
@@ -262,44 +265,38 @@ impl Control {
         }
         let mut changes = g.changes.clone();
         changes.set_service(name, Some(s.clone()));
-        self.commit(&mut g, changes, Some(name))?;
+        let p = self.prepare(&g, changes, Some(name))?;
+        check(if_match, &current)?;
+        self.commit(&mut g, p)?;
         Ok(s)
     }
 
+    /// Deletes service `name` (and its escalation).
     pub fn delete_service(&self, name: &str, if_match: Option<&str>) -> Result<(), ControlError> {
         let mut g = self.lock();
-        let current = g
-            .effective
-            .services
-            .iter()
-            .find(|x| x.name == name)
-            .ok_or_else(|| ControlError::NotFound {
-                what: "service",
-                name: name.to_string(),
-            })?;
-        check(if_match, &etag(current))?;
+        let current = etag(find(&g, name)?);
         let mut changes = g.changes.clone();
         changes.set_service(name, None);
-        self.commit(&mut g, changes, None)?;
-        g.escalations.remove(name);
-        Ok(())
+        let p = self.prepare(&g, changes, None)?;
+        check(if_match, &current)?;
+        self.commit(&mut g, p)
     }
 
     /// Replaces the rule set.
     pub fn put_rules(&self, r: Rules, if_match: Option<&str>) -> Result<Rules, ControlError> {
         let mut g = self.lock();
-        check(if_match, &etag(&Rules::of(&g.effective)))?;
-        if let Ok(v) = i64::try_from(r.global_pps) {
-            debug_assert!(v >= 0);
-        } else {
+        if i64::try_from(r.global_pps).is_err() {
             return Err(ControlError::Invalid {
                 field: "global_pps".into(),
                 reason: format!("{} is out of range 0..={}", r.global_pps, i64::MAX),
             });
         }
+        let current = etag(&Rules::of(&g.effective));
         let mut changes = g.changes.clone();
         changes.rules = Some(r.clone());
-        self.commit(&mut g, changes, None)?;
+        let p = self.prepare(&g, changes, None)?;
+        check(if_match, &current)?;
+        self.commit(&mut g, p)?;
         Ok(r)
     }
 
@@ -331,9 +328,9 @@ impl Control {
         self.lock().escalations.clone()
     }
 
-    /// Validates `changes` over the file, stores them, then publishes.
+    /// Validates `changes` over the file (nothing is changed yet).
     /// `service`: the name of the service being written, for error fields.
-    fn commit(&self, g: &mut Inner, changes: Changes, service: Option<&str>) -> Result<(), ControlError> {
+    fn prepare(&self, g: &Inner, changes: Changes, service: Option<&str>) -> Result<Prepared, ControlError> {
         let strip = service.and_then(|n| {
             let cfg_services = changes_order(&g.file, &changes);
             cfg_services
@@ -342,21 +339,31 @@ impl Control {
                 .map(|i| format!("services[{i}]"))
         });
         let effective = changes.apply(&g.file).map_err(|e| invalid(e, strip.as_deref()))?;
-        let mut esc = g.escalations.clone();
-        esc.retain(|name, _| effective.services.iter().any(|s| &s.name == name));
-        let policy = build(&effective, &esc).map_err(|e| invalid(e, strip.as_deref()))?;
-        changes
+        let mut escalations = g.escalations.clone();
+        escalations.retain(|name, _| effective.services.iter().any(|s| &s.name == name));
+        let policy = build(&effective, &escalations).map_err(|e| invalid(e, strip.as_deref()))?;
+        Ok(Prepared {
+            changes,
+            effective,
+            escalations,
+            policy,
+        })
+    }
+
+    /// Stores prepared changes, then publishes them.
+    fn commit(&self, g: &mut Inner, p: Prepared) -> Result<(), ControlError> {
+        p.changes
             .save(&self.path)
             .map_err(|e| ControlError::Storage(format!("{}: {e}", self.path.display())))?;
-        let names: Vec<String> = effective.services.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = p.effective.services.iter().map(|s| s.name.clone()).collect();
         if names != g.book.names {
             let (t, _) = self.counters.snapshot(g.book.names.len());
             g.book.rebase(&t.passed, names);
         }
-        g.changes = changes;
-        g.effective = effective;
-        g.escalations = esc;
-        self.publish(policy);
+        g.changes = p.changes;
+        g.effective = p.effective;
+        g.escalations = p.escalations;
+        self.publish(p.policy);
         Ok(())
     }
 
@@ -385,6 +392,18 @@ impl Control {
     pub fn passed_by_service(&self, passed: &[u64]) -> Vec<(String, u64)> {
         self.lock().book.totals(passed)
     }
+}
+
+/// Service `name` of the effective config.
+fn find<'a>(g: &'a Inner, name: &str) -> Result<&'a ServiceConfig, ControlError> {
+    g.effective
+        .services
+        .iter()
+        .find(|x| x.name == name)
+        .ok_or_else(|| ControlError::NotFound {
+            what: "service",
+            name: name.to_string(),
+        })
 }
 
 /// The service names of `file` with `changes` applied, in config order.
