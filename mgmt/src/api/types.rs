@@ -311,9 +311,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/moat.toml");
         let mut cfgs =
             vec![Config::from_toml_str(crate::cmd::demo::DEMO_CONFIG, "demo", std::path::Path::new(".")).unwrap()];
-        if let Ok(c) = Config::load(&root) {
-            cfgs.push(c);
-        }
+        cfgs.push(Config::load(&root).unwrap());
         for cfg in cfgs {
             for s in &cfg.services {
                 let doc: Service = serde_json::from_value(to_value(s)).unwrap();

@@ -100,6 +100,13 @@ fn stale_if_match_is_refused() {
     let e = c.update_service("web", w.clone(), Some(&old)).unwrap_err();
     assert_eq!(e, ControlError::Stale { current: etag(&w) });
     assert!(c.delete_service("web", Some(&old)).is_err());
+    // An invalid body is refused as such, whatever its If-Match.
+    let mut bad = w.clone();
+    bad.origin = "nowhere".into();
+    assert!(matches!(
+        c.update_service("web", bad, Some(&old)),
+        Err(ControlError::Invalid { field, .. }) if field == "origin"
+    ));
     c.delete_service("web", Some("*")).unwrap();
     let r = etag(&c.rules());
     c.put_rules(Rules::default(), Some(&r)).unwrap();
