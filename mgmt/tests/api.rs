@@ -81,6 +81,7 @@ impl Node {
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("moat run did not start its API:\n{seen}");
     }
 
