@@ -87,20 +87,18 @@ impl Counters {
 
     /// Once a second (management loop): the rates since the previous call.
     pub fn tick(&self) {
-        let (now, _) = self.snapshot(0);
+        // Every per-service slot, so that the passed total is exact
+        // whatever the service list is now (1024 relaxed loads a second).
+        let (now, _) = self.snapshot(dataplane::runtime::MAX_SERVICES);
         let mut m = self.meter.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let secs = m.at.elapsed().as_secs_f64().max(1e-3);
         let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
         let p = &m.last;
-        // Per-service counters are not in a zero-service snapshot; the
-        // frames sent out the inside port are the passed ones (GRE) plus the
-        // rare ARP.
-        let inside = PortId::Inside.index();
         let rates = Rates {
             interval_secs: secs,
             rx_pps: rate(now.rx_packets, p.rx_packets),
             rx_bps: 8.0 * rate(now.rx_bytes, p.rx_bytes),
-            passed_pps: rate(now.ports[inside].tx_packets, p.ports[inside].tx_packets),
+            passed_pps: rate(now.passed_total(), p.passed_total()),
             passed_bps: 8.0 * rate(now.passed_bytes, p.passed_bytes),
             dropped_pps: rate(now.dropped_total(), p.dropped_total()),
             replies_pps: rate(now.replies, p.replies),

@@ -185,3 +185,32 @@ fn changes_that_no_longer_fit_the_file_refuse_start_up() {
     let e = Control::load(f).unwrap_err().to_string();
     assert!(e.contains("changes.json") && e.contains("duplicate VIP"), "{e}");
 }
+
+/// Cookie key rotation on a running node and an API change: neither
+/// undoes the other.
+#[test]
+fn key_rotation_keeps_api_changes_and_api_changes_keep_the_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = file_config(dir.path());
+    f.dataplane.memory.pps = 1000;
+    let s = Control::load(f).unwrap();
+    let mut node = crate::cmd::run::start(s.config()).unwrap();
+    let counters = Counters::of(&node.rt);
+    let c = Control::new(s, Arc::clone(&node.rt.policy), counters);
+    c.create_service(game("game", "203.0.113.20")).unwrap();
+    let before = node.rt.policy.load().secrets.generation;
+    let later = dataplane::runtime::wall_clock() + 7200 * classifier::time::SECOND;
+    assert!(node.rotate_if_due(later));
+    let p = node.rt.policy.load_full();
+    assert!(p.secrets.generation > before, "rotated");
+    assert!(
+        p.services.iter().any(|s| s.name == "game"),
+        "the API's service survived the rotation"
+    );
+    let rotated = p.secrets.clone();
+    c.delete_service("game", None).unwrap();
+    let p = node.rt.policy.load_full();
+    assert_eq!(p.secrets, rotated, "the API change kept the rotated keys");
+    assert!(!p.services.iter().any(|s| s.name == "game"));
+    node.rt.stop().unwrap();
+}
