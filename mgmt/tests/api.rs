@@ -37,7 +37,7 @@ fn config(dir: &Path) -> PathBuf {
     let p = dir.join("moat.toml");
     std::fs::write(
         &p,
-        format!("{text}\n[dataplane.memory]\npps = 20000\n\n[mgmt]\nlisten = \"127.0.0.1:0\"\n"),
+        format!("{text}\n[dataplane.memory]\npps = 5000\n\n[mgmt]\nlisten = \"127.0.0.1:0\"\n"),
     )
     .unwrap();
     p
@@ -477,7 +477,7 @@ fn a_rest_change_alters_the_verdict_of_the_next_bursts() {
     let acl = "moat_dropped_packets_total{reason=\"acl_deny\"}";
     // Traffic flows and passes.
     let t = Instant::now();
-    while passed(&metrics(&node)) < 1000.0 {
+    while passed(&metrics(&node)) < 500.0 {
         assert!(t.elapsed() < Duration::from_secs(10), "no traffic passes");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -513,9 +513,9 @@ fn a_rest_change_alters_the_verdict_of_the_next_bursts() {
     // And back: deleting the ACL lets traffic pass again.
     let r = call(&node, "PUT", "/api/v1/rules", Some(TOKEN), &[], Some("{}"));
     assert_eq!(r.status, 200, "{r:?}");
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(200));
     let c = metrics(&node);
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(500));
     let d = metrics(&node);
     assert!(passed(&d) > passed(&c), "traffic passes again");
     assert_eq!(d[acl], c[acl], "nothing is denied by the ACL any more");
@@ -529,7 +529,7 @@ fn stats_and_verified_sources() {
     let s = get(&node, "/api/v1/stats").json();
     assert_eq!(s["workers"], 2);
     assert!(s["rx_packets"].as_u64().unwrap() > 0, "{s}");
-    assert!(s["rates"]["rx_pps"].as_f64().unwrap() > 1000.0, "{s}");
+    assert!(s["rates"]["rx_pps"].as_f64().unwrap() > 500.0, "{s}");
     assert_eq!(s["per_worker"].as_array().unwrap().len(), 2);
     assert!(s["ports"]["outside"]["rx_packets"].as_u64().unwrap() > 0);
     assert!(s["dropped"]["acl_deny"].is_u64());
