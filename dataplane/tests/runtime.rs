@@ -2,7 +2,9 @@
 //! ARP (request sent, reply learned, forwarding starts), ARP and IPv6
 //! neighbour solicitations answered on the inside port, IP on the inside
 //! port refused, a policy swap seen by the very
-//! next bursts, and a clean stop with final counters.
+//! next bursts, a clean stop with final counters, and the management
+//! plane's mailbox (a source verified by a real challenge, looked up,
+//! forgotten, flushed).
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::collections::VecDeque;
@@ -316,4 +318,74 @@ fn policy_swap_changes_the_verdict_of_the_next_bursts_and_stop_is_clean() {
     rt.stop().unwrap();
     let (t, _) = rt.snapshot(1);
     assert_eq!(t.rx_packets, t.passed_total() + t.dropped_total() + t.replies);
+}
+
+/// A TCP segment from `src` to the VIP's port 80 with `flags` applied by `f`.
+fn tcp(
+    src: Ipv4Addr,
+    seq: u32,
+    f: impl FnOnce(
+        etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    ) -> etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+        .ipv4(src.octets(), VIP.octets(), 64)
+        .tcp(40000, 80, seq, 64240);
+    let b = f(b)
+        .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+        .unwrap();
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+/// The acknowledgement number of the first SYN-ACK sent out the outside port.
+fn challenge_ack(w: &Wire) -> Option<u32> {
+    w.tx.iter().filter(|(p, _)| *p == PortId::Outside).find_map(|(_, f)| {
+        let s = etherparse::SlicedPacket::from_ethernet(f).ok()?;
+        match s.transport? {
+            etherparse::TransportSlice::Tcp(t) if t.syn() && t.ack() => Some(t.acknowledgment_number()),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn the_management_plane_asks_a_worker_about_its_verified_sources() {
+    use dataplane::runtime::mailbox::Command;
+    let wire: Shared = Arc::default();
+    let mut p = policy(7777);
+    p.services[0].tcp_ports.insert(80);
+    let mut rt = start(&wire, p);
+    let client = Ipv4Addr::new(198, 51, 100, 9);
+    let ip = IpAddr::V4(client);
+    let t = Duration::from_secs(2);
+    assert_eq!(rt.mail.ask(Command::IsVerified(ip), t), vec![Some(false)]);
+
+    // challenge-ack: the SYN draws a SYN-ACK whose acknowledgement number is
+    // the cookie; the client's RST carrying it as sequence number verifies it.
+    push(&wire, PortId::Outside, tcp(client, 1000, |b| b.syn()));
+    wait_for(&wire, "the challenge", |w| challenge_ack(w).is_some());
+    let cookie = challenge_ack(&wire.lock().unwrap()).unwrap();
+    push(&wire, PortId::Outside, tcp(client, cookie, |b| b.rst()));
+    let t0 = Instant::now();
+    while rt.mail.ask(Command::IsVerified(ip), t) != vec![Some(true)] {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the source never became verified"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(rt.mail.ask(Command::Forget(ip), t), vec![Some(true)]);
+    assert_eq!(rt.mail.ask(Command::IsVerified(ip), t), vec![Some(false)]);
+    assert_eq!(rt.mail.ask(Command::FlushVerified, t), vec![Some(true)]);
+
+    // A stopped worker answers nothing: the asker is told so, in bounded time.
+    rt.stop().unwrap();
+    let t0 = Instant::now();
+    assert_eq!(
+        rt.mail.ask(Command::IsVerified(ip), Duration::from_millis(50)),
+        vec![None]
+    );
+    assert!(t0.elapsed() < Duration::from_secs(1));
 }

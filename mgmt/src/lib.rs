@@ -1,9 +1,15 @@
 //! The `moat` binary's code as a library, so that the binary and the
 //! integration tests share it: [`config`] (the config file, its validation
-//! and the policy built from it) and [`cmd`] (one module per subcommand).
+//! and the policy built from it) and [`cmd`] (one module per subcommand);
+//! the management plane of a running node: [`control`] (live changes),
+//! [`api`] (REST and `/metrics`), [`metrics`], [`persist`].
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cmd;
 pub mod config;
+pub mod control;
+pub mod metrics;
 pub mod node;
+pub mod persist;
 pub mod scrub_report;

@@ -111,6 +111,9 @@ pub struct Node {
     pub rt: Runtime,
     pub services: Vec<String>,
     pub started: Instant,
+    /// Live control once the management plane runs: the service list may
+    /// then change at run time.
+    pub control: Option<Arc<crate::control::Control>>,
     material: Vec<u8>,
     rotate_secs: u32,
     generation: u64,
@@ -128,6 +131,7 @@ impl Node {
             rt,
             services: plan.services,
             started: Instant::now(),
+            control: None,
             material: plan.material,
             rotate_secs: plan.rotate_secs,
             generation,
@@ -145,14 +149,30 @@ impl Node {
             return false;
         }
         self.generation = secrets.generation;
-        let mut p = Policy::clone(&self.rt.policy.load());
-        p.secrets = secrets;
-        self.rt.policy.store(Arc::new(p));
+        // `rcu`: a snapshot published meanwhile by the REST API
+        // (`control::Control`) is kept, only its secrets change.
+        self.rt.policy.rcu(|cur| {
+            let mut p = Policy::clone(cur);
+            p.secrets = secrets.clone();
+            p
+        });
         true
     }
 
     pub fn snapshot(&self) -> (Snapshot, Vec<Snapshot>) {
-        self.rt.snapshot(self.services.len())
+        let n = self
+            .control
+            .as_ref()
+            .map_or(self.services.len(), |c| c.service_names().len());
+        self.rt.snapshot(n)
+    }
+
+    /// Packets passed per service name, from a [`Node::snapshot`] total.
+    pub fn passed(&self, t: &Snapshot) -> Vec<(String, u64)> {
+        match &self.control {
+            Some(c) => c.passed_by_service(&t.passed),
+            None => self.services.iter().cloned().zip(t.passed.iter().copied()).collect(),
+        }
     }
 
     /// Counters, ports, next hops and workers as JSON (the `--stats` file).
@@ -180,7 +200,7 @@ impl Node {
             "mss_clamped": t.mss_clamped,
             "csum_completed": t.csum_completed,
             "arp_requests": t.arp_requests,
-            "passed": self.services.iter().zip(&t.passed).map(|(s, n)| (s.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "passed": self.passed(&t).into_iter().map(|(s, n)| (s, json!(n))).collect::<serde_json::Map<_, _>>(),
             "passed_bytes": t.passed_bytes,
             "dropped": t.drops_by_reason().iter().map(|(r, n)| (r.as_str().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "ports": {"outside": port(PortId::Outside), "inside": port(PortId::Inside)},
@@ -252,7 +272,7 @@ pub fn summary(node: &Node) -> String {
         t.icmp_too_big,
         t.dropped_total()
     );
-    for (name, n) in node.services.iter().zip(&t.passed) {
+    for (name, n) in node.passed(&t) {
         s += &format!("  passed {name}: {n}\n");
     }
     for (r, n) in t.drops_by_reason() {

@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The REST API of a `moat run` in a test listens on a free port (tests
+/// run in parallel).
+const MGMT_ANY_PORT: &str = "[mgmt]\nlisten = \"127.0.0.1:0\"\n";
+
 fn moat(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_moat"))
         .args(args)
@@ -293,7 +297,7 @@ fn run_on_pcap_backend_matches_scrub_packet_for_packet() {
     std::fs::write(
         &cfg,
         format!(
-            "{text}\n[dataplane.pcap]\nrx = {:?}\noutside_tx = {:?}\ninside_tx = {:?}\n",
+            "{text}\n[dataplane.pcap]\nrx = {:?}\noutside_tx = {:?}\ninside_tx = {:?}\n{MGMT_ANY_PORT}",
             mix, run_replies, run_clean
         )
         .replace("[dataplane]\nbackend = \"pcap\"", "[dataplane]\nbackend = \"pcap\""),
@@ -333,7 +337,11 @@ fn run_stops_cleanly_on_sigterm_with_final_counters() {
         .replace("backend = \"pcap\"", "backend = \"memory\"")
         .replace("workers = 1", "workers = 2")
         .replace("cookie_secret_file = \"cluster.secret\"", "");
-    std::fs::write(&cfg, format!("{text}\n[dataplane.memory]\npps = 20000\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[dataplane.memory]\npps = 20000\n{MGMT_ANY_PORT}"),
+    )
+    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
         .args(["run", "--config", s(&cfg), "--stats", s(&stats)])
         .stdout(std::process::Stdio::piped())

@@ -5,6 +5,7 @@
 //! every worker finishes its burst, sends what it holds, closes its outputs
 //! (capture files flushed) and publishes its final counters.
 
+pub mod mailbox;
 pub mod neighbors;
 pub mod stats;
 pub mod worker;
@@ -51,6 +52,8 @@ pub struct Runtime {
     pub policy: Arc<ArcSwap<Policy>>,
     pub neighbors: Arc<Neighbors>,
     pub stats: Vec<stats::SharedStats>,
+    /// Requests to the workers about their own tables (management side).
+    pub mail: Arc<mailbox::Mailboxes>,
     handles: Vec<JoinHandle<WorkerExit>>,
 }
 
@@ -68,11 +71,15 @@ impl Runtime {
             policy: Arc::clone(&policy),
             neighbors: Arc::clone(&neighbors),
             stats: Vec::new(),
+            mail: Arc::default(),
             handles: Vec::new(),
         };
+        let mut ends = Vec::new();
         for (s, q) in workers {
             let st: stats::SharedStats = Arc::new(CachePadded::new(WorkerStats::default()));
+            let (mgmt_end, mail) = mailbox::pair();
             let sh = worker::Shared {
+                mail,
                 policy: Arc::clone(&policy),
                 stop: Arc::clone(&stop),
                 stats: Arc::clone(&st),
@@ -84,6 +91,7 @@ impl Runtime {
                 .spawn(move || worker::run(s, sh, q));
             match h {
                 Ok(h) => {
+                    ends.push(mgmt_end);
                     rt.stats.push(st);
                     rt.handles.push(h);
                 }
@@ -93,6 +101,7 @@ impl Runtime {
                 }
             }
         }
+        rt.mail = Arc::new(mailbox::Mailboxes::new(ends));
         Ok(rt)
     }
 

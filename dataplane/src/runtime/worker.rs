@@ -2,7 +2,8 @@
 //! receive a burst on the outside port, run each frame through the
 //! pipeline in place, sort the results into the two ports' TX bursts,
 //! handle the inside port's ARP, send, and between bursts pick up policy
-//! changes and next-hop MACs, publish counters and back off when idle.
+//! changes and next-hop MACs, answer the management plane's mailbox,
+//! publish counters and back off when idle.
 //!
 //! Nothing in the loop allocates, locks or makes a per-packet syscall:
 //! bursts are fixed arrays, the policy is read through an `arc_swap` cache
@@ -70,8 +71,10 @@ pub struct WorkerSetup {
 }
 
 /// What a worker shares with the rest of the node.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Shared {
+    /// Requests from the management plane, drained once per tick.
+    pub mail: super::mailbox::WorkerMail,
     pub policy: Arc<ArcSwap<Policy>>,
     pub stop: Arc<AtomicBool>,
     pub stats: SharedStats,
@@ -135,6 +138,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
             // The classifier's clock: capture backends stamp their frames,
             // and table entries carry those times, not the wall clock's.
             pipe.sweep(&policy, clock.unwrap_or(wall), SWEEP_BUDGET);
+            sh.mail.drain(&mut pipe.state_mut().verified, clock.unwrap_or(wall));
             sh.stats.publish(pipe.counters(), &lc);
         }
 

@@ -82,6 +82,11 @@ pub struct DemoArgs {
     /// Traffic mix, as `moat gen --profile` takes it.
     #[arg(long, default_value = "mix")]
     pub mix: String,
+    /// Serve the REST API and /metrics on this address (loopback: a token
+    /// is generated under a temporary state folder unless MOAT_API_TOKEN
+    /// is set).
+    #[arg(long)]
+    pub api: Option<std::net::SocketAddr>,
 }
 
 /// The demo node's config with the command line's settings.
@@ -97,9 +102,32 @@ pub fn demo_config(args: &DemoArgs) -> anyhow::Result<Config> {
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let cfg = demo_config(args)?;
+    let mut cfg = demo_config(args)?;
+    // Runtime changes and the generated token of a demo are the demo's own.
+    let state = std::env::temp_dir().join(format!("moat-demo-{}", std::process::id()));
+    cfg.node.state_dir = state.clone();
+    let startup = crate::control::Control::load(cfg.clone())?;
+    let api = match args.api {
+        Some(addr) => {
+            let (t, src) = crate::api::auth::load(&cfg, addr, std::env::var(crate::api::auth::TOKEN_ENV).ok())?;
+            Some((addr, t, src))
+        }
+        None => None,
+    };
     let stop = super::run::stop_on_signals()?;
     let mut node = super::run::start(&cfg)?;
+    let mut mgmt = match super::run::Mgmt::start(startup, &node, api.as_ref().map(|(a, t, _)| (*a, t.clone()))) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = node.rt.stop();
+            return Err(e);
+        }
+    };
+    node.control = Some(std::sync::Arc::clone(&mgmt.control));
+    if let (Some(s), Some((_, _, src))) = (&mgmt.server, &api) {
+        println!("moat demo: API on http://{}/api/v1/ ({src})", s.addr);
+    }
+    let counters = std::sync::Arc::clone(&mgmt.counters);
     println!(
         "moat demo: {} worker(s) on the memory backend, mix \"{}\", {}; Ctrl-C stops",
         cfg.dataplane.workers,
@@ -118,12 +146,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         args.duration.map(Duration::from_secs_f64),
         None,
         |n, secs| {
+            counters.tick();
             t += 1;
             let now = n.snapshot();
             println!("{t:>4}s {}", node::rate_line(&now, &prev, secs));
             prev = now;
         },
     );
+    mgmt.stop();
     print!("{}", node::summary(&node));
+    let _ = std::fs::remove_dir_all(&state);
     res
 }

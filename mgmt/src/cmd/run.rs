@@ -4,6 +4,11 @@
 //! rewritten every second, an optional live line per second. SIGINT or
 //! SIGTERM stop the workers cleanly: each finishes its burst, sends what it
 //! holds and closes its outputs; then the final counters are printed.
+//!
+//! The management plane starts with the workers: the runtime changes stored
+//! under `[node] state_dir` are applied over the file before the workers
+//! start ([`Control::load`]), and the REST API serves on its own thread
+//! (`[mgmt]`, see [`crate::api`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -17,7 +22,10 @@ use dataplane::port::memory::{MemoryQueues, Source};
 use dataplane::port::pcap::{PcapPaths, PcapQueues};
 use dataplane::runtime::wall_clock;
 
+use crate::api::{self, auth};
 use crate::config::{Backend, Config};
+use crate::control::{Control, Startup};
+use crate::metrics::Counters;
 use crate::node::{self, Node};
 
 #[derive(clap::Args, Debug)]
@@ -177,8 +185,67 @@ pub fn supervise(
     res
 }
 
+/// The management plane of a started node: live control, counters and,
+/// when enabled, the REST API.
+#[derive(Debug)]
+pub struct Mgmt {
+    pub control: Arc<Control>,
+    pub counters: Arc<Counters>,
+    pub server: Option<api::Server>,
+}
+
+impl Mgmt {
+    /// Takes over `node` (started from `startup.config()`); serves the API
+    /// on `api` (address, token) when given.
+    pub fn start(
+        startup: Startup,
+        node: &Node,
+        api: Option<(std::net::SocketAddr, auth::Token)>,
+    ) -> anyhow::Result<Mgmt> {
+        let name = startup.config().node.name.clone();
+        let counters = Counters::of(&node.rt);
+        let control = Arc::new(Control::new(
+            startup,
+            Arc::clone(&node.rt.policy),
+            Arc::clone(&counters),
+        ));
+        let server = match api {
+            Some((listen, token)) => Some(api::Server::start(
+                listen,
+                api::ApiState {
+                    control: Arc::clone(&control),
+                    counters: Arc::clone(&counters),
+                    mail: Arc::clone(&node.rt.mail),
+                    node: name,
+                    token,
+                },
+            )?),
+            None => None,
+        };
+        Ok(Mgmt {
+            control,
+            counters,
+            server,
+        })
+    }
+
+    /// Stops the API (the workers are the caller's).
+    pub fn stop(&mut self) {
+        if let Some(s) = &mut self.server {
+            s.stop();
+        }
+    }
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let cfg = Config::load(&args.config)?;
+    let startup = Control::load(Config::load(&args.config)?)?;
+    let cfg = startup.config().clone();
+    let token = if cfg.mgmt.enabled {
+        let env = std::env::var(auth::TOKEN_ENV).ok();
+        Some(auth::load(&cfg, cfg.mgmt.listen, env)?)
+    } else {
+        None
+    };
     let stop = stop_on_signals()?;
     let mut node = start(&cfg)?;
     eprintln!(
@@ -188,14 +255,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         cfg.outside.iface,
         cfg.inside.iface
     );
+    let api = token.as_ref().map(|(t, _)| (cfg.mgmt.listen, t.clone()));
+    let mut mgmt = match Mgmt::start(startup, &node, api) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = node.rt.stop();
+            return Err(e);
+        }
+    };
+    node.control = Some(Arc::clone(&mgmt.control));
+    if let (Some(s), Some((_, src))) = (&mgmt.server, &token) {
+        eprintln!("moat: API listening on http://{}/api/v1/ ({src})", s.addr);
+    }
     let mut prev = node.snapshot();
     let live = args.live;
+    let counters = Arc::clone(&mgmt.counters);
     let res = supervise(
         &mut node,
         &stop,
         args.duration.map(Duration::from_secs_f64),
         args.stats.as_deref(),
         |n, secs| {
+            counters.tick();
             let now = n.snapshot();
             if live {
                 println!("{}", node::rate_line(&now, &prev, secs));
@@ -203,6 +284,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             prev = now;
         },
     );
+    mgmt.stop();
     print!("{}", node::summary(&node));
     res
 }

@@ -407,6 +407,9 @@ pub struct FingerprintConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MgmtConfig {
+    /// Whether `moat run` serves the REST API and `/metrics`.
+    pub enabled: bool,
+    /// Port 0: any free port (the address is printed at start-up).
     pub listen: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
@@ -415,6 +418,7 @@ pub struct MgmtConfig {
 impl Default for MgmtConfig {
     fn default() -> Self {
         MgmtConfig {
+            enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
             token_file: None,
         }
@@ -599,9 +603,8 @@ impl Config {
         self.mgmt.token_file.as_deref().map(|p| self.resolve(p))
     }
 
-    /// The config written back as TOML (ports in the order outside, inside).
-    pub fn to_toml_string(&self) -> String {
-        let file = ConfigFile {
+    fn to_file(&self) -> ConfigFile {
+        ConfigFile {
             node: self.node.clone(),
             dataplane: self.dataplane.clone(),
             ports: vec![self.outside.clone(), self.inside.clone()],
@@ -610,7 +613,28 @@ impl Config {
             acl: self.acl.clone(),
             fingerprints: self.fingerprints.clone(),
             mgmt: self.mgmt.clone(),
-        };
+        }
+    }
+
+    /// This config checked again by the file's own validation, after changes
+    /// made in memory (the REST API's): the same keys and reasons as for a
+    /// file (`services[2].allow[0]: ...`), without a line number.
+    pub fn revalidated(&self) -> Result<Config, ConfigError> {
+        let file = self.to_file();
+        let (outside, inside) = validate::validate(&file, &self.base_dir).map_err(|mut e| {
+            e.file.clone_from(&self.label);
+            e
+        })?;
+        Ok(Config {
+            outside,
+            inside,
+            ..self.clone()
+        })
+    }
+
+    /// The config written back as TOML (ports in the order outside, inside).
+    pub fn to_toml_string(&self) -> String {
+        let file = self.to_file();
         // Every value here is a string, number, bool, array or table, which
         // the TOML serializer always accepts; an error would be a bug in
         // these structs, reported in the output rather than by a panic.

@@ -1,0 +1,50 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! attributes and the types' `ToSchema` derives: a route missing here is a
+//! route schemathesis never tests, so every route of `router` is listed.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::problem::Problem;
+use super::routes;
+use super::types;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let c = api.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Moat management API", description = "Live control of a Moat scrubbing node (see the README, section API)."),
+    paths(
+        routes::health, routes::stats,
+        routes::list_services, routes::get_service, routes::create_service, routes::update_service, routes::delete_service,
+        routes::get_rules, routes::put_rules,
+        routes::list_origins, routes::get_origin,
+        routes::get_verified, routes::forget_verified, routes::flush_verified,
+        routes::get_config, routes::metrics,
+    ),
+    components(schemas(
+        Problem, types::Service, types::Limits, types::PayloadRule, types::SynAuthMode, types::Rules, types::Acl,
+        types::Fingerprints, types::Origin, types::Health, types::Verified, types::Stats, types::RatesDoc,
+        types::PortStats, types::WorkerStats, types::ServiceStats,
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+/// `GET /api/v1/openapi.json`.
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

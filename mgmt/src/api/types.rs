@@ -1,0 +1,352 @@
+//! The API's JSON documents, with their OpenAPI schemas. Services and rules
+//! have the shape of the config file's tables (`[[services]]`, `[acl]`,
+//! `[fingerprints]`): values are written the same way (`"tcp/80"`,
+//! `"192.0.2.0/24"`, hex payloads). A body is read into these types first
+//! (types, unknown fields), then into the config's types (each string's
+//! syntax, named by path), then validated as a config file is.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::problem::{from_value, Problem};
+use crate::config::{OriginConfig, ServiceConfig};
+use crate::control::Rules as RulesConfig;
+use crate::metrics::Rates;
+
+/// Largest integer the config's TOML export writes (TOML integers are i64).
+pub const MAX_INT: u64 = i64::MAX as u64;
+
+/// SYN authentication mode (DESIGN.md, countermeasures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SynAuthMode {
+    #[default]
+    ChallengeAck,
+    CookieReset,
+    Off,
+}
+
+/// Rate limits; 0 = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Packets per second per source address.
+    #[schema(maximum = 4294967295_u64)]
+    pub src_pps: u32,
+    /// SYNs per second per source address.
+    #[schema(maximum = 4294967295_u64)]
+    pub src_syn_pps: u32,
+    /// New flows per second per source address.
+    #[schema(maximum = 4294967295_u64)]
+    pub src_new_flows_ps: u32,
+    /// Packets per second to the whole service on this node.
+    #[schema(maximum = 9223372036854775807_u64)]
+    pub service_pps: u64,
+    /// SYN challenges per second the service sends.
+    #[schema(maximum = 9223372036854775807_u64)]
+    pub challenge_pps: u64,
+}
+
+/// A UDP payload rule: a datagram to `port` passes when
+/// `payload[offset..][..len] & mask == value & mask`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadRule {
+    /// `udp/PORT`.
+    #[schema(example = "udp/7777")]
+    pub port: String,
+    #[serde(default)]
+    #[schema(maximum = 65535)]
+    pub offset: u16,
+    /// Hex bytes.
+    #[schema(example = "47414d45")]
+    pub value: String,
+    /// Hex bytes, as long as `value`; absent: all `ff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+}
+
+/// A protected service (a VIP), as `[[services]]` in the config file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// 1 to 63 letters, digits, `.`, `_` or `-`, starting with a letter or digit.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", example = "web")]
+    pub name: String,
+    /// The public address (IPv4 or IPv6).
+    #[schema(example = "203.0.113.10")]
+    pub vip: String,
+    /// Name of an origin.
+    #[schema(example = "web")]
+    pub origin: String,
+    /// Allowed protocols and ports: `tcp/80`, `udp/8000-8080`, `icmp`.
+    #[schema(example = json!(["tcp/80", "tcp/443"]))]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub syn_auth: SynAuthMode,
+    /// UDP reflection source ports this service accepts (`udp/53`).
+    #[serde(default)]
+    pub allow_src_ports: Vec<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub payload_rules: Vec<PayloadRule>,
+}
+
+/// The ACL: longest prefix wins; a prefix may not be in both lists.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Acl {
+    /// Prefixes always allowed (`192.0.2.0/24`, `2001:db8::/32`, or an address).
+    pub allow: Vec<String>,
+    /// Prefixes always dropped.
+    pub deny: Vec<String>,
+}
+
+/// Static fingerprint deny rules (the classifier's text form).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fingerprints {
+    /// TCP SYN rules, p0f style: `4:64:0:-:512,-::`.
+    pub deny_tcp: Vec<String>,
+    /// UDP/other rules: `udp:*:*:19:*`.
+    pub deny_udp: Vec<String>,
+}
+
+/// The node's rule set, replaced as a whole. Per-service limits and payload
+/// rules are part of each service.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    pub acl: Acl,
+    pub fingerprints: Fingerprints,
+    /// Emergency cap on all traffic into the node, packets per second; 0 = none.
+    #[schema(maximum = 9223372036854775807_u64)]
+    pub global_pps: u64,
+}
+
+/// A GRE tunnel toward an origin (read-only: see the README).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Origin {
+    pub name: String,
+    pub tunnel_src: String,
+    pub tunnel_dst: String,
+    /// GRE key (RFC 2890).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<u32>,
+    pub mtu: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    pub node: String,
+    pub version: String,
+    pub uptime_secs: f64,
+}
+
+/// Whether a source address is verified (passed SYN authentication).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Verified {
+    pub address: String,
+    pub verified: bool,
+    /// Workers whose table holds it (traffic of one source goes to one worker).
+    pub workers: Vec<usize>,
+    /// Workers that did not answer in time (stopped).
+    pub unanswered: Vec<usize>,
+}
+
+/// Counters of one port.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+}
+
+/// Counters of one worker.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkerStats {
+    pub worker: usize,
+    pub rx_packets: u64,
+    pub passed_packets: u64,
+    pub dropped_packets: u64,
+    pub replies: u64,
+    pub busy_polls: u64,
+    pub idle_polls: u64,
+}
+
+/// Counters of one service.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceStats {
+    pub passed_packets: u64,
+}
+
+/// `GET /api/v1/stats`: counters since start-up, and rates over the last second.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    pub uptime_secs: f64,
+    pub workers: usize,
+    pub policy_generation: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub passed_packets: u64,
+    pub passed_bytes: u64,
+    pub dropped_packets: u64,
+    pub replies: u64,
+    pub icmp_too_big: u64,
+    pub mss_clamped: u64,
+    pub rates: RatesDoc,
+    /// Drops by reason (every reason, zeros included).
+    pub dropped: BTreeMap<String, u64>,
+    /// By port name (`outside`, `inside`).
+    pub ports: BTreeMap<String, PortStats>,
+    /// By service name.
+    pub services: BTreeMap<String, ServiceStats>,
+    pub per_worker: Vec<WorkerStats>,
+}
+
+/// Rates over the last interval (about one second).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct RatesDoc {
+    pub interval_secs: f64,
+    pub rx_pps: f64,
+    /// Bits per second received.
+    pub rx_bps: f64,
+    pub passed_pps: f64,
+    pub passed_bps: f64,
+    pub dropped_pps: f64,
+    pub replies_pps: f64,
+}
+
+impl From<Rates> for RatesDoc {
+    fn from(r: Rates) -> Self {
+        RatesDoc {
+            interval_secs: r.interval_secs,
+            rx_pps: r.rx_pps,
+            rx_bps: r.rx_bps,
+            passed_pps: r.passed_pps,
+            passed_bps: r.passed_bps,
+            dropped_pps: r.dropped_pps,
+            replies_pps: r.replies_pps,
+        }
+    }
+}
+
+fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
+    // These types are plain data (strings, numbers, lists, maps with string
+    // keys), which serde_json always represents.
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+fn fits(field: &str, v: u64) -> Result<(), Problem> {
+    if v > MAX_INT {
+        return Err(Problem::field(field, format!("{v} is out of range 0..={MAX_INT}")));
+    }
+    Ok(())
+}
+
+impl Service {
+    /// The config's service, each string parsed (errors name the field).
+    pub fn to_config(&self) -> Result<ServiceConfig, Problem> {
+        fits("limits.service_pps", self.limits.service_pps)?;
+        fits("limits.challenge_pps", self.limits.challenge_pps)?;
+        from_value(to_value(self))
+    }
+
+    pub fn of(s: &ServiceConfig) -> Service {
+        // The config's service serializes to this shape (a test checks it).
+        serde_json::from_value(to_value(s)).unwrap_or_else(|_| Service {
+            name: s.name.clone(),
+            vip: s.vip.to_string(),
+            origin: s.origin.clone(),
+            allow: s.allow.iter().map(ToString::to_string).collect(),
+            syn_auth: SynAuthMode::default(),
+            allow_src_ports: Vec::new(),
+            limits: Limits::default(),
+            payload_rules: Vec::new(),
+        })
+    }
+}
+
+impl Rules {
+    pub fn to_config(&self) -> Result<RulesConfig, Problem> {
+        fits("global_pps", self.global_pps)?;
+        from_value(to_value(self))
+    }
+
+    pub fn of(r: &RulesConfig) -> Rules {
+        serde_json::from_value(to_value(r)).unwrap_or_default()
+    }
+}
+
+impl Origin {
+    pub fn of(o: &OriginConfig) -> Origin {
+        Origin {
+            name: o.name.clone(),
+            tunnel_src: o.tunnel_src.to_string(),
+            tunnel_dst: o.tunnel_dst.to_string(),
+            key: o.key,
+            mtu: o.mtu,
+            mac: o.mac.map(|m| m.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// The API's documents and the config's types have the same JSON shape,
+    /// both ways, for every service and rule of the demo and example configs.
+    #[test]
+    fn documents_and_config_types_round_trip() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/moat.toml");
+        let mut cfgs =
+            vec![Config::from_toml_str(crate::cmd::demo::DEMO_CONFIG, "demo", std::path::Path::new(".")).unwrap()];
+        cfgs.push(Config::load(&root).unwrap());
+        for cfg in cfgs {
+            for s in &cfg.services {
+                let doc: Service = serde_json::from_value(to_value(s)).unwrap();
+                assert_eq!(&doc.to_config().unwrap(), s);
+                assert_eq!(Service::of(s), doc);
+            }
+            let r = RulesConfig::of(&cfg);
+            let doc: Rules = serde_json::from_value(to_value(&r)).unwrap();
+            assert_eq!(doc.to_config().unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn string_syntax_errors_name_the_path() {
+        let mut s = Service::of(
+            &Config::from_toml_str(crate::cmd::demo::DEMO_CONFIG, "demo", std::path::Path::new("."))
+                .unwrap()
+                .services[0],
+        );
+        s.allow[1] = "udp/70000".into();
+        let p = s.to_config().unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("allow[1]"));
+        assert_eq!(p.reason.as_deref(), Some("\"udp/70000\": port out of range 1..=65535"));
+        s.allow[1] = "udp/7777".into();
+        s.limits.service_pps = u64::MAX;
+        assert_eq!(s.to_config().unwrap_err().field.as_deref(), Some("limits.service_pps"));
+        let r = Rules {
+            acl: Acl {
+                allow: Vec::new(),
+                deny: vec!["192.0.2.7/24".into()],
+            },
+            ..Rules::default()
+        };
+        let p = r.to_config().unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("acl.deny[0]"));
+        assert!(p.reason.unwrap().contains("did you mean 192.0.2.0/24"));
+    }
+}
