@@ -54,6 +54,10 @@ pub const RTE_ETH_RSS_L3_SRC_ONLY: u64 = 1 << 63;
 pub const RTE_MBUF_F_RX_L4_CKSUM_MASK: u64 = (1 << 3) | (1 << 8);
 /// `RTE_MBUF_F_RX_L4_CKSUM_GOOD`.
 pub const RTE_MBUF_F_RX_L4_CKSUM_GOOD: u64 = 1 << 8;
+/// `RTE_ETH_RX_OFFLOAD_UDP_CKSUM`.
+pub const RTE_ETH_RX_OFFLOAD_UDP_CKSUM: u64 = 1 << 2;
+/// `RTE_ETH_RX_OFFLOAD_TCP_CKSUM`.
+pub const RTE_ETH_RX_OFFLOAD_TCP_CKSUM: u64 = 1 << 3;
 /// `RTE_ETH_LINK_UP`.
 pub const RTE_ETH_LINK_UP: u16 = 1;
 
