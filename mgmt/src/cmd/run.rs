@@ -143,7 +143,12 @@ fn start_dpdk(cfg: &Config) -> anyhow::Result<Node> {
         Some(d.stats.info(PortId::Outside).mac),
         Some(d.stats.info(PortId::Inside).mac),
     ];
-    let plan = node::plan(cfg, macs, true, true)?;
+    // A `net_pcap` outside port replays a capture: its frames carry the
+    // capture's clock (the RX timestamp field), so, as on the pcap backend,
+    // next hops come from static MACs only and cookie keys do not rotate
+    // with the wall clock (the golden test holds it to `moat scrub`).
+    let live = d.stats.info(PortId::Outside).driver != "net_pcap";
+    let plan = node::plan(cfg, macs, live, live)?;
     Ok(Node::start(plan, d.queues)?.with_device_stats(Box::new(d.stats)))
 }
 
