@@ -51,7 +51,9 @@ fn missing() -> Option<String> {
 /// `net_{kind}0` and `net_{kind}1`, EAL arguments for virtual devices
 /// `vdevs`, the cluster secret by absolute path.
 fn config(dir: &Path, kind: &str, vdevs: &[String], extra: &str) -> PathBuf {
-    let prefix = format!("moat-test-{kind}-{}", std::process::id());
+    static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let prefix = format!("moat-test-{kind}-{}-{run}", std::process::id());
     let mut eal: Vec<String> = [
         "--no-huge",
         "-m",
@@ -242,4 +244,18 @@ fn net_pcap_run_matches_scrub_frame_for_frame() {
     assert!(a.len() > 100, "{} replies", a.len());
     assert_eq!(a.len(), b.len(), "reply counts");
     assert!(a == b, "replies differ");
+}
+
+/// A port name that is no DPDK device is refused at start, naming it.
+#[test]
+fn unknown_device_is_refused_by_name() {
+    if !common::can_run("DPDK unknown-device test", missing()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "null", &["net_null0".into()], "");
+    let o = moat(&["run", "--config", s(&cfg), "--duration", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("port net_null1: no DPDK device of that name"), "{err}");
 }

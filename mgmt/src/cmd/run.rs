@@ -126,7 +126,7 @@ fn start_dpdk(cfg: &Config) -> anyhow::Result<Node> {
     let opts = cfg
         .dataplane
         .dpdk_options(cfg.outside.iface.clone(), cfg.inside.iface.clone());
-    let d = dpdk::open(&opts).context("dpdk backend")?;
+    let d = dpdk::open(&opts)?;
     for p in PortId::ALL {
         let i = d.stats.info(p);
         eprintln!(

@@ -139,7 +139,11 @@ pub fn setup(
     }
     let mut conf = ffi::rte_eth_conf::default();
     let spread = spread(di, q.queues, outside);
-    if let Spread::Rss { rss_hf } = spread {
+    let rss_hf = match spread {
+        Spread::Rss { rss_hf } | Spread::Software { rss_hf } => rss_hf,
+        Spread::Single => 0,
+    };
+    if rss_hf != 0 {
         conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
     }
@@ -212,7 +216,9 @@ fn driver_name(di: &ffi::rte_eth_dev_info) -> String {
 
 /// How the outside port spreads sources over `queues` workers: hardware
 /// RSS on the L3 source when the driver offers `RTE_ETH_RSS_L3_SRC_ONLY`
-/// and IPv4 and IPv6 hashing, else the software fallback.
+/// and IPv4 and IPv6 hashing, else the software fallback (behind the
+/// driver's ordinary RSS, when it has one, so that no single queue takes
+/// all the load).
 fn spread(di: &ffi::rte_eth_dev_info, queues: u16, outside: bool) -> Spread {
     if queues <= 1 || !outside {
         return Spread::Single;
@@ -224,7 +230,9 @@ fn spread(di: &ffi::rte_eth_dev_info, queues: u16, outside: bool) -> Spread {
             rss_hf: (RSS_TYPES & offered) | ffi::RTE_ETH_RSS_L3_SRC_ONLY,
         }
     } else {
-        Spread::Software
+        Spread::Software {
+            rss_hf: RSS_TYPES & offered,
+        }
     }
 }
 

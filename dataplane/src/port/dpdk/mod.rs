@@ -68,8 +68,9 @@ pub enum Spread {
     Single,
     /// The NIC hashes the L3 source (`rss_hf` as configured).
     Rss { rss_hf: u64 },
-    /// The software fallback of [`steer`].
-    Software,
+    /// The software fallback of [`steer`]; `rss_hf` the driver's ordinary
+    /// RSS types in use before it (0: none, every frame on queue 0).
+    Software { rss_hf: u64 },
 }
 
 impl Spread {
@@ -77,7 +78,7 @@ impl Spread {
         match self {
             Spread::Single => "single",
             Spread::Rss { .. } => "rss",
-            Spread::Software => "software",
+            Spread::Software { .. } => "software",
         }
     }
 }
@@ -201,7 +202,7 @@ pub fn open(o: &DpdkOptions) -> Result<Dpdk, DpdkError> {
         .map(|_| Arc::new(CachePadded::new(QueueCounters::default())))
         .collect();
     let alloc_pool = pool_of(info[0].socket).ok_or_else(|| DpdkError("no mempool".into()))?;
-    let software = info[0].spread == Spread::Software;
+    let software = matches!(info[0].spread, Spread::Software { .. });
     let mut meshes = if software {
         steer::mesh(o.workers, o.steer_ring).into_iter().map(Some).collect()
     } else {
