@@ -116,8 +116,9 @@ struct Topology {
 }
 
 impl Topology {
-    fn up(state: &Path) -> Topology {
-        let prefix = format!("moat-live-{}-", std::process::id());
+    /// `tag` tells apart the topologies of one test process.
+    fn up(state: &Path, tag: &str) -> Topology {
+        let prefix = format!("moat-live-{}-{tag}-", std::process::id());
         let t = Topology {
             script: root().join("tests/e2e/topology.sh"),
             state: state.to_path_buf(),
@@ -477,6 +478,14 @@ enum Backend {
 }
 
 impl Backend {
+    /// Short, for namespace names (at most 15 characters with the rest).
+    fn tag(self) -> &'static str {
+        match self {
+            Backend::AfPacket => "a",
+            Backend::Dpdk => "d",
+        }
+    }
+
     fn example(self) -> &'static str {
         match self {
             Backend::AfPacket => "e2e-netns.toml",
@@ -510,8 +519,14 @@ fn live_moat_on_dpdk_between_linux_peers_passes_clients_and_drops_floods() {
     live_scenarios(Backend::Dpdk);
 }
 
+/// One live topology at a time: the scenarios' timings and flood counts
+/// assume the machine is not also running another one.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Scenarios (a) to (g) of the module docs against Moat on `backend`.
 fn live_scenarios(backend: Backend) {
+    // A failed run poisons the lock; the next one may still run.
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     if !can_run(
         &format!("live end-to-end test ({backend:?})"),
         missing_prerequisite(&TOOLS, "openvswitch-switch hping3 curl ethtool iproute2 python3"),
@@ -521,7 +536,7 @@ fn live_scenarios(backend: Backend) {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let config = backend.config(dir.path());
-    let topo = Topology::up(&dir.path().join("topo"));
+    let topo = Topology::up(&dir.path().join("topo"), backend.tag());
     let set_up = started.elapsed();
     let mut moat = Moat::start(&topo.moat, &config, dir.path());
 
