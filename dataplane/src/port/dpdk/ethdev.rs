@@ -289,3 +289,58 @@ pub fn close(name: &str, id: u16) {
         eprintln!("moat: {}", fail(format_args!("port {name}: rte_eth_dev_close"), rc).0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offering(flow_types: u64) -> ffi::rte_eth_dev_info {
+        ffi::rte_eth_dev_info {
+            flow_type_rss_offloads: flow_types,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn rss_on_the_l3_source_where_the_driver_offers_it() {
+        let nic = offering(RSS_TYPES | ffi::RTE_ETH_RSS_L3_SRC_ONLY | (1 << 40));
+        assert_eq!(
+            spread(&nic, 4, true),
+            Spread::Rss {
+                rss_hf: RSS_TYPES | ffi::RTE_ETH_RSS_L3_SRC_ONLY
+            },
+            "only what Moat asks for"
+        );
+        // Only what the driver offers is asked for (rte_eth_dev_configure
+        // refuses anything else).
+        let partial = offering(ffi::RTE_ETH_RSS_IPV4 | ffi::RTE_ETH_RSS_IPV6 | ffi::RTE_ETH_RSS_L3_SRC_ONLY);
+        assert_eq!(
+            spread(&partial, 2, true),
+            Spread::Rss {
+                rss_hf: ffi::RTE_ETH_RSS_IPV4 | ffi::RTE_ETH_RSS_IPV6 | ffi::RTE_ETH_RSS_L3_SRC_ONLY
+            }
+        );
+    }
+
+    #[test]
+    fn software_fallback_behind_ordinary_rss_or_none() {
+        let no_src_only = offering(RSS_TYPES);
+        assert_eq!(spread(&no_src_only, 2, true), Spread::Software { rss_hf: RSS_TYPES });
+        let ipv4_only = offering(ffi::RTE_ETH_RSS_IPV4 | ffi::RTE_ETH_RSS_L3_SRC_ONLY);
+        assert_eq!(
+            spread(&ipv4_only, 2, true),
+            Spread::Software {
+                rss_hf: ffi::RTE_ETH_RSS_IPV4
+            },
+            "L3_SRC_ONLY without IPv6 hashing is not enough"
+        );
+        assert_eq!(spread(&offering(0), 2, true), Spread::Software { rss_hf: 0 });
+    }
+
+    #[test]
+    fn one_worker_and_the_inside_port_need_no_spreading() {
+        let nic = offering(RSS_TYPES | ffi::RTE_ETH_RSS_L3_SRC_ONLY);
+        assert_eq!(spread(&nic, 1, true), Spread::Single);
+        assert_eq!(spread(&nic, 4, false), Spread::Single);
+    }
+}
