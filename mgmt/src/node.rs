@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use classifier::build::GreParams;
 use classifier::policy::Policy;
 use classifier::time::Nanos;
-use dataplane::port::{PortId, Queues};
+use dataplane::port::{DeviceStatsReader, PortId, Queues};
 use dataplane::runtime::{self, wall_clock, Idle, Neighbors, Runtime, Snapshot, WorkerSetup};
 use serde_json::{json, Value};
 
@@ -117,6 +117,8 @@ pub struct Node {
     material: Vec<u8>,
     rotate_secs: u32,
     generation: u64,
+    /// The ports' device counters, for backends that have them (DPDK).
+    device_stats: Option<Box<dyn DeviceStatsReader>>,
 }
 
 impl Node {
@@ -135,7 +137,14 @@ impl Node {
             material: plan.material,
             rotate_secs: plan.rotate_secs,
             generation,
+            device_stats: None,
         })
+    }
+
+    /// Adds the ports' device counters to [`Node::stats_json`].
+    pub fn with_device_stats(mut self, r: Box<dyn DeviceStatsReader>) -> Self {
+        self.device_stats = Some(r);
+        self
     }
 
     /// Management tick: a new policy snapshot with the next cookie keys when
@@ -181,7 +190,18 @@ impl Node {
         let now = wall_clock();
         let port = |p: PortId| {
             let c = t.port(p);
-            json!({"rx_packets": c.rx_packets, "tx_packets": c.tx_packets, "tx_dropped": c.tx_dropped})
+            let mut v = json!({"rx_packets": c.rx_packets, "tx_packets": c.tx_packets, "tx_dropped": c.tx_dropped});
+            if let Some(r) = &self.device_stats {
+                v["device"] = match r.device_stats(p) {
+                    Ok(d) => json!({
+                        "ipackets": d.ipackets, "imissed": d.imissed, "ierrors": d.ierrors,
+                        "rx_nombuf": d.rx_nombuf, "opackets": d.opackets, "oerrors": d.oerrors,
+                        "rx_multiseg": d.rx_multiseg, "steered": d.steered, "steer_dropped": d.steer_dropped,
+                    }),
+                    Err(e) => json!({"error": e}),
+                };
+            }
+            v
         };
         let n = &self.rt.neighbors;
         let neighbors: Vec<Value> = (0..n.len())

@@ -416,3 +416,20 @@ fn count_frames(p: &Path) -> usize {
     }
     n
 }
+
+/// Without the `dpdk` feature, a DPDK config still checks, and `moat run`
+/// refuses it naming the feature to build with.
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn run_dpdk_without_the_feature_names_it() {
+    let cfg = examples("dpdk-two-port.toml");
+    let o = moat(&["check", "--config", &cfg]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = moat(&["run", "--config", &cfg, "--duration", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not built into this binary") && err.contains("--features dpdk"),
+        "{err}"
+    );
+}

@@ -200,7 +200,7 @@ fn example_offline_uses_the_cluster_secret_and_cookie_reset() {
 
 #[test]
 fn moat_check_passes_on_both_examples() {
-    for name in ["moat.toml", "offline.toml"] {
+    for name in ["moat.toml", "offline.toml", "dpdk-two-port.toml"] {
         let args = CheckArgs {
             config: examples().join(name),
         };
@@ -488,6 +488,57 @@ fn workers_out_of_range() {
             .starts_with(&format!("t.toml:{}:", line_of(&s, "workers = 1000"))),
         "{e}"
     );
+}
+
+#[test]
+fn example_dpdk_two_port_is_a_dpdk_node_on_pci_ports() {
+    let cfg = Config::load(&examples().join("dpdk-two-port.toml")).unwrap();
+    assert_eq!(cfg.dataplane.backend, Backend::Dpdk);
+    assert_eq!(cfg.outside.iface, "0000:03:00.0");
+    assert_eq!(cfg.inside.iface, "0000:03:00.1");
+    let d = &cfg.dataplane.dpdk;
+    assert!(d.eal_args.iter().any(|a| a == "0000:03:00.0"), "{:?}", d.eal_args);
+    let o = cfg
+        .dataplane
+        .dpdk_options(cfg.outside.iface.clone(), cfg.inside.iface.clone());
+    assert_eq!((o.workers, o.mbufs, o.rx_desc), (2, 16383, 1024));
+    assert_eq!(o.link_wait, std::time::Duration::from_secs(5));
+    assert!(o.validate().is_ok(), "{:?}", o.validate());
+}
+
+#[test]
+fn dpdk_options_are_range_checked() {
+    let dpdk = |kv: &str| edit("burst = 32", &format!("burst = 32\n\n[dataplane.dpdk]\n{kv}"));
+    parse(&dpdk("eal_args = [\"--no-huge\"]\nmbufs = 16383")).unwrap();
+    refused(
+        &dpdk("mbuf_cache = 600"),
+        "dataplane.dpdk.mbuf_cache",
+        "600 is out of range 0..=512",
+    );
+    refused(
+        &dpdk("rx_desc = 10"),
+        "dataplane.dpdk.rx_desc",
+        "10 is out of range 64..=16384",
+    );
+    refused(
+        &dpdk("tx_desc = 20000"),
+        "dataplane.dpdk.tx_desc",
+        "20000 is out of range 64..=16384",
+    );
+    refused(
+        &dpdk("link_wait_ms = 70000"),
+        "dataplane.dpdk.link_wait_ms",
+        "out of range 0..=60000",
+    );
+    refused(
+        &dpdk("steer_ring = 1"),
+        "dataplane.dpdk.steer_ring",
+        "1 is out of range",
+    );
+    // Two workers hold 2 x 2 x (1024 + 1024) descriptors and more at once.
+    let e = refused(&dpdk("mbufs = 4095"), "dataplane.dpdk.mbufs", "4095 is fewer than the");
+    assert!(e.reason.contains("2 worker(s)"), "{e}");
+    refused(&dpdk("eal_args = \"--no-huge\""), "dataplane.dpdk.eal_args", "");
 }
 
 #[test]

@@ -18,6 +18,9 @@
 
 #[cfg(target_os = "linux")]
 pub mod af_packet;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod dpdk_options;
 pub mod heap;
 pub mod memory;
 pub mod pcap;
@@ -157,6 +160,40 @@ pub trait Queues: Send {
     fn mac(&self, _port: PortId) -> Option<[u8; 6]> {
         None
     }
+}
+
+/// A port's device counters, as the driver keeps them (DPDK
+/// `rte_eth_stats`), plus what the backend itself dropped before the
+/// worker saw it; summed over the port's queues.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Frames the device received.
+    pub ipackets: u64,
+    /// Frames the device dropped because its RX queues were full.
+    pub imissed: u64,
+    /// Erroneous frames received.
+    pub ierrors: u64,
+    /// RX mbuf allocation failures (the pool ran dry).
+    pub rx_nombuf: u64,
+    /// Frames the device sent.
+    pub opackets: u64,
+    /// Frames the device failed to send.
+    pub oerrors: u64,
+    /// Received frames spread over several buffers: freed and counted
+    /// (the pipeline works on single-buffer frames).
+    pub rx_multiseg: u64,
+    /// Frames handed to another worker by the software RSS fallback.
+    pub steered: u64,
+    /// Frames the software RSS fallback dropped because the other worker's
+    /// ring was full.
+    pub steer_dropped: u64,
+}
+
+/// Reads the ports' device counters from the management thread (while the
+/// workers run). Backends without device counters have none.
+pub trait DeviceStatsReader: Send + Sync + std::fmt::Debug {
+    /// The counters of `port`; an error names the port.
+    fn device_stats(&self, port: PortId) -> Result<DeviceStats, String>;
 }
 
 /// Sends everything in `frames` on `port`: one retry for what the queue

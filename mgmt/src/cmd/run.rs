@@ -121,8 +121,51 @@ pub fn start(cfg: &Config) -> anyhow::Result<Node> {
             Node::start(plan, vec![q])
         }
         Backend::AfPacket => start_af_packet(cfg),
-        Backend::Dpdk => anyhow::bail!("backend \"dpdk\" is not built into this binary"),
+        Backend::Dpdk => start_dpdk(cfg),
     }
+}
+
+/// The DPDK backend: EAL from `dataplane.dpdk.eal_args`, the ports by
+/// device name, planned with the MACs the devices report.
+#[cfg(feature = "dpdk")]
+fn start_dpdk(cfg: &Config) -> anyhow::Result<Node> {
+    use dataplane::port::dpdk;
+    use dataplane::port::PortId;
+    let opts = cfg
+        .dataplane
+        .dpdk_options(cfg.outside.iface.clone(), cfg.inside.iface.clone());
+    let d = dpdk::open(&opts)?;
+    for p in PortId::ALL {
+        let i = d.stats.info(p);
+        eprintln!(
+            "moat: dpdk port {} = {} (port {}, {}, socket {}), spreading: {}",
+            p.as_str(),
+            i.name,
+            i.id,
+            i.driver,
+            i.socket,
+            i.spread.as_str()
+        );
+    }
+    let macs = [
+        Some(d.stats.info(PortId::Outside).mac),
+        Some(d.stats.info(PortId::Inside).mac),
+    ];
+    // A `net_pcap` outside port replays a capture: its frames carry the
+    // capture's clock (the RX timestamp field), so, as on the pcap backend,
+    // next hops come from static MACs only and cookie keys do not rotate
+    // with the wall clock (the golden test holds it to `moat scrub`).
+    let live = d.stats.info(PortId::Outside).driver != "net_pcap";
+    let plan = node::plan(cfg, macs, live, live)?;
+    Ok(Node::start(plan, d.queues)?.with_device_stats(Box::new(d.stats)))
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn start_dpdk(_cfg: &Config) -> anyhow::Result<Node> {
+    anyhow::bail!(
+        "backend \"dpdk\" is not built into this binary: build it with `cargo build --release --features dpdk` \
+         (needs libdpdk-dev and libclang-dev)"
+    )
 }
 
 #[cfg(target_os = "linux")]

@@ -180,12 +180,60 @@ impl Default for DataplaneConfig {
     }
 }
 
-/// `[dataplane.dpdk]`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// `[dataplane.dpdk]`: EAL and the ports' queues and buffers (the ports'
+/// `iface` is a DPDK device name: `net_pcap0`, `0000:03:00.0`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DpdkConfig {
     /// EAL arguments, e.g. `["--no-huge", "-m", "512", "--no-pci"]`.
     pub eal_args: Vec<String>,
+    /// Mbufs per mempool (one pool per NUMA socket of the ports); best a
+    /// power of two minus one.
+    pub mbufs: u32,
+    /// Per-lcore mempool cache, 0..=512.
+    pub mbuf_cache: u32,
+    /// Descriptors per RX queue and per TX queue.
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// Frames per software-steering ring (the RSS fallback, one ring per
+    /// ordered pair of workers).
+    pub steer_ring: u32,
+    /// How long to wait for each port's link at start, milliseconds.
+    pub link_wait_ms: u32,
+}
+
+impl DataplaneConfig {
+    /// The DPDK backend's options for ports `outside` and `inside` (device
+    /// names).
+    pub fn dpdk_options(&self, outside: String, inside: String) -> dataplane::port::dpdk_options::DpdkOptions {
+        let p = &self.dpdk;
+        dataplane::port::dpdk_options::DpdkOptions {
+            eal_args: p.eal_args.clone(),
+            outside,
+            inside,
+            workers: self.workers as usize,
+            mbufs: p.mbufs,
+            mbuf_cache: p.mbuf_cache,
+            rx_desc: p.rx_desc,
+            tx_desc: p.tx_desc,
+            steer_ring: p.steer_ring as usize,
+            link_wait: std::time::Duration::from_millis(p.link_wait_ms.into()),
+        }
+    }
+}
+
+impl Default for DpdkConfig {
+    fn default() -> Self {
+        DpdkConfig {
+            eal_args: Vec::new(),
+            mbufs: 16383,
+            mbuf_cache: 256,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            steer_ring: 1024,
+            link_wait_ms: 5000,
+        }
+    }
 }
 
 /// `[dataplane.af_packet]`: the RX ring of each socket.

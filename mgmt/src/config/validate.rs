@@ -118,6 +118,7 @@ fn dataplane(d: &DataplaneConfig) -> Res {
     }
     range("dataplane.af_packet.block_count", a.block_count.into(), 2, 4096)?;
     range("dataplane.af_packet.retire_ms", a.retire_ms.into(), 0, 1000)?;
+    dpdk(d)?;
     if d.backend == super::Backend::Pcap && d.workers != 1 {
         return Err(ConfigError::at(
             "dataplane.workers",
@@ -126,6 +127,32 @@ fn dataplane(d: &DataplaneConfig) -> Res {
     }
     if d.backend == super::Backend::Memory {
         dataplane::gen::parse_mix(&d.memory.mix).map_err(|e| ConfigError::at("dataplane.memory.mix", e))?;
+    }
+    Ok(())
+}
+
+fn dpdk(d: &DataplaneConfig) -> Res {
+    let p = &d.dpdk;
+    range("dataplane.dpdk.mbuf_cache", p.mbuf_cache.into(), 0, 512)?;
+    for (key, v) in [
+        ("dataplane.dpdk.rx_desc", p.rx_desc),
+        ("dataplane.dpdk.tx_desc", p.tx_desc),
+    ] {
+        range(key, v.into(), 64, 16384)?;
+    }
+    range("dataplane.dpdk.steer_ring", p.steer_ring.into(), 64, 1 << 20)?;
+    range("dataplane.dpdk.link_wait_ms", p.link_wait_ms.into(), 0, 60_000)?;
+    range("dataplane.dpdk.mbufs", p.mbufs.into(), 1023, 1 << 26)?;
+    let need = d.dpdk_options(String::new(), String::new()).mbufs_needed();
+    if u64::from(p.mbufs) < need {
+        return Err(ConfigError::at(
+            "dataplane.dpdk.mbufs",
+            format!(
+                "{} is fewer than the {need} mbufs {} worker(s) can hold at once \
+                 (2 ports x workers x (rx_desc + tx_desc), plus caches, bursts and steering rings)",
+                p.mbufs, d.workers
+            ),
+        ));
     }
     Ok(())
 }
