@@ -238,6 +238,9 @@ pub fn export_dpdk(workloads: &[Workload], args: &BenchArgs, dir: &std::path::Pa
             "--vdev".into(),
             format!("net_pcap1,rx_pcap={},tx_pcap=/dev/null", empty.display()),
         ];
+        // net_pcap's infinite RX keeps the whole capture in mbufs of the
+        // port's pool, beside what the queues hold.
+        cfg.dataplane.dpdk.mbufs = u32::try_from(frames.len() * 2 + 16383).unwrap_or(u32::MAX);
         let toml = dir.join(format!("{}.toml", w.name()));
         std::fs::write(&toml, cfg.to_toml_string()).with_context(|| toml.display().to_string())?;
         println!("{}: {} frames, {}", w.name(), frames.len(), toml.display());
