@@ -414,3 +414,32 @@ fn defaults_are_the_documented_ones() {
         assert_eq!(p.is_attack(), p != Profile::Legit);
     }
 }
+
+#[test]
+fn attack_phase_switches_the_mix_and_back() {
+    // 1000 events a second (a dozen packets per legitimate flow): 2 s
+    // clean, 1 s of SYN flood, then clean again.
+    let c = GenConfig {
+        pps: 1000,
+        ..cfg("legit", 40_000)
+    };
+    let start = c.start;
+    let mut g = Generator::new(c);
+    g.set_attack_phase(&parse_mix("syn-flood").unwrap(), 2 * SECOND, SECOND);
+    let pkts: Vec<GenPacket> = g.collect();
+    let second = |p: &GenPacket| (p.ts - start) / SECOND;
+    let floods = |s: u64| {
+        pkts.iter()
+            .filter(|p| second(p) == s && p.profile == Profile::SynFlood)
+            .count()
+    };
+    assert_eq!(floods(0) + floods(1), 0, "clean before the phase");
+    // Every event of the phase is a flood packet; legitimate flows started
+    // before it still send a few.
+    assert_eq!(floods(2), 1000);
+    assert_eq!(pkts.iter().filter(|p| p.profile == Profile::SynFlood).count(), 1000);
+    assert!(
+        pkts.iter().any(|p| second(p) >= 3 && p.profile == Profile::Legit),
+        "clean after the phase"
+    );
+}

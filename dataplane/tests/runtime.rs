@@ -139,6 +139,7 @@ fn start(wire: &Shared, pol: Policy) -> Runtime {
         next_hop: vec![0],
         inside_ip: IN_IP,
         inside_mac: IN_MAC,
+        sample_every: 0,
     };
     let q = Scripted {
         wire: Arc::clone(wire),

@@ -259,8 +259,18 @@ pub struct Generator {
     ctx: Ctx,
     sched: sched::Sched,
     mix: Vec<(Profile, u32)>,
+    attack: Option<AttackPhase>,
     events: u64,
     emitted: u64,
+}
+
+/// A time window in which events follow another mix (an attack starting
+/// and ending on a clean background; see [`Generator::set_attack_phase`]).
+#[derive(Debug, Clone)]
+struct AttackPhase {
+    mix: Vec<(Profile, u32)>,
+    from: Nanos,
+    until: Nanos,
 }
 
 impl Generator {
@@ -295,9 +305,21 @@ impl Generator {
             ctx,
             sched: sched::Sched::default(),
             mix,
+            attack: None,
             events: 0,
             emitted: 0,
         }
+    }
+
+    /// Events starting from `after` past the start time, for `len` (0: to
+    /// the end), follow `mix` instead of the configured mix; packets of
+    /// flows already under way keep coming. An empty or all-zero `mix`
+    /// removes the phase.
+    pub fn set_attack_phase(&mut self, mix: &[(Profile, u32)], after: Nanos, len: Nanos) {
+        let mix: Vec<(Profile, u32)> = mix.iter().copied().filter(|(_, w)| *w > 0).collect();
+        let from = self.ctx.cfg.start.saturating_add(after);
+        let until = if len == 0 { Nanos::MAX } else { from.saturating_add(len) };
+        self.attack = (!mix.is_empty()).then_some(AttackPhase { mix, from, until });
     }
 
     /// Start time of event number `n`: `start + n / pps` seconds, computed
@@ -313,7 +335,11 @@ impl Generator {
     fn start_event(&mut self) {
         let at = self.event_ts(self.events);
         self.events += 1;
-        let profile = mix::pick(&self.mix, self.sched.emitted());
+        let mix = match &self.attack {
+            Some(a) if (a.from..a.until).contains(&at) => &a.mix,
+            _ => &self.mix,
+        };
+        let profile = mix::pick(mix, self.sched.emitted());
         let (ctx, q) = (&mut self.ctx, &mut self.sched);
         match profile {
             Profile::Legit => legit::event(ctx, q, at),

@@ -6,6 +6,7 @@
 //! (capture files flushed) and publishes its final counters.
 
 pub mod neighbors;
+pub mod sample;
 pub mod stats;
 pub mod worker;
 
@@ -18,6 +19,7 @@ use classifier::policy::Policy;
 use crossbeam_utils::CachePadded;
 
 pub use neighbors::{NeighborState, Neighbors};
+pub use sample::{Sample, SampleFp, SampleVerdict};
 pub use stats::{Snapshot, WorkerStats, MAX_SERVICES};
 pub use worker::{wall_clock, Idle, WorkerExit, WorkerSetup};
 
@@ -51,6 +53,9 @@ pub struct Runtime {
     pub policy: Arc<ArcSwap<Policy>>,
     pub neighbors: Arc<Neighbors>,
     pub stats: Vec<stats::SharedStats>,
+    /// The consumer side of each sampling worker's queue (see
+    /// [`Runtime::take_samples`]).
+    samples: Vec<rtrb::Consumer<Sample>>,
     handles: Vec<JoinHandle<WorkerExit>>,
 }
 
@@ -68,6 +73,7 @@ impl Runtime {
             policy: Arc::clone(&policy),
             neighbors: Arc::clone(&neighbors),
             stats: Vec::new(),
+            samples: Vec::new(),
             handles: Vec::new(),
         };
         for (s, q) in workers {
@@ -79,11 +85,19 @@ impl Runtime {
                 neighbors: Arc::clone(&neighbors),
             };
             let name = format!("moat-w{}", s.index);
+            let (tx, rx) = match s.sample_every {
+                0 => (None, None),
+                _ => {
+                    let (tx, rx) = sample::queue();
+                    (Some(tx), Some(rx))
+                }
+            };
             let h = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || worker::run(s, sh, q));
+                .spawn(move || worker::run(s, sh, q, tx));
             match h {
                 Ok(h) => {
+                    rt.samples.extend(rx);
                     rt.stats.push(st);
                     rt.handles.push(h);
                 }
@@ -94,6 +108,13 @@ impl Runtime {
             }
         }
         Ok(rt)
+    }
+
+    /// Hands over the consumers of the workers' sample queues (one per
+    /// worker that samples; empty on a second call): the management plane
+    /// drains them.
+    pub fn take_samples(&mut self) -> Vec<rtrb::Consumer<Sample>> {
+        core::mem::take(&mut self.samples)
     }
 
     /// The sum over workers, and each worker's own, for `services` services.

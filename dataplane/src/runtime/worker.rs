@@ -24,6 +24,7 @@ use classifier::time::{Nanos, MILLISECOND};
 use classifier::verdict::DropReason;
 
 use super::neighbors::Neighbors;
+use super::sample::{Sample, Sampler};
 use super::stats::{LoopCounters, SharedStats};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::port::{send_all, Burst, Frame, PortId, Queues};
@@ -67,6 +68,9 @@ pub struct WorkerSetup {
     /// The node's inside address and MAC (ARP requests).
     pub inside_ip: Ipv4Addr,
     pub inside_mac: [u8; 6],
+    /// Sample one outside packet in this many for the management plane
+    /// (0: off; see [`super::sample`]).
+    pub sample_every: u32,
 }
 
 /// What a worker shares with the rest of the node.
@@ -103,8 +107,9 @@ fn learn_arp(frame: &[u8], neighbors: &Neighbors, now: Nanos) {
     }
 }
 
-/// Runs the worker until `stop` is set or every port is done.
-pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
+/// Runs the worker until `stop` is set or every port is done; samples go
+/// to `samples` (see [`WorkerSetup::sample_every`]).
+pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q, samples: Option<rtrb::Producer<Sample>>) -> WorkerExit {
     if let Some(core) = s.core {
         core_affinity::set_for_current(core);
     }
@@ -117,6 +122,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
     let mut tx_out: Burst<Q::Frame> = Burst::new();
     let mut tx_in: Burst<Q::Frame> = Burst::new();
     let mut lc = LoopCounters::default();
+    let mut sampler = Sampler::new(s.sample_every, samples);
     let mut empty = 0u32;
     let mut last_tick: Nanos = 0;
     let mut parsed = None;
@@ -149,7 +155,13 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
                 }
                 None => wall,
             };
-            match pipe.process_frame(&policy, now, &mut f, &mut parsed) {
+            let taken = sampler.take(f.data());
+            let out = pipe.process_frame(&policy, now, &mut f, &mut parsed);
+            if let Some(t) = taken {
+                let service = parsed.and(pipe.state().last_service);
+                sampler.push(t, now, parsed.as_ref(), service, out, &mut lc);
+            }
+            match out {
                 Outcome::Forward { .. } => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),
                 Outcome::Reply => push_or_free(&mut q, &mut tx_out, f, &mut lc.ports[0]),
                 Outcome::Drop(_) => q.free(f),

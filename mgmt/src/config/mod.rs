@@ -20,6 +20,7 @@
 //! cross-field checks, `policy` the building of the classifier's policy,
 //! `locate` the mapping between byte spans, key paths and lines.
 
+pub mod detect;
 mod locate;
 mod policy;
 mod validate;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use classifier::policy::{FragPolicy, SynAuth};
 use serde::{Deserialize, Serialize};
 
+pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
 pub use policy::{secrets_at, secrets_from_file, SecretSource};
 pub use values::{mac_default, Cidr, HexBytes, IfaceAddr, Mac, PortSpec, Proto, TcpRuleText, UdpRuleText};
 
@@ -236,6 +238,12 @@ pub struct MemoryOptions {
     pub pps: u64,
     /// Packets per worker, 0 = endless.
     pub count: u64,
+    /// An attack phase: from this many seconds after start-up, `attack_mix`
+    /// instead of `mix` (0 = no attack phase)...
+    pub attack_after_secs: u32,
+    /// ...for this many seconds (0 = to the end).
+    pub attack_secs: u32,
+    pub attack_mix: String,
 }
 
 impl Default for MemoryOptions {
@@ -245,6 +253,9 @@ impl Default for MemoryOptions {
             seed: 1,
             pps: 100_000,
             count: 0,
+            attack_after_secs: 0,
+            attack_secs: 0,
+            attack_mix: "syn-flood".into(),
         }
     }
 }
@@ -360,6 +371,12 @@ pub struct ServiceConfig {
     pub limits: LimitsConfig,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload_rules: Vec<PayloadRuleConfig>,
+    /// Thresholds of this service (absent keys: `[detection]`'s).
+    #[serde(default)]
+    pub detection: Thresholds,
+    /// Escalation while the service is under attack.
+    #[serde(default)]
+    pub on_attack: OnAttackConfig,
 }
 
 /// `[services.limits]`: all optional, 0 = unlimited.
@@ -410,6 +427,12 @@ pub struct MgmtConfig {
     pub listen: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// Workers sample one packet in this many for detection and attack
+    /// reports (0 = off).
+    pub sample_every: u32,
+    /// Alerts: HTTP POSTs of attack starts, ends and threshold crossings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl Default for MgmtConfig {
@@ -417,6 +440,8 @@ impl Default for MgmtConfig {
         MgmtConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
             token_file: None,
+            sample_every: 64,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -441,6 +466,8 @@ struct ConfigFile {
     fingerprints: FingerprintConfig,
     #[serde(default)]
     mgmt: MgmtConfig,
+    #[serde(default)]
+    detection: DetectionConfig,
 }
 
 /// A validated config (see the module contract).
@@ -455,6 +482,7 @@ pub struct Config {
     pub acl: AclConfig,
     pub fingerprints: FingerprintConfig,
     pub mgmt: MgmtConfig,
+    pub detection: DetectionConfig,
     /// Folder that relative paths are relative to.
     base_dir: PathBuf,
     /// How errors name the file.
@@ -522,6 +550,7 @@ impl Config {
                 acl: file.acl,
                 fingerprints: file.fingerprints,
                 mgmt: file.mgmt,
+                detection: file.detection,
                 base_dir,
                 label: file_label.to_string(),
             })
@@ -610,6 +639,7 @@ impl Config {
             acl: self.acl.clone(),
             fingerprints: self.fingerprints.clone(),
             mgmt: self.mgmt.clone(),
+            detection: self.detection.clone(),
         };
         // Every value here is a string, number, bool, array or table, which
         // the TOML serializer always accepts; an error would be a bug in
