@@ -264,13 +264,15 @@ pub struct Generator {
     emitted: u64,
 }
 
-/// A time window in which events follow another mix (an attack starting
-/// and ending on a clean background; see [`Generator::set_attack_phase`]).
+/// A stretch of the output in which events follow another mix (an attack
+/// starting and ending on a clean background; see
+/// [`Generator::set_attack_phase`]).
 #[derive(Debug, Clone)]
 struct AttackPhase {
     mix: Vec<(Profile, u32)>,
-    from: Nanos,
-    until: Nanos,
+    /// Packets emitted before the phase starts, and when it ends.
+    from: u64,
+    until: u64,
 }
 
 impl Generator {
@@ -311,14 +313,16 @@ impl Generator {
         }
     }
 
-    /// Events starting from `after` past the start time, for `len` (0: to
-    /// the end), follow `mix` instead of the configured mix; packets of
-    /// flows already under way keep coming. An empty or all-zero `mix`
-    /// removes the phase.
-    pub fn set_attack_phase(&mut self, mix: &[(Profile, u32)], after: Nanos, len: Nanos) {
+    /// Events started once `from` packets have been emitted, until
+    /// `from + len` (`len` 0: to the end), follow `mix` instead of the
+    /// configured mix; packets of flows already under way keep coming.
+    /// Counted in packets, not in generator time: a paced consumer (the
+    /// memory backend delivers `pps` packets per second) sees the phase
+    /// at `from / pps` seconds whatever the mix's packets per event. An
+    /// empty or all-zero `mix` removes the phase.
+    pub fn set_attack_phase(&mut self, mix: &[(Profile, u32)], from: u64, len: u64) {
         let mix: Vec<(Profile, u32)> = mix.iter().copied().filter(|(_, w)| *w > 0).collect();
-        let from = self.ctx.cfg.start.saturating_add(after);
-        let until = if len == 0 { Nanos::MAX } else { from.saturating_add(len) };
+        let until = if len == 0 { u64::MAX } else { from.saturating_add(len) };
         self.attack = (!mix.is_empty()).then_some(AttackPhase { mix, from, until });
     }
 
@@ -336,7 +340,7 @@ impl Generator {
         let at = self.event_ts(self.events);
         self.events += 1;
         let mix = match &self.attack {
-            Some(a) if (a.from..a.until).contains(&at) => &a.mix,
+            Some(a) if (a.from..a.until).contains(&self.emitted) => &a.mix,
             _ => &self.mix,
         };
         let profile = mix::pick(mix, self.sched.emitted());

@@ -78,8 +78,13 @@ pub fn memory_source(cfg: &Config, worker: usize, secrets: &CookieSecrets) -> an
     let mut gen = Generator::new(g);
     if m.attack_after_secs > 0 {
         let mix = dataplane::gen::parse_mix(&m.attack_mix).map_err(anyhow::Error::msg)?;
-        let s = classifier::time::SECOND;
-        gen.set_attack_phase(&mix, u64::from(m.attack_after_secs) * s, u64::from(m.attack_secs) * s);
+        // The backend delivers `pps` packets a second: the phase in packets.
+        let pps = if m.pps == 0 { 1_000_000 } else { m.pps };
+        gen.set_attack_phase(
+            &mix,
+            u64::from(m.attack_after_secs) * pps,
+            u64::from(m.attack_secs) * pps,
+        );
     }
     Ok(Source::Generator(Box::new(gen)))
 }

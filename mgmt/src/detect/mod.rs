@@ -160,9 +160,23 @@ struct Attack {
     /// The escalation in force, if any.
     escalated: Option<Escalation>,
     last_report: u64,
+    /// The mean figures of its abnormal seconds (the protocol mix its types
+    /// are inferred from), and how many.
+    mean: Figures,
+    abnormal_secs: u64,
+    /// Metrics that fired at some second.
+    fired: Vec<Metric>,
 }
 
 impl Attack {
+    fn second(&mut self, now: u64, f: &Figures, abnormal: bool) {
+        self.builder.second(now, f);
+        if abnormal {
+            self.mean = self.mean.merge(f, self.abnormal_secs as f64);
+            self.abnormal_secs += 1;
+        }
+    }
+
     fn new(service: &str, now: u64, sample_every: u32, top_k: usize) -> Attack {
         Attack {
             confirmed: false,
@@ -172,6 +186,9 @@ impl Attack {
             peak_ratio: 0.0,
             escalated: None,
             last_report: now,
+            mean: Figures::default(),
+            abnormal_secs: 0,
+            fired: Vec::new(),
         }
     }
 }
@@ -411,6 +428,11 @@ impl Detector {
             a.last_abnormal = now;
             let ratio = triggers.iter().map(|t| t.value / t.limit.max(1.0)).fold(0.0, f64::max);
             a.peak_ratio = a.peak_ratio.max(ratio);
+            for t in &triggers {
+                if !a.fired.contains(&t.metric) {
+                    a.fired.push(t.metric);
+                }
+            }
         }
         if !a.confirmed {
             if !abnormal {
@@ -420,11 +442,11 @@ impl Detector {
                 s.baseline.learn(f, window);
                 return;
             }
-            a.builder.second(now, f);
+            a.second(now, f, abnormal);
             if s.abnormal_run >= start_after {
                 a.confirmed = true;
                 a.builder.report.triggers = triggers.iter().map(Trigger::text).collect();
-                update(a, f);
+                update(a);
                 escalate(&s.name, &s.on_attack, a, now, cm);
                 a.last_report = now;
                 ev.push(Event::AttackStart(a.builder.snapshot(), *f));
@@ -441,13 +463,13 @@ impl Detector {
                     .push(countermeasures::Action::relax(now));
             }
             a.builder.finish(end);
-            update(a, f);
+            update(a);
             ev.push(Event::AttackEnd(a.builder.snapshot()));
             s.attack = None;
             return;
         }
-        a.builder.second(now, f);
-        update(a, f);
+        a.second(now, f, abnormal);
+        update(a);
         if now.saturating_sub(a.last_report) >= every {
             a.last_report = now;
             escalate(&s.name, &s.on_attack, a, now, cm);
@@ -457,12 +479,11 @@ impl Detector {
 }
 
 /// Types and severity from what the attack has seen so far.
-fn update(a: &mut Attack, f: &Figures) {
-    let peak = Figures {
-        pps: a.builder.report.peak_pps,
-        ..*f
-    };
-    a.builder.report.types = types::infer(&a.kinds, &peak).into_iter().map(String::from).collect();
+fn update(a: &mut Attack) {
+    a.builder.report.types = types::infer(&a.kinds, &a.fired, &a.mean)
+        .into_iter()
+        .map(String::from)
+        .collect();
     a.builder.report.attack_severity = match a.peak_ratio {
         r if r < 2.0 => "low",
         r if r < 10.0 => "middle",

@@ -8,7 +8,7 @@ use classifier::synauth::flags;
 use classifier::verdict::DropReason;
 use dataplane::runtime::{Sample, SampleFp, SampleVerdict};
 
-use super::figures::Figures;
+use super::figures::{Figures, Metric};
 
 /// UDP source ports of reflection/amplification (DNS, NTP, SSDP, memcached,
 /// CLDAP, chargen, SNMP, QOTD, portmap, NetBIOS, WS-Discovery, CoAP).
@@ -98,27 +98,29 @@ pub fn kind_of(s: &Sample) -> Option<Kind> {
     }
 }
 
-/// Types named by `kinds` (samples per [`Kind`]), most first; from the
-/// figures `f` (the attack's totals or peak) when no sample classified.
-pub fn infer(kinds: &[u64; Kind::COUNT], f: &Figures) -> Vec<&'static str> {
+/// Types named by `kinds` (samples per [`Kind`]), most first; then those
+/// named by the metrics that fired (`syn_pps`, `udp_pps`, `icmp_pps`) or
+/// by the figures `f` (the mean of the attack's abnormal seconds): a
+/// protocol or SYNs at half the packets or more. (A flood that passes,
+/// e.g. SYNs to a service without SYN authentication, leaves no unpassed
+/// sample.) `volumetric` when nothing else is named.
+pub fn infer(kinds: &[u64; Kind::COUNT], fired: &[Metric], f: &Figures) -> Vec<&'static str> {
     let total: u64 = kinds.iter().sum();
-    if total > 0 {
-        let mut v: Vec<(Kind, u64)> = Kind::ALL
-            .iter()
-            .map(|k| (*k, kinds[*k as usize]))
-            .filter(|(_, n)| *n as f64 >= MIN_SHARE * total as f64)
-            .collect();
-        v.sort_by_key(|(_, n)| core::cmp::Reverse(*n));
-        return v.into_iter().map(|(k, _)| k.as_str()).collect();
-    }
+    let mut by_samples: Vec<(Kind, u64)> = Kind::ALL
+        .iter()
+        .map(|k| (*k, kinds[*k as usize]))
+        .filter(|(_, n)| total > 0 && *n as f64 >= MIN_SHARE * total as f64)
+        .collect();
+    by_samples.sort_by_key(|(_, n)| core::cmp::Reverse(*n));
+    let mut v: Vec<&'static str> = by_samples.into_iter().map(|(k, _)| k.as_str()).collect();
     let pps = f.pps.max(1.0);
-    let mut v = Vec::new();
-    for (share, k) in [
-        (f.syn_pps / pps, Kind::SynFlood),
-        (f.udp_pps / pps, Kind::UdpFlood),
-        (f.icmp_pps / pps, Kind::IcmpFlood),
+    for (share, m, k) in [
+        (f.syn_pps / pps, Metric::SynPps, Kind::SynFlood),
+        (f.udp_pps / pps, Metric::UdpPps, Kind::UdpFlood),
+        (f.icmp_pps / pps, Metric::IcmpPps, Kind::IcmpFlood),
     ] {
-        if share >= 0.5 {
+        let named = v.contains(&k.as_str()) || (k == Kind::UdpFlood && v.contains(&Kind::Reflection.as_str()));
+        if (share >= 0.5 || fired.contains(&m)) && !named {
             v.push(k.as_str());
         }
     }
@@ -198,7 +200,24 @@ mod tests {
         k[Kind::SynFlood as usize] = 700;
         k[Kind::Reflection as usize] = 250;
         k[Kind::IcmpFlood as usize] = 50;
-        assert_eq!(infer(&k, &Figures::default()), ["syn_flood", "reflection"]);
+        assert_eq!(infer(&k, &[], &Figures::default()), ["syn_flood", "reflection"]);
+        // Passed SYNs leave no unpassed sample: the figures name them.
+        let mut k = [0u64; Kind::COUNT];
+        k[Kind::Reflection as usize] = 300;
+        let f = Figures {
+            pps: 1000.0,
+            syn_pps: 600.0,
+            udp_pps: 400.0,
+            ..Figures::default()
+        };
+        assert_eq!(infer(&k, &[], &f), ["reflection", "syn_flood"]);
+        // What fired names its type, whatever its share.
+        let f = Figures {
+            pps: 1000.0,
+            syn_pps: 300.0,
+            ..Figures::default()
+        };
+        assert_eq!(infer(&k, &[Metric::SynPps], &f), ["reflection", "syn_flood"]);
         // No sample: from the protocol mix.
         let f = Figures {
             pps: 1000.0,
@@ -206,12 +225,12 @@ mod tests {
             tcp_pps: 1000.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&[0; Kind::COUNT], &f), ["syn_flood"]);
+        assert_eq!(infer(&[0; Kind::COUNT], &[], &f), ["syn_flood"]);
         let f = Figures {
             pps: 1000.0,
             tcp_pps: 1000.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&[0; Kind::COUNT], &f), ["volumetric"]);
+        assert_eq!(infer(&[0; Kind::COUNT], &[], &f), ["volumetric"]);
     }
 }
