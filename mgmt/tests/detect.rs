@@ -207,7 +207,7 @@ fn attack_detected_escalated_reported_and_alerted() {
     assert_eq!(acts[0]["syn_auth"], "challenge-ack");
     assert!(
         acts.iter()
-            .any(|a| !a["deny_tcp"].as_array().map_or(true, Vec::is_empty)),
+            .any(|a| a["deny_tcp"].as_array().is_some_and(|v| !v.is_empty())),
         "{acts:?}"
     );
     assert_eq!(acts.last().unwrap()["action"], "relax");
