@@ -57,7 +57,7 @@ workers = 1
 
 [dataplane.memory]
 mix = "legit"
-pps = 10000
+pps = 4000
 attack_after_secs = 4
 attack_secs = 6
 attack_mix = "syn-flood=60,udp-flood=20,dns-reflection=20"
@@ -90,7 +90,7 @@ allow = ["tcp/80", "udp/7777"]
 syn_auth = "off"
 
 [services.detection]
-threshold_syn_pps = 3000
+threshold_syn_pps = 1200
 
 [services.on_attack]
 syn_auth = "challenge-ack"
@@ -131,23 +131,23 @@ fn attack_detected_escalated_reported_and_alerted() {
     std::fs::write(&cfg, config(&hook)).unwrap();
     let stats = dir.path().join("stats.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
-        .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "30"])
+        .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "45"])
         .args(["--stats", stats.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    let start = wait_for(&rx, "attack_start", t0 + Duration::from_secs(15));
+    let start = wait_for(&rx, "attack_start", t0 + Duration::from_secs(25));
     let end = start
         .as_ref()
-        .and_then(|_| wait_for(&rx, "attack_end", t0 + Duration::from_secs(28)));
+        .and_then(|_| wait_for(&rx, "attack_end", t0 + Duration::from_secs(43)));
     let snapshot = std::fs::read_to_string(&stats).unwrap_or_default();
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
     let mut err = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    let start = start.unwrap_or_else(|| panic!("no attack_start webhook in 15 s\n{err}"));
+    let start = start.unwrap_or_else(|| panic!("no attack_start webhook in 25 s\n{err}"));
     let end = end.unwrap_or_else(|| panic!("no attack_end webhook\n{err}"));
 
     let uuid = start["attack_uuid"].as_str().unwrap().to_string();
@@ -161,22 +161,23 @@ fn attack_detected_escalated_reported_and_alerted() {
         .map(|t| t.as_str().unwrap())
         .collect();
     assert!(types.contains(&"syn_flood"), "{start}");
-    assert!(start["figures"]["syn_pps"].as_f64().unwrap() > 3000.0, "{start}");
+    assert!(start["figures"]["syn_pps"].as_f64().unwrap() > 1200.0, "{start}");
     assert!(["low", "middle", "high"].contains(&start["attack_severity"].as_str().unwrap()));
     assert_eq!(end["attack_uuid"], uuid.as_str());
-    // The phase lasts 6 s; with 2 s to confirm and the tail of the flood's
-    // last events, the attack lasts about that long.
+    // The phase is 6 s of packets at the paced rate (longer when a loaded
+    // machine delivers fewer); the attack lasts about that long.
     let secs = end["duration_secs"].as_u64().unwrap();
-    assert!((4..=9).contains(&secs), "{end}");
+    assert!((3..=20).contains(&secs), "{end}");
 
     let path = dir.path().join("state").join("attacks").join(format!("{uuid}.json"));
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(r["state"], "ended");
     assert_eq!(r["start"], start["start"]);
     assert!(r["end"].as_u64().unwrap() >= r["start"].as_u64().unwrap());
-    // The backend delivers 10,000 packets a second, all to the service.
+    // The backend delivers 4,000 packets a second, all to the service (a
+    // worker that fell behind on a loaded machine catches up faster).
     let peak = r["peak_pps"].as_f64().unwrap();
-    assert!((5000.0..=15000.0).contains(&peak), "peak {peak}");
+    assert!((1200.0..=40_000.0).contains(&peak), "peak {peak}");
     assert!(r["peak_bps"].as_f64().unwrap() > peak * 8.0 * 40.0);
     let timeline = r["timeline"]["points"].as_array().unwrap();
     assert!(timeline.len() >= 4, "{timeline:?}");
@@ -217,8 +218,8 @@ fn attack_detected_escalated_reported_and_alerted() {
     // Per-service figures in the stats file.
     let st: Value = serde_json::from_str(&snapshot).unwrap();
     let web = &st["services"]["web"];
-    assert!(web["packets"].as_u64().unwrap() > 50_000, "{st}");
-    assert!(web["syns"].as_u64().unwrap() > 10_000, "{st}");
+    assert!(web["packets"].as_u64().unwrap() > 20_000, "{st}");
+    assert!(web["syns"].as_u64().unwrap() > 5_000, "{st}");
     assert!(web["udp"].as_u64().unwrap() > 1000, "{st}");
     assert!(web["dropped"].as_u64().unwrap() > 1000, "{st}");
     assert!(web["new_flows"].as_u64().unwrap() > 0, "{st}");
