@@ -508,6 +508,9 @@ fn escalate(service: &str, on: &OnAttackConfig, a: &mut Attack, now: u64, cm: &m
             }
         }
     }
+    // A set, not a ranking: the same rules in another order are no change.
+    e.deny_tcp.sort_by_cached_key(ToString::to_string);
+    e.deny_udp.sort_by_cached_key(ToString::to_string);
     if e.is_empty() || a.escalated.as_ref() == Some(&e) {
         return;
     }

@@ -15,7 +15,7 @@ use super::figures::{Figures, Metric};
 const REFLECTION_PORTS: [u16; 12] = [53, 123, 1900, 11211, 389, 19, 161, 17, 111, 137, 3702, 5683];
 
 /// Share of the classified samples a kind needs to be named.
-const MIN_SHARE: f64 = 0.2;
+const MIN_SHARE: f64 = 0.1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -195,11 +195,11 @@ mod tests {
     }
 
     #[test]
-    fn infer_names_kinds_above_a_fifth() {
+    fn infer_names_kinds_above_a_tenth() {
         let mut k = [0u64; Kind::COUNT];
         k[Kind::SynFlood as usize] = 700;
         k[Kind::Reflection as usize] = 250;
-        k[Kind::IcmpFlood as usize] = 50;
+        k[Kind::IcmpFlood as usize] = 99;
         assert_eq!(infer(&k, &[], &Figures::default()), ["syn_flood", "reflection"]);
         // Passed SYNs leave no unpassed sample: the figures name them.
         let mut k = [0u64; Kind::COUNT];
