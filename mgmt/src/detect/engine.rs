@@ -180,8 +180,9 @@ impl Engine {
         }
     }
 
-    /// Runs on its own thread until `stop`; then gives queued alerts up to
-    /// two seconds to go out.
+    /// Runs on its own thread until `stop`; then writes the reports of
+    /// attacks under way and gives queued alerts up to two seconds to go
+    /// out.
     pub fn spawn(mut self) -> std::io::Result<EngineHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::clone(&self.stats);
@@ -196,6 +197,9 @@ impl Engine {
                     last = Instant::now();
                     self.tick(secs);
                 }
+            }
+            for r in self.detector.ongoing() {
+                self.write(&r);
             }
             self.alerter.flush(Duration::from_secs(2));
         })?;

@@ -294,6 +294,16 @@ impl Detector {
             .collect()
     }
 
+    /// The reports of the attacks under way as they stand (written once
+    /// more when the node stops, still `ongoing`).
+    pub fn ongoing(&mut self) -> Vec<AttackReport> {
+        self.services
+            .iter_mut()
+            .filter_map(|s| s.attack.as_mut().filter(|a| a.confirmed))
+            .map(|a| a.builder.snapshot())
+            .collect()
+    }
+
     /// One second (`now`, Unix seconds): `counters` are the per-service
     /// totals (index = service id) read `secs` after the previous ones;
     /// `samples` those drained since. The first call only sets the origin

@@ -157,6 +157,12 @@ fn hysteresis_start_after_k_end_after_m() {
     );
     let uuid = r.attack_uuid.clone();
     assert_eq!(f.d.active(), vec![("web".to_string(), uuid.clone())]);
+    let ongoing = f.d.ongoing();
+    assert_eq!(ongoing.len(), 1);
+    assert_eq!(
+        (ongoing[0].attack_uuid.as_str(), ongoing[0].state.as_str()),
+        (uuid.as_str(), "ongoing")
+    );
     // Normal seconds fewer than end_after (4), then abnormal again: the
     // same attack goes on.
     assert!(ends(&f.quiet(3, 1000)).is_empty());
@@ -172,6 +178,7 @@ fn hysteresis_start_after_k_end_after_m() {
     assert_eq!(e[0].state, "ended");
     assert_eq!(e[0].attack_severity, "high", "20x at its peak");
     assert!(f.d.active().is_empty());
+    assert!(f.d.ongoing().is_empty());
     // No countermeasure was configured: none taken.
     assert!(f.cm.calls.is_empty());
     assert!(e[0].countermeasures.is_empty());
