@@ -73,13 +73,15 @@ impl Timeline {
         let pts = std::mem::take(&mut self.points);
         self.points = pts
             .chunks(2)
-            .map(|c| match c {
-                [a, b] => Point {
-                    t: a.t,
-                    f: a.f.merge(&b.f, 1.0),
-                },
-                [a] => *a,
-                _ => unreachable!("chunks(2) yields one or two"),
+            .filter_map(|c| {
+                let a = c.first()?;
+                Some(match c.get(1) {
+                    Some(b) => Point {
+                        t: a.t,
+                        f: a.f.merge(&b.f, 1.0),
+                    },
+                    None => *a,
+                })
             })
             .collect();
         self.step_secs *= 2;
