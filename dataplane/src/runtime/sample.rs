@@ -9,7 +9,8 @@
 //! packets `every`, `2·every`, ... of each worker), and a full queue drops
 //! the sample and counts it (`samples_dropped`). Only a sampled packet costs
 //! more than the countdown: a second parse and its fingerprint, computed on
-//! the frame as received (before the pipeline rewrites it in place).
+//! the frame as received (before the pipeline rewrites it in place), and
+//! not even that when the queue is full.
 
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -101,15 +102,19 @@ impl Sampler {
     }
 
     /// Per packet: whether this one is sampled; if so, its fingerprint and
-    /// length, read from `frame` before it is processed.
+    /// length, read from `frame` before it is processed. A full queue
+    /// drops the sample here (counted), before any work is spent on it.
     #[inline]
-    pub fn take(&mut self, frame: &[u8]) -> Option<Taken> {
+    pub fn take(&mut self, frame: &[u8], lc: &mut LoopCounters) -> Option<Taken> {
         self.left -= 1;
         if self.left != 0 {
             return None;
         }
         self.left = self.every;
-        self.tx.as_ref()?;
+        if self.tx.as_ref()?.is_full() {
+            lc.samples_dropped += 1;
+            return None;
+        }
         Some(Taken {
             fp: fingerprint(frame),
             len: u16::try_from(frame.len()).unwrap_or(u16::MAX),
@@ -219,7 +224,7 @@ mod tests {
         let mut c = lc();
         let mut taken = Vec::new();
         for i in 1..=12u64 {
-            if let Some(t) = s.take(&f) {
+            if let Some(t) = s.take(&f, &mut c) {
                 taken.push(i);
                 s.push(
                     t,
@@ -253,10 +258,12 @@ mod tests {
         let mut s = Sampler::new(0, Some(tx));
         let mut none = Sampler::new(1, None);
         let f = udp_frame();
+        let mut c = lc();
         for _ in 0..10_000 {
-            assert!(s.take(&f).is_none());
-            assert!(none.take(&f).is_none());
+            assert!(s.take(&f, &mut c).is_none());
+            assert!(none.take(&f, &mut c).is_none());
         }
+        assert_eq!((c.samples, c.samples_dropped), (0, 0));
     }
 
     #[test]
@@ -266,9 +273,12 @@ mod tests {
         let f = udp_frame();
         let mut c = lc();
         let extra = 100;
-        for i in 0..(SAMPLE_QUEUE + extra) as u64 {
-            let t = s.take(&f).expect("every packet");
+        for i in 0..SAMPLE_QUEUE as u64 {
+            let t = s.take(&f, &mut c).expect("every packet");
             s.push(t, i, None, None, Outcome::Drop(DropReason::BadIpHeader), &mut c);
+        }
+        for _ in 0..extra {
+            assert!(s.take(&f, &mut c).is_none(), "full: not taken");
         }
         assert_eq!(c.samples, SAMPLE_QUEUE as u64);
         assert_eq!(c.samples_dropped, extra as u64);
@@ -284,7 +294,7 @@ mod tests {
         assert_eq!((x.ts, x.service, x.dst_port), (0, None, 0));
         assert_eq!(x.src, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // Drained: room again.
-        let t = s.take(&f).expect("every packet");
+        let t = s.take(&f, &mut c).expect("every packet");
         s.push(t, 1, None, None, Outcome::Reply, &mut c);
         assert_eq!(c.samples, SAMPLE_QUEUE as u64 + 1);
     }

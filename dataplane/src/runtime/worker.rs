@@ -155,7 +155,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q, samples: Option<rtrb
                 }
                 None => wall,
             };
-            let taken = sampler.take(f.data());
+            let taken = sampler.take(f.data(), &mut lc);
             let out = pipe.process_frame(&policy, now, &mut f, &mut parsed);
             if let Some(t) = taken {
                 let service = parsed.and(pipe.state().last_service);
