@@ -146,9 +146,13 @@ impl Node {
             return false;
         }
         self.generation = secrets.generation;
-        let mut p = Policy::clone(&self.rt.policy.load());
-        p.secrets = secrets;
-        self.rt.policy.store(Arc::new(p));
+        // Read-copy-update: a change another thread (detection's
+        // countermeasures) swaps in meanwhile is kept.
+        self.rt.policy.rcu(|cur| {
+            let mut p = Policy::clone(cur);
+            p.secrets = secrets.clone();
+            p
+        });
         true
     }
 

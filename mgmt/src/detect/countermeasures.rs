@@ -114,21 +114,8 @@ impl SnapshotCountermeasures {
         }
     }
 
-    fn undo(p: &mut Policy, service: &str, a: &Applied) {
-        if let (Some(m), Some(s)) = (a.syn_auth_before, p.services.iter_mut().find(|s| s.name == service)) {
-            s.syn_auth = m;
-        }
-        p.tcp_deny.retain(|r| !a.deny_tcp.contains(r));
-        p.udp_deny.retain(|r| !a.deny_udp.contains(r));
-    }
-}
-
-impl Countermeasures for SnapshotCountermeasures {
-    fn escalate(&mut self, service: &str, e: &Escalation) {
-        let mut p = Policy::clone(&self.policy.load());
-        if let Some(a) = self.applied.remove(service) {
-            Self::undo(&mut p, service, &a);
-        }
+    /// Applies `e` to `p`; what it changed.
+    fn apply(p: &mut Policy, service: &str, e: &Escalation) -> Applied {
         let mut a = Applied {
             syn_auth_before: None,
             deny_tcp: Vec::new(),
@@ -153,15 +140,44 @@ impl Countermeasures for SnapshotCountermeasures {
                 a.deny_udp.push(*r);
             }
         }
-        self.applied.insert(service.to_string(), a);
-        self.policy.store(Arc::new(p));
+        a
+    }
+
+    fn undo(p: &mut Policy, service: &str, a: &Applied) {
+        if let (Some(m), Some(s)) = (a.syn_auth_before, p.services.iter_mut().find(|s| s.name == service)) {
+            s.syn_auth = m;
+        }
+        p.tcp_deny.retain(|r| !a.deny_tcp.contains(r));
+        p.udp_deny.retain(|r| !a.deny_udp.contains(r));
+    }
+}
+
+impl Countermeasures for SnapshotCountermeasures {
+    fn escalate(&mut self, service: &str, e: &Escalation) {
+        let before = self.applied.remove(service);
+        let mut applied = None;
+        // Read-copy-update: a snapshot swapped in meanwhile by another
+        // writer (key rotation) is not overwritten; the closure reruns on it.
+        self.policy.rcu(|cur| {
+            let mut p = Policy::clone(cur);
+            if let Some(a) = &before {
+                Self::undo(&mut p, service, a);
+            }
+            applied = Some(Self::apply(&mut p, service, e));
+            p
+        });
+        if let Some(a) = applied {
+            self.applied.insert(service.to_string(), a);
+        }
     }
 
     fn relax(&mut self, service: &str) {
         let Some(a) = self.applied.remove(service) else { return };
-        let mut p = Policy::clone(&self.policy.load());
-        Self::undo(&mut p, service, &a);
-        self.policy.store(Arc::new(p));
+        self.policy.rcu(|cur| {
+            let mut p = Policy::clone(cur);
+            Self::undo(&mut p, service, &a);
+            p
+        });
     }
 }
 
