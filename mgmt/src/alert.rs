@@ -77,9 +77,18 @@ pub fn parse_http_url(url: &str) -> Result<(), String> {
         .strip_prefix("http://")
         .ok_or_else(|| format!("\"{url}\": expected http://host[:port][/path]"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
-        _ => (authority, None),
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        // An IPv6 literal: `[addr]` or `[addr]:port`.
+        let (h, rest) = v6.split_once(']').ok_or_else(|| format!("\"{url}\": unclosed `[`"))?;
+        match rest {
+            "" => (h, None),
+            r => (h, Some(r.strip_prefix(':').unwrap_or(r))),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
     };
     if host.is_empty() || host.contains(['@', ' ']) {
         return Err(format!("\"{url}\": no host"));
@@ -289,6 +298,8 @@ mod tests {
         assert!(parse_http_url("http://127.0.0.1:8080/hook").is_ok());
         assert!(parse_http_url("http://alerts.example").is_ok());
         assert!(parse_http_url("http://[::1]:9/x").is_ok());
+        assert!(parse_http_url("http://[::1]/x").is_ok());
+        assert!(parse_http_url("http://[::1/x").is_err());
         assert!(parse_http_url("https://x/").unwrap_err().contains("no TLS"));
         assert!(parse_http_url("ftp://x/").is_err());
         assert!(parse_http_url("http:///x").unwrap_err().contains("no host"));
