@@ -482,7 +482,11 @@ impl Detector {
         update(a);
         if now.saturating_sub(a.last_report) >= every {
             a.last_report = now;
-            escalate(&s.name, &s.on_attack, a, now, cm);
+            // New signatures only while the attack is seen, not in the
+            // quiet seconds before its end.
+            if abnormal {
+                escalate(&s.name, &s.on_attack, a, now, cm);
+            }
             ev.push(Event::AttackUpdate(a.builder.snapshot()));
         }
     }
