@@ -15,7 +15,8 @@
 //!   `token_file`) are relative to the folder of the config file, so a
 //!   config means the same whatever the working directory.
 //!
-//! Layout: this file holds the serde structs and the API; [`values`] the
+//! Layout: this file holds the serde structs and the API; [`detect`] those
+//! of detection, escalation and webhooks with their checks; [`values`] the
 //! string-typed values (port specs, MACs, prefixes, hex), `validate` the
 //! cross-field checks, `policy` the building of the classifier's policy,
 //! `locate` the mapping between byte spans, key paths and lines.
