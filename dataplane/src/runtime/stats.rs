@@ -1,6 +1,7 @@
 //! Per-worker counters as the rest of the node sees them: each worker keeps
 //! plain counters and publishes them here with relaxed stores (no
-//! read-modify-write) every millisecond and when it stops; readers (the
+//! read-modify-write) every millisecond (the per-service figures every
+//! [`SERVICE_PUBLISH_TICKS`] milliseconds) and when it stops; readers (the
 //! management plane) sum the workers at scrape time. Each worker's block is
 //! cache-padded so that one worker's stores never invalidate another's line.
 
@@ -15,6 +16,12 @@ use crate::port::PortId;
 /// Services whose passed packets are counted separately; the policy has at
 /// most this many (checked at start-up).
 pub const MAX_SERVICES: usize = 1024;
+
+/// The per-service figures (up to 9 x [`MAX_SERVICES`] counters) are
+/// published every this many milliseconds: detection reads them once a
+/// second, and with a thousand services publishing them every millisecond
+/// would be ten million stores a second per worker.
+pub const SERVICE_PUBLISH_TICKS: u64 = 16;
 
 /// Counters of one port as seen by one worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,8 +111,9 @@ impl Default for WorkerStats {
 pub type SharedStats = std::sync::Arc<CachePadded<WorkerStats>>;
 
 impl WorkerStats {
-    /// Worker side: publishes the current values.
-    pub fn publish(&self, c: &Counters, l: &LoopCounters) {
+    /// Worker side: publishes the current values; the per-service figures
+    /// (nine counters per service) only when `services` is set.
+    pub fn publish(&self, c: &Counters, l: &LoopCounters, services: bool) {
         self.rx_packets.store(c.rx_packets, Relaxed);
         self.rx_bytes.store(c.rx_bytes, Relaxed);
         self.passed_bytes.store(c.passed_bytes, Relaxed);
@@ -128,6 +136,9 @@ impl WorkerStats {
         }
         for (a, v) in self.passed.iter().zip(&c.passed) {
             a.store(*v, Relaxed);
+        }
+        if !services {
+            return;
         }
         for (a, v) in self.services.iter().zip(&c.services) {
             for (a, v) in a.iter().zip(v.to_array()) {
