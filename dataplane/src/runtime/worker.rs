@@ -144,8 +144,11 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q, samples: Option<rtrb
             // and table entries carry those times, not the wall clock's.
             pipe.sweep(&policy, clock.unwrap_or(wall), SWEEP_BUDGET);
             ticks += 1;
-            sh.stats
-                .publish(pipe.counters(), &lc, ticks % super::stats::SERVICE_PUBLISH_TICKS == 0);
+            let services = ticks == super::stats::SERVICE_PUBLISH_TICKS;
+            if services {
+                ticks = 0;
+            }
+            sh.stats.publish(pipe.counters(), &lc, services);
         }
 
         // Outside: the protected traffic.
