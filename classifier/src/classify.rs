@@ -48,6 +48,7 @@ pub fn classify_parsed(
     p: &Parsed,
     reply: &mut [u8],
 ) -> Verdict {
+    st.last_service = None;
     match decide(st, pol, now, frame, p, reply) {
         Ok(v) => v,
         Err(r) => Verdict::Drop(r),
@@ -71,6 +72,7 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
         None => false,
     };
     let id = pol.service_for(p.dst).ok_or(DropReason::NoService)?;
+    st.last_service = Some(id);
     let mut cx = Ctx {
         st,
         pol,

@@ -484,6 +484,28 @@ fn no_service() {
     assert_eq!(n.run(T0, &f), drop(DropReason::NoService));
 }
 
+/// `last_service` names the service of every packet that reached the
+/// lookup, whatever its verdict, and is cleared for those that did not.
+#[test]
+fn last_service_for_every_verdict() {
+    let mut n = node();
+    let f = Pkt::syn(client4(), 1, vip4(), 22, 1).build();
+    assert_eq!(n.run(T0, &f), drop(DropReason::PortNotAllowed));
+    assert_eq!(n.st.last_service, Some(WEB), "drop after the lookup");
+    let f = Pkt::syn(client4(), 2, vip4(), 443, 1).build();
+    assert!(matches!(n.run(T0, &f), Verdict::Reply { .. }));
+    assert_eq!(n.st.last_service, Some(WEB), "challenge");
+    let f = Pkt::udp(client6(), 50000, game6(), 27015, b"x").build();
+    assert_eq!(n.run(T0, &f), pass(GAME6));
+    assert_eq!(n.st.last_service, Some(GAME6), "pass");
+    let f = Pkt::syn(client4(), 1, ip("192.0.2.1"), 443, 1).build();
+    assert_eq!(n.run(T0, &f), drop(DropReason::NoService));
+    assert_eq!(n.st.last_service, None, "no service");
+    let f = Pkt::syn(ip("224.0.0.1"), 1, vip4(), 443, 1).build();
+    assert_eq!(n.run(T0, &f), drop(DropReason::BadSource));
+    assert_eq!(n.st.last_service, None, "dropped before the lookup");
+}
+
 #[test]
 fn port_not_allowed() {
     let mut n = node();

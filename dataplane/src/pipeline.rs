@@ -7,10 +7,11 @@
 //! the offline scrubber run exactly this code.
 
 use classifier::build::{self, GreHeader, GreParams};
-use classifier::parse::{self, Parsed, L3};
-use classifier::policy::Policy;
+use classifier::parse::{self, Parsed, L3, L4};
+use classifier::policy::{Policy, ServiceId};
 use classifier::state::bucket::TokenBucket;
 use classifier::state::{StateConfig, WorkerState};
+use classifier::synauth::flags;
 use classifier::time::Nanos;
 use classifier::verdict::{DropReason, Verdict};
 
@@ -41,6 +42,75 @@ pub struct Counters {
     /// Partial L4 checksums (local senders with offload) completed.
     pub csum_completed: u64,
     pub dropped: [u64; DropReason::COUNT],
+    /// Traffic addressed to each service (per service index), whatever
+    /// became of it.
+    pub services: Vec<ServiceCounters>,
+}
+
+/// Traffic addressed to one service: every packet that reached the service
+/// lookup, passed, answered or dropped (the detection's figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceCounters {
+    pub packets: u64,
+    /// Bytes as received (the whole frame).
+    pub bytes: u64,
+    /// TCP SYNs (without ACK).
+    pub syns: u64,
+    /// SYNs that passed: flows opened toward the origin.
+    pub new_flows: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    /// ICMP and ICMPv6.
+    pub icmp: u64,
+    pub other: u64,
+    /// Packets dropped, every reason.
+    pub dropped: u64,
+}
+
+impl ServiceCounters {
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &ServiceCounters) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.syns += o.syns;
+        self.new_flows += o.new_flows;
+        self.tcp += o.tcp;
+        self.udp += o.udp;
+        self.icmp += o.icmp;
+        self.other += o.other;
+        self.dropped += o.dropped;
+    }
+
+    /// The fields in a fixed order (publishing and reading them).
+    pub fn to_array(&self) -> [u64; 9] {
+        [
+            self.packets,
+            self.bytes,
+            self.syns,
+            self.new_flows,
+            self.tcp,
+            self.udp,
+            self.icmp,
+            self.other,
+            self.dropped,
+        ]
+    }
+
+    /// The inverse of [`ServiceCounters::to_array`].
+    pub fn from_array(a: [u64; 9]) -> Self {
+        let [packets, bytes, syns, new_flows, tcp, udp, icmp, other, dropped] = a;
+        ServiceCounters {
+            packets,
+            bytes,
+            syns,
+            new_flows,
+            tcp,
+            udp,
+            icmp,
+            other,
+            dropped,
+        }
+    }
 }
 
 impl Counters {
@@ -55,6 +125,7 @@ impl Counters {
             icmp_too_big: 0,
             csum_completed: 0,
             dropped: [0; DropReason::COUNT],
+            services: vec![ServiceCounters::default(); services],
         }
     }
 
@@ -182,6 +253,10 @@ impl Pipeline {
         self.core.hdr = gre.iter().map(GreHeader::new).collect();
         self.core.gre = gre;
         self.core.counters.passed.resize(policy.services.len(), 0);
+        self.core
+            .counters
+            .services
+            .resize(policy.services.len(), ServiceCounters::default());
     }
 
     /// Processes one frame received at `now`, rewriting it in place (see
@@ -252,8 +327,9 @@ impl Core {
     }
 
     fn process<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, parsed: &mut Option<Parsed>) -> Outcome {
+        let len = f.data().len();
         self.counters.rx_packets += 1;
-        self.counters.rx_bytes += f.data().len() as u64;
+        self.counters.rx_bytes += len as u64;
         *parsed = None;
         let p = match parse::parse(f.data()) {
             Ok(p) => p,
@@ -262,8 +338,41 @@ impl Core {
         *parsed = Some(p);
         let verdict =
             classifier::classify::classify_parsed(&mut self.state, policy, now, f.data(), &p, &mut self.reply[..]);
+        let out = self.carry_out(policy, now, f, &p, verdict);
+        if let Some(s) = self.state.last_service {
+            self.count_service(s, &p, len, out);
+        }
+        out
+    }
+
+    /// Per-service figures of a packet that reached the service lookup.
+    #[inline]
+    fn count_service(&mut self, s: ServiceId, p: &Parsed, len: usize, out: Outcome) {
+        let Some(c) = self.counters.services.get_mut(usize::from(s)) else {
+            return;
+        };
+        c.packets += 1;
+        c.bytes += len as u64;
+        match p.l4 {
+            L4::Tcp(t) => {
+                c.tcp += 1;
+                if t.flags & (flags::SYN | flags::ACK) == flags::SYN {
+                    c.syns += 1;
+                    c.new_flows += u64::from(matches!(out, Outcome::Forward { .. }));
+                }
+            }
+            L4::Udp { .. } => c.udp += 1,
+            L4::Icmp { .. } | L4::Icmpv6 { .. } => c.icmp += 1,
+            L4::None => c.other += 1,
+        }
+        c.dropped += u64::from(matches!(out, Outcome::Drop(_)));
+    }
+
+    /// Carries out `verdict` on the frame (see [`Outcome`]).
+    #[inline]
+    fn carry_out<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed, verdict: Verdict) -> Outcome {
         match verdict {
-            Verdict::Drop(DropReason::TooBig) => self.too_big(policy, now, f, &p),
+            Verdict::Drop(DropReason::TooBig) => self.too_big(policy, now, f, p),
             Verdict::Drop(r) => self.drop(r),
             Verdict::Reply { len } => {
                 // Every backend's frame holds at least REPLY_ROOM bytes.
@@ -273,7 +382,7 @@ impl Core {
                 self.counters.replies += 1;
                 Outcome::Reply
             }
-            Verdict::Pass(pass) => self.forward(policy, f, &p, pass.service, pass.syn),
+            Verdict::Pass(pass) => self.forward(policy, f, p, pass.service, pass.syn),
         }
     }
 

@@ -414,3 +414,29 @@ fn defaults_are_the_documented_ones() {
         assert_eq!(p.is_attack(), p != Profile::Legit);
     }
 }
+
+#[test]
+fn attack_phase_switches_the_mix_and_back() {
+    // Clean for 20,000 packets, a SYN flood for the next 5,000, clean again.
+    let mut g = Generator::new(cfg("legit", 40_000));
+    g.set_attack_phase(&parse_mix("syn-flood").unwrap(), 20_000, 5_000);
+    let pkts: Vec<GenPacket> = g.collect();
+    let floods: Vec<usize> = pkts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.profile == Profile::SynFlood)
+        .map(|(i, _)| i)
+        .collect();
+    // Every event of the phase is a flood packet; the legitimate flows
+    // under way keep sending theirs (retransmissions, requests) among them.
+    assert!(floods.len() > 2_000, "{}", floods.len());
+    assert!((20_000..20_100).contains(&floods[0]), "{}", floods[0]);
+    let last = *floods.last().unwrap();
+    assert!((24_900..25_100).contains(&last), "{last}");
+    assert!(pkts[..20_000].iter().all(|p| p.profile == Profile::Legit));
+    assert!(
+        pkts[last + 1..].iter().all(|p| p.profile == Profile::Legit),
+        "clean after the phase"
+    );
+    assert!(pkts.len() - last > 10_000);
+}

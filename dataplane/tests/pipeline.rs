@@ -157,3 +157,47 @@ fn sweep_frees_idle_flows_between_bursts() {
     assert!(pipe.sweep(&pol, 2 + idle, 1 << 20) >= 10);
     assert_eq!(pipe.state().flows.len(), 0);
 }
+
+/// Every packet addressed to the service counts in its figures, whatever
+/// became of it; packets for no service count nowhere.
+#[test]
+fn per_service_counters_cover_every_outcome() {
+    let (pol, mut pipe) = setup();
+    let mut parsed = None;
+    // Passed UDP.
+    let ok = udp(10);
+    let out = pipe.process_frame(&pol, 1, &mut frame(&ok), &mut parsed);
+    assert!(matches!(out, Outcome::Forward { service: 0 }), "{out:?}");
+    // Dropped TCP SYN (the service allows no TCP port).
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xfe], [2, 0, 0, 0, 0, 1])
+        .ipv4(CLIENT, VIP, 64)
+        .tcp(40000, 80, 1, 1024)
+        .syn();
+    let mut syn = Vec::new();
+    b.write(&mut syn, &[]).unwrap();
+    let out = pipe.process_frame(&pol, 2, &mut frame(&syn), &mut parsed);
+    assert_eq!(out, Outcome::Drop(DropReason::PortNotAllowed));
+    // Dropped ICMP.
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xfe], [2, 0, 0, 0, 0, 1])
+        .ipv4(CLIENT, VIP, 64)
+        .icmpv4_echo_request(1, 1);
+    let mut ping = Vec::new();
+    b.write(&mut ping, &[0; 8]).unwrap();
+    let out = pipe.process_frame(&pol, 3, &mut frame(&ping), &mut parsed);
+    assert_eq!(out, Outcome::Drop(DropReason::PortNotAllowed));
+    // Not a service: counted as a drop, not in the service's figures.
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xfe], [2, 0, 0, 0, 0, 1])
+        .ipv4(CLIENT, [203, 0, 113, 99], 64)
+        .udp(40000, 7777);
+    let mut other = Vec::new();
+    b.write(&mut other, &[1]).unwrap();
+    let out = pipe.process_frame(&pol, 4, &mut frame(&other), &mut parsed);
+    assert_eq!(out, Outcome::Drop(DropReason::NoService));
+
+    let c = pipe.counters().services[0];
+    assert_eq!(c.packets, 3);
+    assert_eq!(c.bytes as usize, ok.len() + syn.len() + ping.len());
+    assert_eq!((c.tcp, c.udp, c.icmp, c.other), (1, 1, 1, 0));
+    assert_eq!((c.syns, c.new_flows, c.dropped), (1, 0, 2));
+    assert_eq!(pipe.counters().rx_packets, 4);
+}

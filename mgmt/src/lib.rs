@@ -2,14 +2,18 @@
 //! integration tests share it: [`config`] (the config file, its validation
 //! and the policy built from it) and [`cmd`] (one module per subcommand);
 //! the management plane of a running node: [`control`] (live changes),
-//! [`api`] (REST and `/metrics`), [`metrics`], [`persist`].
+//! [`api`] (REST and `/metrics`), [`metrics`], [`persist`]; [`detect`],
+//! [`report`] and [`alert`] (attack detection, attack reports, webhooks).
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod api;
 pub mod cmd;
 pub mod config;
 pub mod control;
+pub mod detect;
 pub mod metrics;
 pub mod node;
 pub mod persist;
+pub mod report;
 pub mod scrub_report;

@@ -92,6 +92,7 @@ pub fn plan(cfg: &Config, macs: [Option<[u8; 6]>; 2], resolve: bool, rotate: boo
             next_hop: next_hop.clone(),
             inside_ip,
             inside_mac: in_mac,
+            sample_every: cfg.mgmt.sample_every,
         })
         .collect();
     let services = policy.services.iter().map(|s| s.name.clone()).collect();
@@ -158,8 +159,9 @@ impl Node {
             return false;
         }
         self.generation = secrets.generation;
-        // `rcu`: a snapshot published meanwhile by the REST API
-        // (`control::Control`) is kept, only its secrets change.
+        // Read-copy-update: a snapshot published meanwhile by the REST API
+        // (`control::Control`) or by detection's countermeasures is kept,
+        // only its secrets change.
         self.rt.policy.rcu(|cur| {
             let mut p = Policy::clone(cur);
             p.secrets = secrets.clone();
@@ -222,6 +224,9 @@ impl Node {
             "arp_requests": t.arp_requests,
             "passed": self.passed(&t).into_iter().map(|(s, n)| (s, json!(n))).collect::<serde_json::Map<_, _>>(),
             "passed_bytes": t.passed_bytes,
+            "services": self.services.iter().zip(&t.services).map(|(s, c)| (s.clone(), service_json(c))).collect::<serde_json::Map<_, _>>(),
+            "samples": t.samples,
+            "samples_dropped": t.samples_dropped,
             "dropped": t.drops_by_reason().iter().map(|(r, n)| (r.as_str().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "ports": {"outside": port(PortId::Outside), "inside": port(PortId::Inside)},
             "neighbors": neighbors,
@@ -238,6 +243,21 @@ impl Node {
         std::fs::rename(&tmp, path).with_context(|| format!("{}", path.display()))?;
         Ok(())
     }
+}
+
+/// Traffic addressed to one service, as `stats_json` shows it.
+fn service_json(c: &dataplane::pipeline::ServiceCounters) -> Value {
+    json!({
+        "packets": c.packets,
+        "bytes": c.bytes,
+        "syns": c.syns,
+        "new_flows": c.new_flows,
+        "tcp": c.tcp,
+        "udp": c.udp,
+        "icmp": c.icmp,
+        "other": c.other,
+        "dropped": c.dropped,
+    })
 }
 
 /// One line of live figures over the interval since `prev` (taken `secs`

@@ -788,3 +788,84 @@ fn ip6_refusals() {
     assert_eq!(p.own_mac(ip("2001:db8:77::1")), Some([2, 0, 0, 0, 0, 2]));
     assert_eq!(p.own_mac(ip("fe80::ff:fe00:2")), Some([2, 0, 0, 0, 0, 2]));
 }
+
+#[test]
+fn detection_alerts_and_sampling_defaults_and_example() {
+    let cfg = parse(BASE).unwrap();
+    let d = &cfg.detection;
+    assert!(d.enabled);
+    assert_eq!((d.start_after_secs, d.end_after_secs), (3, 10));
+    assert_eq!((d.max_reports, d.max_report_age_days), (1000, 90));
+    assert_eq!(cfg.mgmt.sample_every, 64);
+    assert!(cfg.mgmt.webhooks.is_empty());
+    let cfg = Config::load(&examples().join("moat.toml")).unwrap();
+    let web = &cfg.services[0];
+    let t = web.detection.or(&cfg.detection.thresholds());
+    assert_eq!(t.threshold_syn_pps, Some(20000));
+    assert_eq!(t.threshold_pps, Some(0), "the default");
+    assert_eq!(web.on_attack.syn_auth_mode(), Some(SynAuth::ChallengeAck));
+    assert!(web.on_attack.activate_signatures);
+    let h = &cfg.mgmt.webhooks[0];
+    assert_eq!(h.url, "http://127.0.0.1:9000/moat");
+    assert_eq!(h.events.len(), 3);
+    assert_eq!((h.timeout_ms, h.retries), (2000, 4));
+}
+
+#[test]
+fn bad_detection_alerts_and_sampling() {
+    let hook = |body: &str| format!("{BASE}\n[[mgmt.webhooks]]\n{body}\n");
+    refused(
+        &hook("url = \"https://alerts.example/x\""),
+        "mgmt.webhooks[0].url",
+        "no TLS",
+    );
+    refused(&hook("url = \"ftp://x/\""), "mgmt.webhooks[0].url", "http://");
+    refused(
+        &hook("url = \"http://x/\"\nevents = []"),
+        "mgmt.webhooks[0].events",
+        "empty",
+    );
+    refused(
+        &hook("url = \"http://x/\"\nevents = [\"attack_begin\"]"),
+        "mgmt.webhooks[0].events[0]",
+        "attack_start",
+    );
+    refused(
+        &hook("url = \"http://x/\"\ntimeout_ms = 0"),
+        "mgmt.webhooks[0].timeout_ms",
+        "out of range",
+    );
+    refused(
+        &format!("{BASE}\n[detection]\nstart_after_secs = 0\n"),
+        "detection.start_after_secs",
+        "out of range 1..=3600",
+    );
+    refused(
+        &format!("{BASE}\n[detection]\nthreshold_mbps = 99999999\n"),
+        "detection.threshold_mbps",
+        "out of range",
+    );
+    refused(
+        &format!("{BASE}\n[detection]\nthreshold_ppps = 1\n"),
+        "detection.threshold_ppps",
+        "unknown field",
+    );
+    refused(
+        &format!("{BASE}{SECOND_SERVICE}[services.on_attack]\nsyn_auth = \"off\"\n"),
+        "services[1].on_attack.syn_auth",
+        "challenge-ack",
+    );
+    refused(
+        &format!("{BASE}{SECOND_SERVICE}[services.detection]\nthreshold_flows = 2199023255553\n"),
+        "services[1].detection.threshold_flows",
+        "out of range",
+    );
+    refused(
+        &edit(
+            "burst = 32",
+            "burst = 32\nbackend = \"memory\"\n[dataplane.memory]\nattack_after_secs = 5\nattack_mix = \"nope\"",
+        ),
+        "dataplane.memory.attack_mix",
+        "unknown profile",
+    );
+}

@@ -121,6 +121,10 @@ pub struct WorkerState {
     pub services: Vec<ServiceBuckets>,
     /// Global emergency cap (rate 0 = unlimited).
     pub global: TokenBucket,
+    /// The service the last classified packet was addressed to, whatever
+    /// its verdict (`None`: it never reached the service lookup), so that
+    /// callers count drops and replies per service without a second lookup.
+    pub last_service: Option<crate::policy::ServiceId>,
 }
 
 impl WorkerState {
@@ -138,6 +142,7 @@ impl WorkerState {
                 .map(|s| ServiceBuckets::new(&s.limits, workers))
                 .collect(),
             global: one_second(per_worker(policy.global_pps, workers)),
+            last_service: None,
         }
     }
 

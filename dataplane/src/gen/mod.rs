@@ -259,8 +259,20 @@ pub struct Generator {
     ctx: Ctx,
     sched: sched::Sched,
     mix: Vec<(Profile, u32)>,
+    attack: Option<AttackPhase>,
     events: u64,
     emitted: u64,
+}
+
+/// A stretch of the output in which events follow another mix (an attack
+/// starting and ending on a clean background; see
+/// [`Generator::set_attack_phase`]).
+#[derive(Debug, Clone)]
+struct AttackPhase {
+    mix: Vec<(Profile, u32)>,
+    /// Packets emitted before the phase starts, and when it ends.
+    from: u64,
+    until: u64,
 }
 
 impl Generator {
@@ -295,9 +307,23 @@ impl Generator {
             ctx,
             sched: sched::Sched::default(),
             mix,
+            attack: None,
             events: 0,
             emitted: 0,
         }
+    }
+
+    /// Events started once `from` packets have been emitted, until
+    /// `from + len` (`len` 0: to the end), follow `mix` instead of the
+    /// configured mix; packets of flows already under way keep coming.
+    /// Counted in packets, not in generator time: a paced consumer (the
+    /// memory backend delivers `pps` packets per second) sees the phase
+    /// at `from / pps` seconds whatever the mix's packets per event. An
+    /// empty or all-zero `mix` removes the phase.
+    pub fn set_attack_phase(&mut self, mix: &[(Profile, u32)], from: u64, len: u64) {
+        let mix: Vec<(Profile, u32)> = mix.iter().copied().filter(|(_, w)| *w > 0).collect();
+        let until = if len == 0 { u64::MAX } else { from.saturating_add(len) };
+        self.attack = (!mix.is_empty()).then_some(AttackPhase { mix, from, until });
     }
 
     /// Start time of event number `n`: `start + n / pps` seconds, computed
@@ -313,7 +339,11 @@ impl Generator {
     fn start_event(&mut self) {
         let at = self.event_ts(self.events);
         self.events += 1;
-        let profile = mix::pick(&self.mix, self.sched.emitted());
+        let mix = match &self.attack {
+            Some(a) if (a.from..a.until).contains(&self.emitted) => &a.mix,
+            _ => &self.mix,
+        };
+        let profile = mix::pick(mix, self.sched.emitted());
         let (ctx, q) = (&mut self.ctx, &mut self.sched);
         match profile {
             Profile::Legit => legit::event(ctx, q, at),

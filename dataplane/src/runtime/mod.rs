@@ -7,6 +7,7 @@
 
 pub mod mailbox;
 pub mod neighbors;
+pub mod sample;
 pub mod stats;
 pub mod worker;
 
@@ -19,6 +20,7 @@ use classifier::policy::Policy;
 use crossbeam_utils::CachePadded;
 
 pub use neighbors::{NeighborState, Neighbors};
+pub use sample::{Sample, SampleFp, SampleVerdict};
 pub use stats::{Snapshot, WorkerStats, MAX_SERVICES};
 pub use worker::{wall_clock, Idle, WorkerExit, WorkerSetup};
 
@@ -54,6 +56,9 @@ pub struct Runtime {
     pub stats: Vec<stats::SharedStats>,
     /// Requests to the workers about their own tables (management side).
     pub mail: Arc<mailbox::Mailboxes>,
+    /// The consumer side of each sampling worker's queue (see
+    /// [`Runtime::take_samples`]).
+    samples: Vec<rtrb::Consumer<Sample>>,
     handles: Vec<JoinHandle<WorkerExit>>,
 }
 
@@ -72,6 +77,7 @@ impl Runtime {
             neighbors: Arc::clone(&neighbors),
             stats: Vec::new(),
             mail: Arc::default(),
+            samples: Vec::new(),
             handles: Vec::new(),
         };
         let mut ends = Vec::new();
@@ -86,12 +92,20 @@ impl Runtime {
                 neighbors: Arc::clone(&neighbors),
             };
             let name = format!("moat-w{}", s.index);
+            let (tx, rx) = match s.sample_every {
+                0 => (None, None),
+                _ => {
+                    let (tx, rx) = sample::queue();
+                    (Some(tx), Some(rx))
+                }
+            };
             let h = std::thread::Builder::new()
                 .name(name)
-                .spawn(move || worker::run(s, sh, q));
+                .spawn(move || worker::run(s, sh, q, tx));
             match h {
                 Ok(h) => {
                     ends.push(mgmt_end);
+                    rt.samples.extend(rx);
                     rt.stats.push(st);
                     rt.handles.push(h);
                 }
@@ -103,6 +117,13 @@ impl Runtime {
         }
         rt.mail = Arc::new(mailbox::Mailboxes::new(ends));
         Ok(rt)
+    }
+
+    /// Hands over the consumers of the workers' sample queues (one per
+    /// worker that samples; empty on a second call): the management plane
+    /// drains them.
+    pub fn take_samples(&mut self) -> Vec<rtrb::Consumer<Sample>> {
+        core::mem::take(&mut self.samples)
     }
 
     /// The sum over workers, and each worker's own, for `services` services.

@@ -1,6 +1,7 @@
 //! Per-worker counters as the rest of the node sees them: each worker keeps
 //! plain counters and publishes them here with relaxed stores (no
-//! read-modify-write) every millisecond and when it stops; readers (the
+//! read-modify-write) every millisecond (the per-service figures every
+//! [`SERVICE_PUBLISH_TICKS`] milliseconds) and when it stops; readers (the
 //! management plane) sum the workers at scrape time. Each worker's block is
 //! cache-padded so that one worker's stores never invalidate another's line.
 
@@ -9,12 +10,18 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use classifier::verdict::DropReason;
 use crossbeam_utils::CachePadded;
 
-use crate::pipeline::Counters;
+use crate::pipeline::{Counters, ServiceCounters};
 use crate::port::PortId;
 
 /// Services whose passed packets are counted separately; the policy has at
 /// most this many (checked at start-up).
 pub const MAX_SERVICES: usize = 1024;
+
+/// The per-service figures (up to 9 x [`MAX_SERVICES`] counters) are
+/// published every this many milliseconds: detection reads them once a
+/// second, and with a thousand services publishing them every millisecond
+/// would be ten million stores a second per worker.
+pub const SERVICE_PUBLISH_TICKS: u64 = 16;
 
 /// Counters of one port as seen by one worker.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +41,9 @@ pub struct LoopCounters {
     pub idle_polls: u64,
     /// ARP requests sent for next hops.
     pub arp_requests: u64,
+    /// Packet samples taken / not taken because the queue to mgmt was full.
+    pub samples: u64,
+    pub samples_dropped: u64,
 }
 
 #[derive(Debug)]
@@ -56,9 +66,13 @@ pub struct WorkerStats {
     busy_polls: AtomicU64,
     idle_polls: AtomicU64,
     arp_requests: AtomicU64,
+    samples: AtomicU64,
+    samples_dropped: AtomicU64,
     ports: [PortAtomics; 2],
     dropped: [AtomicU64; DropReason::COUNT],
     passed: Box<[AtomicU64]>,
+    /// [`ServiceCounters::to_array`] per service index.
+    services: Box<[[AtomicU64; 9]]>,
 }
 
 fn zeros<const N: usize>() -> [AtomicU64; N] {
@@ -83,9 +97,12 @@ impl Default for WorkerStats {
             busy_polls: AtomicU64::new(0),
             idle_polls: AtomicU64::new(0),
             arp_requests: AtomicU64::new(0),
+            samples: AtomicU64::new(0),
+            samples_dropped: AtomicU64::new(0),
             ports: [port(), port()],
             dropped: zeros(),
             passed: (0..MAX_SERVICES).map(|_| AtomicU64::new(0)).collect(),
+            services: (0..MAX_SERVICES).map(|_| zeros()).collect(),
         }
     }
 }
@@ -94,8 +111,9 @@ impl Default for WorkerStats {
 pub type SharedStats = std::sync::Arc<CachePadded<WorkerStats>>;
 
 impl WorkerStats {
-    /// Worker side: publishes the current values.
-    pub fn publish(&self, c: &Counters, l: &LoopCounters) {
+    /// Worker side: publishes the current values; the per-service figures
+    /// (nine counters per service) only when `services` is set.
+    pub fn publish(&self, c: &Counters, l: &LoopCounters, services: bool) {
         self.rx_packets.store(c.rx_packets, Relaxed);
         self.rx_bytes.store(c.rx_bytes, Relaxed);
         self.passed_bytes.store(c.passed_bytes, Relaxed);
@@ -106,6 +124,8 @@ impl WorkerStats {
         self.busy_polls.store(l.busy_polls, Relaxed);
         self.idle_polls.store(l.idle_polls, Relaxed);
         self.arp_requests.store(l.arp_requests, Relaxed);
+        self.samples.store(l.samples, Relaxed);
+        self.samples_dropped.store(l.samples_dropped, Relaxed);
         for (a, p) in self.ports.iter().zip(&l.ports) {
             a.rx_packets.store(p.rx_packets, Relaxed);
             a.tx_packets.store(p.tx_packets, Relaxed);
@@ -116,6 +136,14 @@ impl WorkerStats {
         }
         for (a, v) in self.passed.iter().zip(&c.passed) {
             a.store(*v, Relaxed);
+        }
+        if !services {
+            return;
+        }
+        for (a, v) in self.services.iter().zip(&c.services) {
+            for (a, v) in a.iter().zip(v.to_array()) {
+                a.store(v, Relaxed);
+            }
         }
     }
 
@@ -137,9 +165,17 @@ impl WorkerStats {
             busy_polls: self.busy_polls.load(Relaxed),
             idle_polls: self.idle_polls.load(Relaxed),
             arp_requests: self.arp_requests.load(Relaxed),
+            samples: self.samples.load(Relaxed),
+            samples_dropped: self.samples_dropped.load(Relaxed),
             ports,
             dropped: core::array::from_fn(|i| self.dropped[i].load(Relaxed)),
             passed: self.passed.iter().take(services).map(|a| a.load(Relaxed)).collect(),
+            services: self
+                .services
+                .iter()
+                .take(services)
+                .map(|a| ServiceCounters::from_array(core::array::from_fn(|i| a[i].load(Relaxed))))
+                .collect(),
         }
     }
 }
@@ -157,10 +193,14 @@ pub struct Snapshot {
     pub busy_polls: u64,
     pub idle_polls: u64,
     pub arp_requests: u64,
+    pub samples: u64,
+    pub samples_dropped: u64,
     pub ports: [PortCounters; 2],
     pub dropped: [u64; DropReason::COUNT],
     /// Per service index.
     pub passed: Vec<u64>,
+    /// Traffic addressed to each service, per service index.
+    pub services: Vec<ServiceCounters>,
 }
 
 impl Snapshot {
@@ -176,9 +216,12 @@ impl Snapshot {
             busy_polls: 0,
             idle_polls: 0,
             arp_requests: 0,
+            samples: 0,
+            samples_dropped: 0,
             ports: [PortCounters::default(); 2],
             dropped: [0; DropReason::COUNT],
             passed: vec![0; services],
+            services: vec![ServiceCounters::default(); services],
         }
     }
 
@@ -194,6 +237,8 @@ impl Snapshot {
         self.busy_polls += o.busy_polls;
         self.idle_polls += o.idle_polls;
         self.arp_requests += o.arp_requests;
+        self.samples += o.samples;
+        self.samples_dropped += o.samples_dropped;
         for (a, b) in self.ports.iter_mut().zip(&o.ports) {
             a.rx_packets += b.rx_packets;
             a.tx_packets += b.tx_packets;
@@ -207,6 +252,12 @@ impl Snapshot {
         }
         for (a, b) in self.passed.iter_mut().zip(&o.passed) {
             *a += b;
+        }
+        if self.services.len() < o.services.len() {
+            self.services.resize(o.services.len(), ServiceCounters::default());
+        }
+        for (a, b) in self.services.iter_mut().zip(&o.services) {
+            a.add(b);
         }
     }
 

@@ -8,7 +8,8 @@
 //! Nothing in the loop allocates, locks or makes a per-packet syscall:
 //! bursts are fixed arrays, the policy is read through an `arc_swap` cache
 //! (a generation check per burst), counters are plain integers published
-//! with relaxed stores once per millisecond, and expired table entries are
+//! with relaxed stores once per millisecond (per-service figures every
+//! 16), and expired table entries are
 //! swept a few slots per millisecond.
 
 use core::net::Ipv4Addr;
@@ -25,6 +26,7 @@ use classifier::time::{Nanos, MILLISECOND};
 use classifier::verdict::DropReason;
 
 use super::neighbors::Neighbors;
+use super::sample::{Sample, Sampler};
 use super::stats::{LoopCounters, SharedStats};
 use crate::pipeline::{Outcome, Pipeline};
 use crate::port::{send_all, Burst, Frame, PortId, Queues};
@@ -68,6 +70,9 @@ pub struct WorkerSetup {
     /// The node's inside address and MAC (ARP requests).
     pub inside_ip: Ipv4Addr,
     pub inside_mac: [u8; 6],
+    /// Sample one outside packet in this many for the management plane
+    /// (0: off; see [`super::sample`]).
+    pub sample_every: u32,
 }
 
 /// What a worker shares with the rest of the node.
@@ -106,8 +111,9 @@ fn learn_arp(frame: &[u8], neighbors: &Neighbors, now: Nanos) {
     }
 }
 
-/// Runs the worker until `stop` is set or every port is done.
-pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
+/// Runs the worker until `stop` is set or every port is done; samples go
+/// to `samples` (see [`WorkerSetup::sample_every`]).
+pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q, samples: Option<rtrb::Producer<Sample>>) -> WorkerExit {
     if let Some(core) = s.core {
         core_affinity::set_for_current(core);
     }
@@ -120,8 +126,10 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
     let mut tx_out: Burst<Q::Frame> = Burst::new();
     let mut tx_in: Burst<Q::Frame> = Burst::new();
     let mut lc = LoopCounters::default();
+    let mut sampler = Sampler::new(s.sample_every, samples);
     let mut empty = 0u32;
     let mut last_tick: Nanos = 0;
+    let mut ticks: u64 = 0;
     let mut parsed = None;
     // The time of the last frame that carried one (capture backends).
     let mut clock: Option<Nanos> = None;
@@ -139,7 +147,12 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
             // and table entries carry those times, not the wall clock's.
             pipe.sweep(&policy, clock.unwrap_or(wall), SWEEP_BUDGET);
             sh.mail.drain(&mut pipe.state_mut().verified, clock.unwrap_or(wall));
-            sh.stats.publish(pipe.counters(), &lc);
+            ticks += 1;
+            let services = ticks == super::stats::SERVICE_PUBLISH_TICKS;
+            if services {
+                ticks = 0;
+            }
+            sh.stats.publish(pipe.counters(), &lc, services);
         }
 
         // Outside: the protected traffic.
@@ -153,7 +166,13 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
                 }
                 None => wall,
             };
-            match pipe.process_frame(&policy, now, &mut f, &mut parsed) {
+            let taken = sampler.take(f.data(), &mut lc);
+            let out = pipe.process_frame(&policy, now, &mut f, &mut parsed);
+            if let Some(t) = taken {
+                let service = parsed.and(pipe.state().last_service);
+                sampler.push(t, now, parsed.as_ref(), service, out, &mut lc);
+            }
+            match out {
                 Outcome::Forward { .. } => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),
                 Outcome::Reply => push_or_free(&mut q, &mut tx_out, f, &mut lc.ports[0]),
                 Outcome::Drop(_) => q.free(f),
@@ -203,7 +222,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q) -> WorkerExit {
     flush_port(&mut q, PortId::Inside, &mut tx_in, &mut lc);
     flush_port(&mut q, PortId::Outside, &mut tx_out, &mut lc);
     let close_error = q.close().err();
-    sh.stats.publish(pipe.counters(), &lc);
+    sh.stats.publish(pipe.counters(), &lc, true);
     WorkerExit {
         index: s.index,
         close_error,

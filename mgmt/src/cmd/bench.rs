@@ -52,6 +52,11 @@ pub struct BenchArgs {
     /// devices into this folder, for `benches/dpdk-vs-testpmd.sh`.
     #[arg(long)]
     pub export_dpdk: Option<std::path::PathBuf>,
+    /// Workers sample one packet in this many, as `[mgmt] sample_every`
+    /// (0: off); the main thread drains the queues as the detection
+    /// thread would.
+    #[arg(long, default_value_t = 64)]
+    pub sample_every: u32,
 }
 
 /// Peak resident set size of this process, KiB (`VmHWM`), if readable.
@@ -119,6 +124,7 @@ fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config>
     d.flow_table_size = args.table_size;
     d.verified_table_size = args.table_size;
     d.source_table_size = args.table_size;
+    cfg.mgmt.sample_every = args.sample_every;
     Ok(cfg)
 }
 
@@ -156,11 +162,18 @@ pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Me
         })
         .collect();
     let mut node = Node::start(plan, queues)?;
+    let mut samples = node.rt.take_samples();
+    let mut drain = || {
+        for q in &mut samples {
+            dataplane::runtime::sample::drain(q, drop);
+        }
+    };
     if args.packets.is_some() {
         // A fixed count: every worker stops by itself once its source ran dry.
         let t = Instant::now();
         while !node.rt.finished() {
             std::thread::sleep(Duration::from_millis(1));
+            drain();
         }
         let secs = t.elapsed().as_secs_f64();
         node.rt.stop().map_err(anyhow::Error::msg)?;
@@ -178,7 +191,11 @@ pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Me
     let rss0 = peak_rss_kib();
     let (a, _) = node.snapshot();
     let t = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(args.seconds.max(0.1)));
+    let secs = Duration::from_secs_f64(args.seconds.max(0.1));
+    while t.elapsed() < secs {
+        std::thread::sleep((secs - t.elapsed()).min(Duration::from_millis(20)));
+        drain();
+    }
     let (b, _) = node.snapshot();
     let rss = rss0.zip(peak_rss_kib());
     let secs = t.elapsed().as_secs_f64();

@@ -25,6 +25,8 @@ use dataplane::runtime::wall_clock;
 use crate::api::{self, auth};
 use crate::config::{Backend, Config};
 use crate::control::{Control, Startup};
+use crate::detect::countermeasures::SnapshotCountermeasures;
+use crate::detect::engine::{Engine, EngineHandle};
 use crate::metrics::Counters;
 use crate::node::{self, Node};
 
@@ -81,7 +83,18 @@ pub fn memory_source(cfg: &Config, worker: usize, secrets: &CookieSecrets) -> an
         g.ipv6_share = 0.0;
     }
     g.dst_mac = cfg.outside.mac_or_default();
-    Ok(Source::Generator(Box::new(Generator::new(g))))
+    let mut gen = Generator::new(g);
+    if m.attack_after_secs > 0 {
+        let mix = dataplane::gen::parse_mix(&m.attack_mix).map_err(anyhow::Error::msg)?;
+        // The backend delivers `pps` packets a second: the phase in packets.
+        let pps = if m.pps == 0 { 1_000_000 } else { m.pps };
+        gen.set_attack_phase(
+            &mix,
+            u64::from(m.attack_after_secs) * pps,
+            u64::from(m.attack_secs) * pps,
+        );
+    }
+    Ok(Source::Generator(Box::new(gen)))
 }
 
 /// Pool frames per worker: every burst array full at once, twice over.
@@ -291,6 +304,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     let stop = stop_on_signals()?;
     let mut node = start(&cfg)?;
+    let mut engine = start_detection(&cfg, &mut node)?;
     eprintln!(
         "moat: running {} worker(s) on the {} backend (outside {}, inside {})",
         cfg.dataplane.workers,
@@ -328,6 +342,21 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         },
     );
     mgmt.stop();
+    if let Some(e) = engine.as_mut() {
+        e.stop();
+    }
     print!("{}", node::summary(&node));
     res
+}
+
+/// Starts the detection engine on its own thread (see
+/// [`crate::detect::engine`]), acting on the workers' policy snapshot;
+/// `None` when `[detection] enabled = false`.
+pub fn start_detection(cfg: &Config, node: &mut Node) -> anyhow::Result<Option<EngineHandle>> {
+    if !cfg.detection.enabled {
+        return Ok(None);
+    }
+    let cm = SnapshotCountermeasures::new(Arc::clone(&node.rt.policy));
+    let engine = Engine::new(cfg, node.rt.stats.clone(), node.rt.take_samples(), Box::new(cm));
+    Ok(Some(engine.spawn().context("starting the detection thread")?))
 }

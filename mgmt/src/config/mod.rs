@@ -15,11 +15,13 @@
 //!   `token_file`) are relative to the folder of the config file, so a
 //!   config means the same whatever the working directory.
 //!
-//! Layout: this file holds the serde structs and the API; [`values`] the
+//! Layout: this file holds the serde structs and the API; [`detect`] those
+//! of detection, escalation and webhooks with their checks; [`values`] the
 //! string-typed values (port specs, MACs, prefixes, hex), `validate` the
 //! cross-field checks, `policy` the building of the classifier's policy,
 //! `locate` the mapping between byte spans, key paths and lines.
 
+pub mod detect;
 mod locate;
 mod policy;
 mod validate;
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 use classifier::policy::{FragPolicy, SynAuth};
 use serde::{Deserialize, Serialize};
 
+pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
 pub use policy::{secrets_at, secrets_from_file, SecretSource};
 pub use values::{mac_default, Cidr, HexBytes, IfaceAddr, Mac, PortSpec, Proto, TcpRuleText, UdpRuleText};
 
@@ -284,6 +287,12 @@ pub struct MemoryOptions {
     pub pps: u64,
     /// Packets per worker, 0 = endless.
     pub count: u64,
+    /// An attack phase: from this many seconds after start-up, `attack_mix`
+    /// instead of `mix` (0 = no attack phase)...
+    pub attack_after_secs: u32,
+    /// ...for this many seconds (0 = to the end).
+    pub attack_secs: u32,
+    pub attack_mix: String,
 }
 
 impl Default for MemoryOptions {
@@ -293,6 +302,9 @@ impl Default for MemoryOptions {
             seed: 1,
             pps: 100_000,
             count: 0,
+            attack_after_secs: 0,
+            attack_secs: 0,
+            attack_mix: "syn-flood".into(),
         }
     }
 }
@@ -408,6 +420,12 @@ pub struct ServiceConfig {
     pub limits: LimitsConfig,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload_rules: Vec<PayloadRuleConfig>,
+    /// Thresholds of this service (absent keys: `[detection]`'s).
+    #[serde(default)]
+    pub detection: Thresholds,
+    /// Escalation while the service is under attack.
+    #[serde(default)]
+    pub on_attack: OnAttackConfig,
 }
 
 /// `[services.limits]`: all optional, 0 = unlimited.
@@ -461,6 +479,12 @@ pub struct MgmtConfig {
     pub listen: SocketAddr,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// Workers sample one packet in this many for detection and attack
+    /// reports (0 = off).
+    pub sample_every: u32,
+    /// Alerts: HTTP POSTs of attack starts, ends and threshold crossings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 impl Default for MgmtConfig {
@@ -469,6 +493,8 @@ impl Default for MgmtConfig {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
             token_file: None,
+            sample_every: 64,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -493,6 +519,8 @@ struct ConfigFile {
     fingerprints: FingerprintConfig,
     #[serde(default)]
     mgmt: MgmtConfig,
+    #[serde(default)]
+    detection: DetectionConfig,
 }
 
 /// A validated config (see the module contract).
@@ -507,6 +535,7 @@ pub struct Config {
     pub acl: AclConfig,
     pub fingerprints: FingerprintConfig,
     pub mgmt: MgmtConfig,
+    pub detection: DetectionConfig,
     /// Folder that relative paths are relative to.
     base_dir: PathBuf,
     /// How errors name the file.
@@ -574,6 +603,7 @@ impl Config {
                 acl: file.acl,
                 fingerprints: file.fingerprints,
                 mgmt: file.mgmt,
+                detection: file.detection,
                 base_dir,
                 label: file_label.to_string(),
             })
@@ -661,6 +691,7 @@ impl Config {
             acl: self.acl.clone(),
             fingerprints: self.fingerprints.clone(),
             mgmt: self.mgmt.clone(),
+            detection: self.detection.clone(),
         }
     }
 

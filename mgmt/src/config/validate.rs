@@ -33,6 +33,11 @@ pub(super) fn validate(f: &ConfigFile, base: &Path) -> Res<(PortConfig, PortConf
     origins(&f.origins, inside)?;
     services(&f.services, &f.origins, &f.ports)?;
     acl(&f.acl)?;
+    super::detect::mgmt(f.mgmt.sample_every, &f.mgmt.webhooks)?;
+    super::detect::detection(&f.detection)?;
+    for (i, s) in f.services.iter().enumerate() {
+        super::detect::service(&format!("services[{i}]"), &s.detection, &s.on_attack)?;
+    }
     Ok((outside.clone(), inside.clone()))
 }
 
@@ -127,6 +132,10 @@ fn dataplane(d: &DataplaneConfig) -> Res {
     }
     if d.backend == super::Backend::Memory {
         dataplane::gen::parse_mix(&d.memory.mix).map_err(|e| ConfigError::at("dataplane.memory.mix", e))?;
+        if d.memory.attack_after_secs > 0 {
+            dataplane::gen::parse_mix(&d.memory.attack_mix)
+                .map_err(|e| ConfigError::at("dataplane.memory.attack_mix", e))?;
+        }
     }
     Ok(())
 }

@@ -1,0 +1,228 @@
+//! The detector at work in `moat run`: a management thread (never a worker
+//! core's) that drains the workers' sample queues every 50 ms, and every
+//! second reads the per-service counters, runs the [`Detector`], writes
+//! attack reports and hands alerts to the webhooks' threads.
+//!
+//! Samples wait for the next second in a buffer of at most
+//! [`MAX_SAMPLES_PER_SEC`]; beyond it they are dropped and counted, as a
+//! full worker queue would.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use dataplane::pipeline::ServiceCounters;
+use dataplane::runtime::stats::SharedStats;
+use dataplane::runtime::{sample, wall_clock, Sample};
+
+use super::{Countermeasures, Detector, Event};
+use crate::alert::Alerter;
+use crate::config::{AlertEvent, Config};
+use crate::report::store::{attacks_dir, ReportStore};
+
+/// Samples kept per second for the detector (the rest are counted).
+pub const MAX_SAMPLES_PER_SEC: usize = 1 << 16;
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
+
+/// Figures of the engine, for the stats file and metrics.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub samples: AtomicU64,
+    /// Samples drained but not kept (over [`MAX_SAMPLES_PER_SEC`]).
+    pub samples_dropped: AtomicU64,
+    pub attacks_started: AtomicU64,
+    pub attacks_active: AtomicU64,
+    pub reports_written: AtomicU64,
+    pub report_errors: AtomicU64,
+}
+
+/// What the engine reads and acts on.
+pub struct Engine {
+    detector: Detector,
+    store: ReportStore,
+    alerter: Alerter,
+    queues: Vec<rtrb::Consumer<Sample>>,
+    cm: Box<dyn Countermeasures + Send>,
+    workers: Vec<SharedStats>,
+    services: usize,
+    node: String,
+    buf: Vec<Sample>,
+    pub stats: Arc<EngineStats>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("detector", &self.detector)
+            .field("store", &self.store)
+            .field("queues", &self.queues.len())
+            .finish()
+    }
+}
+
+/// A running engine thread.
+#[derive(Debug)]
+pub struct EngineHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub stats: Arc<EngineStats>,
+}
+
+impl Engine {
+    /// The engine of `cfg` over the workers' counters `workers`, their
+    /// sample queues `queues`, acting through `cm`.
+    pub fn new(
+        cfg: &Config,
+        workers: Vec<SharedStats>,
+        queues: Vec<rtrb::Consumer<Sample>>,
+        cm: Box<dyn Countermeasures + Send>,
+    ) -> Engine {
+        let d = &cfg.detection;
+        Engine {
+            detector: Detector::new(d.clone(), cfg.mgmt.sample_every, Detector::policies(cfg)),
+            store: ReportStore::new(
+                attacks_dir(&cfg.state_dir()),
+                d.max_reports as usize,
+                d.max_report_age_days,
+            ),
+            alerter: Alerter::start(&cfg.mgmt.webhooks, Duration::from_millis(500)),
+            queues,
+            cm,
+            workers,
+            services: cfg.services.len(),
+            node: cfg.node.name.clone(),
+            buf: Vec::new(),
+            stats: Arc::new(EngineStats::default()),
+        }
+    }
+
+    /// Moves the queued samples into the second's buffer.
+    pub fn drain(&mut self) {
+        for q in &mut self.queues {
+            let buf = &mut self.buf;
+            let stats = &self.stats;
+            sample::drain(q, |s| {
+                if buf.len() < MAX_SAMPLES_PER_SEC {
+                    buf.push(s);
+                    stats.samples.fetch_add(1, Relaxed);
+                } else {
+                    stats.samples_dropped.fetch_add(1, Relaxed);
+                }
+            });
+        }
+    }
+
+    fn counters(&self) -> Vec<ServiceCounters> {
+        let mut total = vec![ServiceCounters::default(); self.services];
+        for w in &self.workers {
+            for (t, c) in total.iter_mut().zip(w.snapshot(self.services).services) {
+                t.add(&c);
+            }
+        }
+        total
+    }
+
+    /// One second, `secs` after the previous.
+    pub fn tick(&mut self, secs: f64) {
+        self.drain();
+        let now = wall_clock() / 1_000_000_000;
+        let counters = self.counters();
+        let events = self.detector.tick(now, secs, &counters, &self.buf, self.cm.as_mut());
+        self.buf.clear();
+        for e in &events {
+            self.handle(e);
+        }
+        self.stats
+            .attacks_active
+            .store(self.detector.active().len() as u64, Relaxed);
+    }
+
+    fn write(&self, r: &crate::report::AttackReport) {
+        match self.store.write(r) {
+            Ok(()) => {
+                self.stats.reports_written.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                self.stats.report_errors.fetch_add(1, Relaxed);
+                eprintln!("moat: attack report {}: {e:#}", r.attack_uuid);
+            }
+        }
+    }
+
+    fn handle(&self, e: &Event) {
+        match e {
+            Event::AttackStart(r, _) => {
+                self.stats.attacks_started.fetch_add(1, Relaxed);
+                eprintln!(
+                    "moat: attack {} on {} started: {} ({})",
+                    r.attack_uuid,
+                    r.service,
+                    r.types.join(", "),
+                    r.triggers.join("; ")
+                );
+                self.write(r);
+                self.alerter.send(AlertEvent::AttackStart, e.alert_body(&self.node));
+            }
+            Event::AttackUpdate(r) => self.write(r),
+            Event::AttackEnd(r) => {
+                eprintln!(
+                    "moat: attack {} on {} ended after {} s, peak {:.0} pps",
+                    r.attack_uuid, r.service, r.duration_secs, r.peak_pps
+                );
+                self.write(r);
+                if let Err(e) = self.store.prune(SystemTime::now()) {
+                    eprintln!("moat: attack reports: {e:#}");
+                }
+                self.alerter.send(AlertEvent::AttackEnd, e.alert_body(&self.node));
+            }
+            Event::Threshold { .. } => self.alerter.send(AlertEvent::Threshold, e.alert_body(&self.node)),
+        }
+    }
+
+    /// Runs on its own thread until `stop`; then writes the reports of
+    /// attacks under way and gives queued alerts up to two seconds to go
+    /// out.
+    pub fn spawn(mut self) -> std::io::Result<EngineHandle> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::clone(&self.stats);
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new().name("moat-detect".into()).spawn(move || {
+            let mut last = Instant::now();
+            while !flag.load(Relaxed) {
+                std::thread::sleep(DRAIN_EVERY);
+                self.drain();
+                if last.elapsed() >= Duration::from_secs(1) {
+                    let secs = last.elapsed().as_secs_f64();
+                    last = Instant::now();
+                    self.tick(secs);
+                }
+            }
+            for r in self.detector.ongoing() {
+                self.write(&r);
+            }
+            self.alerter.flush(Duration::from_secs(2));
+        })?;
+        Ok(EngineHandle {
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+}
+
+impl EngineHandle {
+    /// Stops the engine thread and waits for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for EngineHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

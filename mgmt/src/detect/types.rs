@@ -1,0 +1,236 @@
+//! Attack types inferred from the attack's sampled packets that were not
+//! passed (challenged or dropped: the attack's own, mostly), by protocol,
+//! TCP flags, source port and drop reason; from the protocol mix of the
+//! figures when no such sample exists (an attack that passes, e.g. a flood
+//! of valid requests).
+
+use classifier::synauth::flags;
+use classifier::verdict::DropReason;
+use dataplane::runtime::{Sample, SampleFp, SampleVerdict};
+
+use super::figures::{Figures, Metric};
+
+/// UDP source ports of reflection/amplification (DNS, NTP, SSDP, memcached,
+/// CLDAP, chargen, SNMP, QOTD, portmap, NetBIOS, WS-Discovery, CoAP).
+const REFLECTION_PORTS: [u16; 12] = [53, 123, 1900, 11211, 389, 19, 161, 17, 111, 137, 3702, 5683];
+
+/// Share of the classified samples a kind needs to be named.
+const MIN_SHARE: f64 = 0.1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    SynFlood,
+    AckFlood,
+    RstFlood,
+    UdpFlood,
+    Reflection,
+    IcmpFlood,
+    Fragments,
+    Malformed,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::SynFlood,
+        Kind::AckFlood,
+        Kind::RstFlood,
+        Kind::UdpFlood,
+        Kind::Reflection,
+        Kind::IcmpFlood,
+        Kind::Fragments,
+        Kind::Malformed,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Kind::SynFlood => "syn_flood",
+            Kind::AckFlood => "ack_flood",
+            Kind::RstFlood => "rst_flood",
+            Kind::UdpFlood => "udp_flood",
+            Kind::Reflection => "reflection",
+            Kind::IcmpFlood => "icmp_flood",
+            Kind::Fragments => "fragments",
+            Kind::Malformed => "malformed",
+        }
+    }
+}
+
+/// The kind of attack packet `s` looks like; `None` for a passed packet or
+/// one that says nothing (e.g. another protocol).
+pub fn kind_of(s: &Sample) -> Option<Kind> {
+    let reason = match s.verdict {
+        SampleVerdict::Pass => return None,
+        SampleVerdict::Reply => None,
+        SampleVerdict::Drop(r) => Some(r),
+    };
+    if s.fragment || reason == Some(DropReason::Fragment) {
+        return Some(Kind::Fragments);
+    }
+    if let Some(
+        DropReason::TruncatedL2
+        | DropReason::BadIpHeader
+        | DropReason::BadIpChecksum
+        | DropReason::BadL4Header
+        | DropReason::BadTcpFlags
+        | DropReason::Land,
+    ) = reason
+    {
+        return Some(Kind::Malformed);
+    }
+    match s.proto {
+        6 if s.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN => Some(Kind::SynFlood),
+        6 if s.tcp_flags & flags::RST != 0 => Some(Kind::RstFlood),
+        6 if s.tcp_flags & flags::ACK != 0 => Some(Kind::AckFlood),
+        17 => {
+            let sport = match s.fp {
+                SampleFp::Udp(u) => Some(u.sport),
+                _ => None,
+            };
+            if reason == Some(DropReason::ReflectionPort) || sport.is_some_and(|p| REFLECTION_PORTS.contains(&p)) {
+                Some(Kind::Reflection)
+            } else {
+                Some(Kind::UdpFlood)
+            }
+        }
+        1 | 58 => Some(Kind::IcmpFlood),
+        _ => None,
+    }
+}
+
+/// Types named by `kinds` (samples per [`Kind`]), most first; then those
+/// named by the metrics that fired (`syn_pps`, `udp_pps`, `icmp_pps`) or
+/// by the figures `f` (the mean of the attack's abnormal seconds): a
+/// protocol or SYNs at half the packets or more. (A flood that passes,
+/// e.g. SYNs to a service without SYN authentication, leaves no unpassed
+/// sample.) `volumetric` when nothing else is named.
+pub fn infer(kinds: &[u64; Kind::COUNT], fired: &[Metric], f: &Figures) -> Vec<&'static str> {
+    let total: u64 = kinds.iter().sum();
+    let mut by_samples: Vec<(Kind, u64)> = Kind::ALL
+        .iter()
+        .map(|k| (*k, kinds[*k as usize]))
+        .filter(|(_, n)| total > 0 && *n as f64 >= MIN_SHARE * total as f64)
+        .collect();
+    by_samples.sort_by_key(|(_, n)| core::cmp::Reverse(*n));
+    let mut v: Vec<&'static str> = by_samples.into_iter().map(|(k, _)| k.as_str()).collect();
+    let pps = f.pps.max(1.0);
+    for (share, m, k) in [
+        (f.syn_pps / pps, Metric::SynPps, Kind::SynFlood),
+        (f.udp_pps / pps, Metric::UdpPps, Kind::UdpFlood),
+        (f.icmp_pps / pps, Metric::IcmpPps, Kind::IcmpFlood),
+    ] {
+        let named = v.contains(&k.as_str()) || (k == Kind::UdpFlood && v.contains(&Kind::Reflection.as_str()));
+        if (share >= 0.5 || fired.contains(&m)) && !named {
+            v.push(k.as_str());
+        }
+    }
+    if v.is_empty() {
+        v.push("volumetric");
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
+    use classifier::fingerprint::UdpFingerprint;
+
+    use super::*;
+
+    fn s(proto: u8, tcp_flags: u8, verdict: SampleVerdict) -> Sample {
+        Sample {
+            ts: 0,
+            src: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+            dst_port: 80,
+            proto,
+            tcp_flags,
+            len: 60,
+            service: Some(0),
+            verdict,
+            fp: SampleFp::None,
+            fragment: false,
+        }
+    }
+
+    fn drop(r: DropReason) -> SampleVerdict {
+        SampleVerdict::Drop(r)
+    }
+
+    #[test]
+    fn kinds_from_flags_ports_and_reasons() {
+        assert_eq!(kind_of(&s(6, flags::SYN, SampleVerdict::Reply)), Some(Kind::SynFlood));
+        assert_eq!(
+            kind_of(&s(6, flags::ACK, drop(DropReason::TcpNoFlow))),
+            Some(Kind::AckFlood)
+        );
+        assert_eq!(
+            kind_of(&s(6, flags::RST, drop(DropReason::BadCookie))),
+            Some(Kind::RstFlood)
+        );
+        assert_eq!(kind_of(&s(6, 0, drop(DropReason::BadTcpFlags))), Some(Kind::Malformed));
+        assert_eq!(
+            kind_of(&s(17, 0, drop(DropReason::PortNotAllowed))),
+            Some(Kind::UdpFlood)
+        );
+        assert_eq!(
+            kind_of(&s(17, 0, drop(DropReason::ReflectionPort))),
+            Some(Kind::Reflection)
+        );
+        let mut ntp = s(17, 0, drop(DropReason::PayloadMismatch));
+        ntp.fp = SampleFp::Udp(UdpFingerprint {
+            proto: 17,
+            ver: 4,
+            len: 468,
+            sport: 123,
+            phash: 7,
+        });
+        assert_eq!(kind_of(&ntp), Some(Kind::Reflection), "by source port");
+        assert_eq!(kind_of(&s(1, 0, drop(DropReason::IcmpType))), Some(Kind::IcmpFlood));
+        let mut frag = s(17, 0, drop(DropReason::Fragment));
+        frag.fragment = true;
+        assert_eq!(kind_of(&frag), Some(Kind::Fragments));
+        assert_eq!(kind_of(&s(6, flags::SYN, SampleVerdict::Pass)), None, "passed");
+        assert_eq!(kind_of(&s(47, 0, drop(DropReason::PortNotAllowed))), None);
+    }
+
+    #[test]
+    fn infer_names_kinds_above_a_tenth() {
+        let mut k = [0u64; Kind::COUNT];
+        k[Kind::SynFlood as usize] = 700;
+        k[Kind::Reflection as usize] = 250;
+        k[Kind::IcmpFlood as usize] = 99;
+        assert_eq!(infer(&k, &[], &Figures::default()), ["syn_flood", "reflection"]);
+        // Passed SYNs leave no unpassed sample: the figures name them.
+        let mut k = [0u64; Kind::COUNT];
+        k[Kind::Reflection as usize] = 300;
+        let f = Figures {
+            pps: 1000.0,
+            syn_pps: 600.0,
+            udp_pps: 400.0,
+            ..Figures::default()
+        };
+        assert_eq!(infer(&k, &[], &f), ["reflection", "syn_flood"]);
+        // What fired names its type, whatever its share.
+        let f = Figures {
+            pps: 1000.0,
+            syn_pps: 300.0,
+            ..Figures::default()
+        };
+        assert_eq!(infer(&k, &[Metric::SynPps], &f), ["reflection", "syn_flood"]);
+        // No sample: from the protocol mix.
+        let f = Figures {
+            pps: 1000.0,
+            syn_pps: 900.0,
+            tcp_pps: 1000.0,
+            ..Figures::default()
+        };
+        assert_eq!(infer(&[0; Kind::COUNT], &[], &f), ["syn_flood"]);
+        let f = Figures {
+            pps: 1000.0,
+            tcp_pps: 1000.0,
+            ..Figures::default()
+        };
+        assert_eq!(infer(&[0; Kind::COUNT], &[], &f), ["volumetric"]);
+    }
+}

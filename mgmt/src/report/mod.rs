@@ -1,0 +1,338 @@
+//! Attack reports: for each attack, its service, start, end, duration,
+//! types, severity, peak rates, a per-second timeline, the top sources,
+//! fingerprints and destination ports of its sampled packets (scaled by the
+//! sampling rate), drops per reason and the countermeasures taken. The
+//! detector fills a [`ReportBuilder`] while the attack lasts; [`store`]
+//! keeps the reports as JSON files under `state_dir/attacks/`.
+//!
+//! Memory is bounded whatever the attack: the top lists come from
+//! heavy-hitter sketches of fixed size (`classifier::sketch`), never a map
+//! of addresses, and the timeline from [`timeline::Timeline`].
+
+pub mod store;
+pub mod timeline;
+
+use core::net::IpAddr;
+use std::collections::BTreeMap;
+
+use classifier::sketch::HeavyHitters;
+use classifier::verdict::DropReason;
+use dataplane::runtime::{Sample, SampleFp, SampleVerdict};
+use serde::{Deserialize, Serialize};
+
+use crate::detect::countermeasures::Action;
+use crate::detect::figures::Figures;
+use timeline::{Point, Timeline, MAX_POINTS};
+
+/// Sketch size of each top list: 4096 x 4 counters (64 KiB); overcount
+/// above e/4096 ≈ 0.07 % of the samples with probability e^-4 at most
+/// (double hashing adds a full collision with a given heavy key with
+/// probability 1/4096² per key).
+const SKETCH_WIDTH: usize = 4096;
+const SKETCH_DEPTH: usize = 4;
+
+/// A source address and its estimated packets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopSource {
+    pub ip: String,
+    pub packets: u64,
+}
+
+/// A destination port and its estimated packets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopPort {
+    /// `tcp`, `udp` or the protocol number.
+    pub proto: String,
+    pub port: u16,
+    pub packets: u64,
+}
+
+/// A fingerprint (the classifier's text form) and its estimated packets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopFingerprint {
+    /// `tcp` (p0f-style SYN fingerprint) or `udp` (UDP and other protocols).
+    pub kind: String,
+    pub fingerprint: String,
+    pub packets: u64,
+}
+
+/// One attack's report, as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttackReport {
+    pub attack_uuid: String,
+    pub service: String,
+    /// `ongoing` or `ended`.
+    pub state: String,
+    /// Unix seconds.
+    pub start: u64,
+    pub end: Option<u64>,
+    pub duration_secs: u64,
+    /// Inferred types, most packets first (`syn_flood`, `ack_flood`,
+    /// `rst_flood`, `udp_flood`, `reflection`, `icmp_flood`, `fragments`,
+    /// `malformed`, `volumetric`).
+    pub types: Vec<String>,
+    /// `low`, `middle` or `high` (FastNetMon's words): the peak over the
+    /// limit that fired, below 2x, below 10x, else.
+    pub attack_severity: String,
+    /// What fired at the start (`pps 52000 > threshold 10000`, ...).
+    pub triggers: Vec<String>,
+    pub peak_pps: f64,
+    pub peak_bps: f64,
+    /// Packets and bytes addressed to the service during the attack.
+    pub total_packets: u64,
+    pub total_bytes: u64,
+    pub timeline: Timeline,
+    pub top_sources: Vec<TopSource>,
+    pub top_fingerprints: Vec<TopFingerprint>,
+    pub top_dst_ports: Vec<TopPort>,
+    /// Dropped packets per reason among the attack's sampled packets,
+    /// scaled by the sampling rate (estimates).
+    pub drops_by_reason: BTreeMap<String, u64>,
+    pub countermeasures: Vec<Action>,
+    /// One packet in this many was sampled; the top lists and drops are
+    /// scaled by it.
+    pub sample_every: u32,
+    pub samples: u64,
+}
+
+/// The running state of one attack's report.
+#[derive(Debug)]
+pub struct ReportBuilder {
+    pub report: AttackReport,
+    sources: HeavyHitters<IpAddr>,
+    ports: HeavyHitters<(u8, u16)>,
+    fps: HeavyHitters<SampleFp>,
+    drops: [u64; DropReason::COUNT],
+    top_k: usize,
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        1 => "icmp".into(),
+        58 => "icmpv6".into(),
+        n => n.to_string(),
+    }
+}
+
+impl ReportBuilder {
+    pub fn new(attack_uuid: String, service: &str, start: u64, sample_every: u32, top_k: usize) -> Self {
+        // Keep more keys than reported, so that the reported ones are
+        // the true heaviest even when ranks close to the cut trade places.
+        let kept = (top_k * 2).max(16);
+        ReportBuilder {
+            report: AttackReport {
+                attack_uuid,
+                service: service.to_string(),
+                state: "ongoing".into(),
+                start,
+                end: None,
+                duration_secs: 0,
+                types: Vec::new(),
+                attack_severity: "low".into(),
+                triggers: Vec::new(),
+                peak_pps: 0.0,
+                peak_bps: 0.0,
+                total_packets: 0,
+                total_bytes: 0,
+                timeline: Timeline::new(MAX_POINTS),
+                top_sources: Vec::new(),
+                top_fingerprints: Vec::new(),
+                top_dst_ports: Vec::new(),
+                drops_by_reason: BTreeMap::new(),
+                countermeasures: Vec::new(),
+                sample_every,
+                samples: 0,
+            },
+            sources: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
+            ports: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
+            fps: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
+            drops: [0; DropReason::COUNT],
+            top_k,
+        }
+    }
+
+    /// The figures of second `t` of the attack.
+    pub fn second(&mut self, t: u64, f: &Figures) {
+        let r = &mut self.report;
+        r.timeline.push(t, *f);
+        r.peak_pps = r.peak_pps.max(f.pps);
+        r.peak_bps = r.peak_bps.max(f.bps);
+        r.total_packets += f.pps.round() as u64;
+        r.total_bytes += (f.bps / 8.0).round() as u64;
+        r.duration_secs = t.saturating_sub(r.start) + 1;
+    }
+
+    /// One sampled packet of the attacked service.
+    pub fn sample(&mut self, s: &Sample) {
+        self.report.samples += 1;
+        self.sources.add(s.src, 1);
+        if s.dst_port != 0 {
+            self.ports.add((s.proto, s.dst_port), 1);
+        }
+        if s.fp != SampleFp::None && s.verdict != SampleVerdict::Pass {
+            self.fps.add(s.fp, 1);
+        }
+        if let SampleVerdict::Drop(r) = s.verdict {
+            self.drops[r as usize] += 1;
+        }
+    }
+
+    /// Heavy-hitter fingerprints among the attack's unpassed samples: at
+    /// least `min_share` of them and `min_count` samples.
+    pub fn proposed(&self, min_count: u64, min_share: f64) -> Vec<SampleFp> {
+        self.fps
+            .propose(min_count, min_share)
+            .into_iter()
+            .map(|(k, _)| k)
+            .take(self.top_k)
+            .collect()
+    }
+
+    /// Updates the top lists and drops from the sketches.
+    pub fn refresh(&mut self) {
+        let scale = u64::from(self.report.sample_every.max(1));
+        let k = self.top_k;
+        let r = &mut self.report;
+        r.top_sources = self
+            .sources
+            .top()
+            .into_iter()
+            .take(k)
+            .map(|(ip, n)| TopSource {
+                ip: ip.to_string(),
+                packets: n * scale,
+            })
+            .collect();
+        r.top_dst_ports = self
+            .ports
+            .top()
+            .into_iter()
+            .take(k)
+            .map(|((proto, port), n)| TopPort {
+                proto: proto_name(proto),
+                port,
+                packets: n * scale,
+            })
+            .collect();
+        r.top_fingerprints = self
+            .fps
+            .top()
+            .into_iter()
+            .take(k)
+            .filter_map(|(fp, n)| {
+                let (kind, text) = match fp {
+                    SampleFp::Tcp(t) => ("tcp", t.to_string()),
+                    SampleFp::Udp(u) => ("udp", u.to_string()),
+                    SampleFp::None => return None,
+                };
+                Some(TopFingerprint {
+                    kind: kind.into(),
+                    fingerprint: text,
+                    packets: n * scale,
+                })
+            })
+            .collect();
+        r.drops_by_reason = DropReason::ALL
+            .iter()
+            .filter(|d| self.drops[**d as usize] > 0)
+            .map(|d| (d.as_str().to_string(), self.drops[*d as usize] * scale))
+            .collect();
+    }
+
+    /// The report as it stands (top lists refreshed, the timeline's
+    /// partial point included).
+    pub fn snapshot(&mut self) -> AttackReport {
+        self.refresh();
+        let mut r = self.report.clone();
+        r.timeline.points = self.report.timeline.all();
+        r
+    }
+
+    /// The attack ended at `end` (Unix seconds, its last abnormal second).
+    pub fn finish(&mut self, end: u64) {
+        self.report.state = "ended".into();
+        self.report.end = Some(end);
+        self.report.duration_secs = end.saturating_sub(self.report.start) + 1;
+    }
+
+    /// Points of the timeline so far.
+    pub fn points(&self) -> Vec<Point> {
+        self.report.timeline.all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::Ipv4Addr;
+
+    use super::*;
+
+    fn sample(src: [u8; 4], port: u16, verdict: SampleVerdict) -> Sample {
+        Sample {
+            ts: 0,
+            src: IpAddr::V4(Ipv4Addr::from(src)),
+            dst_port: port,
+            proto: 17,
+            tcp_flags: 0,
+            len: 100,
+            service: Some(0),
+            verdict,
+            fp: SampleFp::None,
+            fragment: false,
+        }
+    }
+
+    /// 140,000 distinct sources (a spoofed flood) among a few heavy ones:
+    /// the top list is bounded at top_k and finds the heavy ones; counts
+    /// are scaled by the sampling rate.
+    #[test]
+    fn top_k_bounded_and_scaled() {
+        let mut b = ReportBuilder::new("u".into(), "web", 100, 64, 5);
+        let heavy = [[198, 51, 100, 1], [198, 51, 100, 2], [198, 51, 100, 3]];
+        for i in 0..200_000u32 {
+            let src = if i % 10 < 3 {
+                heavy[(i % 10) as usize]
+            } else {
+                i.to_be_bytes()
+            };
+            b.sample(&sample(src, 53, SampleVerdict::Drop(DropReason::ReflectionPort)));
+        }
+        b.refresh();
+        let r = &b.report;
+        assert_eq!(r.top_sources.len(), 5);
+        for (t, h) in r.top_sources.iter().zip(heavy) {
+            assert!(heavy.iter().any(|x| Ipv4Addr::from(*x).to_string() == t.ip), "{t:?}");
+            assert!(t.packets >= 20_000 * 64, "{t:?} {h:?}");
+        }
+        assert_eq!(r.top_dst_ports.len(), 1);
+        assert_eq!(r.top_dst_ports[0].proto, "udp");
+        assert_eq!(r.top_dst_ports[0].packets, 200_000 * 64);
+        assert_eq!(r.drops_by_reason["reflection_port"], 200_000 * 64);
+        assert_eq!(r.samples, 200_000);
+    }
+
+    #[test]
+    fn seconds_make_peaks_totals_and_duration() {
+        let mut b = ReportBuilder::new("u".into(), "web", 100, 1, 5);
+        for (t, pps) in [(100, 5000.0), (101, 9000.0), (102, 7000.0)] {
+            b.second(
+                t,
+                &Figures {
+                    pps,
+                    bps: pps * 800.0,
+                    ..Figures::default()
+                },
+            );
+        }
+        assert_eq!(b.report.peak_pps, 9000.0);
+        assert_eq!(b.report.peak_bps, 9000.0 * 800.0);
+        assert_eq!(b.report.total_packets, 21_000);
+        assert_eq!(b.report.duration_secs, 3);
+        b.finish(102);
+        let r = b.snapshot();
+        assert_eq!((r.state.as_str(), r.end), ("ended", Some(102)));
+        assert_eq!(r.timeline.points.len(), 3);
+    }
+}
