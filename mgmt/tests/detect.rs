@@ -102,6 +102,7 @@ end_after_secs = 3
 report_every_secs = 1
 
 [mgmt]
+listen = "127.0.0.1:0"
 sample_every = 16
 
 [[mgmt.webhooks]]
@@ -110,6 +111,27 @@ events = ["attack_start", "attack_end"]
 timeout_ms = 1000
 "#
     )
+}
+
+const TOKEN: &str = "detect-test-token-0123456789";
+
+/// `GET base+path` with the token: (status, JSON or text body).
+fn api(base: &str, path: &str) -> (u16, String) {
+    let r = ureq::get(&format!("{base}{path}"))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .timeout(Duration::from_secs(5))
+        .call();
+    match r {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {path}: {e}"),
+    }
+}
+
+fn api_json(base: &str, path: &str) -> Value {
+    let (status, body) = api(base, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 fn wait_for(rx: &Receiver<Value>, event: &str, until: Instant) -> Option<Value> {
@@ -133,25 +155,84 @@ fn attack_detected_escalated_reported_and_alerted() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
         .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "45"])
         .args(["--stats", stats.to_str().unwrap()])
+        .env("MOAT_API_TOKEN", TOKEN)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let t0 = Instant::now();
+    // Standard error, line by line: the API's address, then everything.
+    let (addr_tx, addr_rx) = channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = addr_tx.send(format!("http://{}", rest.split('/').next().unwrap_or("")));
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    let base = addr_rx.recv_timeout(Duration::from_secs(20)).ok();
     let start = wait_for(&rx, "attack_start", t0 + Duration::from_secs(25));
+    // While the attack lasts, the REST API shows it, its proposed
+    // signatures and its escalation, and /metrics counts it.
+    let during = match (&base, &start) {
+        (Some(b), Some(_)) => Some((
+            api_json(b, "/api/v1/attacks"),
+            api_json(b, "/api/v1/signatures"),
+            api(b, "/metrics").1,
+        )),
+        _ => None,
+    };
     let end = start
         .as_ref()
         .and_then(|_| wait_for(&rx, "attack_end", t0 + Duration::from_secs(43)));
+    let after = match (&base, &start, &end) {
+        (Some(b), Some(s), Some(_)) => {
+            let id = s["attack_uuid"].as_str().unwrap_or("");
+            Some((
+                api_json(b, &format!("/api/v1/attacks/{id}")),
+                api_json(b, "/api/v1/signatures"),
+                api(b, "/api/v1/attacks/00000000-0000-0000-0000-000000000000").0,
+            ))
+        }
+        _ => None,
+    };
     let snapshot = std::fs::read_to_string(&stats).unwrap_or_default();
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let err = reader.join().unwrap();
+    assert!(base.is_some(), "the API never said where it listens\n{err}");
     let start = start.unwrap_or_else(|| panic!("no attack_start webhook in 25 s\n{err}"));
     let end = end.unwrap_or_else(|| panic!("no attack_end webhook\n{err}"));
 
     let uuid = start["attack_uuid"].as_str().unwrap().to_string();
     assert_eq!(uuid.len(), 36, "{start}");
+
+    let (attacks, sigs, metrics) = during.unwrap();
+    assert_eq!(attacks["active"][0]["attack_uuid"], uuid.as_str(), "{attacks}");
+    assert_eq!(attacks["active"][0]["service"], "web", "{attacks}");
+    assert!(
+        attacks["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["attack_uuid"] == uuid.as_str()),
+        "{attacks}"
+    );
+    assert_eq!(sigs["active"][0]["service"], "web", "{sigs}");
+    assert_eq!(sigs["active"][0]["syn_auth"], "challenge-ack", "{sigs}");
+    assert!(metrics.contains("\nmoat_attacks_active 1\n"), "{metrics}");
+    let (report, sigs_after, unknown) = after.unwrap();
+    assert_eq!(report["attack_uuid"], uuid.as_str(), "{report}");
+    assert_eq!(report["state"], "ended", "{report}");
+    assert!(report["peak_pps"].as_f64().unwrap() > 0.0, "{report}");
+    // Relaxed at the end: no escalation left.
+    assert_eq!(sigs_after["active"].as_array().unwrap().len(), 0, "{sigs_after}");
+    assert_eq!(unknown, 404);
     assert_eq!(start["service"], "web");
     assert_eq!(start["node"], "moat-detect");
     let types: Vec<&str> = start["types"]

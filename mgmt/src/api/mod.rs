@@ -18,6 +18,7 @@
 //! attacks, say) is a field here, a handler in its own file, and one line
 //! in [`router`] and in [`doc::ApiDoc`].
 
+mod attacks;
 pub mod auth;
 pub mod doc;
 pub mod problem;
@@ -42,6 +43,8 @@ use crate::control::Control;
 use crate::metrics::Counters;
 use problem::Problem;
 
+pub use attacks::DetectApi;
+
 /// Largest request body, bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -53,6 +56,8 @@ pub struct ApiState {
     pub mail: Arc<Mailboxes>,
     pub node: String,
     pub token: auth::Token,
+    /// Detection's view and reports (`None`: detection is off).
+    pub detect: Option<DetectApi>,
 }
 
 type Shared = Arc<ApiState>;
@@ -98,6 +103,9 @@ pub fn router(st: Shared) -> Router {
             get(routes::get_verified).delete(routes::forget_verified),
         )
         .route("/api/v1/config", get(routes::get_config))
+        .route("/api/v1/attacks", get(attacks::list_attacks))
+        .route("/api/v1/attacks/{attack_uuid}", get(attacks::get_attack))
+        .route("/api/v1/signatures", get(attacks::signatures))
         .route("/metrics", get(routes::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {

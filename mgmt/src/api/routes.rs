@@ -342,7 +342,13 @@ pub async fn metrics(State(st): State<Shared>) -> Response {
         policy_generation: st.control.generation(),
         passed: &passed,
     };
-    let text = exposition(&st.counters, &t, &per, &info).finish();
+    let mut e = exposition(&st.counters, &t, &per, &info);
+    e.gauge(
+        "moat_attacks_active",
+        "Attacks under way (detection).",
+        super::attacks::active_count(&st),
+    );
+    let text = e.finish();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,

@@ -116,7 +116,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     };
     let stop = super::run::stop_on_signals()?;
     let mut node = super::run::start(&cfg)?;
-    let mut mgmt = match super::run::Mgmt::start(startup, &node, api.as_ref().map(|(a, t, _)| (*a, t.clone()))) {
+    let mut mgmt = match super::run::Mgmt::start(startup, &node, api.as_ref().map(|(a, t, _)| (*a, t.clone())), None) {
         Ok(m) => m,
         Err(e) => {
             let _ = node.rt.stop();

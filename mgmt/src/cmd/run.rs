@@ -25,10 +25,11 @@ use dataplane::runtime::wall_clock;
 use crate::api::{self, auth};
 use crate::config::{Backend, Config};
 use crate::control::{Control, Startup};
-use crate::detect::countermeasures::SnapshotCountermeasures;
-use crate::detect::engine::{Engine, EngineHandle};
+use crate::detect::countermeasures::ControlCountermeasures;
+use crate::detect::engine::{Engine, SharedView};
 use crate::metrics::Counters;
 use crate::node::{self, Node};
+use crate::report::store::ReportStore;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -257,6 +258,7 @@ impl Mgmt {
         startup: Startup,
         node: &Node,
         api: Option<(std::net::SocketAddr, auth::Token)>,
+        detect: Option<api::DetectApi>,
     ) -> anyhow::Result<Mgmt> {
         let name = startup.config().node.name.clone();
         let counters = Counters::of(&node.rt);
@@ -274,6 +276,7 @@ impl Mgmt {
                     mail: Arc::clone(&node.rt.mail),
                     node: name,
                     token,
+                    detect,
                 },
             )?),
             None => None,
@@ -304,7 +307,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     let stop = stop_on_signals()?;
     let mut node = start(&cfg)?;
-    let mut engine = start_detection(&cfg, &mut node)?;
     eprintln!(
         "moat: running {} worker(s) on the {} backend (outside {}, inside {})",
         cfg.dataplane.workers,
@@ -312,8 +314,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         cfg.outside.iface,
         cfg.inside.iface
     );
+    let detect = cfg.detection.enabled.then(|| api::DetectApi {
+        view: SharedView::default(),
+        reports: ReportStore::of_config(&cfg),
+    });
     let api = token.as_ref().map(|(t, _)| (cfg.mgmt.listen, t.clone()));
-    let mut mgmt = match Mgmt::start(startup, &node, api) {
+    let mut mgmt = match Mgmt::start(startup, &node, api, detect.clone()) {
         Ok(m) => m,
         Err(e) => {
             let _ = node.rt.stop();
@@ -324,6 +330,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let (Some(s), Some((_, src))) = (&mgmt.server, &token) {
         eprintln!("moat: API listening on http://{}/api/v1/ ({src})", s.addr);
     }
+    let mut engine = match detect {
+        Some(d) => {
+            let cm = ControlCountermeasures(Arc::clone(&mgmt.control));
+            let engine = Engine::new(&cfg, node.rt.stats.clone(), node.rt.take_samples(), Box::new(cm))
+                .with_view(d.view)
+                .with_control(Arc::clone(&mgmt.control));
+            match engine.spawn() {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    mgmt.stop();
+                    let _ = node.rt.stop();
+                    return Err(anyhow::Error::new(e).context("starting the detection thread"));
+                }
+            }
+        }
+        None => None,
+    };
     let mut prev = node.snapshot();
     let live = args.live;
     let counters = Arc::clone(&mgmt.counters);
@@ -347,16 +370,4 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     print!("{}", node::summary(&node));
     res
-}
-
-/// Starts the detection engine on its own thread (see
-/// [`crate::detect::engine`]), acting on the workers' policy snapshot;
-/// `None` when `[detection] enabled = false`.
-pub fn start_detection(cfg: &Config, node: &mut Node) -> anyhow::Result<Option<EngineHandle>> {
-    if !cfg.detection.enabled {
-        return Ok(None);
-    }
-    let cm = SnapshotCountermeasures::new(Arc::clone(&node.rt.policy));
-    let engine = Engine::new(cfg, node.rt.stats.clone(), node.rt.take_samples(), Box::new(cm));
-    Ok(Some(engine.spawn().context("starting the detection thread")?))
 }

@@ -51,6 +51,12 @@ pub struct Escalation {
     pub deny_udp: Vec<UdpRule>,
 }
 
+impl Escalation {
+    pub fn is_empty(&self) -> bool {
+        self.syn_auth.is_none() && self.deny_tcp.is_empty() && self.deny_udp.is_empty()
+    }
+}
+
 /// Why a change was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
@@ -306,7 +312,8 @@ impl Control {
     /// goes on).
     pub fn set_escalation(&self, service: &str, e: Option<Escalation>) -> Result<(), ControlError> {
         let mut g = self.lock();
-        if !g.effective.services.iter().any(|s| s.name == service) {
+        // Clearing always works (the service may have been deleted since).
+        if e.is_some() && !g.effective.services.iter().any(|s| s.name == service) {
             return Err(ControlError::NotFound {
                 what: "service",
                 name: service.to_string(),

@@ -17,25 +17,12 @@ use classifier::fingerprint::{TcpRule, UdpRule};
 use classifier::policy::{Policy, SynAuth};
 use serde::{Deserialize, Serialize};
 
-/// The countermeasures of one service under attack.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Escalation {
-    /// SYN authentication mode while the attack lasts (`None`: unchanged).
-    pub syn_auth: Option<SynAuth>,
-    /// Fingerprint deny rules (exact rules of the attack's heavy-hitter
-    /// fingerprints) while the attack lasts.
-    pub deny_tcp: Vec<TcpRule>,
-    pub deny_udp: Vec<UdpRule>,
-}
-
-impl Escalation {
-    pub fn is_empty(&self) -> bool {
-        self.syn_auth.is_none() && self.deny_tcp.is_empty() && self.deny_udp.is_empty()
-    }
-}
+/// The countermeasures of one service under attack: the control plane's
+/// own type, so that detection and live changes merge in one place.
+pub use crate::control::Escalation;
 
 /// A countermeasure as a report lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Action {
     /// Unix seconds.
     pub at: u64,
@@ -78,6 +65,26 @@ pub trait Countermeasures {
     fn escalate(&mut self, service: &str, e: &Escalation);
     /// `service`'s attack ended: undo its escalation.
     fn relax(&mut self, service: &str);
+}
+
+/// Carries escalations out through the control plane (`moat run`): it merges
+/// them over the service's configured policy, beside the REST API's changes,
+/// without persisting them, and publishes the snapshot.
+#[derive(Debug)]
+pub struct ControlCountermeasures(pub Arc<crate::control::Control>);
+
+impl Countermeasures for ControlCountermeasures {
+    fn escalate(&mut self, service: &str, e: &Escalation) {
+        if let Err(err) = self.0.set_escalation(service, Some(e.clone())) {
+            eprintln!("moat: escalating {service}: {err}");
+        }
+    }
+
+    fn relax(&mut self, service: &str) {
+        if let Err(err) = self.0.set_escalation(service, None) {
+            eprintln!("moat: relaxing {service}: {err}");
+        }
+    }
 }
 
 /// Countermeasures that do nothing (detection and reports only).

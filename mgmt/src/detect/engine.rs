@@ -19,7 +19,7 @@ use dataplane::runtime::{sample, wall_clock, Sample};
 use super::{Countermeasures, Detector, Event};
 use crate::alert::Alerter;
 use crate::config::{AlertEvent, Config};
-use crate::report::store::{attacks_dir, ReportStore};
+use crate::report::store::ReportStore;
 
 /// Samples kept per second for the detector (the rest are counted).
 pub const MAX_SAMPLES_PER_SEC: usize = 1 << 16;
@@ -37,6 +37,34 @@ pub struct EngineStats {
     pub report_errors: AtomicU64,
 }
 
+/// An attack under way, as the REST API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ActiveAttack {
+    pub service: String,
+    pub attack_uuid: String,
+}
+
+/// The signatures an attack under way proposes (exact fingerprint deny
+/// rules of its heavy hitters; active when the service's `on_attack` has
+/// `activate_signatures`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ProposedSignatures {
+    pub service: String,
+    pub attack_uuid: String,
+    pub rules: Vec<String>,
+}
+
+/// What the management plane reads of the detector, refreshed every second.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DetectView {
+    pub active: Vec<ActiveAttack>,
+    pub proposed: Vec<ProposedSignatures>,
+}
+
+/// The view shared with the REST API (a management-side lock, never taken
+/// by a worker).
+pub type SharedView = Arc<std::sync::Mutex<DetectView>>;
+
 /// What the engine reads and acts on.
 pub struct Engine {
     detector: Detector,
@@ -49,6 +77,10 @@ pub struct Engine {
     node: String,
     buf: Vec<Sample>,
     pub stats: Arc<EngineStats>,
+    view: SharedView,
+    /// Where the services come from when they change at run time.
+    control: Option<Arc<crate::control::Control>>,
+    generation: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -81,11 +113,7 @@ impl Engine {
         let d = &cfg.detection;
         Engine {
             detector: Detector::new(d.clone(), cfg.mgmt.sample_every, Detector::policies(cfg)),
-            store: ReportStore::new(
-                attacks_dir(&cfg.state_dir()),
-                d.max_reports as usize,
-                d.max_report_age_days,
-            ),
+            store: ReportStore::of_config(cfg),
             alerter: Alerter::start(&cfg.mgmt.webhooks, Duration::from_millis(500)),
             queues,
             cm,
@@ -94,7 +122,38 @@ impl Engine {
             node: cfg.node.name.clone(),
             buf: Vec::new(),
             stats: Arc::new(EngineStats::default()),
+            view: SharedView::default(),
+            control: None,
+            generation: 0,
         }
+    }
+
+    /// Publishes what it detects into `view` every second.
+    pub fn with_view(mut self, view: SharedView) -> Engine {
+        self.view = view;
+        self
+    }
+
+    /// Follows the services of `control` (created, replaced and deleted
+    /// through the REST API).
+    pub fn with_control(mut self, control: Arc<crate::control::Control>) -> Engine {
+        self.generation = control.generation();
+        self.control = Some(control);
+        self
+    }
+
+    /// Takes a new service list from the control plane when it published
+    /// a change since the last second.
+    fn follow_control(&mut self) {
+        let Some(c) = &self.control else { return };
+        let g = c.generation();
+        if g == self.generation {
+            return;
+        }
+        self.generation = g;
+        let cfg = c.config();
+        self.detector.set_services(Detector::policies(&cfg));
+        self.services = cfg.services.len();
     }
 
     /// Moves the queued samples into the second's buffer.
@@ -126,6 +185,7 @@ impl Engine {
     /// One second, `secs` after the previous.
     pub fn tick(&mut self, secs: f64) {
         self.drain();
+        self.follow_control();
         let now = wall_clock() / 1_000_000_000;
         let counters = self.counters();
         let events = self.detector.tick(now, secs, &counters, &self.buf, self.cm.as_mut());
@@ -133,9 +193,26 @@ impl Engine {
         for e in &events {
             self.handle(e);
         }
-        self.stats
-            .attacks_active
-            .store(self.detector.active().len() as u64, Relaxed);
+        let active: Vec<ActiveAttack> = self
+            .detector
+            .active()
+            .into_iter()
+            .map(|(service, attack_uuid)| ActiveAttack { service, attack_uuid })
+            .collect();
+        self.stats.attacks_active.store(active.len() as u64, Relaxed);
+        let proposed = self
+            .detector
+            .proposed()
+            .into_iter()
+            .map(|(service, attack_uuid, rules)| ProposedSignatures {
+                service,
+                attack_uuid,
+                rules,
+            })
+            .collect();
+        if let Ok(mut v) = self.view.lock() {
+            *v = DetectView { active, proposed };
+        }
     }
 
     fn write(&self, r: &crate::report::AttackReport) {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Thresholds;
 
 /// Rates over one interval, per second.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Figures {
     pub pps: f64,
     /// Bits per second as received (whole frames).

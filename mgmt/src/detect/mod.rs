@@ -193,6 +193,22 @@ impl Attack {
     }
 }
 
+impl Svc {
+    fn new(p: ServicePolicy) -> Svc {
+        Svc {
+            name: p.name,
+            thresholds: p.thresholds,
+            on_attack: p.on_attack,
+            baseline: Baseline::default(),
+            prev: ServiceCounters::default(),
+            abnormal_run: 0,
+            normal_run: 0,
+            over: [false; Metric::ALL.len()],
+            attack: None,
+        }
+    }
+}
+
 /// Per-second judgement of every service (see the module contract).
 #[derive(Debug)]
 pub struct Detector {
@@ -243,26 +259,62 @@ impl Trigger {
 impl Detector {
     /// `services` in the policy's service order (index = service id).
     pub fn new(cfg: DetectionConfig, sample_every: u32, services: Vec<ServicePolicy>) -> Self {
-        let services = services
-            .into_iter()
-            .map(|s| Svc {
-                name: s.name,
-                thresholds: s.thresholds,
-                on_attack: s.on_attack,
-                baseline: Baseline::default(),
-                prev: ServiceCounters::default(),
-                abnormal_run: 0,
-                normal_run: 0,
-                over: [false; Metric::ALL.len()],
-                attack: None,
-            })
-            .collect();
+        let services = services.into_iter().map(Svc::new).collect();
         Detector {
             cfg,
             sample_every,
             services,
             started: false,
         }
+    }
+
+    /// Follows a change of the services (the REST API's): a service keeps
+    /// its baseline and attack by name, a new one starts fresh, a removed one
+    /// is forgotten (its attack with it: the control plane dropped its
+    /// escalation with the service). When the order changed, the counters'
+    /// indices moved, so the next tick only re-reads them.
+    pub fn set_services(&mut self, services: Vec<ServicePolicy>) {
+        let moved =
+            services.len() != self.services.len() || services.iter().zip(&self.services).any(|(p, s)| p.name != s.name);
+        let mut old = std::mem::take(&mut self.services);
+        self.services = services
+            .into_iter()
+            .map(|p| match old.iter().position(|s| s.name == p.name) {
+                Some(i) => {
+                    let mut s = old.swap_remove(i);
+                    s.thresholds = p.thresholds;
+                    s.on_attack = p.on_attack;
+                    s
+                }
+                None => Svc::new(p),
+            })
+            .collect();
+        if moved {
+            self.started = false;
+        }
+    }
+
+    /// The signatures each attack under way proposes now (exact fingerprint
+    /// deny rules of its heavy hitters among unpassed samples): (service,
+    /// attack uuid, rules).
+    pub fn proposed(&self) -> Vec<(String, String, Vec<String>)> {
+        self.services
+            .iter()
+            .filter_map(|s| {
+                let a = s.attack.as_ref().filter(|a| a.confirmed)?;
+                let rules = a
+                    .builder
+                    .proposed(SIGNATURE_MIN_SAMPLES, SIGNATURE_SHARE)
+                    .into_iter()
+                    .filter_map(|fp| match fp {
+                        SampleFp::Tcp(t) => Some(TcpRule::exact(&t).to_string()),
+                        SampleFp::Udp(u) => Some(UdpRule::exact(&u).to_string()),
+                        SampleFp::None => None,
+                    })
+                    .collect();
+                Some((s.name.clone(), a.builder.report.attack_uuid.clone(), rules))
+            })
+            .collect()
     }
 
     /// The services' policies of a config, in its service order.

@@ -356,3 +356,61 @@ fn disabled_never_declares() {
     let ev: Vec<Event> = (0..10).flat_map(|_| f.second(1_000_000, 1.0, &[])).collect();
     assert!(ev.is_empty());
 }
+
+/// Services created and deleted at run time: a kept service keeps its
+/// attack by name, the first tick after a reorder only re-reads the
+/// counters (their indices moved), a new service starts quiet.
+#[test]
+fn services_follow_runtime_changes_by_name() {
+    let mut d = Detector::new(
+        cfg(),
+        1,
+        vec![
+            svc("a", 1_000, OnAttackConfig::default()),
+            svc("b", 1_000, OnAttackConfig::default()),
+        ],
+    );
+    let mut cm = Recording::default();
+    let mut c = [ServiceCounters::default(); 2];
+    assert!(d.tick(1_000, 1.0, &c, &[], &mut cm).is_empty());
+    let mut started = None;
+    for t in 1_001..1_010 {
+        c[1].packets += 5_000;
+        for e in d.tick(t, 1.0, &c, &[], &mut cm) {
+            if let Event::AttackStart(r, _) = e {
+                started = Some(r.attack_uuid);
+            }
+        }
+    }
+    let uuid = started.expect("b's attack started");
+    assert_eq!(d.active(), vec![("b".to_string(), uuid.clone())]);
+
+    // "a" deleted, "c" created: b moves to index 0 with another counter.
+    d.set_services(vec![
+        svc("b", 1_000, OnAttackConfig::default()),
+        svc("c", 1_000, OnAttackConfig::default()),
+    ]);
+    let moved = [
+        ServiceCounters {
+            packets: 9_000_000,
+            ..ServiceCounters::default()
+        },
+        ServiceCounters::default(),
+    ];
+    // The first tick re-reads: no delta from the old index's counter.
+    assert!(d.tick(1_010, 1.0, &moved, &[], &mut cm).is_empty());
+    assert_eq!(d.active(), vec![("b".to_string(), uuid)]);
+    // Then b is quiet (no new packets) and its attack ends by hysteresis;
+    // c never saw anything.
+    let mut ended = false;
+    for t in 1_011..1_020 {
+        for e in d.tick(t, 1.0, &moved, &[], &mut cm) {
+            if let Event::AttackEnd(r) = e {
+                assert_eq!(r.service, "b");
+                ended = true;
+            }
+        }
+    }
+    assert!(ended);
+    assert!(d.active().is_empty());
+}

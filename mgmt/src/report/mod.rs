@@ -32,14 +32,14 @@ const SKETCH_WIDTH: usize = 4096;
 const SKETCH_DEPTH: usize = 4;
 
 /// A source address and its estimated packets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopSource {
     pub ip: String,
     pub packets: u64,
 }
 
 /// A destination port and its estimated packets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopPort {
     /// `tcp`, `udp` or the protocol number.
     pub proto: String,
@@ -48,7 +48,7 @@ pub struct TopPort {
 }
 
 /// A fingerprint (the classifier's text form) and its estimated packets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopFingerprint {
     /// `tcp` (p0f-style SYN fingerprint) or `udp` (UDP and other protocols).
     pub kind: String,
@@ -57,7 +57,7 @@ pub struct TopFingerprint {
 }
 
 /// One attack's report, as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttackReport {
     pub attack_uuid: String,
     pub service: String,

@@ -21,7 +21,7 @@ pub fn attacks_dir(state_dir: &Path) -> PathBuf {
 }
 
 /// A report's headline, as the attack list shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReportSummary {
     pub attack_uuid: String,
     pub service: String,
@@ -67,6 +67,16 @@ fn valid_id(id: &str) -> bool {
 }
 
 impl ReportStore {
+    /// The reports of `cfg`: under its state dir, with its retention.
+    pub fn of_config(cfg: &crate::config::Config) -> Self {
+        let d = &cfg.detection;
+        ReportStore::new(
+            attacks_dir(&cfg.state_dir()),
+            d.max_reports as usize,
+            d.max_report_age_days,
+        )
+    }
+
     pub fn new(dir: PathBuf, max_reports: usize, max_age_days: u32) -> Self {
         ReportStore {
             dir,

@@ -10,7 +10,7 @@ use crate::detect::figures::Figures;
 pub const MAX_POINTS: usize = 3600;
 
 /// One point: the mean rates over `step_secs` seconds from `t`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Point {
     /// Unix seconds at the start of the point.
     pub t: u64,
@@ -18,7 +18,7 @@ pub struct Point {
     pub f: Figures,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timeline {
     /// Seconds per point.
     pub step_secs: u64,
