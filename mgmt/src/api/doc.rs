@@ -43,6 +43,7 @@ impl Modify for BearerAuth {
         crate::report::AttackReport, crate::report::store::ReportSummary, crate::report::TopSource,
         crate::report::TopPort, crate::report::TopFingerprint, crate::report::timeline::Timeline,
         crate::report::timeline::Point, crate::detect::figures::Figures, crate::detect::countermeasures::Action,
+        crate::config::Thresholds, crate::config::OnAttackConfig,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

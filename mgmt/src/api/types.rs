@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{from_value, Problem};
-use crate::config::{OriginConfig, ServiceConfig};
+use crate::config::{OnAttackConfig, OriginConfig, ServiceConfig, Thresholds};
 use crate::control::Rules as RulesConfig;
 use crate::metrics::Rates;
 
@@ -93,6 +93,12 @@ pub struct Service {
     pub limits: Limits,
     #[serde(default)]
     pub payload_rules: Vec<PayloadRule>,
+    /// Attack detection thresholds of this service (absent: `[detection]`'s).
+    #[serde(default)]
+    pub detection: Thresholds,
+    /// Escalation while the service is under attack.
+    #[serde(default)]
+    pub on_attack: OnAttackConfig,
 }
 
 /// The ACL: longest prefix wins; a prefix may not be in both lists.
@@ -271,6 +277,8 @@ impl Service {
             allow_src_ports: Vec::new(),
             limits: Limits::default(),
             payload_rules: Vec::new(),
+            detection: s.detection,
+            on_attack: s.on_attack.clone(),
         })
     }
 }

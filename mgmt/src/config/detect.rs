@@ -14,7 +14,7 @@ type Res = Result<(), ConfigError>;
 /// Per-second thresholds of one service; 0 = not checked. In
 /// `[detection]` they are every service's defaults; in
 /// `[services.detection]` an absent key takes the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Thresholds {
     /// Packets per second addressed to the service.
@@ -159,7 +159,7 @@ impl DetectionConfig {
 
 /// `[services.on_attack]`: what the service turns on while under attack
 /// (relaxed when the attack ends).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OnAttackConfig {
     /// SYN authentication mode during the attack (`challenge-ack`,
