@@ -28,6 +28,18 @@ pub enum SynAuthMode {
     Off,
 }
 
+/// A nested document as a JSON object only: serde's derived structs also
+/// take an array of their fields in order (`[1, 2]`), which the schema does
+/// not allow and an operator never means.
+fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let m = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+    serde_json::from_value(serde_json::Value::Object(m)).map_err(serde::de::Error::custom)
+}
+
 /// Rate limits; 0 = unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -89,15 +101,15 @@ pub struct Service {
     /// UDP reflection source ports this service accepts (`udp/53`).
     #[serde(default)]
     pub allow_src_ports: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub limits: Limits,
     #[serde(default)]
     pub payload_rules: Vec<PayloadRule>,
     /// Attack detection thresholds of this service (absent: `[detection]`'s).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub detection: Thresholds,
     /// Escalation while the service is under attack.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub on_attack: OnAttackConfig,
 }
 
@@ -126,7 +138,9 @@ pub struct Fingerprints {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rules {
+    #[serde(deserialize_with = "object")]
     pub acl: Acl,
+    #[serde(deserialize_with = "object")]
     pub fingerprints: Fingerprints,
     /// Emergency cap on all traffic into the node, packets per second; 0 = none.
     #[schema(maximum = 9223372036854775807_u64)]
@@ -356,5 +370,27 @@ mod tests {
         let p = r.to_config().unwrap_err();
         assert_eq!(p.field.as_deref(), Some("acl.deny[0]"));
         assert!(p.reason.unwrap().contains("did you mean 192.0.2.0/24"));
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+
+    /// Nested documents given as arrays are refused, naming the field.
+    #[test]
+    fn nested_documents_must_be_objects() {
+        let base = serde_json::json!({"name": "s", "vip": "203.0.113.9", "origin": "web", "allow": ["tcp/80"]});
+        for field in ["limits", "detection", "on_attack"] {
+            let mut v = base.clone();
+            v[field] = serde_json::json!([null, null]);
+            let e = from_value::<Service>(v).unwrap_err();
+            assert!(format!("{e:?}").contains(field), "{field}: {e:?}");
+            let mut ok = base.clone();
+            ok[field] = serde_json::json!({});
+            from_value::<Service>(ok).unwrap();
+        }
+        let e = from_value::<Rules>(serde_json::json!({"acl": [[], []]})).unwrap_err();
+        assert!(format!("{e:?}").contains("acl"), "{e:?}");
     }
 }
