@@ -48,14 +48,38 @@ pub fn classify_parsed(
     p: &Parsed,
     reply: &mut [u8],
 ) -> Verdict {
+    classify_rx(st, pol, now, frame, p, Rx::default(), reply)
+}
+
+/// What the receiving NIC already checked of a frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rx {
+    /// The IPv4 header checksum was verified as good (DPDK
+    /// `RTE_MBUF_F_RX_IP_CKSUM_GOOD`): it is not summed again. Any other
+    /// report (bad, none, unknown) leaves the check to the classifier, so
+    /// the verdict is the same either way.
+    pub ip_csum_good: bool,
+}
+
+/// [`classify_parsed`] with what the NIC verified on receipt (`rx`).
+#[inline]
+pub fn classify_rx(
+    st: &mut WorkerState,
+    pol: &Policy,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    rx: Rx,
+    reply: &mut [u8],
+) -> Verdict {
     st.last_service = None;
-    match decide(st, pol, now, frame, p, reply) {
+    match decide(st, pol, now, frame, p, rx, reply) {
         Ok(v) => v,
         Err(r) => Verdict::Drop(r),
     }
 }
 
-fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
+fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Parsed, rx: Rx, reply: &mut [u8]) -> R {
     if p.l3 == L3::Arp {
         return arp(pol, frame, p, reply);
     }
@@ -65,7 +89,7 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
     if !st.global.take(now) {
         return Err(DropReason::RateLimitGlobal);
     }
-    ip_sanity(pol, frame, p)?;
+    ip_sanity(pol, frame, p, rx)?;
     let trusted = match pol.acl.lookup(p.src) {
         Some(crate::acl::AclAction::Deny) => return Err(DropReason::AclDeny),
         Some(crate::acl::AclAction::Allow) => true,
@@ -134,8 +158,8 @@ fn nd(pol: &Policy, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
 }
 
 #[inline]
-fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
-    if p.l3 == L3::Ipv4 && pol.sanity.verify_ip_checksum {
+fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed, rx: Rx) -> Result<(), DropReason> {
+    if p.l3 == L3::Ipv4 && pol.sanity.verify_ip_checksum && !rx.ip_csum_good {
         let start = usize::from(p.l3_offset);
         let hdr = &frame[start..start + usize::from(p.ip_header_len)];
         // A correct header sums to 0xffff (RFC 1071: the sum including the

@@ -328,6 +328,27 @@ fn nd_bypasses_the_global_cap() {
 
 // ------------------------------------------------------------- IP sanity
 
+/// A NIC that verified the IPv4 header checksum spares the classifier the
+/// sum and changes no verdict of a frame it passed: a good header, a land
+/// packet and a frame whose checksum the NIC did not vouch for.
+#[test]
+fn nic_verified_ip_checksum_skips_the_sum_only() {
+    use classifier::classify::{classify_rx, Rx};
+    let good = Rx { ip_csum_good: true };
+    let run = |n: &mut Node, f: &[u8], rx: Rx| {
+        let p = parse(f).expect("parses");
+        classify_rx(&mut n.st, &n.pol, T0, f, &p, rx, &mut n.reply)
+    };
+    let ok = udp4(b"hello").build();
+    let land = Pkt::udp(game4(), 1000, game4(), 27015, b"x").build();
+    let mut bad = ok.clone();
+    bad[24] ^= 0x5a; // IPv4 header checksum (14 + 10)
+    assert_eq!(run(&mut node(), &ok, good), pass(GAME));
+    assert_eq!(run(&mut node(), &ok, Rx::default()), pass(GAME));
+    assert_eq!(run(&mut node(), &land, good), drop(DropReason::Land));
+    assert_eq!(run(&mut node(), &bad, Rx::default()), drop(DropReason::BadIpChecksum));
+}
+
 #[test]
 fn bad_ip_checksum_unless_not_verified() {
     let mut f = udp4(b"hello").build();

@@ -34,7 +34,7 @@ fn main() {
         .clang_args(lib.include_paths.iter().map(|p| format!("-I{}", p.display())))
         .allowlist_function("rte_eal_(init|cleanup)")
         .allowlist_function("rte_eth_(dev_get_port_by_name|dev_info_get|dev_configure|dev_adjust_nb_rx_tx_desc|rx_queue_setup|tx_queue_setup|dev_start|dev_stop|dev_close|dev_socket_id|promiscuous_enable|macaddr_get|link_get_nowait|stats_get|rx_burst|tx_burst)")
-        .allowlist_function("rte_pktmbuf_(pool_create|alloc|free|prepend|adj|headroom|tailroom)")
+        .allowlist_function("rte_pktmbuf_(pool_create|alloc|free|free_bulk|prepend|adj|headroom|tailroom)")
         .allowlist_function("rte_mempool_free")
         .allowlist_function("rte_mbuf_dyn_rx_timestamp_register")
         .allowlist_function("rte_(lcore_id|socket_id|thread_register|thread_unregister|strerror)")

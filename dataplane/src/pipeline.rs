@@ -336,8 +336,11 @@ impl Core {
             Err(r) => return self.drop(r),
         };
         *parsed = Some(p);
+        let rx = classifier::classify::Rx {
+            ip_csum_good: f.ip_csum_good(),
+        };
         let verdict =
-            classifier::classify::classify_parsed(&mut self.state, policy, now, f.data(), &p, &mut self.reply[..]);
+            classifier::classify::classify_rx(&mut self.state, policy, now, f.data(), &p, rx, &mut self.reply[..]);
         let out = self.carry_out(policy, now, f, &p, verdict);
         if let Some(s) = self.state.last_service {
             self.count_service(s, &p, len, out);

@@ -104,6 +104,12 @@ pub trait Frame {
     }
     /// Marks the L4 checksum as complete (after the worker filled it in).
     fn set_csum(&mut self, _c: Csum) {}
+    /// True when the NIC verified the IPv4 header checksum of the frame as
+    /// received (DPDK `RTE_MBUF_F_RX_IP_CKSUM_GOOD`): the classifier then
+    /// skips summing it again. False (check it) unless the backend knows.
+    fn ip_csum_good(&self) -> bool {
+        false
+    }
     /// The capture timestamp, for backends that replay a capture.
     fn timestamp(&self) -> Option<Nanos> {
         None

@@ -112,7 +112,10 @@ fn learn_arp(frame: &[u8], neighbors: &Neighbors, now: Nanos) {
 }
 
 /// Runs the worker until `stop` is set or every port is done; samples go
-/// to `samples` (see [`WorkerSetup::sample_every`]).
+/// to `samples` (see [`WorkerSetup::sample_every`]). Never inlined: one
+/// call per worker, and profiles find the loop by this name
+/// (`valgrind --toggle-collect='dataplane::runtime::worker::run*'`).
+#[inline(never)]
 pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q, samples: Option<rtrb::Producer<Sample>>) -> WorkerExit {
     if let Some(core) = s.core {
         core_affinity::set_for_current(core);

@@ -147,7 +147,8 @@ pub fn setup(
         conf.rxmode.mq_mode = ffi::rte_eth_rx_mq_mode::RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
     }
-    let csum = ffi::RTE_ETH_RX_OFFLOAD_UDP_CKSUM | ffi::RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
+    let csum =
+        ffi::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | ffi::RTE_ETH_RX_OFFLOAD_UDP_CKSUM | ffi::RTE_ETH_RX_OFFLOAD_TCP_CKSUM;
     conf.rxmode.offloads = di.rx_offload_capa & csum;
     // SAFETY: valid port id and conf; the port is not started.
     let rc = unsafe { ffi::rte_eth_dev_configure(id, q.queues, q.queues, &conf) };

@@ -166,6 +166,13 @@ impl Frame for DpdkFrame {
         }
     }
 
+    /// The driver's IP checksum flag: only GOOD counts (BAD, NONE and
+    /// UNKNOWN leave the check to the classifier).
+    #[inline]
+    fn ip_csum_good(&self) -> bool {
+        self.m().ol_flags & ffi::RTE_MBUF_F_RX_IP_CKSUM_MASK == ffi::RTE_MBUF_F_RX_IP_CKSUM_GOOD
+    }
+
     /// Set to `Valid` by the worker after it completed a checksum: nothing
     /// to record for TX (no checksum offload is requested).
     fn set_csum(&mut self, c: Csum) {

@@ -221,6 +221,10 @@ pub fn open(o: &DpdkOptions) -> Result<Dpdk, DpdkError> {
             pool: alloc_pool,
             mesh: meshes[w].take(),
             scratch: Scratch([core::ptr::null_mut(); MAX_BURST]),
+            pending: Pending {
+                mbufs: [core::ptr::null_mut(); MAX_BURST],
+                len: 0,
+            },
             registered: None,
             local: Local::default(),
             shared: Arc::clone(&ports.counters[w]),
@@ -241,6 +245,19 @@ struct Scratch([*mut ffi::rte_mbuf; MAX_BURST]);
 // thread; between calls its contents are stale and never dereferenced.
 unsafe impl Send for Scratch {}
 
+/// Freed mbufs not yet given back to their pool: the first `len` are
+/// owned by the worker's queues, freed together by
+/// [`DpdkQueues::release_pending`].
+struct Pending {
+    mbufs: [*mut ffi::rte_mbuf; MAX_BURST],
+    len: usize,
+}
+
+// SAFETY: the first `len` pointers are mbufs owned by this value alone
+// (moved in by `DpdkQueues::free`), like a `DpdkFrame` each, which is `Send`
+// (pools are thread-safe); the rest are stale and never dereferenced.
+unsafe impl Send for Pending {}
+
 /// One worker's RX and TX queue on both ports.
 pub struct DpdkQueues {
     worker: usize,
@@ -251,6 +268,7 @@ pub struct DpdkQueues {
     pool: Mempool,
     mesh: Option<steer::Mesh>,
     scratch: Scratch,
+    pending: Pending,
     /// The thread that registered with EAL, once it has (`Err`: EAL
     /// refused; the worker runs without a mempool cache).
     registered: Option<Result<std::thread::ThreadId, String>>,
@@ -288,6 +306,19 @@ impl DpdkQueues {
             );
         }
         self.registered = Some(r);
+    }
+
+    /// Gives the pending freed mbufs back to their pool in one call.
+    #[inline]
+    fn release_pending(&mut self) {
+        let n = self.pending.len;
+        if n == 0 {
+            return;
+        }
+        self.pending.len = 0;
+        // SAFETY: the first n pending slots hold valid mbufs that we own
+        // (see `Pending`) and no longer track after this call (len is 0).
+        unsafe { ffi::rte_pktmbuf_free_bulk(self.pending.mbufs.as_mut_ptr(), n as u32) }
     }
 
     fn publish(&self) {
@@ -350,6 +381,7 @@ impl DpdkQueues {
 
 impl Drop for DpdkQueues {
     fn drop(&mut self) {
+        self.release_pending();
         self.publish();
         if matches!(self.registered, Some(Ok(t)) if t == std::thread::current().id()) {
             eal::unregister_thread();
@@ -362,6 +394,9 @@ impl Queues for DpdkQueues {
 
     fn rx_burst(&mut self, port: PortId, out: &mut Burst<DpdkFrame>, max: usize) -> usize {
         self.ensure_registered();
+        // The last burst's dropped frames back to the pool before the
+        // driver refills its ring from it.
+        self.release_pending();
         let max = max.min(out.remaining_capacity()).min(MAX_BURST);
         let before = self.local;
         let steering = port == PortId::Outside && self.mesh.is_some();
@@ -420,12 +455,22 @@ impl Queues for DpdkQueues {
         sent
     }
 
+    /// Deferred: the mbuf joins the pending array, which goes back to its
+    /// pool in one `rte_pktmbuf_free_bulk` call when it is full and before
+    /// the next receive (a flood's dropped frames cost one call per burst,
+    /// not one `rte_pktmbuf_free` each).
+    #[inline]
     fn free(&mut self, f: DpdkFrame) {
-        drop(f);
+        if self.pending.len == MAX_BURST {
+            self.release_pending();
+        }
+        self.pending.mbufs[self.pending.len] = f.into_raw();
+        self.pending.len += 1;
     }
 
     fn alloc(&mut self) -> Option<DpdkFrame> {
         self.ensure_registered();
+        self.release_pending();
         // SAFETY: a valid mempool that lives forever.
         let m = NonNull::new(unsafe { ffi::rte_pktmbuf_alloc(self.pool.0.as_ptr()) })?;
         // SAFETY: a fresh, single-segment, empty mbuf nobody else holds.
@@ -433,6 +478,7 @@ impl Queues for DpdkQueues {
     }
 
     fn flush(&mut self) {
+        self.release_pending();
         self.publish();
     }
 
