@@ -86,7 +86,10 @@ fn config(dir: &Path, kind: &str, vdevs: &[String], extra: &str) -> PathBuf {
     let path = dir.join(format!("{kind}.toml"));
     std::fs::write(
         &path,
-        format!("{text}\n[dataplane.dpdk]\neal_args = {eal:?}\nmbufs = 8191\nlink_wait_ms = 500\n{extra}"),
+        // The API on a free port: the tests of this file run in parallel.
+        format!(
+            "{text}\n[mgmt]\nlisten = \"127.0.0.1:0\"\n\n[dataplane.dpdk]\neal_args = {eal:?}\nmbufs = 8191\nlink_wait_ms = 500\n{extra}"
+        ),
     )
     .unwrap();
     path

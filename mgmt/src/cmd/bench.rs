@@ -240,6 +240,7 @@ pub fn export_dpdk(workloads: &[Workload], args: &BenchArgs, dir: &std::path::Pa
         }
         out.finish()?;
         cfg.dataplane.backend = crate::config::Backend::Dpdk;
+        cfg.mgmt.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         cfg.outside.iface = "net_pcap0".into();
         cfg.inside.iface = "net_pcap1".into();
         cfg.dataplane.dpdk.eal_args = vec![
