@@ -184,6 +184,7 @@ fn attack_detected_escalated_reported_and_alerted() {
             api_json(b, "/api/v1/attacks"),
             api_json(b, "/api/v1/signatures"),
             api(b, "/metrics").1,
+            api_json(b, "/api/v1/stats"),
         )),
         _ => None,
     };
@@ -212,7 +213,11 @@ fn attack_detected_escalated_reported_and_alerted() {
     let uuid = start["attack_uuid"].as_str().unwrap().to_string();
     assert_eq!(uuid.len(), 36, "{start}");
 
-    let (attacks, sigs, metrics) = during.unwrap();
+    let (attacks, sigs, metrics, stats_doc) = during.unwrap();
+    // The service's rates over the last second, during the flood (4000 pps paced).
+    let rates = &stats_doc["services"]["web"]["rates"];
+    assert!(rates["pps"].as_f64().unwrap() > 1000.0, "{stats_doc}");
+    assert!(rates["syn_pps"].as_f64().unwrap() > 100.0, "{stats_doc}");
     assert_eq!(attacks["active"][0]["attack_uuid"], uuid.as_str(), "{attacks}");
     assert_eq!(attacks["active"][0]["service"], "web", "{attacks}");
     assert!(

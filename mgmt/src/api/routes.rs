@@ -60,6 +60,11 @@ pub async fn stats(State(st): State<Shared>) -> Json<Stats> {
     let names = st.control.service_names();
     let (t, per) = st.counters.snapshot(names.len());
     let passed = st.control.passed_by_service(&t.passed);
+    let figures = st
+        .detect
+        .as_ref()
+        .and_then(|d| d.view.lock().ok().map(|v| v.figures.clone()))
+        .unwrap_or_default();
     let port = |p: PortId| {
         let c = t.port(p);
         (
@@ -91,7 +96,16 @@ pub async fn stats(State(st): State<Shared>) -> Json<Stats> {
         ports: PortId::ALL.into_iter().map(port).collect(),
         services: passed
             .into_iter()
-            .map(|(n, p)| (n, ServiceStats { passed_packets: p }))
+            .map(|(n, p)| {
+                let rates = figures.get(&n).copied();
+                (
+                    n,
+                    ServiceStats {
+                        passed_packets: p,
+                        rates,
+                    },
+                )
+            })
             .collect::<BTreeMap<_, _>>(),
         per_worker: per
             .iter()

@@ -34,10 +34,21 @@ pub enum SynAuthMode {
 fn object<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    let m = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
-    serde_json::from_value(serde_json::Value::Object(m)).map_err(serde::de::Error::custom)
+    struct ObjectOnly<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        // The map's own deserializer: paths into it stay tracked
+        // (`limits.src_pps`).
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(ObjectOnly(std::marker::PhantomData))
 }
 
 /// Rate limits; 0 = unlimited.
@@ -206,6 +217,10 @@ pub struct WorkerStats {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ServiceStats {
     pub passed_packets: u64,
+    /// Packets addressed to the service per second over the last second,
+    /// with bits, SYNs, new flows, per protocol and drops (detection's
+    /// figures; null when detection is off or has not judged a second yet).
+    pub rates: Option<crate::detect::figures::Figures>,
 }
 
 /// `GET /api/v1/stats`: counters since start-up, and rates over the last second.

@@ -55,10 +55,12 @@ pub struct ProposedSignatures {
 }
 
 /// What the management plane reads of the detector, refreshed every second.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DetectView {
     pub active: Vec<ActiveAttack>,
     pub proposed: Vec<ProposedSignatures>,
+    /// Each service's rates over the last second.
+    pub figures: std::collections::BTreeMap<String, super::figures::Figures>,
 }
 
 /// The view shared with the REST API (a management-side lock, never taken
@@ -211,7 +213,11 @@ impl Engine {
             })
             .collect();
         if let Ok(mut v) = self.view.lock() {
-            *v = DetectView { active, proposed };
+            *v = DetectView {
+                active,
+                proposed,
+                figures: self.detector.figures().into_iter().collect(),
+            };
         }
     }
 

@@ -140,6 +140,8 @@ struct Svc {
     on_attack: OnAttackConfig,
     baseline: Baseline,
     prev: ServiceCounters,
+    /// The last second's figures.
+    last: Figures,
     abnormal_run: u32,
     normal_run: u32,
     /// Fixed thresholds currently exceeded (upward crossings alert once).
@@ -201,6 +203,7 @@ impl Svc {
             on_attack: p.on_attack,
             baseline: Baseline::default(),
             prev: ServiceCounters::default(),
+            last: Figures::default(),
             abnormal_run: 0,
             normal_run: 0,
             over: [false; Metric::ALL.len()],
@@ -317,6 +320,11 @@ impl Detector {
             .collect()
     }
 
+    /// Each service's figures over the last second judged.
+    pub fn figures(&self) -> Vec<(String, Figures)> {
+        self.services.iter().map(|s| (s.name.clone(), s.last)).collect()
+    }
+
     /// The services' policies of a config, in its service order.
     pub fn policies(cfg: &crate::config::Config) -> Vec<ServicePolicy> {
         let d = cfg.detection.thresholds();
@@ -384,6 +392,7 @@ impl Detector {
                 let c = counters.get(i).copied().unwrap_or_default();
                 let f = Figures::between(&c, &self.services[i].prev, secs);
                 self.services[i].prev = c;
+                self.services[i].last = f;
                 f
             })
             .collect();
