@@ -231,6 +231,17 @@ fn attack_detected_escalated_reported_and_alerted() {
     assert_eq!(sigs["active"][0]["service"], "web", "{sigs}");
     assert_eq!(sigs["active"][0]["syn_auth"], "challenge-ack", "{sigs}");
     assert!(metrics.contains("\nmoat_attacks_active 1\n"), "{metrics}");
+    assert!(metrics.contains("\nmoat_attacks_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("\nmoat_webhook_alerts_total{result=\"sent\"} "),
+        "{metrics}"
+    );
+    let samples: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("moat_samples_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(samples > 100, "{metrics}");
     let (report, sigs_after, unknown) = after.unwrap();
     assert_eq!(report["attack_uuid"], uuid.as_str(), "{report}");
     assert_eq!(report["state"], "ended", "{report}");

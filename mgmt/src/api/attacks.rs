@@ -108,10 +108,50 @@ pub async fn signatures(State(st): State<Shared>) -> Json<Signatures> {
     Json(Signatures { proposed, active })
 }
 
-/// Attacks under way, for `moat_attacks_active`.
-pub fn active_count(st: &Shared) -> usize {
-    st.detect
+/// Detection's families of `/metrics`: attacks under way, samples, reports
+/// and webhooks (all zero when detection is off).
+pub fn metrics(st: &Shared, t: &dataplane::runtime::Snapshot, e: &mut crate::metrics::Exposition) {
+    let (active, c) = st
+        .detect
         .as_ref()
-        .and_then(|d| d.view.lock().ok().map(|v| v.active.len()))
-        .unwrap_or(0)
+        .and_then(|d| d.view.lock().ok().map(|v| (v.active.len(), v.counters)))
+        .unwrap_or_default();
+    e.gauge("moat_attacks_active", "Attacks under way (detection).", active);
+    e.counter(
+        "moat_attacks_total",
+        "Attacks declared since start-up.",
+        c.attacks_started,
+    );
+    e.counter(
+        "moat_samples_total",
+        "Packet summaries the workers sampled for detection and reports.",
+        t.samples,
+    );
+    e.counters(
+        "moat_samples_dropped_total",
+        "Samples dropped: a worker's queue was full, or the detector's buffer for the second.",
+        "stage",
+        [("worker", t.samples_dropped), ("detector", c.samples_dropped)],
+    );
+    e.counters(
+        "moat_attack_reports_total",
+        "Attack report writes under the state dir, by result.",
+        "result",
+        [("written", c.reports_written), ("error", c.report_errors)],
+    );
+    e.counters(
+        "moat_webhook_alerts_total",
+        "Webhook alerts by outcome: delivered, given up after the last retry, dropped on a full queue.",
+        "result",
+        [
+            ("sent", c.alerts_sent),
+            ("given_up", c.alerts_given_up),
+            ("dropped", c.alerts_dropped),
+        ],
+    );
+    e.counter(
+        "moat_webhook_failed_attempts_total",
+        "Webhook delivery attempts that failed (each retry counts).",
+        c.alert_failed_attempts,
+    );
 }

@@ -357,11 +357,7 @@ pub async fn metrics(State(st): State<Shared>) -> Response {
         passed: &passed,
     };
     let mut e = exposition(&st.counters, &t, &per, &info);
-    e.gauge(
-        "moat_attacks_active",
-        "Attacks under way (detection).",
-        super::attacks::active_count(&st),
-    );
+    super::attacks::metrics(&st, &t, &mut e);
     let text = e.finish();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

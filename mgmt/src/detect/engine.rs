@@ -61,6 +61,22 @@ pub struct DetectView {
     pub proposed: Vec<ProposedSignatures>,
     /// Each service's rates over the last second.
     pub figures: std::collections::BTreeMap<String, super::figures::Figures>,
+    pub counters: DetectCounters,
+}
+
+/// The detection thread's and the webhooks' counters, as of the last second
+/// (for `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DetectCounters {
+    /// Samples drained but not kept (over [`MAX_SAMPLES_PER_SEC`]).
+    pub samples_dropped: u64,
+    pub attacks_started: u64,
+    pub reports_written: u64,
+    pub report_errors: u64,
+    pub alerts_sent: u64,
+    pub alert_failed_attempts: u64,
+    pub alerts_given_up: u64,
+    pub alerts_dropped: u64,
 }
 
 /// The view shared with the REST API (a management-side lock, never taken
@@ -217,7 +233,22 @@ impl Engine {
                 active,
                 proposed,
                 figures: self.detector.figures().into_iter().collect(),
+                counters: self.detect_counters(),
             };
+        }
+    }
+
+    fn detect_counters(&self) -> DetectCounters {
+        let (e, a) = (&self.stats, self.alerter.stats());
+        DetectCounters {
+            samples_dropped: e.samples_dropped.load(Relaxed),
+            attacks_started: e.attacks_started.load(Relaxed),
+            reports_written: e.reports_written.load(Relaxed),
+            report_errors: e.report_errors.load(Relaxed),
+            alerts_sent: a.sent.load(Relaxed),
+            alert_failed_attempts: a.failed_attempts.load(Relaxed),
+            alerts_given_up: a.given_up.load(Relaxed),
+            alerts_dropped: a.dropped.load(Relaxed),
         }
     }
 
