@@ -68,36 +68,21 @@ impl std::fmt::Debug for Alerter {
 
 /// Checks an `http://host[:port][/path]` URL; the reason when it is not one.
 pub fn parse_http_url(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Err(format!(
-            "\"{url}\": https is not supported (no TLS client is built in); use http://"
-        ));
+    let u = url::Url::parse(url).map_err(|e| format!("\"{url}\": {e} (expected http://host[:port][/path])"))?;
+    match u.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(format!(
+                "\"{url}\": https is not supported (no TLS client is built in); use http://"
+            ))
+        }
+        s => return Err(format!("\"{url}\": scheme {s}: expected http://host[:port][/path]")),
     }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("\"{url}\": expected http://host[:port][/path]"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        // An IPv6 literal: `[addr]` or `[addr]:port`.
-        let (h, rest) = v6.split_once(']').ok_or_else(|| format!("\"{url}\": unclosed `[`"))?;
-        match rest {
-            "" => (h, None),
-            r => (h, Some(r.strip_prefix(':').unwrap_or(r))),
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() || host.contains(['@', ' ']) {
-        return Err(format!("\"{url}\": no host"));
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!("\"{url}\": credentials in the URL are not supported"));
     }
-    if let Some(p) = port {
-        match p.parse::<u16>() {
-            Ok(n) if n > 0 => {}
-            _ => return Err(format!("\"{url}\": bad port \"{p}\"")),
-        }
+    if u.port() == Some(0) {
+        return Err(format!("\"{url}\": bad port 0"));
     }
     Ok(())
 }
@@ -302,7 +287,8 @@ mod tests {
         assert!(parse_http_url("http://[::1/x").is_err());
         assert!(parse_http_url("https://x/").unwrap_err().contains("no TLS"));
         assert!(parse_http_url("ftp://x/").is_err());
-        assert!(parse_http_url("http:///x").unwrap_err().contains("no host"));
+        assert!(parse_http_url("http://").unwrap_err().contains("empty host"));
+        assert!(parse_http_url("http://u:p@x/").unwrap_err().contains("credentials"));
         assert!(parse_http_url("http://x:0/").unwrap_err().contains("bad port"));
         assert!(parse_http_url("http://x:99999/").is_err());
     }
