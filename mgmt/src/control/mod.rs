@@ -212,11 +212,6 @@ impl Control {
         self.lock().effective.clone()
     }
 
-    /// The config file as loaded at start-up.
-    pub fn file_config(&self) -> Config {
-        self.lock().file.clone()
-    }
-
     pub fn services(&self) -> Vec<ServiceConfig> {
         self.lock().effective.services.clone()
     }
