@@ -111,6 +111,17 @@ impl Changes {
         }
     }
 
+    /// Drops what `file` makes needless: the deletion of a service the file
+    /// does not have (created and deleted at run time, or since removed
+    /// from the file). Everything else stays: a deleted file service needs
+    /// its tombstone, and a created or replaced one its content. The
+    /// overlay then holds at most one entry per service of the file or of
+    /// the running set, however many changes were made.
+    pub fn compact(&mut self, file: &Config) {
+        self.services
+            .retain(|c| c.service.is_some() || file.services.iter().any(|s| s.name == c.name));
+    }
+
     /// `file` with the changes applied, validated as a file would be.
     pub fn apply(&self, file: &Config) -> Result<Config, ConfigError> {
         let mut cfg = file.clone();

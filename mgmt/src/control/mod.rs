@@ -17,8 +17,15 @@
 //! - Escalations ([`Escalation`]) are temporary countermeasures set by
 //!   detection: merged over the configured policy when the snapshot is
 //!   built, never persisted, never shown as configuration.
+//! - A reload of the config file ([`Control::reload`], SIGHUP) is one more
+//!   change: its live parts ([`reload`]) go through the same validation,
+//!   storage and publication as a REST change.
+//! - The stored overlay stays as small as the changes it holds: a service
+//!   created and then deleted at run time leaves nothing behind
+//!   ([`Changes::compact`]).
 
 pub mod changes;
+pub mod reload;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -89,6 +96,25 @@ impl Startup {
     pub fn config(&self) -> &Config {
         &self.effective
     }
+
+    /// The runtime changes applied over the file.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// Where the runtime changes are stored.
+    pub fn changes_path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+/// What a reload of the config file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Whether anything live changed (a new policy was published).
+    pub changed: bool,
+    /// Keys whose new values need a restart and were not applied.
+    pub restart_needed: Vec<String>,
 }
 
 /// A validated change, not yet stored or published.
@@ -158,9 +184,13 @@ impl Control {
     /// Reads the runtime changes of `file`'s state dir and applies them.
     /// Errors: an unreadable changes file, or changes that no longer fit
     /// the file (named, with the key and reason).
+    /// A state folder someone else controls is refused before anything is
+    /// read from it ([`crate::persist::StateDir`]).
     pub fn load(file: Config) -> anyhow::Result<Startup> {
+        crate::persist::StateDir::check_existing(&file.state_dir())?;
         let path = file.state_dir().join(CHANGES_FILE);
-        let changes = Changes::load(&path)?;
+        let mut changes = Changes::load(&path)?;
+        changes.compact(&file);
         let effective = changes.apply(&file).and_then(|c| c.policy().map(|_| c)).map_err(|e| {
             anyhow::anyhow!(
                 "{}: runtime changes over the config: {}: {}",
@@ -330,17 +360,53 @@ impl Control {
         self.lock().escalations.clone()
     }
 
+    /// Reloads the config file (SIGHUP): `file` as newly read and
+    /// validated. Its live parts are applied exactly as a REST change is
+    /// (validated with the runtime changes over them, stored, published);
+    /// the parts that need a restart keep their running values and are
+    /// named in the result. Errors: the runtime changes no longer fit the
+    /// new file; nothing is changed then.
+    pub fn reload(&self, file: Config) -> Result<Reloaded, ControlError> {
+        let mut g = self.lock();
+        let (file, restart_needed) = reload::live_part(&g.file, &file);
+        if file == g.file {
+            return Ok(Reloaded {
+                changed: false,
+                restart_needed,
+            });
+        }
+        let p = self.prepare_over(&g, &file, g.changes.clone(), None)?;
+        self.commit(&mut g, p)?;
+        g.file = file;
+        Ok(Reloaded {
+            changed: true,
+            restart_needed,
+        })
+    }
+
     /// Validates `changes` over the file (nothing is changed yet).
     /// `service`: the name of the service being written, for error fields.
     fn prepare(&self, g: &Inner, changes: Changes, service: Option<&str>) -> Result<Prepared, ControlError> {
+        self.prepare_over(g, &g.file, changes, service)
+    }
+
+    /// [`Control::prepare`] over `file` rather than the running file.
+    fn prepare_over(
+        &self,
+        g: &Inner,
+        file: &Config,
+        mut changes: Changes,
+        service: Option<&str>,
+    ) -> Result<Prepared, ControlError> {
+        changes.compact(file);
         let strip = service.and_then(|n| {
-            let cfg_services = changes_order(&g.file, &changes);
+            let cfg_services = changes_order(file, &changes);
             cfg_services
                 .iter()
                 .position(|x| x == n)
                 .map(|i| format!("services[{i}]"))
         });
-        let effective = changes.apply(&g.file).map_err(|e| invalid(e, strip.as_deref()))?;
+        let effective = changes.apply(file).map_err(|e| invalid(e, strip.as_deref()))?;
         let mut escalations = g.escalations.clone();
         escalations.retain(|name, _| effective.services.iter().any(|s| &s.name == name));
         let policy = build(&effective, &escalations).map_err(|e| invalid(e, strip.as_deref()))?;

@@ -194,7 +194,7 @@ fn key_rotation_keeps_api_changes_and_api_changes_keep_the_keys() {
     let mut f = file_config(dir.path());
     f.dataplane.memory.pps = 1000;
     let s = Control::load(f).unwrap();
-    let mut node = crate::cmd::run::start(s.config()).unwrap();
+    let mut node = crate::lifecycle::start_node(s.config()).unwrap();
     let counters = Counters::of(&node.rt);
     let c = Control::new(s, Arc::clone(&node.rt.policy), counters);
     c.create_service(game("game", "203.0.113.20")).unwrap();
@@ -213,4 +213,66 @@ fn key_rotation_keeps_api_changes_and_api_changes_keep_the_keys() {
     assert_eq!(p.secrets, rotated, "the API change kept the rotated keys");
     assert!(!p.services.iter().any(|s| s.name == "game"));
     node.rt.stop().unwrap();
+}
+
+/// Services created and deleted at run time leave nothing behind in the
+/// stored overlay; a deleted file service keeps its tombstone.
+#[test]
+fn the_stored_changes_stay_as_small_as_what_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = control(dir.path());
+    let path = dir.path().join(CHANGES_FILE);
+    c.delete_service("web6", None).unwrap();
+    let one_tombstone = std::fs::metadata(&path).unwrap().len();
+    for i in 0..1000u32 {
+        let name = format!("g{i}");
+        c.create_service(game(&name, &format!("203.0.{}.{}", 114 + i / 250, 1 + i % 250)))
+            .unwrap();
+        c.delete_service(&name, None).unwrap();
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), one_tombstone);
+    let stored = Changes::load(&path).unwrap();
+    assert_eq!(stored.services.len(), 1, "{stored:?}");
+    assert_eq!(stored.services[0].name, "web6");
+    assert_eq!(stored.services[0].service, None);
+    // An overlay written by an earlier version, tombstones and all, is
+    // compacted when loaded.
+    let mut old = stored.clone();
+    old.set_service("gone", None);
+    old.save(&path).unwrap();
+    let s = Control::load(file_config(dir.path())).unwrap();
+    assert_eq!(s.changes().services.len(), 1);
+}
+
+/// A reload of the file is a change like any other: validated with the
+/// runtime changes over it, stored, published; the parts that need a
+/// restart keep their running values.
+#[test]
+fn a_reload_applies_the_live_parts_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, h) = control(dir.path());
+    c.create_service(game("game", "203.0.113.20")).unwrap();
+    let mut f = file_config(dir.path());
+    f.services.push(game("extra", "203.0.113.30"));
+    f.acl.deny.push("198.51.100.0/24".parse().unwrap());
+    f.dataplane.workers = 3;
+    let r = c.reload(f.clone()).unwrap();
+    assert!(r.changed);
+    assert_eq!(r.restart_needed, ["dataplane.workers"]);
+    assert_eq!(c.service_names(), ["web", "web6", "extra", "game"]);
+    assert_eq!(c.rules().acl.deny.len(), 1);
+    assert_eq!(c.config().dataplane.workers, 1, "workers keep their running value");
+    assert!(h.load().services.iter().any(|s| s.name == "extra"));
+    assert_eq!(h.load().secrets.generation, 4242, "the running secrets are kept");
+    // The same file again: nothing to do.
+    assert!(!c.reload(f.clone()).unwrap().changed);
+
+    // A file the runtime changes no longer fit (the API's "game" takes a
+    // VIP the file now gives another service): refused, nothing changes.
+    let generation = c.generation();
+    let mut clash = f;
+    clash.services.push(game("clash", "203.0.113.20"));
+    assert!(c.reload(clash).is_err());
+    assert_eq!(c.generation(), generation);
+    assert_eq!(c.service_names(), ["web", "web6", "extra", "game"]);
 }

@@ -1,0 +1,123 @@
+//! What a reload of the config file (SIGHUP) may change in a running node.
+//!
+//! Live: the services, the rule set (ACL, fingerprint rules,
+//! `dataplane.global_pps`), detection's thresholds and the webhooks. They
+//! are the parts the REST API changes too, and a reload goes through the
+//! same code path ([`super::Control::reload`]: validate, store, publish).
+//!
+//! Fixed until a restart: `[node]`, the rest of `[dataplane]` (backend,
+//! workers, cores, table sizes, DPDK and AF_PACKET settings), the ports,
+//! the origins (their GRE tunnels and next hops are planned into the
+//! workers at start), `[mgmt]` but its webhooks, and `detection.enabled`
+//! (whether the detection thread runs). A reload that changes any of them
+//! applies the live parts and names the others, which keep their running
+//! values.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// `new` with every restart-only part taken from `running`, and the keys
+/// (`dataplane.workers`) whose new values were set aside.
+pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
+    let mut merged = new.clone();
+    merged.node = running.node.clone();
+    merged.dataplane = running.dataplane.clone();
+    merged.dataplane.global_pps = new.dataplane.global_pps;
+    merged.outside = running.outside.clone();
+    merged.inside = running.inside.clone();
+    merged.origins = running.origins.clone();
+    merged.mgmt = running.mgmt.clone();
+    merged.mgmt.webhooks = new.mgmt.webhooks.clone();
+    merged.detection.enabled = running.detection.enabled;
+
+    let mut refused = Vec::new();
+    diff("node", &running.node, &new.node, &mut refused);
+    diff(
+        "dataplane",
+        &running.dataplane,
+        &merged_dataplane(running, new),
+        &mut refused,
+    );
+    diff("ports.outside", &running.outside, &new.outside, &mut refused);
+    diff("ports.inside", &running.inside, &new.inside, &mut refused);
+    diff("origins", &running.origins, &new.origins, &mut refused);
+    let mut mgmt = new.mgmt.clone();
+    mgmt.webhooks = running.mgmt.webhooks.clone();
+    diff("mgmt", &running.mgmt, &mgmt, &mut refused);
+    if running.detection.enabled != new.detection.enabled {
+        refused.push("detection.enabled".into());
+    }
+    (merged, refused)
+}
+
+/// `new`'s `[dataplane]` with the live key reset to the running value.
+fn merged_dataplane(running: &Config, new: &Config) -> crate::config::DataplaneConfig {
+    let mut d = new.dataplane.clone();
+    d.global_pps = running.dataplane.global_pps;
+    d
+}
+
+/// Appends to `out` the keys under `prefix` where `a` and `b` differ.
+fn diff<T: Serialize>(prefix: &str, a: &T, b: &T, out: &mut Vec<String>) {
+    let (Ok(a), Ok(b)) = (serde_json::to_value(a), serde_json::to_value(b)) else {
+        out.push(prefix.to_string());
+        return;
+    };
+    diff_values(prefix, &a, &b, out);
+}
+
+fn diff_values(prefix: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let null = Value::Null;
+                diff_values(
+                    &format!("{prefix}.{k}"),
+                    x.get(k).unwrap_or(&null),
+                    y.get(k).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> Config {
+        Config::from_toml_str(crate::cmd::demo::DEMO_CONFIG, "demo", std::path::Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn live_parts_are_taken_and_the_others_named() {
+        let running = demo();
+        let mut new = demo();
+        new.dataplane.workers = 3;
+        new.dataplane.global_pps = 1000;
+        new.mgmt.listen = "127.0.0.1:1".parse().unwrap();
+        new.services.pop();
+        new.detection.threshold_pps = 77;
+        let (merged, refused) = live_part(&running, &new);
+        assert_eq!(refused, ["dataplane.workers", "mgmt.listen"]);
+        assert_eq!(merged.dataplane.workers, running.dataplane.workers);
+        assert_eq!(merged.dataplane.global_pps, 1000);
+        assert_eq!(merged.mgmt.listen, running.mgmt.listen);
+        assert_eq!(merged.services.len(), 1);
+        assert_eq!(merged.detection.threshold_pps, 77);
+
+        let (same, refused) = live_part(&running, &running);
+        assert!(refused.is_empty());
+        assert_eq!(same, running);
+    }
+}
