@@ -1,6 +1,7 @@
 //! The `moat` binary's code as a library, so that the binary and the
 //! integration tests share it: [`config`] (the config file, its validation
 //! and the policy built from it) and [`cmd`] (one module per subcommand);
+//! the node's life ([`lifecycle`]: start, supervise, stop; [`logging`]);
 //! the management plane of a running node: [`control`] (live changes),
 //! [`api`] (REST and `/metrics`), [`metrics`], [`persist`]; [`detect`],
 //! [`report`] and [`alert`] (attack detection, attack reports, webhooks).
@@ -12,6 +13,8 @@ pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod detect;
+pub mod lifecycle;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod persist;

@@ -11,6 +11,9 @@ use mgmt::cmd;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (stderr, or the journal under systemd) or as JSON objects on stderr.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: mgmt::logging::LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -31,6 +34,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    mgmt::logging::init(cli.log_format);
     let res = match &cli.command {
         Command::Run(a) => cmd::run::run(a),
         Command::Scrub(a) => cmd::scrub::run(a),

@@ -12,6 +12,7 @@
 //! top talkers belong to the REST API, not to time series.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -46,6 +47,9 @@ pub struct Counters {
     stats: Vec<SharedStats>,
     started: Instant,
     meter: Mutex<Meter>,
+    /// Failed management-side writes (the `--stats` file): counted and
+    /// retried, never a reason to stop the node.
+    mgmt_errors: AtomicU64,
 }
 
 impl Counters {
@@ -63,7 +67,18 @@ impl Counters {
                 last: Snapshot::zero(0),
                 rates: Rates::default(),
             }),
+            mgmt_errors: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one failed management-side write.
+    pub fn count_mgmt_error(&self) -> u64 {
+        self.mgmt_errors.fetch_add(1, Relaxed) + 1
+    }
+
+    /// Failed management-side writes since start-up.
+    pub fn mgmt_errors(&self) -> u64 {
+        self.mgmt_errors.load(Relaxed)
     }
 
     pub fn workers(&self) -> usize {
@@ -189,6 +204,11 @@ pub fn exposition(c: &Counters, t: &Snapshot, per: &[Snapshot], info: &NodeInfo<
         format!("{:.3}", c.uptime_secs()),
     );
     e.gauge("moat_workers", "Worker threads (one per core).", per.len());
+    e.counter(
+        "moat_mgmt_errors_total",
+        "Failed management-side writes (the --stats file), retried every second; scrubbing goes on.",
+        c.mgmt_errors(),
+    );
     e.gauge(
         "moat_policy_generation",
         "Policy snapshots published by the management plane since start-up.",

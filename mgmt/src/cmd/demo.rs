@@ -7,7 +7,10 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::config::Config;
+use crate::lifecycle::{Options, Running};
 use crate::node;
 
 /// The demo node: one web service with challenge-ack and a UDP game port
@@ -103,31 +106,23 @@ pub fn demo_config(args: &DemoArgs) -> anyhow::Result<Config> {
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let mut cfg = demo_config(args)?;
-    // Runtime changes and the generated token of a demo are the demo's own.
-    let state = std::env::temp_dir().join(format!("moat-demo-{}", std::process::id()));
-    cfg.node.state_dir = state.clone();
-    let startup = crate::control::Control::load(cfg.clone())?;
-    let api = match args.api {
-        Some(addr) => {
-            let (t, src) = crate::api::auth::load(&cfg, addr, std::env::var(crate::api::auth::TOKEN_ENV).ok())?;
-            Some((addr, t, src))
-        }
-        None => None,
+    // Runtime changes and the generated token of a demo are the demo's
+    // own: a new private folder (0700, an unpredictable name), removed at
+    // the end.
+    let state = tempfile::Builder::new()
+        .prefix("moat-demo-")
+        .tempdir()
+        .context("the demo's state folder")?;
+    cfg.node.state_dir = state.path().to_path_buf();
+    let opts = Options {
+        api: args.api,
+        detection: false,
+        config_file: None,
     };
-    let stop = super::run::stop_on_signals()?;
-    let mut node = super::run::start(&cfg)?;
-    let mut mgmt = match super::run::Mgmt::start(startup, &node, api.as_ref().map(|(a, t, _)| (*a, t.clone())), None) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = node.rt.stop();
-            return Err(e);
-        }
-    };
-    node.control = Some(std::sync::Arc::clone(&mgmt.control));
-    if let (Some(s), Some((_, _, src))) = (&mgmt.server, &api) {
-        println!("moat demo: API on http://{}/api/v1/ ({src})", s.addr);
+    let mut running = Running::start(cfg.clone(), opts)?;
+    if let Some((addr, src)) = &running.api {
+        println!("moat demo: API on http://{addr}/api/v1/ ({src})");
     }
-    let counters = std::sync::Arc::clone(&mgmt.counters);
     println!(
         "moat demo: {} worker(s) on the memory backend, mix \"{}\", {}; Ctrl-C stops",
         cfg.dataplane.workers,
@@ -138,23 +133,17 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             format!("{} pps per worker", args.pps)
         }
     );
-    let mut prev = node.snapshot();
+    let mut prev = running.node.snapshot();
     let mut t = 0u64;
-    let res = super::run::supervise(
-        &mut node,
-        &stop,
-        args.duration.map(Duration::from_secs_f64),
-        None,
-        |n, secs| {
-            counters.tick();
-            t += 1;
-            let now = n.snapshot();
-            println!("{t:>4}s {}", node::rate_line(&now, &prev, secs));
-            prev = now;
-        },
-    );
-    mgmt.stop();
-    print!("{}", node::summary(&node));
-    let _ = std::fs::remove_dir_all(&state);
+    running.supervise(args.duration.map(Duration::from_secs_f64), None, |n, secs| {
+        t += 1;
+        let now = n.snapshot();
+        println!("{t:>4}s {}", node::rate_line(&now, &prev, secs));
+        prev = now;
+    });
+    let res = running.stop();
+    print!("{}", node::summary(&running.node));
+    drop(running);
+    drop(state);
     res
 }

@@ -1,0 +1,425 @@
+//! A node's life, for `moat run` and `moat demo`: start, supervise, stop.
+//!
+//! [`Running::start`] brings a node up in this order, each step refusing
+//! before anything of the next one exists:
+//! 1. signal handlers (SIGINT/SIGTERM stop, SIGHUP reloads: a HUP never
+//!    kills the node, even during start-up);
+//! 2. the state folder: created `0700` if missing, refused when someone
+//!    else owns it or may write into it, then locked (one node per folder;
+//!    a second one exits naming the first's PID); temporary files of
+//!    writes killed earlier are removed ([`crate::persist`]);
+//! 3. the runtime changes over the config file ([`Control::load`]);
+//! 4. the API token; 5. the backend and its workers; 6. the REST API;
+//! 7. detection; then systemd hears `READY=1`.
+//!
+//! [`Running::supervise`] is the management loop (this thread, never a
+//! worker's core): cookie key rotation, the `--stats` file, the rates,
+//! the systemd watchdog (fed only while every worker polls), SIGHUP
+//! reloads. Nothing it does can stop the workers: a failed write is
+//! counted (`mgmt_errors`), logged (at most once a minute) and tried
+//! again the next second; a bad file on SIGHUP is logged and changes
+//! nothing.
+//!
+//! [`Running::stop`] (and dropping a [`Running`], on any path) stops the
+//! API first (no change arrives during shutdown), then detection (which
+//! closes the attacks under way and writes their reports while the
+//! counters still move), then the workers.
+
+pub mod backend;
+pub mod notify;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use dataplane::runtime::wall_clock;
+
+pub use backend::{memory_source, start as start_node};
+
+use crate::api::{self, auth};
+use crate::config::{Config, SecretSource};
+use crate::control::Control;
+use crate::detect::countermeasures::ControlCountermeasures;
+use crate::detect::engine::{Engine, EngineHandle, SharedView};
+use crate::metrics::Counters;
+use crate::node::Node;
+use crate::persist::{self, StateDir, StateLock};
+use crate::report::store::ReportStore;
+use notify::{Notifier, Progress};
+
+/// The process's stop and reload requests.
+#[derive(Debug, Clone)]
+pub struct Signals {
+    /// SIGINT or SIGTERM arrived (a second one kills the process the
+    /// default way, for a stuck shutdown).
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP arrived since the last reload.
+    pub hup: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Installs the handlers.
+    pub fn install() -> anyhow::Result<Signals> {
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register_conditional_default(sig, Arc::clone(&stop)).context("signal handler")?;
+            signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
+        }
+        let hup = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("signal handler")?;
+        Ok(Signals { stop, hup })
+    }
+}
+
+/// What to run besides the workers.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve the REST API on this address.
+    pub api: Option<SocketAddr>,
+    /// Run attack detection (`[detection] enabled`).
+    pub detection: bool,
+    /// The config file SIGHUP reloads (`None`: SIGHUP is ignored).
+    pub config_file: Option<PathBuf>,
+}
+
+impl Options {
+    /// What `moat run` runs for `cfg` read from `file`.
+    pub fn of_config(cfg: &Config, file: &Path) -> Options {
+        Options {
+            api: cfg.mgmt.enabled.then_some(cfg.mgmt.listen),
+            detection: cfg.detection.enabled,
+            config_file: Some(file.to_path_buf()),
+        }
+    }
+}
+
+/// A started node and its management plane. Dropping it stops everything.
+#[derive(Debug)]
+pub struct Running {
+    pub node: Node,
+    pub control: Arc<Control>,
+    pub counters: Arc<Counters>,
+    /// The API's address and where its token came from.
+    pub api: Option<(SocketAddr, auth::TokenSource)>,
+    server: Option<api::Server>,
+    engine: Option<EngineHandle>,
+    notifier: Notifier,
+    signals: Signals,
+    config_file: Option<PathBuf>,
+    stats_errors: ErrorLog,
+    stopped: bool,
+    _lock: StateLock,
+}
+
+/// Logs once at start-up each secret file that others may read.
+fn warn_readable(cfg: &Config) {
+    let mut files = Vec::new();
+    if let SecretSource::File(p) = cfg.secret_source() {
+        files.push(("node.cookie_secret_file", p));
+    }
+    if let Some(p) = cfg.token_file() {
+        files.push(("mgmt.token_file", p));
+    }
+    for (key, p) in files {
+        if let Some(mode) = persist::readable_by_others(&p) {
+            tracing::warn!(
+                "{key} {} has mode {mode:04o}: other local users can read it (chmod 600 {})",
+                p.display(),
+                p.display()
+            );
+        }
+    }
+}
+
+/// Checks, creates and locks `cfg`'s state folder, and clears the
+/// temporary files of killed writes from it and its reports folder.
+fn take_state_dir(cfg: &Config) -> anyhow::Result<StateLock> {
+    let dir = StateDir::open(&cfg.state_dir())?;
+    let lock = dir.lock()?;
+    let reports = ReportStore::of_config(cfg).dir().to_path_buf();
+    for d in [dir.path.as_path(), reports.as_path()] {
+        match persist::remove_stale_temps(d) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} stale temporary file(s) from {}", d.display()),
+            Err(e) => tracing::warn!("{}: stale temporary files: {e}", d.display()),
+        }
+    }
+    Ok(lock)
+}
+
+impl Running {
+    /// Starts the node of `file` (see the module doc for the order).
+    pub fn start(file: Config, opts: Options) -> anyhow::Result<Running> {
+        let signals = Signals::install()?;
+        let lock = take_state_dir(&file)?;
+        warn_readable(&file);
+        let startup = Control::load(file)?;
+        let n = startup.changes().services.len() + usize::from(startup.changes().rules.is_some());
+        if n > 0 {
+            tracing::info!(
+                "applied {n} runtime change(s) from {} over the config file",
+                startup.changes_path().display()
+            );
+        }
+        let cfg = startup.config().clone();
+        let token = match opts.api {
+            Some(listen) => Some(auth::load(&cfg, listen, std::env::var(auth::TOKEN_ENV).ok())?),
+            None => None,
+        };
+        let mut node = backend::start(&cfg)?;
+        tracing::info!(
+            "running {} worker(s) on the {} backend (outside {}, inside {})",
+            cfg.dataplane.workers,
+            cfg.dataplane.backend.as_str(),
+            cfg.outside.iface,
+            cfg.inside.iface
+        );
+        let counters = Counters::of(&node.rt);
+        let control = Arc::new(Control::new(
+            startup,
+            Arc::clone(&node.rt.policy),
+            Arc::clone(&counters),
+        ));
+        node.control = Some(Arc::clone(&control));
+        let detect = opts.detection.then(|| api::DetectApi {
+            view: SharedView::default(),
+            reports: ReportStore::of_config(&cfg),
+        });
+        // From here on, dropping `running` stops whatever was started.
+        let mut running = Running {
+            node,
+            control,
+            counters,
+            api: None,
+            server: None,
+            engine: None,
+            notifier: Notifier::from_env(),
+            signals,
+            config_file: opts.config_file,
+            stats_errors: ErrorLog::default(),
+            stopped: false,
+            _lock: lock,
+        };
+        if let (Some(listen), Some((t, src))) = (opts.api, token) {
+            let server = api::Server::start(
+                listen,
+                api::ApiState {
+                    control: Arc::clone(&running.control),
+                    counters: Arc::clone(&running.counters),
+                    mail: Arc::clone(&running.node.rt.mail),
+                    node: cfg.node.name.clone(),
+                    token: t,
+                    detect: detect.clone(),
+                },
+            )?;
+            tracing::info!("API listening on http://{}/api/v1/ ({src})", server.addr);
+            running.api = Some((server.addr, src));
+            running.server = Some(server);
+        }
+        if let Some(d) = detect {
+            let cm = ControlCountermeasures(Arc::clone(&running.control));
+            let engine = Engine::new(
+                &cfg,
+                running.node.rt.stats.clone(),
+                running.node.rt.take_samples(),
+                Box::new(cm),
+            )
+            .with_view(d.view)
+            .with_control(Arc::clone(&running.control));
+            running.engine = Some(engine.spawn().context("starting the detection thread")?);
+        }
+        running.notifier.ready(&format!(
+            "scrubbing: {} worker(s) on the {} backend",
+            cfg.dataplane.workers,
+            cfg.dataplane.backend.as_str()
+        ));
+        Ok(running)
+    }
+
+    /// The stop and reload requests this node answers.
+    pub fn signals(&self) -> &Signals {
+        &self.signals
+    }
+
+    /// Supervises the node until a stop signal, `duration`, or the workers
+    /// ending on their own (see the module doc). `stats`: the counters file
+    /// rewritten every second; `every_second` is called once per second
+    /// with the seconds since the previous call. Does not stop the node:
+    /// [`Running::stop`] (or drop) does.
+    pub fn supervise(
+        &mut self,
+        duration: Option<Duration>,
+        stats: Option<&Path>,
+        mut every_second: impl FnMut(&Node, f64),
+    ) {
+        let t0 = Instant::now();
+        let mut last = Instant::now();
+        let mut progress = Progress::default();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            if self.signals.stop.load(Relaxed) || self.node.rt.finished() || duration.is_some_and(|d| t0.elapsed() >= d)
+            {
+                break;
+            }
+            if self.signals.hup.swap(false, Relaxed) {
+                self.reload();
+            }
+            if last.elapsed() < Duration::from_secs(1) {
+                continue;
+            }
+            let secs = last.elapsed().as_secs_f64();
+            last = Instant::now();
+            self.node.rotate_if_due(wall_clock());
+            self.counters.tick();
+            self.feed_watchdog(&mut progress);
+            if let Some(p) = stats {
+                self.write_stats(p);
+            }
+            every_second(&self.node, secs);
+        }
+    }
+
+    /// Writes the `--stats` file now; a failure is counted and logged
+    /// ([`ErrorLog`]), never returned.
+    pub fn write_stats(&mut self, path: &Path) {
+        let res = write_stats(&self.node, &self.counters, path);
+        self.stats_errors.note(path, res, &self.counters);
+    }
+
+    /// `WATCHDOG=1` when every worker polled during the last second.
+    fn feed_watchdog(&self, progress: &mut Progress) {
+        let (_, per) = self.node.rt.snapshot(0);
+        let polls: Vec<u64> = per.iter().map(|w| w.busy_polls.wrapping_add(w.idle_polls)).collect();
+        let prev = progress.last().to_vec();
+        if progress.check(polls.clone()) {
+            self.notifier.keepalive();
+        } else if self.notifier.watchdog().is_some() && !prev.is_empty() {
+            let stalled = Progress::stalled(&prev, &polls);
+            tracing::warn!("worker(s) {stalled:?} made no progress in the last second: watchdog not fed");
+        }
+    }
+
+    /// SIGHUP: reads the config file again and applies what may change
+    /// live (see [`crate::control::reload`]). Never fails: a file that
+    /// cannot be read or is refused is logged and changes nothing.
+    pub fn reload(&mut self) {
+        let Some(path) = self.config_file.clone() else {
+            tracing::info!("SIGHUP: no config file to reload (ignored)");
+            return;
+        };
+        let file = match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("SIGHUP: {e}; the running configuration is unchanged");
+                return;
+            }
+        };
+        match self.control.reload(file) {
+            Ok(r) => {
+                for key in &r.restart_needed {
+                    tracing::warn!(
+                        "SIGHUP: {key} changed in {}: needs a restart, not applied",
+                        path.display()
+                    );
+                }
+                if r.changed {
+                    tracing::info!(
+                        "SIGHUP: applied {} (services, rules, limits, detection, webhooks)",
+                        path.display()
+                    );
+                    self.notifier.status("scrubbing (configuration reloaded)");
+                } else {
+                    tracing::info!("SIGHUP: {}: nothing to change live", path.display());
+                }
+            }
+            Err(e) => tracing::error!(
+                "SIGHUP: {}: {e}; the running configuration is unchanged",
+                path.display()
+            ),
+        }
+    }
+
+    /// Stops the API, then detection (which closes the attacks under way
+    /// and writes their reports), then the workers. A second call does
+    /// nothing. Errors: a worker that panicked or could not close its
+    /// outputs.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        self.notifier.stopping();
+        if let Some(s) = &mut self.server {
+            s.stop();
+        }
+        if let Some(e) = &mut self.engine {
+            e.stop();
+        }
+        self.node.rt.stop().map_err(anyhow::Error::msg)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::error!("stopping the node: {e:#}");
+        }
+    }
+}
+
+/// Writes the `--stats` file: [`Node::stats_json`] plus the management
+/// plane's own error count, atomically ([`persist::write_atomic`]).
+pub fn write_stats(node: &Node, counters: &Counters, path: &Path) -> anyhow::Result<()> {
+    let mut v = node.stats_json();
+    v["mgmt_errors"] = serde_json::json!(counters.mgmt_errors());
+    let text = serde_json::to_string_pretty(&v)?;
+    persist::write_atomic(path, text.as_bytes(), 0o644).with_context(|| format!("--stats {}", path.display()))
+}
+
+/// Rate-limited logging of a repeated management error: the first at once,
+/// then at most one line a minute with the count since, and a line when it
+/// works again.
+#[derive(Debug, Default)]
+pub struct ErrorLog {
+    failing: bool,
+    last: Option<Instant>,
+    since: u64,
+}
+
+/// The shortest time between two lines about the same failure.
+pub const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl ErrorLog {
+    /// Counts and logs `res` (an attempt to write `path`).
+    pub fn note(&mut self, path: &Path, res: anyhow::Result<()>, counters: &Counters) {
+        match res {
+            Ok(()) => {
+                if self.failing {
+                    tracing::info!("{}: writes work again", path.display());
+                }
+                *self = ErrorLog::default();
+            }
+            Err(e) => {
+                let total = counters.count_mgmt_error();
+                self.failing = true;
+                self.since += 1;
+                let due = match self.last {
+                    None => true,
+                    Some(t) => t.elapsed() >= ERROR_LOG_EVERY,
+                };
+                if due {
+                    tracing::error!(
+                        "{e:#} ({} failure(s) since the last line, {total} in all; \
+                         scrubbing goes on, trying again every second)",
+                        self.since
+                    );
+                    self.last = Some(Instant::now());
+                    self.since = 0;
+                }
+            }
+        }
+    }
+}
