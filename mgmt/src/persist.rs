@@ -51,6 +51,18 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// Creates the folder (`0700`) when missing. `mode`: Unix permissions of the
 /// file (narrowed by the umask).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, true)
+}
+
+/// [`write_atomic`] without the two `fsync`s: readers still never see
+/// half a file, but a power loss may leave the old content. For files
+/// rewritten every second (`--stats`), where waiting on a busy disk would
+/// hold up the management loop for nothing.
+pub fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, bytes, mode, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = folder_of(path);
     create_private_dir(dir)?;
     let mut tmp = tempfile::Builder::new()
@@ -58,10 +70,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
     // On error the temporary file is removed when `PersistError` drops.
     tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
+    if durable {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The content of `path`, `None` when there is no such file.

@@ -258,6 +258,7 @@ impl Running {
         let t0 = Instant::now();
         let mut last = Instant::now();
         let mut progress = Progress::default();
+        let mut seconds = 0u64;
         loop {
             std::thread::sleep(Duration::from_millis(50));
             if self.signals.stop.load(Relaxed) || self.node.rt.finished() || duration.is_some_and(|d| t0.elapsed() >= d)
@@ -275,6 +276,11 @@ impl Running {
             self.node.rotate_if_due(wall_clock());
             self.counters.tick();
             self.feed_watchdog(&mut progress);
+            seconds += 1;
+            if seconds >= STATUS_EVERY_SECS {
+                seconds = 0;
+                self.notifier.status(&status_line(&self.counters.rates()));
+            }
             if let Some(p) = stats {
                 self.write_stats(p);
             }
@@ -362,6 +368,17 @@ impl Running {
     }
 }
 
+/// How often systemd's status line (`systemctl status moat`) is updated.
+const STATUS_EVERY_SECS: u64 = 10;
+
+/// The status line: the last second's rates.
+fn status_line(r: &crate::metrics::Rates) -> String {
+    format!(
+        "scrubbing: in {:.0} pps, passed {:.0} pps, dropped {:.0} pps, replies {:.0} pps",
+        r.rx_pps, r.passed_pps, r.dropped_pps, r.replies_pps
+    )
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
@@ -371,12 +388,12 @@ impl Drop for Running {
 }
 
 /// Writes the `--stats` file: [`Node::stats_json`] plus the management
-/// plane's own error count, atomically ([`persist::write_atomic`]).
+/// plane's own error count, replaced whole ([`persist::write_replace`]).
 pub fn write_stats(node: &Node, counters: &Counters, path: &Path) -> anyhow::Result<()> {
     let mut v = node.stats_json();
     v["mgmt_errors"] = serde_json::json!(counters.mgmt_errors());
     let text = serde_json::to_string_pretty(&v)?;
-    persist::write_atomic(path, text.as_bytes(), 0o644).with_context(|| format!("--stats {}", path.display()))
+    persist::write_replace(path, text.as_bytes(), 0o644).with_context(|| format!("--stats {}", path.display()))
 }
 
 /// Rate-limited logging of a repeated management error: the first at once,
