@@ -333,7 +333,7 @@ struct Moat {
 }
 
 impl Moat {
-    /// Starts Moat with `config` in `ns` and waits for "moat: running".
+    /// Starts Moat with `config` in `ns` and waits for its "running N worker(s)" log line.
     fn start(ns: &str, config: &Path, dir: &Path) -> Moat {
         let (stdout, stderr, stats) = (dir.join("moat.out"), dir.join("moat.err"), dir.join("stats.json"));
         let child = cmd("ip")
@@ -355,7 +355,7 @@ impl Moat {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let err = fs::read_to_string(&m.stderr).unwrap_or_default();
-            if err.contains("moat: running") && m.stats.exists() {
+            if err.contains(" worker(s) on the ") && m.stats.exists() {
                 return m;
             }
             if let Ok(Some(status)) = m.child.try_wait() {
