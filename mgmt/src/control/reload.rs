@@ -1,22 +1,27 @@
 //! What a reload of the config file (SIGHUP) may change in a running node.
 //!
-//! Live: the services, the rule set (ACL, fingerprint rules,
-//! `dataplane.global_pps`), detection's thresholds and the webhooks. They
-//! are the parts the REST API changes too, and a reload goes through the
-//! same code path ([`super::Control::reload`]: validate, store, publish).
+//! Live: the services (with their limits, `detection` thresholds and
+//! `on_attack`), the rule set (ACL, fingerprint rules,
+//! `dataplane.global_pps`) and detection's node-wide thresholds
+//! (`detection.threshold_*`). They are what the REST API changes too, and
+//! a reload goes through the same code path ([`super::Control::reload`]:
+//! validate, store, publish); the detection thread follows the control
+//! plane's services and thresholds at its next second.
 //!
 //! Fixed until a restart: `[node]`, the rest of `[dataplane]` (backend,
 //! workers, cores, table sizes, DPDK and AF_PACKET settings), the ports,
 //! the origins (their GRE tunnels and next hops are planned into the
-//! workers at start), `[mgmt]` but its webhooks, and `detection.enabled`
-//! (whether the detection thread runs). A reload that changes any of them
-//! applies the live parts and names the others, which keep their running
-//! values.
+//! workers at start), `[mgmt]` (listen address, token, sampling, and the
+//! webhooks: the detection thread starts its webhook senders once), and
+//! `[detection]` but its thresholds (the detection thread reads its
+//! baseline and timing settings once, and `enabled` says whether it runs).
+//! A reload that changes any of them applies the live parts and names the
+//! others, which keep their running values.
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, DetectionConfig};
 
 /// `new` with every restart-only part taken from `running`, and the keys
 /// (`dataplane.workers`) whose new values were set aside.
@@ -29,8 +34,7 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     merged.inside = running.inside.clone();
     merged.origins = running.origins.clone();
     merged.mgmt = running.mgmt.clone();
-    merged.mgmt.webhooks = new.mgmt.webhooks.clone();
-    merged.detection.enabled = running.detection.enabled;
+    merged.detection = with_thresholds(&running.detection, &new.detection);
 
     let mut refused = Vec::new();
     diff("node", &running.node, &new.node, &mut refused);
@@ -43,13 +47,24 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     diff("ports.outside", &running.outside, &new.outside, &mut refused);
     diff("ports.inside", &running.inside, &new.inside, &mut refused);
     diff("origins", &running.origins, &new.origins, &mut refused);
-    let mut mgmt = new.mgmt.clone();
-    mgmt.webhooks = running.mgmt.webhooks.clone();
-    diff("mgmt", &running.mgmt, &mgmt, &mut refused);
-    if running.detection.enabled != new.detection.enabled {
-        refused.push("detection.enabled".into());
-    }
+    diff("mgmt", &running.mgmt, &new.mgmt, &mut refused);
+    let fixed = with_thresholds(&new.detection, &running.detection);
+    diff("detection", &running.detection, &fixed, &mut refused);
     (merged, refused)
+}
+
+/// `base` with the node-wide thresholds of `from`.
+fn with_thresholds(base: &DetectionConfig, from: &DetectionConfig) -> DetectionConfig {
+    DetectionConfig {
+        threshold_pps: from.threshold_pps,
+        threshold_mbps: from.threshold_mbps,
+        threshold_flows: from.threshold_flows,
+        threshold_syn_pps: from.threshold_syn_pps,
+        threshold_udp_pps: from.threshold_udp_pps,
+        threshold_icmp_pps: from.threshold_icmp_pps,
+        threshold_drop_pps: from.threshold_drop_pps,
+        ..base.clone()
+    }
 }
 
 /// `new`'s `[dataplane]` with the live key reset to the running value.
@@ -108,8 +123,13 @@ mod tests {
         new.mgmt.listen = "127.0.0.1:1".parse().unwrap();
         new.services.pop();
         new.detection.threshold_pps = 77;
+        new.detection.start_after_secs = 9;
         let (merged, refused) = live_part(&running, &new);
-        assert_eq!(refused, ["dataplane.workers", "mgmt.listen"]);
+        assert_eq!(
+            refused,
+            ["dataplane.workers", "mgmt.listen", "detection.start_after_secs"]
+        );
+        assert_eq!(merged.detection.start_after_secs, running.detection.start_after_secs);
         assert_eq!(merged.dataplane.workers, running.dataplane.workers);
         assert_eq!(merged.dataplane.global_pps, 1000);
         assert_eq!(merged.mgmt.listen, running.mgmt.listen);

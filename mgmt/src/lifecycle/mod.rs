@@ -333,7 +333,7 @@ impl Running {
                 }
                 if r.changed {
                     tracing::info!(
-                        "SIGHUP: applied {} (services, rules, limits, detection, webhooks)",
+                        "SIGHUP: applied {} (services, rules, limits, detection thresholds)",
                         path.display()
                     );
                     self.notifier.status("scrubbing (configuration reloaded)");
