@@ -388,3 +388,40 @@ fn the_systemd_unit_is_valid_and_uses_notify_and_the_watchdog() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success() && !err.contains("moat.service:"), "{err}");
 }
+
+/// The guard: dropping a started node (here without calling `stop`, as an
+/// early return or a panic would) stops the API and the workers and
+/// releases the state folder's lock.
+#[test]
+fn dropping_a_running_node_stops_everything_and_releases_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = write_config(dir.path(), &config_text(dir.path(), 2, true, false));
+    let cfg = mgmt::config::Config::load(&cfg_path).unwrap();
+    let opts = mgmt::lifecycle::Options {
+        api: Some("127.0.0.1:0".parse().unwrap()),
+        detection: true,
+        config_file: None,
+    };
+    let running = mgmt::lifecycle::Running::start(cfg.clone(), opts.clone()).unwrap();
+    let (addr, _) = running.api.clone().unwrap();
+    assert!(std::net::TcpStream::connect(addr).is_ok(), "the API serves");
+    let workers = running.node.rt.stats.clone();
+    // A second node on the same folder is refused while this one lives.
+    let e = mgmt::lifecycle::Running::start(cfg.clone(), opts.clone()).unwrap_err();
+    assert!(e.to_string().contains("in use by another moat"), "{e:#}");
+    drop(running);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the API stopped");
+    let polls = |w: &[dataplane::runtime::stats::SharedStats]| -> Vec<u64> {
+        w.iter()
+            .map(|s| {
+                let s = s.snapshot(0);
+                s.busy_polls + s.idle_polls
+            })
+            .collect()
+    };
+    let before = polls(&workers);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(polls(&workers), before, "the workers stopped");
+    let again = mgmt::lifecycle::Running::start(cfg, opts).unwrap();
+    drop(again);
+}
