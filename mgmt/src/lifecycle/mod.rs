@@ -27,10 +27,12 @@
 
 pub mod backend;
 pub mod notify;
+pub mod signals;
+pub mod stats;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,8 @@ use anyhow::Context;
 use dataplane::runtime::wall_clock;
 
 pub use backend::{memory_source, start as start_node};
+pub use signals::Signals;
+pub use stats::{write_stats, ErrorLog};
 
 use crate::api::{self, auth};
 use crate::config::{Config, SecretSource};
@@ -49,30 +53,6 @@ use crate::node::Node;
 use crate::persist::{self, StateDir, StateLock};
 use crate::report::store::ReportStore;
 use notify::{Notifier, Progress};
-
-/// The process's stop and reload requests.
-#[derive(Debug, Clone)]
-pub struct Signals {
-    /// SIGINT or SIGTERM arrived (a second one kills the process the
-    /// default way, for a stuck shutdown).
-    pub stop: Arc<AtomicBool>,
-    /// SIGHUP arrived since the last reload.
-    pub hup: Arc<AtomicBool>,
-}
-
-impl Signals {
-    /// Installs the handlers.
-    pub fn install() -> anyhow::Result<Signals> {
-        let stop = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register_conditional_default(sig, Arc::clone(&stop)).context("signal handler")?;
-            signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
-        }
-        let hup = Arc::new(AtomicBool::new(false));
-        signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup)).context("signal handler")?;
-        Ok(Signals { stop, hup })
-    }
-}
 
 /// What to run besides the workers.
 #[derive(Debug, Clone, Default)]
@@ -383,60 +363,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
             tracing::error!("stopping the node: {e:#}");
-        }
-    }
-}
-
-/// Writes the `--stats` file: [`Node::stats_json`] plus the management
-/// plane's own error count, replaced whole ([`persist::write_replace`]).
-pub fn write_stats(node: &Node, counters: &Counters, path: &Path) -> anyhow::Result<()> {
-    let mut v = node.stats_json();
-    v["mgmt_errors"] = serde_json::json!(counters.mgmt_errors());
-    let text = serde_json::to_string_pretty(&v)?;
-    persist::write_replace(path, text.as_bytes(), 0o644).with_context(|| format!("--stats {}", path.display()))
-}
-
-/// Rate-limited logging of a repeated management error: the first at once,
-/// then at most one line a minute with the count since, and a line when it
-/// works again.
-#[derive(Debug, Default)]
-pub struct ErrorLog {
-    failing: bool,
-    last: Option<Instant>,
-    since: u64,
-}
-
-/// The shortest time between two lines about the same failure.
-pub const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
-
-impl ErrorLog {
-    /// Counts and logs `res` (an attempt to write `path`).
-    pub fn note(&mut self, path: &Path, res: anyhow::Result<()>, counters: &Counters) {
-        match res {
-            Ok(()) => {
-                if self.failing {
-                    tracing::info!("{}: writes work again", path.display());
-                }
-                *self = ErrorLog::default();
-            }
-            Err(e) => {
-                let total = counters.count_mgmt_error();
-                self.failing = true;
-                self.since += 1;
-                let due = match self.last {
-                    None => true,
-                    Some(t) => t.elapsed() >= ERROR_LOG_EVERY,
-                };
-                if due {
-                    tracing::error!(
-                        "{e:#} ({} failure(s) since the last line, {total} in all; \
-                         scrubbing goes on, trying again every second)",
-                        self.since
-                    );
-                    self.last = Some(Instant::now());
-                    self.since = 0;
-                }
-            }
         }
     }
 }
