@@ -12,6 +12,7 @@ pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod detect;
+pub mod health;
 pub mod metrics;
 pub mod node;
 pub mod persist;

@@ -27,6 +27,7 @@ use crate::config::{Backend, Config};
 use crate::control::{Control, Startup};
 use crate::detect::countermeasures::ControlCountermeasures;
 use crate::detect::engine::{Engine, SharedView};
+use crate::health::{Health, Links};
 use crate::metrics::Counters;
 use crate::node::{self, Node};
 use crate::report::store::ReportStore;
@@ -262,6 +263,8 @@ impl Mgmt {
     ) -> anyhow::Result<Mgmt> {
         let name = startup.config().node.name.clone();
         let counters = Counters::of(&node.rt);
+        let links = Links::of(startup.config(), node.device_stats());
+        let health = Arc::new(Health::new(startup.config(), &node.rt, links));
         let control = Arc::new(Control::new(
             startup,
             Arc::clone(&node.rt.policy),
@@ -277,6 +280,7 @@ impl Mgmt {
                     node: name,
                     token,
                     detect,
+                    health,
                 },
             )?),
             None => None,
