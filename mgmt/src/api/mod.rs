@@ -82,19 +82,6 @@ async fn require_token(State(st): State<Shared>, req: Request, next: Next) -> Re
     .into_response()
 }
 
-/// A request not answered within [`serve::REQUEST_TIMEOUT`] (its body
-/// read included) gets a 503 problem.
-async fn time_limit(req: Request, next: Next) -> Response {
-    match tokio::time::timeout(serve::REQUEST_TIMEOUT, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not answered within {:?}", serve::REQUEST_TIMEOUT),
-        )
-        .into_response(),
-    }
-}
-
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "no such resource")
 }
@@ -134,7 +121,6 @@ pub fn router(st: Shared) -> Router {
         })
         .layer(middleware::from_fn_with_state(Arc::clone(&st), require_token))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(time_limit))
         .with_state(st)
 }
 

@@ -34,6 +34,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -41,6 +45,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+use super::problem::Problem;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -118,6 +124,9 @@ pub async fn serve(
     stats: Arc<ConnStats>,
     stop: impl std::future::Future<Output = ()>,
 ) {
+    let app = app.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        time_limit(limits.request_timeout, req, next)
+    }));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = BACKOFF_MIN;
     tokio::pin!(stop);
@@ -162,6 +171,19 @@ pub async fn serve(
             stats.open.fetch_sub(1, Relaxed);
             drop(permit);
         });
+    }
+}
+
+/// A request not answered within `limit` (its body read included) gets a
+/// 503 problem.
+async fn time_limit(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not answered within {limit:?}"),
+        )
+        .into_response(),
     }
 }
 
@@ -261,7 +283,183 @@ impl AsyncWrite for Watched {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+    use std::net::SocketAddr;
+
+    use axum::routing::get;
+
     use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_connections: 4,
+        header_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(600),
+        request_timeout: Duration::from_millis(500),
+    };
+
+    /// A server under [`LIMITS`] on its own runtime; stops when the
+    /// returned sender is dropped.
+    struct Running {
+        addr: SocketAddr,
+        stats: Arc<ConnStats>,
+        _stop: tokio::sync::oneshot::Sender<()>,
+        _rt: tokio::runtime::Runtime,
+    }
+
+    fn running() -> Running {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let l = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let app = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/big", get(|| async { vec![b'x'; 16 << 20] }));
+        let stats = Arc::new(ConnStats::default());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        rt.spawn(serve(l, app, LIMITS, Arc::clone(&stats), async {
+            let _ = rx.await;
+        }));
+        Running {
+            addr,
+            stats,
+            _stop: tx,
+            _rt: rt,
+        }
+    }
+
+    fn connect(addr: SocketAddr) -> std::net::TcpStream {
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s
+    }
+
+    /// Everything the server sends until it closes (or 5 s pass).
+    fn read_all(s: &mut std::net::TcpStream) -> String {
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn get_ok(addr: SocketAddr) -> String {
+        let mut s = connect(addr);
+        s.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .expect("write");
+        read_all(&mut s)
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let t0 = std::time::Instant::now();
+        while !f() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn over_the_limit_is_refused_at_once_then_served_again() {
+        let r = running();
+        let held: Vec<_> = (0..LIMITS.max_connections).map(|_| connect(r.addr)).collect();
+        wait_for("the held connections", || r.stats.open.load(Relaxed) == 4);
+        let t0 = std::time::Instant::now();
+        let mut extra = connect(r.addr);
+        let answer = read_all(&mut extra);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(t0.elapsed() < Duration::from_millis(250), "refused at once");
+        assert_eq!(r.stats.refused.load(Relaxed), 1);
+        drop(held);
+        wait_for("the slots freed", || r.stats.open.load(Relaxed) == 0);
+        assert!(get_ok(r.addr).starts_with("HTTP/1.1 200"));
+    }
+
+    #[test]
+    fn idle_and_half_sent_connections_are_closed_after_the_header_timeout() {
+        let r = running();
+        let t0 = std::time::Instant::now();
+        let mut idle = connect(r.addr);
+        let mut half = connect(r.addr);
+        half.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n").expect("write");
+        // Slowloris: one more header byte every 100 ms keeps bytes moving,
+        // but the head is never complete.
+        let mut trickle = connect(r.addr);
+        trickle.write_all(b"GET /ok HTTP/1.1\r\n").expect("write");
+        let writer = std::thread::spawn(move || {
+            for _ in 0..30 {
+                if trickle.write_all(b"x").is_err() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            false
+        });
+        assert_eq!(read_all(&mut idle), "", "closed without an answer");
+        assert_eq!(read_all(&mut half), "");
+        let waited = t0.elapsed();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        assert!(waited < Duration::from_millis(1500), "{waited:?}");
+        assert!(writer.join().expect("writer"), "the trickling client was cut off");
+        wait_for("every connection closed", || r.stats.open.load(Relaxed) == 0);
+    }
+
+    #[test]
+    fn keep_alive_connections_are_closed_when_idle() {
+        let r = running();
+        let mut s = connect(r.addr);
+        s.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n\r\n").expect("write");
+        let t0 = std::time::Instant::now();
+        let text = read_all(&mut s);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_is_closed_after_the_idle_timeout() {
+        let r = running();
+        let mut s = connect(r.addr);
+        s.write_all(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n").expect("write");
+        // Never read: the socket buffers fill, no byte moves.
+        wait_for("the idle close", || r.stats.idle_closed.load(Relaxed) == 1);
+        wait_for("the slot freed", || r.stats.open.load(Relaxed) == 0);
+    }
+
+    #[test]
+    fn a_slow_handler_gets_a_503_problem() {
+        let r = running();
+        let mut s = connect(r.addr);
+        s.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .expect("write");
+        let t0 = std::time::Instant::now();
+        let text = read_all(&mut s);
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(text.contains("not answered within"), "{text}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn many_connections_hold_at_most_the_limit() {
+        let r = running();
+        let mut socks: Vec<_> = (0..50).map(|_| connect(r.addr)).collect();
+        for s in socks.iter_mut().step_by(2) {
+            let _ = s.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n");
+        }
+        wait_for("every connection accepted or refused", || {
+            r.stats.accepted.load(Relaxed) + r.stats.refused.load(Relaxed) == 50
+        });
+        assert!(r.stats.open.load(Relaxed) <= 4);
+        assert!(r.stats.refused.load(Relaxed) >= 46);
+        drop(socks);
+        wait_for("every connection closed", || r.stats.open.load(Relaxed) == 0);
+        assert!(get_ok(r.addr).starts_with("HTTP/1.1 200"));
+    }
 
     #[test]
     fn busy_answer_is_one_whole_response() {
