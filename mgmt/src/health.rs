@@ -16,7 +16,8 @@
 //!   not dropped as `no_next_hop`;
 //! - `state_dir`: a new file can be created (`O_CREAT|O_EXCL`, an
 //!   unpredictable name, never following a symlink), written and removed
-//!   in the state directory; tried at most once per [`DISK_EVERY`].
+//!   in the state directory (created 0700 first if it does not exist yet);
+//!   tried at most once per [`DISK_EVERY`].
 //!
 //! Worker progress is judged by samples: [`Health::check`] takes one, and
 //! the owner should call [`Health::sample`] several times a second (the API
@@ -321,9 +322,18 @@ impl Health {
 }
 
 /// Creates (exclusively, so never through a planted symlink), writes and
-/// removes a file of an unpredictable name in `dir`.
+/// removes a file of an unpredictable name in `dir`. A `dir` that does not
+/// exist yet is created (0700), as the first write of a change would.
 fn try_write(dir: &std::path::Path) -> Result<(), String> {
     use std::io::Write as _;
+    use std::os::unix::fs::DirBuilderExt as _;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create it: {e}"))?;
+    }
     let p = dir.join(format!(".health-{:016x}", rand::random::<u64>()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
