@@ -52,7 +52,9 @@ pub struct Check {
     /// `state_dir`.
     pub name: String,
     pub ok: bool,
-    /// What was seen, for a human.
+    /// What was seen, for a human (the API leaves it out for callers
+    /// without the token).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
 

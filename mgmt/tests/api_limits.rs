@@ -172,6 +172,10 @@ fn health_fails_when_the_state_dir_is_not_writable() {
     let r = call(&node, "GET", "/api/v1/health", None, &[], None);
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(failing(&r), ["state_dir"], "{r:?}");
+    assert!(!r.body.contains("detail"), "no details without the token: {r:?}");
+    let r = get(&node, "/api/v1/health");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body.contains("cannot create a file"), "details with the token: {r:?}");
     std::fs::remove_file(&state).unwrap();
     std::fs::rename(dir.path().join("state.away"), &state).unwrap();
     std::thread::sleep(Duration::from_millis(1100));

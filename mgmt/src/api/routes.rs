@@ -47,13 +47,21 @@ fn if_match(h: &HeaderMap) -> Result<Option<&str>, Problem> {
 #[utoipa::path(get, path = "/api/v1/health", tag = "node", security(()),
     responses((status = 200, description = "Ready: every worker made progress within the last second, every port is up, \
 every origin's next hop is resolved and the state dir is writable.", body = Health),
-        (status = 503, description = "Not ready: `checks` names the failing ones.", body = Health)))]
-pub async fn health(State(st): State<Shared>) -> Response {
+        (status = 503, description = "Not ready: `checks` names the failing ones.", body = Health)),
+    params(("Authorization" = Option<String>, Header, description = "With the bearer token, each check's `detail` is filled in")))]
+pub async fn health(State(st): State<Shared>, headers: HeaderMap) -> Response {
     let h = Arc::clone(&st.health);
-    let report = match blocking(move || h.check()).await {
+    let mut report = match blocking(move || h.check()).await {
         Ok(r) => r,
         Err(p) => return p.into_response(),
     };
+    // Open to anyone (load balancers, BGP speakers): the details (paths,
+    // interfaces, next-hop addresses) only with the token.
+    if !st.token.admits(&headers) {
+        for c in &mut report.checks {
+            c.detail.clear();
+        }
+    }
     let status = if report.ok() {
         StatusCode::OK
     } else {
