@@ -230,6 +230,17 @@ impl Health {
         }
     }
 
+    /// Samples the workers now and tells whether every one made progress
+    /// within [`STALL`] (the systemd watchdog's condition; no I/O).
+    pub fn workers_progressing(&self) -> bool {
+        self.workers_progressing_at(Instant::now())
+    }
+
+    fn workers_progressing_at(&self, now: Instant) -> bool {
+        self.sample_at(now);
+        self.workers(now).iter().all(|c| c.ok)
+    }
+
     /// Runs every check now.
     pub fn check(&self) -> HealthReport {
         self.check_at(Instant::now(), wall_clock())
@@ -422,9 +433,12 @@ mod tests {
         }
         let r = h.check_at(t0 + Duration::from_millis(2100), 2 * SECOND);
         assert_eq!(failing(&r), ["worker/1"], "{r:?}");
+        assert!(!h.workers_progressing_at(t0 + Duration::from_millis(2150)));
         assert!(r.checks[1].detail.contains("no progress"), "{r:?}");
         // It resumes: healthy again.
+        polls[0].store(1000, Relaxed);
         polls[1].store(1, Relaxed);
+        assert!(h.workers_progressing_at(t0 + Duration::from_millis(2200)));
         assert!(h.check_at(t0 + Duration::from_millis(2200), 2 * SECOND).ok());
     }
 

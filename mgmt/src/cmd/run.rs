@@ -249,6 +249,9 @@ pub fn supervise(
 pub struct Mgmt {
     pub control: Arc<Control>,
     pub counters: Arc<Counters>,
+    /// The readiness checks the API answers with (and a watchdog may feed
+    /// on: call `sample()` several times a second when the API is off).
+    pub health: Arc<Health>,
     pub server: Option<api::Server>,
 }
 
@@ -280,7 +283,7 @@ impl Mgmt {
                     node: name,
                     token,
                     detect,
-                    health,
+                    health: Arc::clone(&health),
                 },
             )?),
             None => None,
@@ -288,6 +291,7 @@ impl Mgmt {
         Ok(Mgmt {
             control,
             counters,
+            health,
             server,
         })
     }
