@@ -203,7 +203,8 @@ impl AlertEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// `http://host[:port]/path` (plain HTTP: no TLS client is built in).
+    /// `http://host[:port]/path` or `https://...` (rustls, the webpki
+    /// root certificates).
     pub url: String,
     #[serde(default = "all_events")]
     pub events: Vec<AlertEvent>,
@@ -274,7 +275,7 @@ pub fn webhook_url(url: &str) -> Result<(), String> {
     let u = url::Url::parse(url).map_err(|e| format!("\"{url}\": {e} (expected http(s)://host[:port][/path])"))?;
     if !matches!(u.scheme(), "http" | "https") {
         return Err(format!(
-            "\"{url}\": scheme {}: expected http(s)://host[:port][/path]",
+            "\"{url}\": scheme {}: expected http://host[:port][/path] or https://...",
             u.scheme()
         ));
     }
