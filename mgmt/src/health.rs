@@ -54,7 +54,7 @@ pub struct Check {
     pub ok: bool,
     /// What was seen, for a human (the API leaves it out for callers
     /// without the token).
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
 

@@ -63,6 +63,12 @@ fn health_is_open_and_everything_else_needs_the_token() {
         "the DELETE without token did nothing"
     );
     let doc = get(&node, "/api/v1/openapi.json").json();
+    let required = &doc["components"]["schemas"]["Check"]["required"];
+    assert_eq!(
+        required,
+        &json!(["name", "ok"]),
+        "a check's detail is left out without the token"
+    );
     for p in [
         "/api/v1/health",
         "/api/v1/stats",
