@@ -13,7 +13,8 @@
 //!   workers about their tables through bounded mailboxes.
 //! - The OpenAPI document (`/api/v1/openapi.json`) is generated from the
 //!   handlers and types ([`doc`]).
-//!
+//! - `GET /api/v1/health` answers 200 or 503 from [`Health`]'s checks
+//!   (each check's detail only with the token).
 //! - Connections are limited, and so are the times to send a request head,
 //!   to stay idle and to be answered ([`serve`]): no local process can
 //!   exhaust the node's descriptors or memory through the API.
