@@ -10,9 +10,15 @@
 //! delivery; anything else (no connection, timeout, other status) is
 //! retried.
 //!
-//! The client is `ureq` without TLS: a blocking client is what a thread of
-//! its own needs, with no async runtime to carry (reqwest needs tokio even
-//! for its blocking API), and webhooks here are plain `http://`.
+//! The client is `ureq`: a blocking client is what a thread of its own
+//! needs, with no async runtime to carry (reqwest needs tokio even for its
+//! blocking API). `https://` webhooks go through rustls with the webpki
+//! root certificates. Redirects are never followed: a webhook answering
+//! 3xx has not taken the alert (the attempt failed and is retried), and a
+//! redirect cannot send the alert on to another host, an internal one
+//! say.
+//!
+//! The URL is validated with the config (`config::detect::webhook_url`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -66,27 +72,6 @@ impl std::fmt::Debug for Alerter {
     }
 }
 
-/// Checks an `http://host[:port][/path]` URL; the reason when it is not one.
-pub fn parse_http_url(url: &str) -> Result<(), String> {
-    let u = url::Url::parse(url).map_err(|e| format!("\"{url}\": {e} (expected http://host[:port][/path])"))?;
-    match u.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(format!(
-                "\"{url}\": https is not supported (no TLS client is built in); use http://"
-            ))
-        }
-        s => return Err(format!("\"{url}\": scheme {s}: expected http://host[:port][/path]")),
-    }
-    if !u.username().is_empty() || u.password().is_some() {
-        return Err(format!("\"{url}\": credentials in the URL are not supported"));
-    }
-    if u.port() == Some(0) {
-        return Err(format!("\"{url}\": bad port 0"));
-    }
-    Ok(())
-}
-
 impl Alerter {
     /// Starts one thread per webhook; `base` is the first back-off.
     pub fn start(hooks: &[WebhookConfig], base: Duration) -> Alerter {
@@ -102,9 +87,7 @@ impl Alerter {
             let (tx, rx) = sync_channel(QUEUE);
             let w = Worker {
                 url: h.url.clone(),
-                agent: ureq::AgentBuilder::new()
-                    .timeout(Duration::from_millis(h.timeout_ms.into()))
-                    .build(),
+                agent: agent(Duration::from_millis(h.timeout_ms.into())),
                 retries: h.retries,
                 base,
                 stats: Arc::clone(&stats),
@@ -121,7 +104,7 @@ impl Alerter {
                         tx,
                     });
                 }
-                Err(e) => eprintln!("moat: webhook {}: cannot start its thread: {e}", h.url),
+                Err(e) => tracing::error!("webhook {}: cannot start its thread: {e}", h.url),
             }
         }
         a
@@ -174,6 +157,12 @@ impl Drop for Alerter {
     }
 }
 
+/// The HTTP client of one webhook: each attempt bounded by `timeout`, no
+/// redirect followed.
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::AgentBuilder::new().timeout(timeout).redirects(0).build()
+}
+
 struct Worker {
     url: String,
     agent: ureq::Agent,
@@ -201,18 +190,25 @@ impl Worker {
                 .post(&self.url)
                 .set("content-type", "application/json")
                 .send_string(body);
-            match res {
+            let why = match res {
                 Ok(r) if (200..300).contains(&r.status()) => {
                     self.stats.sent.fetch_add(1, Relaxed);
                     return;
                 }
-                _ => {
-                    self.stats.failed_attempts.fetch_add(1, Relaxed);
-                }
+                Ok(r) => format!("answered {} {}", r.status(), r.status_text()),
+                Err(ureq::Error::Status(code, _)) => format!("answered {code}"),
+                Err(e) => e.to_string(),
+            };
+            self.stats.failed_attempts.fetch_add(1, Relaxed);
+            if attempt == self.retries {
+                tracing::warn!(
+                    "webhook {}: alert given up after {} attempt(s): {why}",
+                    self.url,
+                    attempt + 1
+                );
+                break;
             }
-            if attempt < self.retries {
-                self.sleep(backoff(self.base, attempt));
-            }
+            self.sleep(backoff(self.base, attempt));
         }
         self.stats.given_up.fetch_add(1, Relaxed);
     }
@@ -280,17 +276,87 @@ mod tests {
 
     #[test]
     fn urls() {
-        assert!(parse_http_url("http://127.0.0.1:8080/hook").is_ok());
-        assert!(parse_http_url("http://alerts.example").is_ok());
-        assert!(parse_http_url("http://[::1]:9/x").is_ok());
-        assert!(parse_http_url("http://[::1]/x").is_ok());
-        assert!(parse_http_url("http://[::1/x").is_err());
-        assert!(parse_http_url("https://x/").unwrap_err().contains("no TLS"));
-        assert!(parse_http_url("ftp://x/").is_err());
-        assert!(parse_http_url("http://").unwrap_err().contains("empty host"));
-        assert!(parse_http_url("http://u:p@x/").unwrap_err().contains("credentials"));
-        assert!(parse_http_url("http://x:0/").unwrap_err().contains("bad port"));
-        assert!(parse_http_url("http://x:99999/").is_err());
+        use crate::config::detect::webhook_url;
+        assert!(webhook_url("http://127.0.0.1:8080/hook").is_ok());
+        assert!(webhook_url("http://alerts.example").is_ok());
+        assert!(webhook_url("https://alerts.example/hook").is_ok());
+        assert!(webhook_url("https://[::1]:8443/x").is_ok());
+        assert!(webhook_url("http://[::1]:9/x").is_ok());
+        assert!(webhook_url("http://[::1]/x").is_ok());
+        assert!(webhook_url("http://[::1/x").is_err());
+        assert!(webhook_url("ftp://x/").unwrap_err().contains("scheme ftp"));
+        assert!(webhook_url("http://").unwrap_err().contains("empty host"));
+        assert!(webhook_url("http://u:p@x/").unwrap_err().contains("credentials"));
+        assert!(webhook_url("http://x:0/").unwrap_err().contains("bad port"));
+        assert!(webhook_url("http://x:99999/").is_err());
+    }
+
+    /// A webhook answering 302 toward another (internal) listener: the
+    /// redirect is not followed, the attempt counts as failed.
+    #[test]
+    fn redirects_are_not_followed() {
+        let (inner, inner_rx) = listener(vec![]);
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", l.local_addr().expect("addr"));
+        let hits = Arc::new(AtomicU64::new(0));
+        let h = Arc::clone(&hits);
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                h.fetch_add(1, Relaxed);
+                let mut r = BufReader::new(s.try_clone().expect("clone"));
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 302 Found\r\nlocation: {inner}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        let a = Alerter::start(&[hook(&url, 1)], Duration::from_millis(10));
+        a.send(AlertEvent::AttackStart, serde_json::json!({"secret": "s"}));
+        assert!(a.flush(Duration::from_secs(10)));
+        assert_eq!(hits.load(Relaxed), 2, "both attempts reached the webhook");
+        assert_eq!(a.stats().given_up.load(Relaxed), 1, "a 302 is not a delivery");
+        assert_eq!(a.stats().sent.load(Relaxed), 0);
+        assert!(
+            inner_rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "the redirect target was not hit"
+        );
+    }
+
+    /// An `https://` webhook is tried with TLS: the listener's first bytes
+    /// are a TLS handshake record (a ClientHello).
+    #[test]
+    fn https_webhooks_speak_tls() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("https://{}/hook", l.local_addr().expect("addr"));
+        assert!(crate::config::detect::webhook_url(&url).is_ok());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(Ok(mut s)) = l.incoming().next() {
+                let mut head = [0u8; 3];
+                let _ = s.read_exact(&mut head);
+                let _ = tx.send(head);
+            }
+        });
+        let a = Alerter::start(&[hook(&url, 0)], Duration::from_millis(10));
+        a.send(AlertEvent::AttackEnd, serde_json::json!({}));
+        let head = rx.recv_timeout(Duration::from_secs(5)).expect("a connection");
+        // Content type 22 (handshake), TLS major version 3 (RFC 8446 §5.1).
+        assert_eq!(head[..2], [0x16, 0x03], "{head:?}");
+        assert!(a.flush(Duration::from_secs(5)));
+        assert_eq!(a.stats().given_up.load(Relaxed), 1, "no certificate, no delivery");
     }
 
     #[test]

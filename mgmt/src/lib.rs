@@ -13,6 +13,7 @@ pub mod cmd;
 pub mod config;
 pub mod control;
 pub mod detect;
+pub mod health;
 pub mod lifecycle;
 pub mod logging;
 pub mod metrics;

@@ -4,14 +4,16 @@
 //! ([`Counters::tick`], called once a second by the management loop), and
 //! the Prometheus text exposition (format 0.0.4) of `/metrics`.
 //!
-//! The exposition is written by hand rather than through a metrics
-//! registry: every value already lives in the workers' counters and is only
-//! summed here, so a registry would be a second copy to keep in step. Label
-//! values are service names (validated to `[A-Za-z0-9._-]`), drop reasons
-//! and port names, and are escaped anyway. No label carries an address:
-//! top talkers belong to the REST API, not to time series.
+//! The exposition is encoded by `prometheus-client` (text format 0.0.4:
+//! names, `# HELP`/`# TYPE`, label escaping, number formatting) from the
+//! values read at scrape time: every value already lives in the workers'
+//! counters and is only summed here, so the families are built per scrape
+//! ([`Exposition`]) and handed to the crate as one collector, rather than
+//! kept in step in a registry of live metrics. Label values are service
+//! names (validated to `[A-Za-z0-9._-]`), drop reasons and port names. No
+//! label carries an address: top talkers belong to the REST API, not to
+//! time series.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -20,6 +22,12 @@ use classifier::DropReason;
 use dataplane::port::PortId;
 use dataplane::runtime::stats::SharedStats;
 use dataplane::runtime::{Runtime, Snapshot};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// Rates over the last interval (about a second).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -129,56 +137,119 @@ impl Counters {
     }
 }
 
-/// A Prometheus text exposition being written: one `# HELP`/`# TYPE` pair
-/// per family, then its samples.
-#[derive(Debug, Default)]
-pub struct Exposition {
-    out: String,
+/// One sample's value.
+#[derive(Debug, Clone, Copy)]
+enum Value {
+    Int(u64),
+    Float(f64),
 }
 
-/// Escapes a label value (text format 0.0.4: backslash, quote, newline).
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+#[derive(Debug)]
+struct Family {
+    /// Without the `_total` of counters (the encoder adds it).
+    name: String,
+    help: String,
+    kind: MetricType,
+    samples: Vec<(Vec<(String, String)>, Value)>,
+}
+
+/// The families of one scrape, in order; [`Exposition::finish`] encodes
+/// them (Prometheus text format 0.0.4).
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: Vec<Family>,
+}
+
+/// The families as one `prometheus-client` collector.
+#[derive(Debug)]
+struct Families(Vec<Family>);
+
+impl Collector for Families {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        for f in &self.0 {
+            let mut m = encoder.encode_descriptor(&f.name, &f.help, None, f.kind)?;
+            for (labels, v) in &f.samples {
+                let e = m.encode_family(labels)?;
+                match (f.kind, *v) {
+                    (MetricType::Counter, Value::Int(v)) => ConstCounter::new(v).encode(e)?,
+                    (MetricType::Counter, Value::Float(v)) => ConstCounter::new(v).encode(e)?,
+                    (_, Value::Int(v)) => ConstGauge::new(v).encode(e)?,
+                    (_, Value::Float(v)) => ConstGauge::new(v).encode(e)?,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-            let _ = write!(self.out, "{{{}}}", l.join(","));
-        }
-        let _ = writeln!(self.out, " {v}");
+    fn family(&mut self, name: &str, kind: MetricType, help: &str) -> &mut Family {
+        let name = match kind {
+            MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
+            _ => name,
+        };
+        self.families.push(Family {
+            name: name.to_string(),
+            help: help.to_string(),
+            kind,
+            samples: Vec::new(),
+        });
+        let last = self.families.len() - 1;
+        &mut self.families[last]
     }
 
     /// A counter family without labels (`name` ends in `_total`).
     pub fn counter(&mut self, name: &str, help: &str, v: u64) {
-        self.family(name, "counter", help);
-        self.sample(name, &[], v);
+        self.family(name, MetricType::Counter, help)
+            .samples
+            .push((Vec::new(), Value::Int(v)));
     }
 
     /// A gauge family without labels.
-    pub fn gauge(&mut self, name: &str, help: &str, v: impl std::fmt::Display) {
-        self.family(name, "gauge", help);
-        self.sample(name, &[], v);
+    pub fn gauge(&mut self, name: &str, help: &str, v: u64) {
+        self.family(name, MetricType::Gauge, help)
+            .samples
+            .push((Vec::new(), Value::Int(v)));
+    }
+
+    /// A gauge family without labels, fractional.
+    pub fn gauge_f64(&mut self, name: &str, help: &str, v: f64) {
+        self.family(name, MetricType::Gauge, help)
+            .samples
+            .push((Vec::new(), Value::Float(v)));
+    }
+
+    /// A gauge family with one sample of several labels.
+    pub fn gauge_labelled(&mut self, name: &str, help: &str, labels: &[(&str, &str)], v: u64) {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.family(name, MetricType::Gauge, help)
+            .samples
+            .push((labels, Value::Int(v)));
     }
 
     /// A counter family with one label.
     pub fn counters<'a>(&mut self, name: &str, help: &str, label: &str, vs: impl IntoIterator<Item = (&'a str, u64)>) {
-        self.family(name, "counter", help);
+        let f = self.family(name, MetricType::Counter, help);
         for (l, v) in vs {
-            self.sample(name, &[(label, l)], v);
+            f.samples
+                .push((vec![(label.to_string(), l.to_string())], Value::Int(v)));
         }
     }
 
+    /// The text exposition.
     pub fn finish(self) -> String {
-        self.out
+        let mut r = Registry::default();
+        r.register_collector(Box::new(Families(self.families)));
+        let mut out = String::new();
+        // Writing into a String fails only if a collector fails, and ours
+        // does not.
+        let _ = prometheus_text::encode(&mut out, &r);
+        out
     }
 }
+
+/// The `Content-Type` of [`Exposition::finish`].
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// What `/metrics` shows beyond the counters.
 #[derive(Debug, Clone)]
@@ -192,18 +263,18 @@ pub struct NodeInfo<'a> {
 /// The exposition of `/metrics` for the totals `t` and per-worker `per`.
 pub fn exposition(c: &Counters, t: &Snapshot, per: &[Snapshot], info: &NodeInfo<'_>) -> Exposition {
     let mut e = Exposition::default();
-    e.family("moat_info", "gauge", "Node name and software version (always 1).");
-    e.sample(
+    e.gauge_labelled(
         "moat_info",
+        "Node name and software version (always 1).",
         &[("node", info.node), ("version", env!("CARGO_PKG_VERSION"))],
         1,
     );
-    e.gauge(
+    e.gauge_f64(
         "moat_uptime_seconds",
         "Seconds since the workers started.",
-        format!("{:.3}", c.uptime_secs()),
+        (c.uptime_secs() * 1e3).round() / 1e3,
     );
-    e.gauge("moat_workers", "Worker threads (one per core).", per.len());
+    e.gauge("moat_workers", "Worker threads (one per core).", per.len() as u64);
     e.counter(
         "moat_mgmt_errors_total",
         "Failed management-side writes (the --stats file), retried every second; scrubbing goes on.",
@@ -305,11 +376,13 @@ mod tests {
     fn families_have_help_type_and_escaped_labels() {
         let mut e = Exposition::default();
         e.counters("x_total", "An x.", "service", [("a\"b\\c\nd", 3)]);
-        e.gauge("y", "A y.", 1.5);
+        e.gauge_f64("y", "A y.", 1.5);
+        e.gauge("z", "A z.", 7);
         assert_eq!(
             e.finish(),
             "# HELP x_total An x.\n# TYPE x_total counter\nx_total{service=\"a\\\"b\\\\c\\nd\"} 3\n\
-             # HELP y A y.\n# TYPE y gauge\ny 1.5\n"
+             # HELP y A y.\n# TYPE y gauge\ny 1.5\n\
+             # HELP z A z.\n# TYPE z gauge\nz 7\n"
         );
     }
 

@@ -119,7 +119,7 @@ pub struct Node {
     rotate_secs: u32,
     generation: u64,
     /// The ports' device counters, for backends that have them (DPDK).
-    device_stats: Option<Box<dyn DeviceStatsReader>>,
+    device_stats: Option<Arc<dyn DeviceStatsReader>>,
 }
 
 impl Node {
@@ -144,8 +144,14 @@ impl Node {
 
     /// Adds the ports' device counters to [`Node::stats_json`].
     pub fn with_device_stats(mut self, r: Box<dyn DeviceStatsReader>) -> Self {
-        self.device_stats = Some(r);
+        self.device_stats = Some(Arc::from(r));
         self
+    }
+
+    /// The ports' device reader, for backends that have one (DPDK): the
+    /// health checks read the link state through it.
+    pub fn device_stats(&self) -> Option<Arc<dyn DeviceStatsReader>> {
+        self.device_stats.clone()
     }
 
     /// Management tick: a new policy snapshot with the next cookie keys when

@@ -4,191 +4,15 @@
 //! that alters the verdict of the next bursts, `/metrics` (parsed here and
 //! linted by `promtool check metrics`).
 
+mod api_common;
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-
-const TOKEN: &str = "test-token-0123456789abcdef";
-
-/// A `moat run` with its API on a free loopback port.
-struct Node {
-    child: Option<Child>,
-    base: String,
-    stderr: std::sync::mpsc::Receiver<String>,
-}
-
-fn config(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(common::root().join("examples/offline.toml"))
-        .unwrap()
-        .replace("backend = \"pcap\"", "backend = \"memory\"")
-        .replace("workers = 1", "workers = 2")
-        .replace("cookie_secret_file = \"cluster.secret\"", "");
-    let state = dir.join("state");
-    let text = text.replace(
-        "state_dir = \"state\"",
-        &format!("state_dir = {:?}", state.to_str().unwrap()),
-    );
-    let p = dir.join("moat.toml");
-    std::fs::write(
-        &p,
-        format!("{text}\n[dataplane.memory]\npps = 5000\n\n[mgmt]\nlisten = \"127.0.0.1:0\"\n"),
-    )
-    .unwrap();
-    p
-}
-
-impl Node {
-    fn start(cfg: &Path) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
-            .args(["run", "--config"])
-            .arg(cfg)
-            .env("MOAT_API_TOKEN", TOKEN)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let t = Instant::now();
-        let mut seen = String::new();
-        while t.elapsed() < Duration::from_secs(20) {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split('/').next().unwrap().to_string();
-                        return Node {
-                            child: Some(child),
-                            base: format!("http://{addr}"),
-                            stderr: rx,
-                        };
-                    }
-                    seen += &line;
-                    seen.push('\n');
-                }
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(_) => break,
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("moat run did not start its API:\n{seen}");
-    }
-
-    /// SIGTERM, then the exit status must be success.
-    fn stop(mut self) {
-        let mut child = self.child.take().unwrap();
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let status = child.wait().unwrap();
-        let rest: Vec<String> = self.stderr.try_iter().collect();
-        assert!(status.success(), "moat run exited with {status}: {rest:?}");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// One response: status, headers (lower-case names), body.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", String::as_str)
-    }
-    /// A problem document with this status naming this field.
-    fn problem(&self, status: u16, field: &str) -> Value {
-        assert_eq!(self.status, status, "{self:?}");
-        assert_eq!(self.header("content-type"), "application/problem+json", "{self:?}");
-        let p = self.json();
-        assert_eq!(p["status"], status, "{p}");
-        assert_eq!(p["type"], "about:blank");
-        if !field.is_empty() {
-            assert_eq!(p["field"], field, "{p}");
-            assert!(!p["reason"].as_str().unwrap().is_empty(), "{p}");
-        }
-        p
-    }
-}
-
-fn call(
-    node: &Node,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Reply {
-    let mut r = ureq::request(method, &format!("{}{path}", node.base)).timeout(Duration::from_secs(10));
-    if let Some(t) = token {
-        r = r.set("Authorization", &format!("Bearer {t}"));
-    }
-    for (k, v) in headers {
-        r = r.set(k, v);
-    }
-    let res = match body {
-        Some(b) => r.set("Content-Type", "application/json").send_string(b),
-        None => r.call(),
-    };
-    let resp = match res {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("{method} {path}: {e}"),
-    };
-    let status = resp.status();
-    let headers = resp
-        .headers_names()
-        .into_iter()
-        .map(|n| {
-            let v = resp.header(&n).unwrap_or("").to_string();
-            (n.to_ascii_lowercase(), v)
-        })
-        .collect();
-    let body = resp.into_string().unwrap();
-    Reply { status, headers, body }
-}
-
-fn get(node: &Node, path: &str) -> Reply {
-    call(node, "GET", path, Some(TOKEN), &[], None)
-}
-
-fn started() -> (tempfile::TempDir, PathBuf, Node) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    let node = Node::start(&cfg);
-    (dir, cfg, node)
-}
-
-fn game(name: &str, vip: &str) -> Value {
-    json!({"name": name, "vip": vip, "origin": "web", "allow": ["udp/27015"], "syn_auth": "off"})
-}
+use api_common::{call, game, get, metrics, passed, started, Node, TOKEN};
+use serde_json::json;
 
 #[test]
 fn health_is_open_and_everything_else_needs_the_token() {
@@ -197,6 +21,27 @@ fn health_is_open_and_everything_else_needs_the_token() {
     assert_eq!(h.status, 200, "{h:?}");
     assert_eq!(h.json()["status"], "ok");
     assert_eq!(h.json()["node"], "moat-offline");
+    let checks: Vec<(String, bool)> = h.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["ok"].as_bool().unwrap()))
+        .collect();
+    let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "worker/0",
+            "worker/1",
+            "port/outside",
+            "port/inside",
+            "next_hop/web",
+            "next_hop/api",
+            "state_dir"
+        ],
+        "{h:?}"
+    );
+    assert!(checks.iter().all(|(_, ok)| *ok), "{h:?}");
     for path in [
         "/api/v1/stats",
         "/api/v1/services",
@@ -218,6 +63,12 @@ fn health_is_open_and_everything_else_needs_the_token() {
         "the DELETE without token did nothing"
     );
     let doc = get(&node, "/api/v1/openapi.json").json();
+    let required = &doc["components"]["schemas"]["Check"]["required"];
+    assert_eq!(
+        required,
+        &json!(["name", "ok"]),
+        "a check's detail is left out without the token"
+    );
     for p in [
         "/api/v1/health",
         "/api/v1/stats",
@@ -266,6 +117,11 @@ fn bad_input_is_a_problem_naming_the_field() {
     post(&s.to_string()).problem(400, "limits.src_pps");
     post("{\"name\": ").problem(400, "");
     post("").problem(400, "");
+    // The service's fields in order, as an array: serde's derive takes it.
+    let p = post(r#"["g", "203.0.113.50", "web", ["udp/27015"]]"#).problem(400, "");
+    assert!(p["reason"].as_str().unwrap().contains("not an array"), "{p}");
+    post(" [] ").problem(400, "");
+    get(&node, "/api/v1/services/g").problem(404, "");
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024));
     post(&big).problem(413, "");
     let put = |body: &str| call(&node, "PUT", "/api/v1/rules", Some(TOKEN), &[], Some(body));
@@ -273,6 +129,7 @@ fn bad_input_is_a_problem_naming_the_field() {
     put(r#"{"acl": {"allow": ["192.0.2.0/24"], "deny": ["192.0.2.0/24"]}}"#).problem(400, "acl.deny[0]");
     put(r#"{"fingerprints": {"deny_tcp": ["4:x:0:-:512,-::"]}}"#).problem(400, "fingerprints.deny_tcp[0]");
     put(r#"{"global_pps": 18446744073709551615}"#).problem(400, "global_pps");
+    put("[]").problem(400, "");
     get(&node, "/api/v1/services/nope").problem(404, "");
     get(&node, "/api/v1/origins/nope").problem(404, "");
     get(&node, "/api/v1/verified/not-an-ip").problem(400, "address");
@@ -452,25 +309,6 @@ fn changes_survive_a_restart() {
     node.stop();
 }
 
-/// Sums of `/metrics` samples by family and label set.
-fn metrics(node: &Node) -> BTreeMap<String, f64> {
-    let text = get(node, "/metrics").body;
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.rsplit_once(' ').unwrap();
-            (k.to_string(), v.parse().unwrap())
-        })
-        .collect()
-}
-
-fn passed(m: &BTreeMap<String, f64>) -> f64 {
-    m.iter()
-        .filter(|(k, _)| k.starts_with("moat_passed_packets_total{"))
-        .map(|(_, v)| v)
-        .sum()
-}
-
 #[test]
 fn a_rest_change_alters_the_verdict_of_the_next_bursts() {
     let (_dir, _cfg, node) = started();
@@ -609,11 +447,17 @@ fn metrics_exposition_is_well_formed() {
         "moat_workers",
         "moat_uptime_seconds",
         "moat_policy_generation",
+        "moat_api_connections",
+        "moat_api_connections_total",
+        "moat_api_accept_errors_total",
     ] {
         assert!(types.contains_key(family), "{family} missing");
     }
     let m = metrics(&node);
     assert_eq!(m["moat_workers"], 2.0);
+    // This scrape's own, and maybe the previous one's, closing.
+    assert!((1.0..=2.0).contains(&m["moat_api_connections"]), "{m:?}");
+    assert!(m["moat_api_connections_total{result=\"accepted\"}"] >= 2.0);
     assert!(m["moat_rx_packets_total{port=\"outside\"}"] > 0.0);
     let per_worker = m["moat_worker_rx_packets_total{worker=\"0\"}"] + m["moat_worker_rx_packets_total{worker=\"1\"}"];
     assert!(per_worker > 0.0);

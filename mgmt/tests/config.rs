@@ -815,9 +815,9 @@ fn detection_alerts_and_sampling_defaults_and_example() {
 fn bad_detection_alerts_and_sampling() {
     let hook = |body: &str| format!("{BASE}\n[[mgmt.webhooks]]\n{body}\n");
     refused(
-        &hook("url = \"https://alerts.example/x\""),
+        &hook("url = \"https://u:p@alerts.example/x\""),
         "mgmt.webhooks[0].url",
-        "no TLS",
+        "credentials",
     );
     refused(&hook("url = \"ftp://x/\""), "mgmt.webhooks[0].url", "http://");
     refused(

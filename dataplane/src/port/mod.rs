@@ -200,6 +200,12 @@ pub struct DeviceStats {
 pub trait DeviceStatsReader: Send + Sync + std::fmt::Debug {
     /// The counters of `port`; an error names the port.
     fn device_stats(&self, port: PortId) -> Result<DeviceStats, String>;
+
+    /// Whether `port`'s link is up now; `None` when the device does not
+    /// say (the management plane's health check).
+    fn link_up(&self, _port: PortId) -> Option<bool> {
+        None
+    }
 }
 
 /// Sends everything in `frames` on `port`: one retry for what the queue

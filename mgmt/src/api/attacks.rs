@@ -116,7 +116,7 @@ pub fn metrics(st: &Shared, t: &dataplane::runtime::Snapshot, e: &mut crate::met
         .as_ref()
         .and_then(|d| d.view.lock().ok().map(|v| (v.active.len(), v.counters)))
         .unwrap_or_default();
-    e.gauge("moat_attacks_active", "Attacks under way (detection).", active);
+    e.gauge("moat_attacks_active", "Attacks under way (detection).", active as u64);
     e.counter(
         "moat_attacks_total",
         "Attacks declared since start-up.",

@@ -13,6 +13,11 @@
 //!   workers about their tables through bounded mailboxes.
 //! - The OpenAPI document (`/api/v1/openapi.json`) is generated from the
 //!   handlers and types ([`doc`]).
+//! - `GET /api/v1/health` answers 200 or 503 from [`Health`]'s checks
+//!   (each check's detail only with the token).
+//! - Connections are limited, and so are the times to send a request head,
+//!   to stay idle and to be answered ([`serve`]): no local process can
+//!   exhaust the node's descriptors or memory through the API.
 //!
 //! [`ApiState`] is what handlers share; a new resource (detection's
 //! attacks, say) is a field here, a handler in its own file, and one line
@@ -23,6 +28,7 @@ pub mod auth;
 pub mod doc;
 pub mod problem;
 mod routes;
+pub mod serve;
 pub mod types;
 
 use std::net::{SocketAddr, TcpListener};
@@ -40,6 +46,7 @@ use axum::Router;
 use dataplane::runtime::mailbox::Mailboxes;
 
 use crate::control::Control;
+use crate::health::Health;
 use crate::metrics::Counters;
 use problem::Problem;
 
@@ -58,6 +65,8 @@ pub struct ApiState {
     pub token: auth::Token,
     /// Detection's view and reports (`None`: detection is off).
     pub detect: Option<DetectApi>,
+    /// The node's readiness checks (`GET /api/v1/health`).
+    pub health: Arc<Health>,
 }
 
 type Shared = Arc<ApiState>;
@@ -116,19 +125,30 @@ pub fn router(st: Shared) -> Router {
         .with_state(st)
 }
 
+/// How often the server samples the workers' progress for the health
+/// checks (see [`crate::health`]).
+const HEALTH_SAMPLE: Duration = Duration::from_millis(250);
+
 /// The API server while it runs.
 #[derive(Debug)]
 pub struct Server {
     /// The address it listens on (the real port when 0 was configured).
     pub addr: SocketAddr,
+    /// The accept loop's counters.
+    pub conns: Arc<serve::ConnStats>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Binds `listen` now (so that a taken port fails start-up) and serves
-    /// `st` on a new thread.
+    /// `st` on a new thread under the default [`serve::Limits`].
     pub fn start(listen: SocketAddr, st: ApiState) -> anyhow::Result<Server> {
+        Server::start_with(listen, st, serve::Limits::default())
+    }
+
+    /// [`Server::start`] under `limits`.
+    pub fn start_with(listen: SocketAddr, st: ApiState, limits: serve::Limits) -> anyhow::Result<Server> {
         let l = TcpListener::bind(listen).with_context(|| format!("mgmt.listen {listen}"))?;
         l.set_nonblocking(true).context("API socket")?;
         let addr = l.local_addr().context("API socket")?;
@@ -140,22 +160,33 @@ impl Server {
             .build()
             .context("API runtime")?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router(Arc::new(st));
+        let conns = Arc::new(serve::ConnStats::default());
+        let health = Arc::clone(&st.health);
+        let app = router(Arc::new(st)).layer(axum::Extension(Arc::clone(&conns)));
+        let stats = Arc::clone(&conns);
         let thread = std::thread::Builder::new()
             .name("moat-api-main".into())
             .spawn(move || {
                 rt.block_on(async move {
-                    let Ok(l) = tokio::net::TcpListener::from_std(l) else {
-                        return;
-                    };
-                    tokio::select! {
-                        r = axum::serve(l, app) => {
-                            if let Err(e) = r {
-                                eprintln!("moat: API server: {e}");
-                            }
+                    let l = match tokio::net::TcpListener::from_std(l) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!("API: {e}");
+                            return;
                         }
-                        _ = rx => {}
-                    }
+                    };
+                    let sampler = tokio::spawn(async move {
+                        let mut t = tokio::time::interval(HEALTH_SAMPLE);
+                        loop {
+                            t.tick().await;
+                            health.sample();
+                        }
+                    });
+                    serve::serve(l, app, limits, stats, async {
+                        let _ = rx.await;
+                    })
+                    .await;
+                    sampler.abort();
                 });
                 // Requests in flight get a moment; idle keep-alive
                 // connections do not hold the node's exit.
@@ -164,6 +195,7 @@ impl Server {
             .context("API thread")?;
         Ok(Server {
             addr,
+            conns,
             stop: Some(tx),
             thread: Some(thread),
         })

@@ -5,8 +5,9 @@
 //! Bodies are read by [`Body`], not by axum's `Json`, so that every
 //! rejection is a problem document: a body over the size limit (413), bytes
 //! that are not JSON, a value of the wrong type, an unknown field, a bad
-//! port spec or prefix (400, `field` = the JSON path, `allow[2]`). A body is
-//! read as JSON whatever its `Content-Type`.
+//! port spec or prefix (400, `field` = the JSON path, `allow[2]`), a body
+//! that is not a JSON object (an array, say: 400). A body is read as JSON
+//! whatever its `Content-Type`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -133,6 +134,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
                 Problem::new(StatusCode::BAD_REQUEST, e.body_text())
             }
         })?;
+        // Every body is a JSON object: serde's derived structs would also
+        // take an array of their fields in order (`["web", "203.0.113.10",
+        // ...]`), which the schema does not allow and nobody means.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') | None => {}
+            Some(b'[') => return Err(Problem::field("", "expected a JSON object, not an array")),
+            Some(_) => return Err(Problem::field("", "not JSON: expected a JSON object")),
+        }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
         let v: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let inner = e.inner();

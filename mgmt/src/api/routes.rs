@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,10 +16,11 @@ use dataplane::port::PortId;
 use dataplane::runtime::mailbox::Command;
 
 use super::problem::{Body, Problem};
+use super::serve::ConnStats;
 use super::types::{Health, Origin, PortStats, RatesDoc, Rules, Service, ServiceStats, Stats, Verified, WorkerStats};
 use super::Shared;
 use crate::control::etag;
-use crate::metrics::{exposition, NodeInfo};
+use crate::metrics::{exposition, Exposition, NodeInfo};
 
 /// How long a request about verified sources waits for the workers.
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -43,14 +45,36 @@ fn if_match(h: &HeaderMap) -> Result<Option<&str>, Problem> {
 }
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "node", security(()),
-    responses((status = 200, description = "The node runs.", body = Health)))]
-pub async fn health(State(st): State<Shared>) -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
+    responses((status = 200, description = "Ready: every worker made progress within the last second, every port is up, \
+every origin's next hop is resolved and the state dir is writable.", body = Health),
+        (status = 503, description = "Not ready: `checks` names the failing ones.", body = Health)),
+    params(("Authorization" = Option<String>, Header, description = "With the bearer token, each check's `detail` is filled in")))]
+pub async fn health(State(st): State<Shared>, headers: HeaderMap) -> Response {
+    let h = Arc::clone(&st.health);
+    let mut report = match blocking(move || h.check()).await {
+        Ok(r) => r,
+        Err(p) => return p.into_response(),
+    };
+    // Open to anyone (load balancers, BGP speakers): the details (paths,
+    // interfaces, next-hop addresses) only with the token.
+    if !st.token.admits(&headers) {
+        for c in &mut report.checks {
+            c.detail.clear();
+        }
+    }
+    let status = if report.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let doc = Health {
+        status: if report.ok() { "ok" } else { "failing" }.into(),
         node: st.node.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: st.counters.uptime_secs(),
-    })
+        checks: report.checks,
+    };
+    (status, Json(doc)).into_response()
 }
 
 #[utoipa::path(get, path = "/api/v1/stats", tag = "node",
@@ -347,7 +371,7 @@ pub async fn get_config(State(st): State<Shared>) -> Response {
     responses((status = 200, description = "Prometheus text exposition 0.0.4.",
             body = String, content_type = "text/plain; version=0.0.4"),
         (status = 401, description = "No or wrong token.", body = Problem, content_type = "application/problem+json")))]
-pub async fn metrics(State(st): State<Shared>) -> Response {
+pub async fn metrics(State(st): State<Shared>, conns: Option<Extension<Arc<ConnStats>>>) -> Response {
     let names = st.control.service_names();
     let (t, per) = st.counters.snapshot(names.len());
     let passed = st.control.passed_by_service(&t.passed);
@@ -358,10 +382,34 @@ pub async fn metrics(State(st): State<Shared>) -> Response {
     };
     let mut e = exposition(&st.counters, &t, &per, &info);
     super::attacks::metrics(&st, &t, &mut e);
+    if let Some(Extension(c)) = conns {
+        api_metrics(&c, &mut e);
+    }
     let text = e.finish();
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// The API server's own families: connections open, accepted, refused
+/// over the limit, closed idle, and failed accepts.
+fn api_metrics(c: &ConnStats, e: &mut Exposition) {
+    e.gauge(
+        "moat_api_connections",
+        "API connections open now.",
+        c.open.load(Relaxed),
+    );
+    e.counters(
+        "moat_api_connections_total",
+        "API connections by outcome: served, refused (503) over the connection limit, closed after the idle timeout.",
+        "result",
+        [
+            ("accepted", c.accepted.load(Relaxed)),
+            ("refused", c.refused.load(Relaxed)),
+            ("idle_closed", c.idle_closed.load(Relaxed)),
+        ],
+    );
+    e.counter(
+        "moat_api_accept_errors_total",
+        "Failed accepts on the API socket (descriptors exhausted, ...), each retried after a back-off.",
+        c.accept_errors.load(Relaxed),
+    );
 }

@@ -172,14 +172,17 @@ pub struct Origin {
     pub mac: Option<String>,
 }
 
-/// `GET /api/v1/health`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// `GET /api/v1/health`: the node's readiness (see `crate::health`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`.
+    /// `ok` (every check passed, status 200) or `failing` (503).
     pub status: String,
     pub node: String,
     pub version: String,
     pub uptime_secs: f64,
+    /// Every check: `worker/N`, `port/outside`, `port/inside`,
+    /// `next_hop/ORIGIN`, `state_dir`.
+    pub checks: Vec<crate::health::Check>,
 }
 
 /// Whether a source address is verified (passed SYN authentication).

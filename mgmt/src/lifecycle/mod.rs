@@ -48,6 +48,7 @@ use crate::config::{Config, SecretSource};
 use crate::control::Control;
 use crate::detect::countermeasures::ControlCountermeasures;
 use crate::detect::engine::{Engine, EngineHandle, SharedView};
+use crate::health::{Health, Links};
 use crate::metrics::Counters;
 use crate::node::Node;
 use crate::persist::{self, StateDir, StateLock};
@@ -82,6 +83,9 @@ pub struct Running {
     pub node: Node,
     pub control: Arc<Control>,
     pub counters: Arc<Counters>,
+    /// The readiness checks (`GET /api/v1/health`; BGP announcements
+    /// will follow them).
+    pub health: Arc<Health>,
     /// The API's address and where its token came from.
     pub api: Option<(SocketAddr, auth::TokenSource)>,
     server: Option<api::Server>,
@@ -164,6 +168,8 @@ impl Running {
             Arc::clone(&counters),
         ));
         node.control = Some(Arc::clone(&control));
+        let links = Links::of(&cfg, node.device_stats());
+        let health = Arc::new(Health::new(&cfg, &node.rt, links));
         let detect = opts.detection.then(|| api::DetectApi {
             view: SharedView::default(),
             reports: ReportStore::of_config(&cfg),
@@ -173,6 +179,7 @@ impl Running {
             node,
             control,
             counters,
+            health,
             api: None,
             server: None,
             engine: None,
@@ -193,6 +200,7 @@ impl Running {
                     node: cfg.node.name.clone(),
                     token: t,
                     detect: detect.clone(),
+                    health: Arc::clone(&running.health),
                 },
             )?;
             tracing::info!("API listening on http://{}/api/v1/ ({src})", server.addr);
@@ -244,6 +252,11 @@ impl Running {
             if self.signals.stop.load(Relaxed) || self.node.rt.finished() || duration.is_some_and(|d| t0.elapsed() >= d)
             {
                 break;
+            }
+            if self.server.is_none() {
+                // The API samples the workers' progress itself; without
+                // it, health is sampled here.
+                self.health.sample();
             }
             if self.signals.hup.swap(false, Relaxed) {
                 self.reload();

@@ -254,6 +254,16 @@ fn wait_link(id: u16, wait: Duration) -> bool {
     }
 }
 
+/// Port `id`'s link status now; `None` when the driver cannot tell.
+pub fn link_up(id: u16) -> Option<bool> {
+    let mut link = ffi::rte_eth_link::default();
+    // SAFETY: a valid port id and out-pointer; does not block. Drivers
+    // answer it from a control thread while the queues run (testpmd's
+    // `show port info` does so).
+    let rc = unsafe { ffi::rte_eth_link_get_nowait(id, &mut link) };
+    (rc == 0).then(|| link.link_status() == ffi::RTE_ETH_LINK_UP)
+}
+
 fn mac(name: &str, id: u16) -> Result<[u8; 6], DpdkError> {
     let mut a = ffi::rte_ether_addr::default();
     // SAFETY: a valid port id and out-pointer.

@@ -148,6 +148,10 @@ impl DeviceStatsReader for DpdkStats {
         }
         Ok(d)
     }
+
+    fn link_up(&self, port: PortId) -> Option<bool> {
+        ethdev::link_up(self.0.info[port.index()].id)
+    }
 }
 
 /// The opened backend: one queue set per worker, in worker order, and the
