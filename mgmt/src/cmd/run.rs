@@ -34,13 +34,13 @@ use crate::report::store::ReportStore;
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Config file.
-    #[arg(long)]
+    #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
     /// Write the counters as JSON to this file every second and at exit.
     #[arg(long)]
     pub stats: Option<PathBuf>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::seconds)]
     pub duration: Option<f64>,
     /// Print a line of live figures every second.
     #[arg(long)]
@@ -297,7 +297,9 @@ impl Mgmt {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let startup = Control::load(Config::load(&args.config)?)?;
+    let file = Config::load(&args.config)?;
+    file.startup_gates(std::env::var(auth::TOKEN_ENV).ok().as_deref())?;
+    let startup = Control::load(file)?;
     let cfg = startup.config().clone();
     let token = if cfg.mgmt.enabled {
         let env = std::env::var(auth::TOKEN_ENV).ok();
