@@ -16,10 +16,11 @@ use dataplane::gen::{parse_mix, GenConfig, Generator, Profile};
 use dataplane::pcap::{create_output, STDIO};
 
 /// Largest `--pps`: the generator queues every packet of an event when
-/// the event starts (a web session spans about a second), so its memory
-/// grows with the rate: about 1.3 GiB at this rate for `--profile legit`,
-/// a tenth of that for the default mix. The same bound as the memory
-/// backend's `pps` ([`crate::config::MAX_MEMORY_PPS`]).
+/// the event starts (a web session's packets span about a second), so the
+/// packets it holds grow with the rate: about a second's worth of
+/// legitimate sessions. Above one event per nanosecond it never stopped
+/// growing. The same bound as the memory backend's `pps`
+/// ([`crate::config::MAX_MEMORY_PPS`]).
 pub const MAX_PPS: u64 = crate::config::MAX_MEMORY_PPS;
 
 #[derive(clap::Args, Debug, Clone)]
