@@ -1,7 +1,8 @@
 //! The `moat` binary's code as a library, so that the binary and the
 //! integration tests share it: [`config`] (the config file, its validation
-//! and the policy built from it) and [`cmd`] (one module per subcommand);
-//! the node's life ([`lifecycle`]: start, supervise, stop; [`logging`]);
+//! and the policy built from it), [`cli`] (the command line) and [`cmd`]
+//! (one module per subcommand); the node's life ([`lifecycle`]: start,
+//! supervise, stop; [`logging`]);
 //! the management plane of a running node: [`control`] (live changes),
 //! [`api`] (REST and `/metrics`), [`metrics`], [`persist`]; [`detect`],
 //! [`report`] and [`alert`] (attack detection, attack reports, webhooks).
@@ -9,6 +10,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod control;

@@ -204,14 +204,24 @@ fn moat_check_passes_on_both_examples() {
         let args = CheckArgs {
             config: examples().join(name),
         };
-        let line = check(&args).unwrap();
+        if name.starts_with("dpdk") && !cfg!(feature = "dpdk") {
+            // `run` would refuse it on this binary: so does `check`.
+            let e = check(&args).unwrap_err();
+            assert_eq!(e.key, "dataplane.backend", "{e}");
+            continue;
+        }
+        let text = check(&args).unwrap();
+        let line = text.lines().next().unwrap();
         assert!(line.ends_with(")") && line.contains(": ok ("), "{line}");
+        assert!(text.contains("\n  worker memory: "), "{text}");
+        assert!(text.contains("\n  API overlay"), "{text}");
         mgmt::cmd::check::run(&args).unwrap();
     }
-    let line = check(&CheckArgs {
+    let text = check(&CheckArgs {
         config: examples().join("offline.toml"),
     })
     .unwrap();
+    let line = text.lines().next().unwrap();
     assert!(
         line.contains("3 services, 2 origins, 2 ACL rules, 2 fingerprint rules, backend pcap"),
         "{line}"
@@ -535,9 +545,17 @@ fn dpdk_options_are_range_checked() {
         "dataplane.dpdk.steer_ring",
         "1 is out of range",
     );
-    // Two workers hold 2 x 2 x (1024 + 1024) descriptors and more at once.
-    let e = refused(&dpdk("mbufs = 4095"), "dataplane.dpdk.mbufs", "4095 is fewer than the");
-    assert!(e.reason.contains("2 worker(s)"), "{e}");
+    // Two workers hold 2 x 2 x (1024 + 1024) descriptors and more at once
+    // (checked for the DPDK backend only).
+    let on_dpdk = |kv: &str| dpdk(kv).replacen("[dataplane]\n", "[dataplane]\nbackend = \"dpdk\"\n", 1);
+    let e = refused(
+        &on_dpdk("mbufs = 4095"),
+        "dataplane.dpdk.mbufs",
+        "4095 is fewer than needed",
+    );
+    assert!(e.reason.contains("2 worker(s) can hold 14080 mbufs"), "{e}");
+    assert!(e.reason.contains("leave it out (0)"), "{e}");
+    parse(&dpdk("mbufs = 4095")).expect("not the DPDK backend: its mbufs do not matter");
     refused(&dpdk("eal_args = \"--no-huge\""), "dataplane.dpdk.eal_args", "");
 }
 
@@ -551,7 +569,7 @@ fn burst_zero_and_small_tables() {
     refused(
         &edit("burst = 32", "burst = 32\nflow_table_size = 10"),
         "dataplane.flow_table_size",
-        "10 is out of range 1024..=67108864",
+        "10 is out of range 1024..=16777216",
     );
 }
 
@@ -867,5 +885,203 @@ fn bad_detection_alerts_and_sampling() {
         ),
         "dataplane.memory.attack_mix",
         "unknown profile",
+    );
+}
+
+/// Issue 10, item 1: the DPDK mbuf check ran whatever the backend, so
+/// every node with more than two workers was refused.
+#[test]
+fn any_worker_count_on_every_backend() {
+    for backend in ["af_packet", "memory", "dpdk"] {
+        for workers in [1, 2, 3, 4, 16, 64, 256] {
+            let mut s = edit("workers = 2", &format!("backend = \"{backend}\"\nworkers = {workers}"));
+            if backend == "dpdk" && workers == 256 {
+                // 256 x 255 steering rings of 1024 frames would need more
+                // than a pool holds: the error says what to lower.
+                refused(&s, "dataplane.dpdk.mbufs", "lower steer_ring");
+                s.push_str("\n[dataplane.dpdk]\nsteer_ring = 64\n");
+            }
+            let cfg = parse(&s).unwrap_or_else(|e| panic!("{backend}, {workers} workers: {e}"));
+            assert_eq!(cfg.dataplane.workers, workers);
+            if backend == "dpdk" {
+                // The default pool (mbufs = 0) is sized for the workers.
+                let o = cfg.dataplane.dpdk_options("a".into(), "b".into());
+                assert!(u64::from(o.mbufs) >= o.mbufs_needed(), "{workers}: {}", o.mbufs);
+                assert_eq!(o.validate(), Ok(()));
+            }
+        }
+    }
+    // An explicit pool too small for the workers: the error says what to do.
+    let s = format!(
+        "{}\n[dataplane.dpdk]\nmbufs = 16383\n",
+        edit("workers = 2", "backend = \"dpdk\"\nworkers = 3")
+    );
+    let e = refused(&s, "dataplane.dpdk.mbufs", "16383 is fewer than needed: 3 worker(s)");
+    assert!(e.reason.contains("leave it out (0) to size the pool"), "{e}");
+    refused(
+        &edit("workers = 2", "workers = 257"),
+        "dataplane.workers",
+        "257 is out of range 1..=256",
+    );
+}
+
+/// Issue 10, item 10: a cores list with a core twice, or fewer cores than
+/// workers, was accepted.
+#[test]
+fn cores_are_one_per_worker() {
+    refused(
+        &edit("workers = 2", "workers = 2\ncores = [0, 0]"),
+        "dataplane.cores[1]",
+        "core 0 is listed twice (also dataplane.cores[0])",
+    );
+    refused(
+        &edit("workers = 2", "workers = 2\ncores = [0]"),
+        "dataplane.cores",
+        "1 core(s) for 2 workers",
+    );
+    parse(&edit("workers = 2", "workers = 1\ncores = [0]")).unwrap();
+}
+
+/// Issue 10, item 6: values that passed validation and then aborted or grew
+/// memory without bound at start.
+#[test]
+fn every_size_and_rate_is_bounded() {
+    let cases = [
+        (
+            "flow_table_size = 67108864",
+            "dataplane.flow_table_size",
+            "out of range 1024..=16777216",
+        ),
+        (
+            "source_table_size = 33554432",
+            "dataplane.source_table_size",
+            "out of range",
+        ),
+        (
+            "global_pps = 100000000000",
+            "dataplane.global_pps",
+            "out of range 0..=10000000000",
+        ),
+        (
+            "icmp_too_big_pps = 10000000",
+            "dataplane.icmp_too_big_pps",
+            "out of range",
+        ),
+        ("idle_spins = 4000000000", "dataplane.idle_spins", "out of range"),
+    ];
+    for (kv, key, why) in cases {
+        refused(&edit("burst = 32", &format!("burst = 32\n{kv}")), key, why);
+    }
+    let section = |sec: &str, kv: &str| format!("{BASE}\n[dataplane.{sec}]\n{kv}\n");
+    refused(
+        &section("memory", "pps = 1000000000"),
+        "dataplane.memory.pps",
+        "1000000000 is out of range 0..=1000000",
+    );
+    refused(
+        &section("memory", "attack_after_secs = 4000000000"),
+        "dataplane.memory.attack_after_secs",
+        "out of range",
+    );
+    refused(
+        &section("af_packet", "block_size = 67108864\nblock_count = 4096"),
+        "dataplane.af_packet.block_count",
+        "a ring is at most 4 GiB",
+    );
+    refused(
+        &edit("name = \"t\"", "name = \"t\"\ncookie_rotate_secs = 4000000000"),
+        "node.cookie_rotate_secs",
+        "out of range",
+    );
+    parse(&section("memory", "pps = 1000000")).unwrap();
+}
+
+/// Issue 10, item 6: a secret file that is a device was read without end
+/// (`/dev/zero`) and a FIFO blocked `moat check` for ever.
+#[test]
+fn secret_files_must_be_small_regular_files() {
+    for dev in ["/dev/zero", "/dev/urandom"] {
+        let e = refused(
+            &edit("name = \"t\"", &format!("name = \"t\"\ncookie_secret_file = \"{dev}\"")),
+            "node.cookie_secret_file",
+            "not a regular file (a character device)",
+        );
+        assert!(e.reason.contains(dev), "{e}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.secret");
+    std::fs::write(&big, vec![b'k'; 64 * 1024 + 1]).unwrap();
+    refused(
+        &edit("name = \"t\"", &format!("name = \"t\"\ncookie_secret_file = {big:?}")),
+        "node.cookie_secret_file",
+        "larger than 64 KiB",
+    );
+    let fifo = dir.path().join("secret.fifo");
+    if std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        refused(
+            &edit("name = \"t\"", &format!("name = \"t\"\ncookie_secret_file = {fifo:?}")),
+            "node.cookie_secret_file",
+            "not a regular file (a FIFO)",
+        );
+    } else {
+        eprintln!("skipped the FIFO case: no mkfifo");
+    }
+    // The config file itself is read with a cap too.
+    let e = Config::load(Path::new("/dev/zero")).unwrap_err();
+    assert_eq!(e.reason, "larger than 16384 KiB");
+}
+
+/// `Config::startup_gates`: what `run` refuses about a valid config on this
+/// machine (see also `mgmt/tests/cli.rs`, `check_refuses_what_run_refuses`).
+#[test]
+fn startup_gates_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |extra: &str| {
+        let text = format!("{BASE}\n{extra}").replace(
+            "name = \"t\"",
+            &format!("name = \"t\"\nstate_dir = {:?}", dir.path().join("state")),
+        );
+        Config::from_toml_str(&text, "t.toml", dir.path()).unwrap()
+    };
+    let gates = load("").startup_gates(None).unwrap();
+    assert!(gates.memory.total() > 0 && gates.memory.workers == 2);
+    assert!(!dir.path().join("state").exists(), "the gates create nothing");
+    let e = load("[mgmt]\nlisten = \"0.0.0.0:9180\"\n")
+        .startup_gates(None)
+        .unwrap_err();
+    assert_eq!(e.key, "mgmt.listen", "{e}");
+    assert!(e.file.starts_with("t.toml"), "{e}");
+    load("[mgmt]\nlisten = \"0.0.0.0:9180\"\n")
+        .startup_gates(Some("0123456789abcdef"))
+        .unwrap();
+    let e = load("[mgmt]\nlisten = \"0.0.0.0:9180\"\n")
+        .startup_gates(Some("short"))
+        .unwrap_err();
+    assert!(
+        e.reason.contains("$MOAT_API_TOKEN: the API token has 5 characters"),
+        "{e}"
+    );
+    let e = load("[mgmt]\nenabled = true\ntoken_file = \"/dev/zero\"\n")
+        .startup_gates(None)
+        .unwrap_err();
+    assert_eq!(e.key, "mgmt.token_file");
+    assert!(e.reason.contains("/dev/zero: not a regular file"), "{e}");
+    load("[mgmt]\nenabled = false\ntoken_file = \"/dev/zero\"\n")
+        .startup_gates(None)
+        .unwrap();
+    let mut huge = load("");
+    huge.dataplane.workers = 256;
+    huge.dataplane.flow_table_size = 1 << 24;
+    huge.dataplane.verified_table_size = 1 << 24;
+    huge.dataplane.source_table_size = 1 << 24;
+    let e = huge.startup_gates(None).unwrap_err();
+    assert_eq!(e.key, "dataplane", "{e}");
+    assert!(
+        e.reason.contains("x 256 worker(s)") && e.reason.contains("available"),
+        "{e}"
     );
 }

@@ -243,6 +243,11 @@ fn unicast6(rng: &mut ChaCha8Rng) -> Ipv6Addr {
     Ipv6Addr::from(bits | (1u128 << 125))
 }
 
+/// Largest event rate the generator takes: one event per nanosecond, its
+/// clock's resolution. (Front ends bound it far lower: the generator's
+/// queue holds about a second of traffic.)
+pub const MAX_PPS: u64 = SECOND;
+
 /// A context for unit tests of the profile modules.
 #[cfg(test)]
 pub(crate) fn test_ctx(seed: u64) -> Ctx {
@@ -279,7 +284,10 @@ impl Generator {
     pub fn new(mut cfg: GenConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         cfg.game_magic.truncate(MAX_MAGIC);
-        cfg.pps = cfg.pps.max(1);
+        // Above one event per nanosecond, events would share start times
+        // and `next` would start events without end (each new one due no
+        // later than the packets already queued): clamp to that.
+        cfg.pps = cfg.pps.clamp(1, MAX_PPS);
         let mut mix: Vec<(Profile, u32)> = cfg.mix.iter().copied().filter(|(_, w)| *w > 0).collect();
         if mix.is_empty() {
             mix = default_mix();
@@ -386,5 +394,24 @@ impl Iterator for Generator {
     fn size_hint(&self) -> (usize, Option<usize>) {
         let left = usize::try_from(self.ctx.cfg.count - self.emitted).unwrap_or(usize::MAX);
         (left, Some(left))
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    /// At rates above one event per nanosecond the generator used to start
+    /// events for ever before its first packet (growing until abort).
+    #[test]
+    fn absurd_rates_end() {
+        for pps in [SECOND, SECOND + 1, u64::MAX] {
+            let g = Generator::new(GenConfig {
+                pps,
+                count: 50,
+                ..GenConfig::default()
+            });
+            assert_eq!(g.count(), 50, "pps {pps}");
+        }
     }
 }

@@ -64,8 +64,10 @@ pub struct Frame {
 pub enum PcapError {
     #[error("{path}: no such file")]
     NotFound { path: String },
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    /// The I/O error is part of the message, not a `source()` as well:
+    /// a chain printer would show it twice.
+    #[error("{path}: {error}")]
+    Io { path: String, error: io::Error },
     #[error("{path}: empty file (no pcap or pcapng header)")]
     Empty { path: String },
     #[error("{path}: not a pcap or pcapng file (magic 0x{magic:08x})")]

@@ -120,7 +120,7 @@ impl PcapReader {
             io::ErrorKind::NotFound => PcapError::NotFound { path: name.clone() },
             _ => PcapError::Io {
                 path: name.clone(),
-                source: e,
+                error: e,
             },
         })?;
         Self::from_reader(&name, file)
@@ -136,7 +136,7 @@ impl PcapReader {
         let mut head = [0u8; 24];
         let got = read_full(&mut input, &mut head[..4]).map_err(|e| PcapError::Io {
             path: name.clone(),
-            source: e,
+            error: e,
         })?;
         if got == 0 {
             return Err(PcapError::Empty { path: name });
@@ -191,7 +191,7 @@ impl PcapReader {
     fn io(&self, e: io::Error) -> PcapError {
         PcapError::Io {
             path: self.path.clone(),
-            source: e,
+            error: e,
         }
     }
 

@@ -15,7 +15,7 @@ use super::{PcapError, WRITE_SNAPLEN};
 pub struct PcapWriter {
     path: String,
     inner: pcap_file::pcap::PcapWriter<BufWriter<Box<dyn Write + Send>>>,
-    /// The file, to sync it on `finish` (none for a pipe).
+    /// The file, to sync it on `finish` (none for a pipe or a device).
     file: Option<File>,
     packets: u64,
 }
@@ -37,13 +37,20 @@ impl PcapWriter {
             io::ErrorKind::NotFound => PcapError::NotFound { path: name.clone() },
             _ => PcapError::Io {
                 path: name.clone(),
-                source: e,
+                error: e,
             },
         };
         let file = File::create(path).map_err(io_err)?;
-        let sync = file.try_clone().map_err(io_err)?;
+        // Only a regular file is synced: `fsync` of a device or a FIFO
+        // (`--out /dev/null`) fails with EINVAL.
+        let regular = file.metadata().map_err(io_err)?.is_file();
+        let sync = if regular {
+            Some(file.try_clone().map_err(io_err)?)
+        } else {
+            None
+        };
         let mut w = Self::to_writer(&name, file)?;
-        w.file = Some(sync);
+        w.file = sync;
         Ok(w)
     }
 
@@ -92,9 +99,9 @@ impl PcapWriter {
         }
         let packet = PcapPacket::new(Duration::from_nanos(ts), len, data);
         self.inner.write_packet(&packet).map_err(|e| match e {
-            pcap_file::PcapError::IoError(source) => PcapError::Io {
+            pcap_file::PcapError::IoError(error) => PcapError::Io {
                 path: self.path.clone(),
-                source,
+                error,
             },
             other => refuse(other.to_string()),
         })?;
@@ -114,10 +121,10 @@ impl PcapWriter {
         let mut out = inner.into_writer();
         out.flush().map_err(|e| PcapError::Io {
             path: path.clone(),
-            source: e,
+            error: e,
         })?;
         if let Some(f) = file {
-            f.sync_data().map_err(|e| PcapError::Io { path, source: e })?;
+            f.sync_data().map_err(|e| PcapError::Io { path, error: e })?;
         }
         Ok(packets)
     }

@@ -59,6 +59,14 @@ impl DpdkOptions {
         desc + w * per_worker + rings
     }
 
+    /// The pool size `mbufs = 0` stands for: [`DpdkOptions::mbufs_needed`]
+    /// rounded up to a power of two minus one (DPDK's best pool size), at
+    /// least the default 16383.
+    pub fn auto_mbufs(&self) -> u64 {
+        const MIN: u64 = 16383;
+        (self.mbufs_needed() + 1).next_power_of_two().saturating_sub(1).max(MIN)
+    }
+
     /// Checks what `open` cannot leave to DPDK; the error says why.
     pub fn validate(&self) -> Result<(), String> {
         let bad = |m: String| Err(m);
@@ -86,5 +94,38 @@ impl DpdkOptions {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_automatic_pool_grows_with_the_workers() {
+        let with = |workers| DpdkOptions {
+            workers,
+            ..DpdkOptions::default()
+        };
+        // One or two workers fit the historical default.
+        assert_eq!(with(1).auto_mbufs(), 16383);
+        assert_eq!(with(2).auto_mbufs(), 16383);
+        for w in [3, 4, 16, 64] {
+            let o = with(w);
+            let auto = o.auto_mbufs();
+            assert!(auto >= o.mbufs_needed(), "{w} workers: {auto}");
+            assert!((auto + 1).is_power_of_two(), "{auto}");
+            let sized = DpdkOptions {
+                outside: "a".into(),
+                inside: "b".into(),
+                mbufs: u32::try_from(auto).unwrap(),
+                ..o
+            };
+            assert_eq!(sized.validate(), Ok(()));
+        }
+        // 3 workers: 2 x 3 x 2048 descriptors, 3 x (384 + 3 x 512) in
+        // caches and bursts, 3 x 2 x 1024 in steering rings.
+        assert_eq!(with(3).mbufs_needed(), 12288 + 5760 + 6144);
+        assert_eq!(with(3).auto_mbufs(), 32767);
     }
 }

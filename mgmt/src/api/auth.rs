@@ -24,8 +24,6 @@ pub const TOKEN_ENV: &str = "MOAT_API_TOKEN";
 /// File of the generated token, under `[node] state_dir`.
 pub const GENERATED_FILE: &str = "api.token";
 
-const MIN_LEN: usize = 16;
-
 /// The token requests must carry.
 #[derive(Clone)]
 pub struct Token(Vec<u8>);
@@ -55,16 +53,8 @@ impl core::fmt::Display for TokenSource {
 }
 
 fn checked(t: &str, from: &str) -> anyhow::Result<Token> {
-    let t = t.trim();
-    anyhow::ensure!(
-        t.len() >= MIN_LEN,
-        "{from}: the API token has {} characters, need at least {MIN_LEN}",
-        t.len()
-    );
-    anyhow::ensure!(
-        t.bytes().all(|b| b.is_ascii_graphic()),
-        "{from}: the API token must be printable ASCII without spaces (it travels in a header)"
-    );
+    // The rule lives in config, where `moat check` applies it too.
+    let t = crate::config::api_token(t).map_err(|r| anyhow::anyhow!("{from}: {r}"))?;
     Ok(Token(t.as_bytes().to_vec()))
 }
 
@@ -72,7 +62,7 @@ fn checked(t: &str, from: &str) -> anyhow::Result<Token> {
 /// will listen on. `env`: the value of [`TOKEN_ENV`], if set.
 pub fn load(cfg: &Config, listen: SocketAddr, env: Option<String>) -> anyhow::Result<(Token, TokenSource)> {
     if let Some(p) = cfg.token_file() {
-        let t = std::fs::read_to_string(&p).with_context(|| format!("mgmt.token_file {}", p.display()))?;
+        let t = crate::config::read_token_file(&p).map_err(anyhow::Error::msg)?;
         return Ok((
             checked(&t, &format!("mgmt.token_file {}", p.display()))?,
             TokenSource::File(p),

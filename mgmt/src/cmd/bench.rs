@@ -19,33 +19,34 @@ use crate::node::{self, Node};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Largest number of workers; every count from 1 to this is measured
-    /// (or only the counts given with --worker-counts).
-    #[arg(long, default_value_t = 1)]
+    /// Largest number of workers (1 to 256); every count from 1 to this is
+    /// measured (or only the counts given with --worker-counts).
+    #[arg(long, default_value_t = 1, value_parser = workers())]
     pub workers: u32,
-    /// Explicit worker counts, e.g. `1,2,4,8,14`.
-    #[arg(long, value_delimiter = ',')]
+    /// Explicit worker counts, each 1 to 256, e.g. `1,2,4,8,14`.
+    #[arg(long, value_delimiter = ',', value_parser = workers())]
     pub worker_counts: Vec<u32>,
     /// Seconds measured per run (after a half-second warm-up).
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = crate::cli::seconds)]
     pub seconds: f64,
     /// `all`, or one of `syn-flood`, `ack-flood`, `clean`.
     #[arg(long, default_value = "all")]
     pub workload: String,
-    /// Packets per burst.
-    #[arg(long, default_value_t = 32)]
+    /// Packets per burst, 1 to 512.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=512))]
     pub burst: u32,
-    /// Template frames replayed per worker.
-    #[arg(long, default_value_t = 4096)]
-    pub templates: usize,
+    /// Template frames replayed per worker, 16 to 1048576.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    pub templates: u64,
     /// Instead of a time: each worker handles exactly this many packets
     /// (no warm-up), for instruction counts under callgrind, which are
     /// repeatable where wall-clock figures are not (`benches/callgrind.sh`).
     #[arg(long)]
     pub packets: Option<u64>,
     /// Entries per worker in each of the flow, verified-source and source
-    /// tables (the config's default).
-    #[arg(long, default_value_t = 65536)]
+    /// tables (the config's default), 1024 to 2^24.
+    #[arg(long, default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(1024..=crate::config::MAX_TABLE_SIZE as i64))]
     pub table_size: u32,
     /// Measure nothing: write each workload's frames (`--templates` of
     /// them) and a config for the DPDK backend on `net_pcap` virtual
@@ -53,10 +54,15 @@ pub struct BenchArgs {
     #[arg(long)]
     pub export_dpdk: Option<std::path::PathBuf>,
     /// Workers sample one packet in this many, as `[mgmt] sample_every`
-    /// (0: off); the main thread drains the queues as the detection
-    /// thread would.
-    #[arg(long, default_value_t = 64)]
+    /// (0: off, at most 2^24); the main thread drains the queues as the
+    /// detection thread would.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=1 << 24))]
     pub sample_every: u32,
+}
+
+/// The parser of worker counts: 1 to 256.
+fn workers() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=i64::from(crate::cli::MAX_WORKERS))
 }
 
 /// Peak resident set size of this process, KiB (`VmHWM`), if readable.
@@ -120,11 +126,13 @@ fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config>
     let d = &mut cfg.dataplane;
     d.idle_sleep_us = 0;
     d.workers = workers;
-    d.burst = args.burst.clamp(1, 512);
+    d.burst = args.burst;
     d.flow_table_size = args.table_size;
     d.verified_table_size = args.table_size;
     d.source_table_size = args.table_size;
     cfg.mgmt.sample_every = args.sample_every;
+    let cfg = cfg.revalidated()?;
+    cfg.memory_gate()?;
     Ok(cfg)
 }
 
@@ -144,7 +152,7 @@ pub fn measure(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Me
     let macs = ([0x02, 0, 0, 0, 0, 0xfe], cfg.outside.mac_or_default());
     let frames: std::sync::Arc<[Vec<u8>]> = templates(
         w,
-        args.templates.max(16),
+        args.templates as usize,
         core::net::Ipv4Addr::new(203, 0, 113, 10),
         macs,
         7,
@@ -228,7 +236,7 @@ pub fn export_dpdk(workloads: &[Workload], args: &BenchArgs, dir: &std::path::Pa
         let macs = ([0x02, 0, 0, 0, 0, 0xfe], cfg.outside.mac_or_default());
         let frames = templates(
             w,
-            args.templates.max(16),
+            args.templates as usize,
             core::net::Ipv4Addr::new(203, 0, 113, 10),
             macs,
             7,

@@ -1,34 +1,45 @@
-//! `moat check --config FILE`: validates a config file and builds its policy
-//! without starting anything, so that a bad file is caught before a deploy.
+//! `moat check --config FILE`: validates a config file, builds its policy
+//! and runs `moat run`'s start-up gates ([`Config::startup_gates`]: the
+//! backend built in, the API token, the state folder, the workers' memory)
+//! and its overlay of API changes (`<state_dir>/changes.json`, read only)
+//! without starting anything, so that a bad file is caught before a
+//! deploy: `check` refuses exactly what `run` would.
 //!
-//! Contract: on success prints one line, `FILE: ok (...)`, and returns
-//! `Ok`; on failure returns the [`ConfigError`] (`file:line:col: key:
-//! reason`), which the binary prints and maps to exit code 2.
+//! Contract: on success prints a first line `FILE: ok (...)`, then the
+//! workers' memory, where the API token comes from and the API overlay
+//! `run` will apply, and returns `Ok`; on failure returns the
+//! [`ConfigError`] (`file:line:col: key: reason`), which the binary prints
+//! and maps to exit code 2. Nothing is written, created or locked.
 
 use std::path::PathBuf;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Overlay};
+use crate::control::{Changes, CHANGES_FILE};
 
 /// Arguments of `moat check`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
     /// The config file to check.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
 }
 
 /// Loads and validates the file, builds its policy, prints the summary.
 pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
-    println!("{}", check(args)?);
-    Ok(())
+    let text = check(args)?;
+    super::output::print_stdout(&format!("{text}\n"))
 }
 
-/// The summary line of a sound config, or why it is not.
+/// The summary of a sound config (first line `FILE: ok (...)`), or why it
+/// is not.
 pub fn check(args: &CheckArgs) -> Result<String, ConfigError> {
     let cfg = Config::load(&args.config)?;
     let policy = cfg.policy()?;
+    let env = std::env::var(crate::api::auth::TOKEN_ENV).ok();
+    let gates = cfg.startup_gates(env.as_deref())?;
+    let overlay = overlay(&cfg)?;
     let fingerprints = cfg.fingerprints.deny_tcp.len() + cfg.fingerprints.deny_udp.len();
-    Ok(format!(
+    let mut out = format!(
         "{}: ok ({} services, {} origins, {} ACL rules, {} fingerprint rules, backend {}, {} workers, {})",
         args.config.display(),
         policy.services.len(),
@@ -38,5 +49,43 @@ pub fn check(args: &CheckArgs) -> Result<String, ConfigError> {
         cfg.dataplane.backend.as_str(),
         cfg.dataplane.workers,
         cfg.secret_source(),
-    ))
+    );
+    out.push_str(&format!("\n  {}", gates.memory));
+    if cfg.dataplane.backend == crate::config::Backend::Dpdk {
+        let o = cfg.dataplane.dpdk_options(String::new(), String::new());
+        out.push_str(&format!(
+            "\n  DPDK: {} mbufs per pool ({} needed at once)",
+            o.mbufs,
+            o.mbufs_needed()
+        ));
+    }
+    match &gates.token {
+        Some(t) => out.push_str(&format!("\n  API on {} ({t})", cfg.mgmt.listen)),
+        None => out.push_str("\n  API: off (mgmt.enabled = false)"),
+    }
+    out.push_str(&format!("\n  {overlay}"));
+    Ok(out)
+}
+
+/// The API changes `run` would apply over `cfg` (as `Control::load` does,
+/// reading only: no folder is created, no lock taken), checked the same
+/// way: changes that no longer fit the file are refused.
+fn overlay(cfg: &Config) -> Result<Overlay, ConfigError> {
+    let path = cfg.state_dir().join(CHANGES_FILE);
+    let at_state = |reason: String| {
+        let mut e = ConfigError::at("node.state_dir", reason);
+        e.file = cfg.label().to_string();
+        e
+    };
+    let present = path.exists();
+    let changes = Changes::load(&path).map_err(|e| at_state(format!("{e:#}")))?;
+    let effective = changes.apply(cfg).and_then(|c| c.policy().map(|_| c)).map_err(|e| {
+        at_state(format!(
+            "{}: runtime changes over the config: {}: {}",
+            path.display(),
+            e.key,
+            e.reason
+        ))
+    })?;
+    Ok(Overlay::between(path, present, cfg, &effective))
 }

@@ -70,14 +70,14 @@ value = "47414d45"
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Workers (one per core).
-    #[arg(long, default_value_t = 1)]
+    /// Workers, one per core: 1 to 256.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::cli::MAX_WORKERS)))]
     pub workers: u32,
-    /// Packets per second per worker (0: as fast as the generator goes).
-    #[arg(long, default_value_t = 0)]
+    /// Packets per second per worker, at most 1000000 (0: as fast as the generator goes).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=crate::config::MAX_MEMORY_PPS))]
     pub pps: u64,
     /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::seconds)]
     pub duration: Option<f64>,
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
@@ -92,16 +92,18 @@ pub struct DemoArgs {
     pub api: Option<std::net::SocketAddr>,
 }
 
-/// The demo node's config with the command line's settings.
+/// The demo node's config with the command line's settings, validated
+/// again as a file would be (so that a bad setting is named as the flag's
+/// key, `dataplane.workers: ...`, rather than found later).
 pub fn demo_config(args: &DemoArgs) -> anyhow::Result<Config> {
     let mut cfg = Config::from_toml_str(DEMO_CONFIG, "demo config", std::path::Path::new("."))?;
-    cfg.dataplane.workers = args.workers.clamp(1, 256);
+    cfg.dataplane.workers = args.workers;
     let m = &mut cfg.dataplane.memory;
     m.pps = args.pps;
     m.seed = args.seed;
     m.mix.clone_from(&args.mix);
     dataplane::gen::parse_mix(&m.mix).map_err(anyhow::Error::msg)?;
-    Ok(cfg)
+    Ok(cfg.revalidated()?)
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {

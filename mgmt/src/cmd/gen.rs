@@ -15,6 +15,14 @@ use classifier::time::SECOND;
 use dataplane::gen::{parse_mix, GenConfig, Generator, Profile};
 use dataplane::pcap::{create_output, STDIO};
 
+/// Largest `--pps`: the generator queues every packet of an event when
+/// the event starts (a web session's packets span about a second), so the
+/// packets it holds grow with the rate: about a second's worth of
+/// legitimate sessions. Above one event per nanosecond it never stopped
+/// growing. The same bound as the memory backend's `pps`
+/// ([`crate::config::MAX_MEMORY_PPS`]).
+pub const MAX_PPS: u64 = crate::config::MAX_MEMORY_PPS;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct GenArgs {
     /// A profile name (legit, syn-flood, ack-flood, rst-flood, udp-flood,
@@ -28,21 +36,27 @@ pub struct GenArgs {
     /// Packets to write.
     #[arg(long, default_value_t = 100_000)]
     pub count: u64,
+    /// Random seed: the same seed and arguments write the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The protected service's IPv4 address (the traffic's destination).
     #[arg(long, default_value = "203.0.113.10")]
     pub vip: Ipv4Addr,
+    /// The protected service's IPv6 address.
     #[arg(long, default_value = "2001:db8::10")]
     pub vip6: Ipv6Addr,
     /// Share of IPv6 flows/packets, 0 to 1.
     #[arg(long, default_value_t = 0.1)]
     pub ipv6_share: f64,
+    /// The service's TCP port (web clients, SYN and ACK floods).
     #[arg(long, default_value_t = 80)]
     pub tcp_port: u16,
+    /// The service's UDP port (game clients, UDP floods).
     #[arg(long, default_value_t = 7777)]
     pub udp_port: u16,
-    /// New flows/packets per second (the spacing of events).
-    #[arg(long, default_value_t = 100_000)]
+    /// New flows/packets per second (the spacing of events), 1 to 1000000
+    /// (the generator keeps about a second of traffic in memory).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=MAX_PPS))]
     pub pps: u64,
     /// Capture start, Unix seconds (default 2026-01-01T00:00:00Z).
     #[arg(long)]
@@ -68,8 +82,8 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
     if !(0.0..=1.0).contains(&args.ipv6_share) {
         bail!("--ipv6-share {} is not between 0 and 1", args.ipv6_share);
     }
-    if args.pps == 0 {
-        bail!("--pps must be at least 1");
+    if !(1..=MAX_PPS).contains(&args.pps) {
+        bail!("--pps {} is not between 1 and {MAX_PPS}", args.pps);
     }
     let syn_auth = SynAuth::from_name(&args.syn_auth).with_context(|| {
         format!(
@@ -114,6 +128,9 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
 /// Writes the capture and returns the packets written per profile.
 pub fn generate(args: &GenArgs) -> anyhow::Result<[u64; Profile::ALL.len()]> {
     let cfg = config(args)?;
+    if args.out.as_os_str() == STDIO {
+        super::output::stdout_usable("--out")?;
+    }
     let mut out = create_output(&args.out)?;
     let mut counts = [0u64; Profile::ALL.len()];
     for p in Generator::new(cfg) {
@@ -137,10 +154,10 @@ pub fn run(args: &GenArgs) -> anyhow::Result<()> {
     }
     if args.out.as_os_str() == STDIO {
         eprint!("{summary}");
+        Ok(())
     } else {
-        print!("{summary}");
+        super::output::print_stdout(&summary)
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -185,7 +202,11 @@ mod tests {
         assert!(e(&["--profile", "bogus"]).contains("unknown profile"));
         assert!(e(&["--profile", "legit", "--mix", "frag=1"]).contains("--mix needs --profile mix"));
         assert!(e(&["--ipv6-share", "1.5"]).contains("not between 0 and 1"));
-        assert!(e(&["--pps", "0"]).contains("at least 1"));
+        let mut zero = args(&[]);
+        zero.pps = 0;
+        assert!(format!("{:#}", config(&zero).unwrap_err()).contains("--pps 0 is not between 1 and 1000000"));
+        assert!(Cli::try_parse_from(["moat", "--out", "x", "--pps", "1000000000000000000"]).is_err());
+        assert!(Cli::try_parse_from(["moat", "--out", "x", "--pps", "0"]).is_err());
         assert!(e(&["--syn-auth", "maybe"]).contains("expected challenge-ack"));
         assert!(e(&["--secret-file", "/nonexistent/secret"]).contains("--secret-file /nonexistent/secret"));
         assert!(e(&["--start", "99999999999"]).contains("after 2106"));

@@ -5,5 +5,6 @@ pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod gen;
+pub mod output;
 pub mod run;
 pub mod scrub;

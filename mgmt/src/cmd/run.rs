@@ -15,13 +15,13 @@ pub use crate::lifecycle::{memory_source, start_node as start};
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// Config file.
-    #[arg(long)]
+    #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
     /// Write the counters as JSON to this file every second and at exit.
     #[arg(long)]
     pub stats: Option<PathBuf>,
     /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::cli::seconds)]
     pub duration: Option<f64>,
     /// Print a line of live figures every second.
     #[arg(long)]
@@ -30,6 +30,9 @@ pub struct RunArgs {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let cfg = Config::load(&args.config)?;
+    // The gates `moat check` runs too: nothing past them is refused for a
+    // reason `check` would not have named.
+    cfg.startup_gates(std::env::var(crate::api::auth::TOKEN_ENV).ok().as_deref())?;
     let opts = Options::of_config(&cfg, &args.config);
     let mut running = Running::start(cfg, opts)?;
     let mut prev = running.node.snapshot();

@@ -13,13 +13,14 @@ use classifier::synauth::flags;
 use dataplane::pcap::{create_output, open_input, STDIO};
 use dataplane::pipeline::{Action, Pipeline};
 
+use super::output::{same_file, stdout_usable};
 use crate::config::Config;
 use crate::scrub_report::{Collector, Fp, Report};
 
 #[derive(clap::Args, Debug)]
 pub struct ScrubArgs {
     /// Config file (services, origins, rules, cookie secret).
-    #[arg(long)]
+    #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
     /// Capture to scrub (pcap or pcapng, Ethernet; `-`: standard input).
     #[arg(long = "in")]
@@ -133,7 +134,43 @@ pub fn scrub(cfg: &Config, input: &Path, out: &Path, replies: Option<&Path>) -> 
     Ok(scrubber.report(&name))
 }
 
+/// Refuses outputs that would overwrite the input capture (each output is
+/// truncated when it is created, before the input is read) or one
+/// another. Devices (`/dev/null`) may be named more than once.
+fn distinct_files(args: &ScrubArgs) -> anyhow::Result<()> {
+    let mut outputs: Vec<(&str, &Path)> = Vec::new();
+    for (flag, p) in [
+        ("--out", Some(args.out.as_path())),
+        ("--replies", args.replies.as_deref()),
+        ("--report", args.report.as_deref()),
+    ] {
+        match p {
+            Some(p) if p.as_os_str() == STDIO => stdout_usable(flag)?,
+            Some(p) => outputs.push((flag, p)),
+            None => {}
+        }
+    }
+    let regular = |p: &Path| std::fs::metadata(p).map_or(true, |m| m.is_file());
+    let same = |a: &Path, b: &Path| regular(a) && (a == b || same_file(a, b));
+    for (flag, p) in &outputs {
+        if args.input.as_os_str() != STDIO && same(p, &args.input) {
+            anyhow::bail!(
+                "{flag} {} is the input capture (--in {}): writing it would destroy it before it is read",
+                p.display(),
+                args.input.display()
+            );
+        }
+    }
+    for (i, (fa, a)) in outputs.iter().enumerate() {
+        if let Some((fb, _)) = outputs[i + 1..].iter().find(|(_, b)| same(a, b)) {
+            anyhow::bail!("{fa} and {fb} name the same file ({}): give each its own", a.display());
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: &ScrubArgs) -> anyhow::Result<()> {
+    distinct_files(args)?;
     let cfg = Config::load(&args.config)?;
     let report = scrub(&cfg, &args.input, &args.out, args.replies.as_deref())?;
     if let Some(path) = &args.report {
@@ -146,7 +183,7 @@ pub fn run(args: &ScrubArgs) -> anyhow::Result<()> {
         if stdout_is_capture {
             eprint!("{}", report.summary());
         } else {
-            print!("{}", report.summary());
+            super::output::print_stdout(&report.summary())?;
         }
     }
     Ok(())

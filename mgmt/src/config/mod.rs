@@ -22,6 +22,8 @@
 //! `locate` the mapping between byte spans, key paths and lines.
 
 pub mod detect;
+mod files;
+mod gates;
 mod locate;
 mod policy;
 mod validate;
@@ -34,7 +36,10 @@ use classifier::policy::{FragPolicy, SynAuth};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
+pub use files::{read_small_file, SMALL_FILE_MAX};
+pub use gates::{api_token, read_token_file, Gates, Overlay, TableMemory, API_TOKEN_MIN_LEN};
 pub use policy::{secrets_at, secrets_from_file, SecretSource};
+pub use validate::{MAX_MEMORY_PPS, MAX_TABLE_SIZE};
 pub use values::{mac_default, Cidr, HexBytes, IfaceAddr, Mac, PortSpec, Proto, TcpRuleText, UdpRuleText};
 
 /// A refused config: which file (and where in it), which key, and why.
@@ -191,7 +196,9 @@ pub struct DpdkConfig {
     /// EAL arguments, e.g. `["--no-huge", "-m", "512", "--no-pci"]`.
     pub eal_args: Vec<String>,
     /// Mbufs per mempool (one pool per NUMA socket of the ports); best a
-    /// power of two minus one.
+    /// power of two minus one. 0 (the default): what the workers can hold
+    /// at once, rounded up to a power of two minus one, at least 16383
+    /// ([`dataplane::port::dpdk_options::DpdkOptions::auto_mbufs`]).
     pub mbufs: u32,
     /// Per-lcore mempool cache, 0..=512.
     pub mbuf_cache: u32,
@@ -210,7 +217,7 @@ impl DataplaneConfig {
     /// names).
     pub fn dpdk_options(&self, outside: String, inside: String) -> dataplane::port::dpdk_options::DpdkOptions {
         let p = &self.dpdk;
-        dataplane::port::dpdk_options::DpdkOptions {
+        let mut o = dataplane::port::dpdk_options::DpdkOptions {
             eal_args: p.eal_args.clone(),
             outside,
             inside,
@@ -221,7 +228,12 @@ impl DataplaneConfig {
             tx_desc: p.tx_desc,
             steer_ring: p.steer_ring as usize,
             link_wait: std::time::Duration::from_millis(p.link_wait_ms.into()),
+        };
+        if o.mbufs == 0 {
+            // Validation refused an automatic size over 2^26.
+            o.mbufs = u32::try_from(o.auto_mbufs()).unwrap_or(u32::MAX);
         }
+        o
     }
 }
 
@@ -229,7 +241,7 @@ impl Default for DpdkConfig {
     fn default() -> Self {
         DpdkConfig {
             eal_args: Vec::new(),
-            mbufs: 16383,
+            mbufs: 0,
             mbuf_cache: 256,
             rx_desc: 1024,
             tx_desc: 1024,
@@ -574,10 +586,10 @@ impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let label = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = files::read_config_text(path).map_err(|reason| ConfigError {
             file: label.clone(),
             key: String::new(),
-            reason: io_reason(&e),
+            reason,
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         Config::from_toml_str(&text, &label, base)
@@ -629,7 +641,7 @@ impl Config {
     /// Per-worker table capacities.
     pub fn state_config(&self) -> TableSizes {
         // u32 -> usize cannot truncate on the 32- and 64-bit targets Moat
-        // builds for; validation caps the sizes at 2^26 anyway.
+        // builds for; validation caps the sizes at 2^24 anyway.
         let n = |v: u32| usize::try_from(v).unwrap_or(usize::MAX);
         TableSizes {
             flows: n(self.dataplane.flow_table_size),
@@ -669,6 +681,11 @@ impl Config {
     /// `p` made absolute against the config file's folder.
     pub fn resolve(&self, p: &Path) -> PathBuf {
         self.base_dir.join(p)
+    }
+
+    /// How errors name the config's file.
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// The state directory, resolved.

@@ -20,7 +20,7 @@ use classifier::time::SECOND;
 use classifier::Policy;
 
 use super::values::Proto;
-use super::{io_reason, Config, ConfigError, ServiceConfig};
+use super::{Config, ConfigError, ServiceConfig};
 
 /// Least secret material accepted in a cookie secret file: 16 bytes, the
 /// size of the SipHash key derived from it.
@@ -55,7 +55,7 @@ pub fn secrets_from_file(path: &Path) -> Result<CookieSecrets, String> {
 /// written by `echo` and one written by `printf` give the same key on every
 /// node.
 pub(super) fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("secret file {}: {}", path.display(), io_reason(&e)))?;
+    let bytes = super::files::read_small_file(path, "secret file")?;
     let material = bytes.trim_ascii();
     if material.len() < MIN_SECRET_LEN {
         return Err(format!(

@@ -25,6 +25,24 @@ type Res<T = ()> = Result<T, ConfigError>;
 /// Largest UDP payload in an IPv4 datagram: 65535 - 20 (IP) - 8 (UDP).
 const MAX_UDP_PAYLOAD: usize = 65507;
 
+/// Largest table (entries per worker): 2^24 entries take 1 to 2 GiB per
+/// table and worker; `moat check` and `run` also refuse tables that, over
+/// all workers, exceed the machine's available memory.
+pub const MAX_TABLE_SIZE: u64 = 1 << 24;
+
+/// Largest node-wide packet rate a key takes: 10 Gpps, above any NIC.
+const MAX_NODE_PPS: u64 = 10_000_000_000;
+
+/// Largest `[dataplane.memory] pps` (per worker): the generator's
+/// flat-out rate (`pps = 0`). Its queue holds about a second of traffic.
+pub const MAX_MEMORY_PPS: u64 = 1_000_000;
+
+/// Largest duration a key takes (attack phases, cookie rotation): a year.
+const MAX_SECS: u64 = 366 * 86_400;
+
+/// Largest DPDK mempool (mbufs).
+const MAX_MBUFS: u64 = 1 << 26;
+
 /// Checks `f`; relative paths are resolved against `base`.
 pub(super) fn validate(f: &ConfigFile, base: &Path) -> Res<(PortConfig, PortConfig)> {
     node(&f.node, base)?;
@@ -81,6 +99,7 @@ fn node(n: &NodeConfig, base: &Path) -> Res {
     if n.state_dir.as_os_str().is_empty() {
         return Err(ConfigError::at("node.state_dir", "empty path"));
     }
+    range("node.cookie_rotate_secs", n.cookie_rotate_secs.into(), 0, MAX_SECS)?;
     if let Some(p) = &n.cookie_secret_file {
         super::policy::read_secret(&base.join(p)).map_err(|r| ConfigError::at("node.cookie_secret_file", r))?;
     }
@@ -95,35 +114,18 @@ fn dataplane(d: &DataplaneConfig) -> Res {
         ("dataplane.verified_table_size", d.verified_table_size),
         ("dataplane.source_table_size", d.source_table_size),
     ] {
-        range(key, v.into(), 1024, 1 << 26)?;
+        range(key, v.into(), 1024, MAX_TABLE_SIZE)?;
     }
     range("dataplane.verified_ttl_secs", d.verified_ttl_secs.into(), 1, 86_400)?;
     range("dataplane.flow_idle_secs", d.flow_idle_secs.into(), 1, 86_400)?;
+    range("dataplane.idle_spins", d.idle_spins.into(), 0, 10_000_000)?;
     range("dataplane.idle_sleep_us", d.idle_sleep_us.into(), 0, 100_000)?;
-    let cores = core_affinity::get_core_ids().map_or(0, |c| c.len());
-    for (i, c) in d.cores.iter().enumerate() {
-        if cores > 0
-            && !core_affinity::get_core_ids()
-                .unwrap_or_default()
-                .iter()
-                .any(|id| id.id == *c)
-        {
-            return Err(ConfigError::at(
-                format!("dataplane.cores[{i}]"),
-                format!("core {c} is not available to this process ({cores} cores)"),
-            ));
-        }
-    }
-    let a = &d.af_packet;
-    if !a.block_size.is_power_of_two() || !(1 << 14..=1 << 26).contains(&a.block_size) {
-        return Err(ConfigError::at(
-            "dataplane.af_packet.block_size",
-            format!("{}: a power of two from 16384 to 2^26", a.block_size),
-        ));
-    }
-    range("dataplane.af_packet.block_count", a.block_count.into(), 2, 4096)?;
-    range("dataplane.af_packet.retire_ms", a.retire_ms.into(), 0, 1000)?;
+    range("dataplane.global_pps", d.global_pps, 0, MAX_NODE_PPS)?;
+    range("dataplane.icmp_too_big_pps", d.icmp_too_big_pps, 0, 1_000_000)?;
+    cores(d)?;
+    af_packet(&d.af_packet)?;
     dpdk(d)?;
+    memory(&d.memory)?;
     if d.backend == super::Backend::Pcap && d.workers != 1 {
         return Err(ConfigError::at(
             "dataplane.workers",
@@ -140,6 +142,75 @@ fn dataplane(d: &DataplaneConfig) -> Res {
     Ok(())
 }
 
+/// `cores`: one distinct core per worker, each available to this process.
+fn cores(d: &DataplaneConfig) -> Res {
+    let available = core_affinity::get_core_ids().unwrap_or_default();
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    for (i, &c) in d.cores.iter().enumerate() {
+        if let Some(j) = seen.insert(c, i) {
+            return Err(ConfigError::at(
+                format!("dataplane.cores[{i}]"),
+                format!("core {c} is listed twice (also dataplane.cores[{j}]): one core per worker"),
+            ));
+        }
+        if !available.is_empty() && !available.iter().any(|id| id.id == c) {
+            return Err(ConfigError::at(
+                format!("dataplane.cores[{i}]"),
+                format!("core {c} is not available to this process ({} cores)", available.len()),
+            ));
+        }
+    }
+    if !d.cores.is_empty() && d.cores.len() < d.workers as usize {
+        return Err(ConfigError::at(
+            "dataplane.cores",
+            format!(
+                "{} core(s) for {} workers: list one core per worker (or none: cores are then chosen)",
+                d.cores.len(),
+                d.workers
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn af_packet(a: &super::AfPacketOptions) -> Res {
+    if !a.block_size.is_power_of_two() || !(1 << 14..=1 << 26).contains(&a.block_size) {
+        return Err(ConfigError::at(
+            "dataplane.af_packet.block_size",
+            format!("{}: a power of two from 16384 to 2^26", a.block_size),
+        ));
+    }
+    range("dataplane.af_packet.block_count", a.block_count.into(), 2, 4096)?;
+    // The kernel takes a ring's size in a 32-bit field.
+    let ring = u64::from(a.block_size) * u64::from(a.block_count);
+    if ring > u64::from(u32::MAX) {
+        return Err(ConfigError::at(
+            "dataplane.af_packet.block_count",
+            format!(
+                "{} blocks of {} bytes make a ring of {ring} bytes; a ring is at most 4 GiB",
+                a.block_count, a.block_size
+            ),
+        ));
+    }
+    range("dataplane.af_packet.retire_ms", a.retire_ms.into(), 0, 1000)
+}
+
+/// `[dataplane.memory]`: the generator keeps about a second of its
+/// traffic queued, so its rate bounds its memory.
+fn memory(m: &super::MemoryOptions) -> Res {
+    range("dataplane.memory.pps", m.pps, 0, MAX_MEMORY_PPS)?;
+    range(
+        "dataplane.memory.attack_after_secs",
+        m.attack_after_secs.into(),
+        0,
+        MAX_SECS,
+    )?;
+    range("dataplane.memory.attack_secs", m.attack_secs.into(), 0, MAX_SECS)
+}
+
+/// DPDK's queues and buffers. Every backend has its ranges checked; the
+/// mbufs the workers need only matter to (and are only checked for)
+/// `backend = "dpdk"`.
 fn dpdk(d: &DataplaneConfig) -> Res {
     let p = &d.dpdk;
     range("dataplane.dpdk.mbuf_cache", p.mbuf_cache.into(), 0, 512)?;
@@ -151,15 +222,31 @@ fn dpdk(d: &DataplaneConfig) -> Res {
     }
     range("dataplane.dpdk.steer_ring", p.steer_ring.into(), 64, 1 << 20)?;
     range("dataplane.dpdk.link_wait_ms", p.link_wait_ms.into(), 0, 60_000)?;
-    range("dataplane.dpdk.mbufs", p.mbufs.into(), 1023, 1 << 26)?;
-    let need = d.dpdk_options(String::new(), String::new()).mbufs_needed();
-    if u64::from(p.mbufs) < need {
+    if p.mbufs != 0 {
+        range("dataplane.dpdk.mbufs", p.mbufs.into(), 1023, MAX_MBUFS)?;
+    }
+    if d.backend != super::Backend::Dpdk {
+        return Ok(());
+    }
+    let opts = d.dpdk_options(String::new(), String::new());
+    let need = opts.mbufs_needed();
+    let what = format!(
+        "{} worker(s) can hold {need} mbufs at once \
+         (2 ports x workers x (rx_desc + tx_desc), plus caches, bursts and workers x (workers - 1) steering rings)",
+        d.workers
+    );
+    if p.mbufs == 0 && opts.auto_mbufs() > MAX_MBUFS {
+        return Err(ConfigError::at(
+            "dataplane.dpdk.mbufs",
+            format!("{what}: more than a pool holds ({MAX_MBUFS}); lower steer_ring, rx_desc, tx_desc or workers"),
+        ));
+    }
+    if p.mbufs != 0 && u64::from(p.mbufs) < need {
         return Err(ConfigError::at(
             "dataplane.dpdk.mbufs",
             format!(
-                "{} is fewer than the {need} mbufs {} worker(s) can hold at once \
-                 (2 ports x workers x (rx_desc + tx_desc), plus caches, bursts and steering rings)",
-                p.mbufs, d.workers
+                "{} is fewer than needed: {what}; raise it, or leave it out (0) to size the pool for the workers",
+                p.mbufs
             ),
         ));
     }
