@@ -102,7 +102,7 @@ fn tshark_dissects_moat_gre_output_field_by_field() {
         &s(&report),
     ]);
     let passed = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&report).unwrap()).unwrap()
-        ["passed"]
+        ["passed_packets"]
         .as_u64()
         .unwrap();
     assert!(passed > 500, "only {passed} packets passed");
