@@ -52,9 +52,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Tools the test runs, looked up on `PATH` plus the sbin folders.
-const TOOLS: [&str; 13] = [
+/// Tools the test runs, looked up on `PATH`.
+const TOOLS: [&str; 14] = [
     "ip",
+    "sysctl",
     "ovsdb-tool",
     "ovsdb-server",
     "ovs-vswitchd",
@@ -529,7 +530,7 @@ fn live_scenarios(backend: Backend) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     if !can_run(
         &format!("live end-to-end test ({backend:?})"),
-        missing_prerequisite(&TOOLS, "openvswitch-switch hping3 curl ethtool iproute2 python3"),
+        missing_prerequisite(&TOOLS, "openvswitch-switch hping3 curl ethtool iproute2 procps python3"),
     ) {
         return;
     }
