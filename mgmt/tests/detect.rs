@@ -513,10 +513,11 @@ fn legit_only_traffic_proposes_nothing_and_names_no_flood() {
     assert_eq!(r.reports[0].types, ["volumetric"], "{:?}", r.reports[0]);
 }
 
-/// Each single-vector flood, with legitimate clients beside it, gets
-/// exactly its one type (before: a pure ACK flood was `ack_flood,
-/// syn_flood, rst_flood`, the legitimate clients' challenges and answers
-/// counted as floods).
+/// Each single-vector flood, a quarter of the packets beside legitimate
+/// clients, gets exactly its one type (before: a pure ACK flood was
+/// `ack_flood, syn_flood, rst_flood` and a SYN flood `syn_flood,
+/// rst_flood`, the legitimate clients' challenges and answers counted as
+/// floods).
 #[test]
 fn each_single_vector_flood_gets_its_one_type() {
     for (profile, want) in [
@@ -528,7 +529,7 @@ fn each_single_vector_flood_gets_its_one_type() {
         (Profile::NtpReflection, "reflection"),
         (Profile::MemcachedReflection, "reflection"),
     ] {
-        let r = offline::run(&[(Profile::Legit, 40), (profile, 60)], 5);
+        let r = offline::run(&[(Profile::Legit, 75), (profile, 25)], 5);
         assert_eq!(r.reports.len(), 1, "{}", profile.name());
         assert_eq!(r.reports[0].types, [want], "{}: {:?}", profile.name(), r.reports[0]);
         if profile == Profile::SynFlood {
