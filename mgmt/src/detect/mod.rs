@@ -191,9 +191,7 @@ impl Attack {
                 .and_then(|e| e.syn_auth)
                 .is_some_and(|m| m != SynAuth::Off)
     }
-}
 
-impl Attack {
     fn second(&mut self, now: u64, f: &Figures, abnormal: bool) {
         self.builder.second(now, f);
         if abnormal {

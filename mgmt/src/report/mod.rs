@@ -100,7 +100,8 @@ impl Action {
 pub struct AttackReport {
     pub attack_uuid: String,
     pub service: String,
-    /// `ongoing` or `ended`.
+    /// `ongoing`, `ended`, or `interrupted` (the node stopped during it:
+    /// `end` is the stop).
     pub state: String,
     /// Unix seconds.
     pub start: u64,
