@@ -2,10 +2,13 @@
 //! namespace made by each test, the backend on one end, and on the other a
 //! plain AF_PACKET socket (or the kernel's own UDP) as an independent peer.
 //!
-//! Root only. Without root or `ip netns`, each test prints why and skips;
-//! with `MOAT_E2E=1` it fails instead. Every namespace is deleted on the way
+//! Root only, with `ip`, `sysctl` and `ethtool` on PATH. Without them or
+//! `ip netns`, each test prints why and skips; with `MOAT_E2E=1` it fails
+//! instead. Every namespace is deleted on the way
 //! out (a guard's Drop), traffic stays inside it, and every wait is bounded.
 #![cfg(target_os = "linux")]
+
+mod common;
 
 use dataplane::port::af_packet::{fanout, open, AfPacketConfig, AfPacketFrame, AfPacketQueues};
 use dataplane::port::{Burst, Csum, Frame, PortId, Queues, HEADROOM, MAX_BURST};
@@ -25,34 +28,14 @@ const PEER: [u8; 6] = [0x02, 0, 0, 0, 0, 0xbb];
 
 // ---------------------------------------------------------------- set-up
 
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let uid = status.lines().find_map(|l| l.strip_prefix("Uid:"));
-    uid.and_then(|u| u.split_whitespace().nth(1)) == Some("0")
-}
+/// The tools every test here runs: `ip` (namespaces, veths), `sysctl`
+/// (inside the namespace) and `ethtool` (veth offloads off).
+const TOOLS: [&str; 3] = ["ip", "sysctl", "ethtool"];
 
-/// True when the environment can run these tests; otherwise prints why
-/// (or panics under MOAT_E2E=1).
+/// True when the environment can run these tests (root, `ip netns`, the
+/// tools on PATH); otherwise prints why (or panics under MOAT_E2E=1).
 fn ready(test: &str) -> bool {
-    let why = if !is_root() {
-        Some("not root")
-    } else if !Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some("`ip netns` is unavailable")
-    } else {
-        None
-    };
-    match why {
-        None => true,
-        Some(why) if std::env::var("MOAT_E2E").as_deref() == Ok("1") => panic!("{test}: MOAT_E2E=1 but {why}"),
-        Some(why) => {
-            eprintln!("SKIPPED af_packet::{test}: {why} (set MOAT_E2E=1 to fail instead)");
-            false
-        }
-    }
+    common::require_netns(&format!("af_packet::{test}"), &TOOLS, "iproute2 procps ethtool")
 }
 
 fn sh(args: &[&str]) {

@@ -8,6 +8,8 @@
 //! under `MOAT_E2E=1`.
 #![cfg(feature = "dpdk")]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -38,23 +40,10 @@ fn frame(n: u8, len: usize) -> Vec<u8> {
     f
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
-}
-
 #[test]
 fn mbuf_frames_on_net_pcap() {
-    if !is_root() {
-        assert!(
-            std::env::var("MOAT_E2E").as_deref() != Ok("1"),
-            "MOAT_E2E=1 but not root: DPDK's EAL needs root here"
-        );
-        eprintln!("SKIPPED dpdk_frames: not root (set MOAT_E2E=1 to fail instead)");
+    let not_root = (!common::is_root()).then(|| "not root (DPDK's EAL needs root here)".to_string());
+    if !common::can_run("dpdk_frames", not_root) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -228,12 +228,15 @@ impl Node {
             "mss_clamped": t.mss_clamped,
             "csum_completed": t.csum_completed,
             "arp_requests": t.arp_requests,
-            "passed": self.passed(&t).into_iter().map(|(s, n)| (s, json!(n))).collect::<serde_json::Map<_, _>>(),
+            "passed_packets": t.passed_total(),
+            "passed_by_service": self.passed(&t).into_iter().map(|(s, n)| (s, json!(n))).collect::<serde_json::Map<_, _>>(),
             "passed_bytes": t.passed_bytes,
             "services": self.services.iter().zip(&t.services).map(|(s, c)| (s.clone(), service_json(c))).collect::<serde_json::Map<_, _>>(),
             "samples": t.samples,
             "samples_dropped": t.samples_dropped,
-            "dropped": t.drops_by_reason().iter().map(|(r, n)| (r.as_str().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "dropped_packets": t.dropped_total(),
+            // Every reason, zeros included, as the API and `scrub` reports.
+            "drops_by_reason": classifier::DropReason::ALL.iter().map(|r| (r.as_str().to_string(), json!(t.dropped[*r as usize]))).collect::<serde_json::Map<_, _>>(),
             "ports": {"outside": port(PortId::Outside), "inside": port(PortId::Inside)},
             "neighbors": neighbors,
             "workers": per.iter().map(|w| json!({"rx_packets": w.rx_packets, "busy_polls": w.busy_polls, "idle_polls": w.idle_polls})).collect::<Vec<_>>(),
@@ -262,7 +265,7 @@ fn service_json(c: &dataplane::pipeline::ServiceCounters) -> Value {
         "udp": c.udp,
         "icmp": c.icmp,
         "other": c.other,
-        "dropped": c.dropped,
+        "dropped_packets": c.dropped,
     })
 }
 

@@ -1,9 +1,13 @@
-//! The report of an offline scrub: drop counts per reason, passes per
-//! service, top sources and top fingerprints of dropped or challenged
-//! packets, and the signature rules the heavy-hitter sketch proposes.
+//! The report of an offline scrub: packets in, passes per service, replies,
+//! drops per reason, top sources and top fingerprints of dropped or
+//! challenged packets, and the signature rules the heavy-hitter sketch
+//! proposes. Its keys are those of `--stats`, the REST API and attack
+//! reports (`rx_packets`, `passed_by_service`, `drops_by_reason`,
+//! `duration_secs`, top lists of [`TopSource`] and [`TopFingerprint`]).
 //! Memory is bounded whatever the capture: sources and fingerprints go
 //! through count-min + top-k sketches, never an unbounded map.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use classifier::fingerprint::{TcpFingerprint, UdpFingerprint};
@@ -11,6 +15,8 @@ use classifier::sketch::HeavyHitters;
 use classifier::DropReason;
 use dataplane::pipeline::Counters;
 use serde::Serialize;
+
+use crate::report::{attack_only, TopFingerprint, TopSource};
 
 /// Size of the top lists.
 const TOP: usize = 20;
@@ -30,7 +36,11 @@ pub enum Fp {
 #[derive(Debug)]
 pub struct Collector {
     sources: HeavyHitters<IpAddr>,
+    /// Fingerprints of dropped or challenged packets.
     fingerprints: HeavyHitters<Fp>,
+    /// Fingerprints of passed packets from verified sources (see
+    /// [`Collector::passed`]).
+    vouched: HeavyHitters<Fp>,
     pub first_ts: Option<u64>,
     pub last_ts: u64,
 }
@@ -40,6 +50,7 @@ impl Default for Collector {
         Collector {
             sources: HeavyHitters::new(TOP * 4, CM_WIDTH, CM_DEPTH),
             fingerprints: HeavyHitters::new(TOP * 4, CM_WIDTH, CM_DEPTH),
+            vouched: HeavyHitters::new(TOP * 4, CM_WIDTH, CM_DEPTH),
             first_ts: None,
             last_ts: 0,
         }
@@ -59,95 +70,97 @@ impl Collector {
             self.fingerprints.add(fp, 1);
         }
     }
-}
 
-#[derive(Debug, Serialize)]
-pub struct Count<T: Serialize> {
-    pub key: T,
-    pub packets: u64,
-}
+    /// Records a passed packet's fingerprint. `syn_auth`: its service
+    /// authenticates SYNs, so a SYN that passed came from a verified
+    /// source (without it every SYN passes, an attack's too); a datagram
+    /// that passed every rule vouches for its fingerprint either way.
+    pub fn passed(&mut self, fp: Option<Fp>, syn_auth: bool) {
+        match fp {
+            Some(Fp::Tcp(_)) if !syn_auth => {}
+            Some(fp) => self.vouched.add(fp, 1),
+            None => {}
+        }
+    }
 
-#[derive(Debug, Serialize)]
-pub struct FpCount {
-    pub kind: &'static str,
-    pub fingerprint: String,
-    pub packets: u64,
+    /// Heavy fingerprints of suspect packets (≥ `min_share` of them and
+    /// ≥ `min_count`) that legitimate clients do not send
+    /// ([`attack_only`]: challenged SYNs whose clients answered are theirs).
+    fn proposed(&self, min_count: u64, min_share: f64) -> Vec<(Fp, u64)> {
+        self.fingerprints
+            .propose(min_count, min_share)
+            .into_iter()
+            .filter(|(fp, n)| attack_only(*n, u64::from(self.vouched.sketch().estimate(fp))))
+            .collect()
+    }
 }
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub input: String,
-    pub packets: u64,
-    pub bytes: u64,
-    pub duration_s: f64,
-    pub passed: u64,
-    pub passed_per_service: Vec<Count<String>>,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    /// From the first capture timestamp to the last.
+    pub duration_secs: f64,
+    pub passed_packets: u64,
+    /// By service name.
+    pub passed_by_service: BTreeMap<String, u64>,
     pub replies: u64,
     pub mss_clamped: u64,
-    pub dropped: u64,
+    pub dropped_packets: u64,
     /// Every reason, zero or not, so reports compare field by field.
-    pub drops_per_reason: serde_json::Map<String, serde_json::Value>,
+    pub drops_by_reason: BTreeMap<String, u64>,
     /// Sources of dropped or challenged packets, heaviest first (count-min
     /// estimates: upper bounds).
-    pub top_sources: Vec<Count<String>>,
-    pub top_fingerprints: Vec<FpCount>,
+    pub top_sources: Vec<TopSource>,
+    pub top_fingerprints: Vec<TopFingerprint>,
     /// Fingerprints heavy enough to become signature rules (≥ 1 % of suspect
-    /// packets and ≥ 100 packets).
-    pub proposed_signatures: Vec<FpCount>,
+    /// packets and ≥ 100 packets) and sent by no legitimate client (see
+    /// [`crate::report::attack_only`]).
+    pub proposed_signatures: Vec<TopFingerprint>,
     pub cookie_secret: String,
 }
 
-fn fp_count((fp, n): (Fp, u64)) -> FpCount {
-    match fp {
-        Fp::Tcp(f) => FpCount {
-            kind: "tcp",
-            fingerprint: f.to_string(),
-            packets: n,
-        },
-        Fp::Udp(f) => FpCount {
-            kind: "udp",
-            fingerprint: f.to_string(),
-            packets: n,
-        },
+fn fp_count((fp, packets): (Fp, u64)) -> TopFingerprint {
+    let (kind, fingerprint) = match fp {
+        Fp::Tcp(f) => ("tcp", f.to_string()),
+        Fp::Udp(f) => ("udp", f.to_string()),
+    };
+    TopFingerprint {
+        kind: kind.into(),
+        fingerprint,
+        packets,
     }
 }
 
 impl Report {
     pub fn build(input: &str, c: &Counters, col: &Collector, services: &[String], secret: &str) -> Report {
-        let mut drops = serde_json::Map::new();
-        for r in DropReason::ALL {
-            drops.insert(r.as_str().to_string(), c.dropped[*r as usize].into());
-        }
         Report {
             input: input.to_string(),
-            packets: c.rx_packets,
-            bytes: c.rx_bytes,
-            duration_s: col.first_ts.map_or(0.0, |f| (col.last_ts - f) as f64 / 1e9),
-            passed: c.passed.iter().sum(),
-            passed_per_service: services
-                .iter()
-                .zip(&c.passed)
-                .map(|(s, n)| Count {
-                    key: s.clone(),
-                    packets: *n,
-                })
-                .collect(),
+            rx_packets: c.rx_packets,
+            rx_bytes: c.rx_bytes,
+            duration_secs: col.first_ts.map_or(0.0, |f| (col.last_ts - f) as f64 / 1e9),
+            passed_packets: c.passed.iter().sum(),
+            passed_by_service: services.iter().cloned().zip(c.passed.iter().copied()).collect(),
             replies: c.replies,
             mss_clamped: c.mss_clamped,
-            dropped: c.dropped_total(),
-            drops_per_reason: drops,
+            dropped_packets: c.dropped_total(),
+            drops_by_reason: DropReason::ALL
+                .iter()
+                .map(|r| (r.as_str().to_string(), c.dropped[*r as usize]))
+                .collect(),
             top_sources: col
                 .sources
                 .top()
                 .into_iter()
                 .take(TOP)
-                .map(|(k, n)| Count {
-                    key: k.to_string(),
-                    packets: n,
+                .map(|(ip, packets)| TopSource {
+                    ip: ip.to_string(),
+                    packets,
                 })
                 .collect(),
             top_fingerprints: col.fingerprints.top().into_iter().take(TOP).map(fp_count).collect(),
-            proposed_signatures: col.fingerprints.propose(100, 0.01).into_iter().map(fp_count).collect(),
+            proposed_signatures: col.proposed(100, 0.01).into_iter().map(fp_count).collect(),
             cookie_secret: secret.to_string(),
         }
     }
@@ -159,13 +172,13 @@ impl Report {
         let _ = writeln!(
             s,
             "{}: {} packets in {:.3} s: {} passed, {} replies, {} dropped",
-            self.input, self.packets, self.duration_s, self.passed, self.replies, self.dropped
+            self.input, self.rx_packets, self.duration_secs, self.passed_packets, self.replies, self.dropped_packets
         );
-        for c in &self.passed_per_service {
-            let _ = writeln!(s, "  pass  {:<24} {}", c.key, c.packets);
+        for (name, n) in &self.passed_by_service {
+            let _ = writeln!(s, "  pass  {:<24} {}", name, n);
         }
-        for (k, v) in &self.drops_per_reason {
-            if v.as_u64().unwrap_or(0) > 0 {
+        for (k, v) in &self.drops_by_reason {
+            if *v > 0 {
                 let _ = writeln!(s, "  drop  {:<24} {}", k, v);
             }
         }

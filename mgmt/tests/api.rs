@@ -463,12 +463,7 @@ fn metrics_exposition_is_well_formed() {
     assert!(per_worker > 0.0);
     node.stop();
 
-    let why = if common::on_path("promtool") {
-        None
-    } else {
-        Some("`promtool` not found (apt-get install prometheus)".to_string())
-    };
-    if !common::can_run("promtool lint of /metrics", why) {
+    if !common::require_tools("promtool lint of /metrics", &["promtool"], "prometheus") {
         return;
     }
     let mut p = common::cmd("promtool")

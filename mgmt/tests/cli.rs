@@ -84,13 +84,13 @@ fn gen_then_scrub_writes_clean_replies_and_report() {
     assert!(stdout.contains("20000 packets"), "{stdout}");
 
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert_eq!(r["packets"], 20000);
-    let passed = r["passed"].as_u64().unwrap();
-    let dropped = r["dropped"].as_u64().unwrap();
+    assert_eq!(r["rx_packets"], 20000);
+    let passed = r["passed_packets"].as_u64().unwrap();
+    let dropped = r["dropped_packets"].as_u64().unwrap();
     let replied = r["replies"].as_u64().unwrap();
     assert_eq!(passed + dropped + replied, 20000);
     assert!(passed > 0 && dropped > 0 && replied > 0);
-    let reasons = r["drops_per_reason"].as_object().unwrap();
+    let reasons = r["drops_by_reason"].as_object().unwrap();
     assert_eq!(reasons.len(), classifier::DropReason::COUNT, "every reason is listed");
     assert_eq!(reasons.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), dropped);
     // `gen --secret-file` and the config's `cookie_secret_file` derive the
@@ -380,7 +380,7 @@ fn run_stops_cleanly_on_sigterm_with_final_counters() {
         "final file and printout agree: {rx}\n{out}"
     );
     assert_eq!(st["workers"].as_array().unwrap().len(), 2);
-    assert!(st["passed"]["web"].as_u64().unwrap() > 0, "{st}");
+    assert!(st["passed_by_service"]["web"].as_u64().unwrap() > 0, "{st}");
 }
 
 #[test]

@@ -158,7 +158,7 @@ fn net_null_smoke_run() {
     );
     assert_eq!(dev["rx_multiseg"], 0, "{st}");
     // net_null frames are 64 zero bytes: not IP, dropped and counted.
-    assert!(st["dropped"]["non_ip"].as_u64().unwrap() > 0, "{st}");
+    assert!(st["drops_by_reason"]["non_ip"].as_u64().unwrap() > 0, "{st}");
     assert!(
         out.contains(&format!("received {rx} packets")),
         "final file and printout agree\n{out}"

@@ -34,9 +34,10 @@ use std::time::{Duration, Instant};
 use dataplane::pcap::PcapReader;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
-/// Tools the test runs, looked up on `PATH` plus the sbin folders.
-const TOOLS: [&str; 9] = [
+/// Tools the test runs, looked up on `PATH`.
+const TOOLS: [&str; 10] = [
     "ip",
+    "sysctl",
     "ovsdb-tool",
     "ovsdb-server",
     "ovs-vswitchd",
@@ -212,7 +213,7 @@ fn moat(args: &[&str]) {
 fn ovs_userspace_gre_origin_accepts_scrub_output_and_delivers_game_datagrams() {
     if !can_run(
         "end-to-end GRE test",
-        missing_prerequisite(&TOOLS, "openvswitch-switch tcpreplay iproute2 python3"),
+        missing_prerequisite(&TOOLS, "openvswitch-switch tcpreplay iproute2 procps python3"),
     ) {
         return;
     }

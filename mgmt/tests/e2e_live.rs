@@ -52,9 +52,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// Tools the test runs, looked up on `PATH` plus the sbin folders.
-const TOOLS: [&str; 13] = [
+/// Tools the test runs, looked up on `PATH`.
+const TOOLS: [&str; 14] = [
     "ip",
+    "sysctl",
     "ovsdb-tool",
     "ovsdb-server",
     "ovs-vswitchd",
@@ -455,9 +456,9 @@ fn n(s: &Value, path: &[&str]) -> u64 {
 /// Drop counters by reason that grew from `a` to `b`.
 fn drops_delta(a: &Value, b: &Value) -> HashMap<String, u64> {
     let mut d = HashMap::new();
-    if let Some(m) = b["dropped"].as_object() {
+    if let Some(m) = b["drops_by_reason"].as_object() {
         for (k, v) in m {
-            let grew = v.as_u64().unwrap_or(0).saturating_sub(n(a, &["dropped", k]));
+            let grew = v.as_u64().unwrap_or(0).saturating_sub(n(a, &["drops_by_reason", k]));
             if grew > 0 {
                 d.insert(k.clone(), grew);
             }
@@ -529,7 +530,7 @@ fn live_scenarios(backend: Backend) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     if !can_run(
         &format!("live end-to-end test ({backend:?})"),
-        missing_prerequisite(&TOOLS, "openvswitch-switch hping3 curl ethtool iproute2 python3"),
+        missing_prerequisite(&TOOLS, "openvswitch-switch hping3 curl ethtool iproute2 procps python3"),
     ) {
         return;
     }
@@ -565,12 +566,12 @@ fn live_scenarios(backend: Backend) {
     assert!(
         d.get("challenge_answered").copied().unwrap_or(0) >= 1
             && n(&s1, &["replies"]) > n(&s0, &["replies"])
-            && n(&s1, &["passed", "web"]) > n(&s0, &["passed", "web"]),
+            && n(&s1, &["passed_by_service", "web"]) > n(&s0, &["passed_by_service", "web"]),
         "(a) challenge-ack: the fetch did not go through a challenge (drops {d:?}, replies {} -> {}, passed web {} -> {})",
         n(&s0, &["replies"]),
         n(&s1, &["replies"]),
-        n(&s0, &["passed", "web"]),
-        n(&s1, &["passed", "web"])
+        n(&s0, &["passed_by_service", "web"]),
+        n(&s1, &["passed_by_service", "web"])
     );
 
     // (a) cookie-reset: SYN-ACK with a cookie, the client's ACK is checked
@@ -597,13 +598,13 @@ fn live_scenarios(backend: Backend) {
     );
     let s2 = moat.fresh_stats();
     assert!(
-        n(&s2, &["passed", "web-reset"]) > n(&s1, &["passed", "web-reset"])
+        n(&s2, &["passed_by_service", "web-reset"]) > n(&s1, &["passed_by_service", "web-reset"])
             && n(&s2, &["replies"]) >= n(&s1, &["replies"]) + 2,
         "(a) cookie-reset: no SYN-ACK + RST, or nothing passed for web-reset (replies {} -> {}, passed {} -> {})\n{}",
         n(&s1, &["replies"]),
         n(&s2, &["replies"]),
-        n(&s1, &["passed", "web-reset"]),
-        n(&s2, &["passed", "web-reset"]),
+        n(&s1, &["passed_by_service", "web-reset"]),
+        n(&s2, &["passed_by_service", "web-reset"]),
         describe("curl", &out)
     );
     let http = topo.http_log();
@@ -662,7 +663,8 @@ fn live_scenarios(backend: Backend) {
     let sb1 = moat.fresh_stats();
     // The new client was challenged in the middle of the flood and answered
     // (flood sources never answer: each answered challenge is the client's).
-    let answered = n(&sb1, &["dropped", "challenge_answered"]) - n(&sb0, &["dropped", "challenge_answered"]);
+    let answered =
+        n(&sb1, &["drops_by_reason", "challenge_answered"]) - n(&sb0, &["drops_by_reason", "challenge_answered"]);
     assert!(
         answered >= 1,
         "(b) SYN flood: {CLIENT3} was not challenged during the flood"
@@ -684,7 +686,7 @@ fn live_scenarios(backend: Backend) {
     // bogus (0/8, 127/8, multicast...: a few percent); none passes Moat (the
     // fetch's few segments do).
     let dropped: u64 = drops_delta(&sb0, &sb1).values().sum();
-    let passed = n(&sb1, &["passed", "web"]) - n(&sb0, &["passed", "web"]);
+    let passed = n(&sb1, &["passed_by_service", "web"]) - n(&sb0, &["passed_by_service", "web"]);
     assert!(
         sent >= SYN_FLOOD * 9 / 10
             && rx >= sent * 9 / 10
@@ -775,8 +777,8 @@ fn live_scenarios(backend: Backend) {
         assert!(
             got >= sent * frames_per_packet * 9 / 10,
             "{label}: {sent} sent but only {got} dropped as {reason} (drops {d:?}, passed {:?} -> {:?})\n{text}",
-            sc0["passed"],
-            sc1["passed"]
+            sc0["passed_by_service"],
+            sc1["passed_by_service"]
         );
         eprintln!("{label}: {sent} packets sent, dropped {d:?}, none reached the origin");
     }
@@ -953,13 +955,13 @@ fn live_scenarios(backend: Backend) {
     );
     assert!(
         dg.get("challenge_answered").copied().unwrap_or(0) >= 1
-            && n(&sg1, &["passed", "web6"]) > n(&sg0, &["passed", "web6"])
+            && n(&sg1, &["passed_by_service", "web6"]) > n(&sg0, &["passed_by_service", "web6"])
             && n(&sg1, &["replies"]) > n(&sg0, &["replies"]),
         "(g) IPv6: the fetch did not go through a challenge (drops {dg:?}, replies {} -> {}, passed web6 {} -> {})",
         n(&sg0, &["replies"]),
         n(&sg1, &["replies"]),
-        n(&sg0, &["passed", "web6"]),
-        n(&sg1, &["passed", "web6"])
+        n(&sg0, &["passed_by_service", "web6"]),
+        n(&sg1, &["passed_by_service", "web6"])
     );
     assert!(
         topo.http_log()
@@ -980,8 +982,8 @@ fn live_scenarios(backend: Backend) {
         neigh.trim(),
         n(&sg0, &["replies"]),
         n(&sg1, &["replies"]),
-        n(&sg0, &["passed", "web6"]),
-        n(&sg1, &["passed", "web6"])
+        n(&sg0, &["passed_by_service", "web6"]),
+        n(&sg1, &["passed_by_service", "web6"])
     );
 
     assert_eq!(

@@ -121,7 +121,7 @@ fn gen_mix_through_scrub_drops_attacks_and_delivers_every_legit_flow() {
     );
 
     let report = scrub(&cfg, &input, &clean, Some(&replies)).unwrap();
-    assert_eq!(report.packets, 60_000);
+    assert_eq!(report.rx_packets, 60_000);
 
     // What came out of the tunnel.
     let mut r = PcapReader::open(&clean).unwrap();
@@ -146,7 +146,7 @@ fn gen_mix_through_scrub_drops_attacks_and_delivers_every_legit_flow() {
         (attack_delivered as f64) <= attacks as f64 * 0.001,
         "{attack_delivered} of {attacks} attack packets delivered"
     );
-    let drops = |r: DropReason| report.drops_per_reason[r.as_str()].as_u64().unwrap();
+    let drops = |r: DropReason| report.drops_by_reason[r.as_str()];
     assert!(
         drops(DropReason::ChallengeAnswered) > 0,
         "no legitimate client answered a challenge"
@@ -223,5 +223,77 @@ fn every_attack_profile_is_stopped_for_its_expected_reasons() {
         } else {
             assert_eq!(replied, 0, "{}: {replied} replies", profile.name());
         }
+    }
+}
+
+/// Legitimate clients alone (`moat gen --profile legit --secret-file ...`):
+/// each new client is challenged once and answers, so the report proposes
+/// no signature. Before the fix, the ordinary Linux, Windows and macOS SYN
+/// fingerprints of those challenged SYNs were proposed as deny rules.
+#[test]
+fn legit_only_capture_proposes_no_signature() {
+    let cfg = config();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, clean) = (dir.path().join("legit.pcap"), dir.path().join("clean.pcap"));
+    let mut w = PcapWriter::create(&input).unwrap();
+    let gc = GenConfig {
+        mix: vec![(Profile::Legit, 1)],
+        ..gen_config(&cfg, 40_000, 3)
+    };
+    for pkt in Generator::new(gc) {
+        w.write(pkt.ts, &pkt.frame).unwrap();
+    }
+    w.finish().unwrap();
+    let report = scrub(&cfg, &input, &clean, None).unwrap();
+    // They were challenged (their SYN fingerprints are the top ones of the
+    // challenged packets) and answered...
+    assert!(
+        report.drops_by_reason["challenge_answered"] > 1000,
+        "{:?}",
+        report.drops_by_reason
+    );
+    assert!(
+        report.top_fingerprints.iter().filter(|f| f.kind == "tcp").count() >= 3,
+        "{:?}",
+        report.top_fingerprints
+    );
+    // ...so none of them is proposed, and nothing else was dropped.
+    assert!(
+        report.proposed_signatures.is_empty(),
+        "{:?}",
+        report.proposed_signatures
+    );
+    assert_eq!(report.dropped_packets, report.drops_by_reason["challenge_answered"]);
+}
+
+/// The rule still proposes what the attack alone sends: in the mix, the
+/// SYN flood's fingerprints (its hping3 half is denied statically, its
+/// mirai-like half challenged and never answered), and no fingerprint that
+/// a legitimate client's SYN carried through.
+#[test]
+fn mix_capture_proposes_only_attack_fingerprints() {
+    let cfg = config();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, clean) = (dir.path().join("mix.pcap"), dir.path().join("clean.pcap"));
+    let mut w = PcapWriter::create(&input).unwrap();
+    let mut legit_fps = HashSet::new();
+    for pkt in Generator::new(gen_config(&cfg, 40_000, 5)) {
+        w.write(pkt.ts, &pkt.frame).unwrap();
+        if !pkt.profile.is_attack() {
+            if let Ok(p) = parse(&pkt.frame) {
+                if let Some(fp) = classifier::fingerprint::tcp_fingerprint(&pkt.frame, &p) {
+                    legit_fps.insert(fp.to_string());
+                }
+            }
+        }
+    }
+    w.finish().unwrap();
+    let report = scrub(&cfg, &input, &clean, None).unwrap();
+    assert!(!report.proposed_signatures.is_empty(), "{:?}", report.top_fingerprints);
+    for s in &report.proposed_signatures {
+        assert!(
+            !legit_fps.contains(&s.fingerprint),
+            "a legitimate fingerprint proposed: {s:?}"
+        );
     }
 }

@@ -7,6 +7,8 @@
 //! Needs `tshark` (Debian's package): skipped with a message when missing,
 //! failed instead when `MOAT_E2E=1` (CI installs it).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -19,18 +21,7 @@ fn examples(name: &str) -> String {
 }
 
 fn tshark_available() -> bool {
-    let found = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("MOAT_E2E").as_deref() != Ok("1"),
-            "tshark is missing and MOAT_E2E=1"
-        );
-        eprintln!("SKIPPED: tshark not installed (apt-get install tshark); set MOAT_E2E=1 to make this a failure");
-    }
-    found
+    common::require_tools("tshark dissection of the GRE output", &["tshark"], "tshark")
 }
 
 fn moat(args: &[&str]) -> String {
@@ -102,7 +93,7 @@ fn tshark_dissects_moat_gre_output_field_by_field() {
         &s(&report),
     ]);
     let passed = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&report).unwrap()).unwrap()
-        ["passed"]
+        ["passed_packets"]
         .as_u64()
         .unwrap();
     assert!(passed > 500, "only {passed} packets passed");

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use classifier::fingerprint::{tcp_fingerprint, udp_fingerprint};
 use classifier::parse::{Parsed, L4};
+use classifier::policy::SynAuth;
 use classifier::synauth::flags;
 use dataplane::pcap::{create_output, open_input, STDIO};
 use dataplane::pipeline::{Action, Pipeline};
@@ -82,15 +83,24 @@ impl Scrubber {
         self.col.time(ts);
         let mut parsed = None;
         let action = self.pipe.process(&self.policy, ts, data, &mut parsed);
-        let suspect = match &action {
-            Action::Forward { .. } => false,
+        let Some(p) = &parsed else { return action };
+        match &action {
+            Action::Forward { service, .. } => {
+                let syn_auth = self.policy.services.get(usize::from(*service)).map(|s| s.syn_auth);
+                self.col
+                    .passed(suspect_fp(data, p), syn_auth.is_some_and(|m| m != SynAuth::Off));
+            }
             // Challenged SYNs are suspect; ARP replies and cookie-reset RSTs
             // (answers to verified clients) are not.
-            Action::Reply(_) => parsed.as_ref().is_some_and(|p| suspect_fp(data, p).is_some()),
-            Action::Drop(r) => *r != classifier::DropReason::ChallengeAnswered,
-        };
-        if let (true, Some(p)) = (suspect, &parsed) {
-            self.col.suspect(p.src, suspect_fp(data, p));
+            Action::Reply(_) => {
+                if let Some(fp) = suspect_fp(data, p) {
+                    self.col.suspect(p.src, Some(fp));
+                }
+            }
+            Action::Drop(r) if *r != classifier::DropReason::ChallengeAnswered => {
+                self.col.suspect(p.src, suspect_fp(data, p));
+            }
+            Action::Drop(_) => {}
         }
         action
     }

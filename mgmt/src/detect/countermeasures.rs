@@ -10,48 +10,11 @@
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 /// The countermeasures of one service under attack: the control plane's
 /// own type, so that detection and live changes merge in one place.
 pub use crate::control::Escalation;
-
-/// A countermeasure as a report lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Action {
-    /// Unix seconds.
-    pub at: u64,
-    /// `escalate` or `relax`.
-    pub action: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub syn_auth: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub deny_tcp: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub deny_udp: Vec<String>,
-}
-
-impl Action {
-    pub fn escalate(at: u64, e: &Escalation) -> Action {
-        Action {
-            at,
-            action: "escalate".into(),
-            syn_auth: e.syn_auth.map(|m| m.as_str().to_string()),
-            deny_tcp: e.deny_tcp.iter().map(ToString::to_string).collect(),
-            deny_udp: e.deny_udp.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    pub fn relax(at: u64) -> Action {
-        Action {
-            at,
-            action: "relax".into(),
-            syn_auth: None,
-            deny_tcp: Vec::new(),
-            deny_udp: Vec::new(),
-        }
-    }
-}
+/// A countermeasure as a report lists it (the reports' type).
+pub use crate::report::Action;
 
 /// Carries out escalations (see the module docs).
 pub trait Countermeasures {

@@ -281,8 +281,16 @@ impl Engine {
             Event::AttackUpdate(r) => self.write(r),
             Event::AttackEnd(r) => {
                 eprintln!(
-                    "moat: attack {} on {} ended after {} s, peak {:.0} pps",
-                    r.attack_uuid, r.service, r.duration_secs, r.peak_pps
+                    "moat: attack {} on {} {} after {} s, peak {:.0} pps",
+                    r.attack_uuid,
+                    r.service,
+                    if r.state == "interrupted" {
+                        "interrupted (the node stops)"
+                    } else {
+                        "ended"
+                    },
+                    r.duration_secs,
+                    r.peak_pps
                 );
                 self.write(r);
                 if let Err(e) = self.store.prune(SystemTime::now()) {
@@ -294,9 +302,20 @@ impl Engine {
         }
     }
 
-    /// Runs on its own thread until `stop`; then writes the reports of
-    /// attacks under way and gives queued alerts up to two seconds to go
-    /// out.
+    /// The node stops: the attacks under way end `interrupted` (final
+    /// report written, `attack_end` sent), then queued alerts get up to two
+    /// seconds to go out.
+    pub fn shutdown(&mut self) {
+        let now = wall_clock() / 1_000_000_000;
+        for e in self.detector.interrupt(now, self.cm.as_mut()) {
+            self.handle(&e);
+        }
+        self.stats.attacks_active.store(0, Relaxed);
+        self.alerter.flush(Duration::from_secs(2));
+    }
+
+    /// Runs on its own thread until [`EngineHandle::stop`], then
+    /// [`Engine::shutdown`].
     pub fn spawn(mut self) -> std::io::Result<EngineHandle> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::clone(&self.stats);
@@ -312,10 +331,7 @@ impl Engine {
                     self.tick(secs);
                 }
             }
-            for r in self.detector.ongoing() {
-                self.write(&r);
-            }
-            self.alerter.flush(Duration::from_secs(2));
+            self.shutdown();
         })?;
         Ok(EngineHandle {
             stop,
@@ -326,7 +342,9 @@ impl Engine {
 }
 
 impl EngineHandle {
-    /// Stops the engine thread and waits for it.
+    /// Stops the engine thread and waits for it: attacks under way are
+    /// closed as `interrupted` (see [`Engine::shutdown`]); at most about two
+    /// seconds for the last alerts.
     pub fn stop(&mut self) {
         self.stop.store(true, Relaxed);
         if let Some(t) = self.thread.take() {

@@ -20,6 +20,11 @@
 //! - The baseline (an exponentially weighted mean, weight
 //!   `1 / baseline_window_secs`) learns only from normal seconds outside
 //!   attacks, so that an attack never teaches it that attacks are normal.
+//! - Types and proposed signatures come from the attack's own packets, never
+//!   from legitimate clients': a challenged SYN that a verified client
+//!   answered is not evidence (see [`crate::report::attack_only`]).
+//! - When the node stops, [`Detector::interrupt`] closes the attacks under
+//!   way (`interrupted`): their reports are final and `attack_end` is sent.
 
 pub mod countermeasures;
 pub mod engine;
@@ -27,6 +32,7 @@ pub mod figures;
 pub mod types;
 
 use classifier::fingerprint::{TcpRule, UdpRule};
+use classifier::policy::SynAuth;
 use dataplane::pipeline::ServiceCounters;
 use dataplane::runtime::{Sample, SampleFp};
 use serde_json::{json, Value};
@@ -49,7 +55,8 @@ pub enum Event {
     AttackStart(AttackReport, Figures),
     /// An attack goes on: rewrite its report.
     AttackUpdate(AttackReport),
-    /// An attack ended: write its final report, send `attack_end`.
+    /// An attack ended (`ended`), or the node stopped during it
+    /// (`interrupted`): write its final report, send `attack_end`.
     AttackEnd(AttackReport),
     /// A figure went above its fixed threshold (attack or not).
     Threshold {
@@ -69,6 +76,7 @@ impl Event {
                 "node": node,
                 "attack_uuid": r.attack_uuid,
                 "service": r.service,
+                "state": r.state,
                 "attack_severity": r.attack_severity,
                 "types": r.types,
                 "triggers": r.triggers,
@@ -136,6 +144,8 @@ impl Baseline {
 #[derive(Debug)]
 struct Svc {
     name: String,
+    /// SYN authentication configured: a SYN that passes was verified.
+    syn_auth: bool,
     thresholds: Thresholds,
     on_attack: OnAttackConfig,
     baseline: Baseline,
@@ -171,6 +181,17 @@ struct Attack {
 }
 
 impl Attack {
+    /// SYN authentication is in force: configured, or by this attack's
+    /// escalation.
+    fn syn_auth(&self, configured: bool) -> bool {
+        configured
+            || self
+                .escalated
+                .as_ref()
+                .and_then(|e| e.syn_auth)
+                .is_some_and(|m| m != SynAuth::Off)
+    }
+
     fn second(&mut self, now: u64, f: &Figures, abnormal: bool) {
         self.builder.second(now, f);
         if abnormal {
@@ -199,6 +220,7 @@ impl Svc {
     fn new(p: ServicePolicy) -> Svc {
         Svc {
             name: p.name,
+            syn_auth: p.syn_auth,
             thresholds: p.thresholds,
             on_attack: p.on_attack,
             baseline: Baseline::default(),
@@ -226,6 +248,8 @@ pub struct Detector {
 #[derive(Debug, Clone)]
 pub struct ServicePolicy {
     pub name: String,
+    /// SYN authentication configured (not `off`).
+    pub syn_auth: bool,
     pub thresholds: Thresholds,
     pub on_attack: OnAttackConfig,
 }
@@ -287,6 +311,7 @@ impl Detector {
                     let mut s = old.swap_remove(i);
                     s.thresholds = p.thresholds;
                     s.on_attack = p.on_attack;
+                    s.syn_auth = p.syn_auth;
                     s
                 }
                 None => Svc::new(p),
@@ -332,6 +357,7 @@ impl Detector {
             .iter()
             .map(|s| ServicePolicy {
                 name: s.name.clone(),
+                syn_auth: s.syn_auth != SynAuth::Off,
                 thresholds: s.detection.or(&d),
                 on_attack: s.on_attack.clone(),
             })
@@ -354,14 +380,39 @@ impl Detector {
             .collect()
     }
 
-    /// The reports of the attacks under way as they stand (written once
-    /// more when the node stops, still `ongoing`).
+    /// The reports of the attacks under way as they stand.
     pub fn ongoing(&mut self) -> Vec<AttackReport> {
         self.services
             .iter_mut()
             .filter_map(|s| s.attack.as_mut().filter(|a| a.confirmed))
             .map(|a| a.builder.snapshot())
             .collect()
+    }
+
+    /// The node stops at `now` (Unix seconds): every attack under way ends
+    /// `interrupted` at `now` (its escalation relaxed), and is forgotten,
+    /// as are attacks not yet confirmed. One [`Event::AttackEnd`] each.
+    pub fn interrupt(&mut self, now: u64, cm: &mut dyn Countermeasures) -> Vec<Event> {
+        let mut ev = Vec::new();
+        for s in &mut self.services {
+            // Whatever follows (another run of the detector) starts afresh.
+            (s.abnormal_run, s.normal_run) = (0, 0);
+            let Some(mut a) = s.attack.take().filter(|a| a.confirmed) else {
+                continue;
+            };
+            if a.escalated.take().is_some() {
+                cm.relax(&s.name);
+                a.builder
+                    .report
+                    .countermeasures
+                    .push(countermeasures::Action::relax(now));
+            }
+            a.builder.finish(now.max(a.builder.report.start));
+            a.builder.report.state = "interrupted".into();
+            update(&mut a);
+            ev.push(Event::AttackEnd(a.builder.snapshot()));
+        }
+        ev
     }
 
     /// One second (`now`, Unix seconds): `counters` are the per-service
@@ -409,7 +460,8 @@ impl Detector {
                 continue;
             };
             if let Some(a) = svc.attack.as_mut() {
-                a.builder.sample(s);
+                let syn_auth = a.syn_auth(svc.syn_auth);
+                a.builder.sample(s, syn_auth);
                 if let Some(k) = types::kind_of(s) {
                     a.kinds[k as usize] += 1;
                 }
@@ -555,7 +607,10 @@ impl Detector {
 
 /// Types and severity from what the attack has seen so far.
 fn update(a: &mut Attack) {
-    a.builder.report.types = types::infer(&a.kinds, &a.fired, &a.mean)
+    let mut kinds = a.kinds;
+    let syn = &mut kinds[Kind::SynFlood as usize];
+    *syn = syn.saturating_sub(a.builder.answered_syns());
+    a.builder.report.types = types::infer(&kinds, a.builder.report.samples, &a.fired, &a.mean)
         .into_iter()
         .map(String::from)
         .collect();

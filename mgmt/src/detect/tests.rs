@@ -40,6 +40,7 @@ fn cfg() -> DetectionConfig {
 fn svc(name: &str, pps: u64, on_attack: OnAttackConfig) -> ServicePolicy {
     ServicePolicy {
         name: name.into(),
+        syn_auth: false,
         thresholds: Thresholds {
             threshold_pps: Some(pps),
             ..Thresholds::default()
@@ -413,4 +414,100 @@ fn services_follow_runtime_changes_by_name() {
     }
     assert!(ended);
     assert!(d.active().is_empty());
+}
+
+/// The node stops during an attack: the attack ends `interrupted` at the
+/// stop time with its final report (escalation relaxed); an attack not yet
+/// confirmed is forgotten without an event.
+#[test]
+fn interrupt_closes_attacks_under_way() {
+    let on = OnAttackConfig {
+        syn_auth: Some("challenge-ack".into()),
+        activate_signatures: false,
+    };
+    let mut f = Feed::new(Detector::new(cfg(), 1, vec![svc("web", 10_000, on)]));
+    f.quiet(2, 1000);
+    let first = f.t + 1;
+    let ev: Vec<Event> = (0..4).flat_map(|_| f.second(50_000, 0.0, &[])).collect();
+    let uuid = starts(&ev)[0].attack_uuid.clone();
+    let stop = f.t + 1;
+    let ev = f.d.interrupt(stop, &mut f.cm);
+    let e = ends(&ev);
+    assert_eq!(e.len(), 1, "{ev:?}");
+    assert_eq!(e[0].attack_uuid, uuid);
+    assert_eq!(e[0].state, "interrupted");
+    assert_eq!(e[0].end, Some(stop));
+    assert_eq!(e[0].duration_secs, stop - first + 1);
+    assert_eq!(e[0].types, ["volumetric"]);
+    let acts: Vec<&str> = e[0].countermeasures.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(acts, ["escalate", "relax"]);
+    assert_eq!(f.cm.calls.last(), Some(&("web".to_string(), None)));
+    assert_eq!(ev[0].alert_body("n")["state"], "interrupted");
+    assert!(f.d.active().is_empty());
+    assert!(f.d.interrupt(stop + 1, &mut f.cm).is_empty(), "closed once");
+    // Two abnormal seconds (start_after_secs is 3): not an attack yet.
+    f.second(50_000, 0.0, &[]);
+    f.second(50_000, 0.0, &[]);
+    assert!(f.d.interrupt(f.t + 1, &mut f.cm).is_empty());
+}
+
+/// Legitimate clients under SYN authentication: each challenged SYN (its
+/// fingerprint an ordinary OS's) is followed by the client's RST answer and
+/// a SYN that passes. Neither their fingerprint nor a SYN flood comes out
+/// of it; a spoofed flood beside them (never answered) is both.
+#[test]
+fn answered_challenges_are_not_attack_evidence() {
+    let on = OnAttackConfig {
+        syn_auth: None,
+        activate_signatures: true,
+    };
+    let mut d = Detector::new(
+        cfg(),
+        1,
+        vec![ServicePolicy {
+            syn_auth: true,
+            ..svc("web", 10_000, on)
+        }],
+    );
+    let linux: TcpFingerprint = "4:64:0:1460:64240,7:mss,sok,ts,nop,ws:df,id+".parse().expect("fp");
+    let legit = |i: u32| {
+        let syn = syn_sample(i, linux);
+        [
+            syn,
+            Sample {
+                tcp_flags: flags::RST,
+                verdict: SampleVerdict::Drop(DropReason::ChallengeAnswered),
+                fp: SampleFp::Tcp("4:64:0:-:0,-::df,id+".parse().expect("fp")),
+                ..syn
+            },
+            Sample {
+                verdict: SampleVerdict::Pass,
+                ..syn
+            },
+        ]
+    };
+    let mut cm = Recording::default();
+    let mut c = [ServiceCounters::default()];
+    d.tick(1_000, 1.0, &c, &[], &mut cm);
+    let mut run = |d: &mut Detector, cm: &mut Recording, t: u64, samples: &[Sample]| {
+        c[0].packets += 50_000;
+        c[0].tcp += 50_000;
+        d.tick(t, 1.0, &c, samples, cm)
+    };
+    let crowd: Vec<Sample> = (0..300).flat_map(legit).collect();
+    for t in 1_001..1_006 {
+        run(&mut d, &mut cm, t, &crowd);
+    }
+    let r = d.ongoing();
+    assert_eq!(r[0].types, ["volumetric"], "{r:?}");
+    assert!(d.proposed()[0].2.is_empty());
+    assert!(cm.calls.is_empty(), "nothing to escalate: {:?}", cm.calls);
+    // A spoofed flood with its own fingerprint starts beside them.
+    let mut mixed = crowd.clone();
+    mixed.extend((0..2000).map(|i| syn_sample(10_000 + i, hping_fp())));
+    for t in 1_006..1_009 {
+        run(&mut d, &mut cm, t, &mixed);
+    }
+    assert_eq!(d.ongoing()[0].types, ["syn_flood"]);
+    assert_eq!(d.proposed()[0].2, [TcpRule::exact(&hping_fp()).to_string()]);
 }

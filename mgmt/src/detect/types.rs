@@ -1,14 +1,17 @@
-//! Attack types inferred from the attack's sampled packets that were not
-//! passed (challenged or dropped: the attack's own, mostly), by protocol,
-//! TCP flags, source port and drop reason; from the protocol mix of the
-//! figures when no such sample exists (an attack that passes, e.g. a flood
-//! of valid requests).
+//! Attack types inferred from the attack's sampled packets that the
+//! attack itself sends: dropped, or challenged SYNs net of those that
+//! verified clients answered (see [`kind_of`] and
+//! [`crate::report::ReportBuilder::answered_syns`]), by protocol, TCP
+//! flags, source port and drop reason; from the metrics that fired and the
+//! protocol mix of the figures when no such sample exists (an attack that
+//! passes, e.g. a flood of valid requests).
 
 use classifier::synauth::flags;
 use classifier::verdict::DropReason;
 use dataplane::runtime::{Sample, SampleFp, SampleVerdict};
 
 use super::figures::{Figures, Metric};
+use crate::report::is_answer;
 
 /// UDP source ports of reflection/amplification (DNS, NTP, SSDP, memcached,
 /// CLDAP, chargen, SNMP, QOTD, portmap, NetBIOS, WS-Discovery, CoAP).
@@ -58,7 +61,14 @@ impl Kind {
 
 /// The kind of attack packet `s` looks like; `None` for a passed packet or
 /// one that says nothing (e.g. another protocol).
+///
+/// A verified client's answers ([`is_answer`]) say nothing of an attack.
+/// A challenged SYN does count here; the caller nets out those that
+/// verified clients answered.
 pub fn kind_of(s: &Sample) -> Option<Kind> {
+    if is_answer(s) {
+        return None;
+    }
     let reason = match s.verdict {
         SampleVerdict::Pass => return None,
         SampleVerdict::Reply => None,
@@ -98,14 +108,17 @@ pub fn kind_of(s: &Sample) -> Option<Kind> {
     }
 }
 
-/// Types named by `kinds` (samples per [`Kind`]), most first; then those
-/// named by the metrics that fired (`syn_pps`, `udp_pps`, `icmp_pps`) or
-/// by the figures `f` (the mean of the attack's abnormal seconds): a
-/// protocol or SYNs at half the packets or more. (A flood that passes,
-/// e.g. SYNs to a service without SYN authentication, leaves no unpassed
-/// sample.) `volumetric` when nothing else is named.
-pub fn infer(kinds: &[u64; Kind::COUNT], fired: &[Metric], f: &Figures) -> Vec<&'static str> {
-    let total: u64 = kinds.iter().sum();
+/// Types named by `kinds` (attack samples per [`Kind`]) with at least
+/// [`MIN_SHARE`] of the attack's `samples` (all of them, passed included,
+/// so that the few unanswered challenges of legitimate clients never name
+/// a type), most first; then those named by the metrics that fired
+/// (`syn_pps`, `udp_pps`, `icmp_pps`) or by the figures `f` (the mean of
+/// the attack's abnormal seconds): a protocol or SYNs at half the packets
+/// or more. (A flood that passes, e.g. SYNs to a service without SYN
+/// authentication, leaves no unpassed sample.) `volumetric` when nothing
+/// else is named.
+pub fn infer(kinds: &[u64; Kind::COUNT], samples: u64, fired: &[Metric], f: &Figures) -> Vec<&'static str> {
+    let total: u64 = samples.max(kinds.iter().sum());
     let mut by_samples: Vec<(Kind, u64)> = Kind::ALL
         .iter()
         .map(|k| (*k, kinds[*k as usize]))
@@ -191,6 +204,11 @@ mod tests {
         frag.fragment = true;
         assert_eq!(kind_of(&frag), Some(Kind::Fragments));
         assert_eq!(kind_of(&s(6, flags::SYN, SampleVerdict::Pass)), None, "passed");
+        // A verified client's answers: the RST to a challenge-ack SYN-ACK,
+        // the ACK that cookie-reset answers with a RST.
+        assert_eq!(kind_of(&s(6, flags::RST, drop(DropReason::ChallengeAnswered))), None);
+        assert_eq!(kind_of(&s(6, flags::ACK, SampleVerdict::Reply)), None);
+        assert_eq!(kind_of(&s(17, 0, SampleVerdict::Reply)), None);
         assert_eq!(kind_of(&s(47, 0, drop(DropReason::PortNotAllowed))), None);
     }
 
@@ -200,7 +218,9 @@ mod tests {
         k[Kind::SynFlood as usize] = 700;
         k[Kind::Reflection as usize] = 250;
         k[Kind::IcmpFlood as usize] = 99;
-        assert_eq!(infer(&k, &[], &Figures::default()), ["syn_flood", "reflection"]);
+        assert_eq!(infer(&k, 0, &[], &Figures::default()), ["syn_flood", "reflection"]);
+        // The share is of every sample of the attack, passed ones included.
+        assert_eq!(infer(&k, 3000, &[], &Figures::default()), ["syn_flood"]);
         // Passed SYNs leave no unpassed sample: the figures name them.
         let mut k = [0u64; Kind::COUNT];
         k[Kind::Reflection as usize] = 300;
@@ -210,14 +230,14 @@ mod tests {
             udp_pps: 400.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&k, &[], &f), ["reflection", "syn_flood"]);
+        assert_eq!(infer(&k, 0, &[], &f), ["reflection", "syn_flood"]);
         // What fired names its type, whatever its share.
         let f = Figures {
             pps: 1000.0,
             syn_pps: 300.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&k, &[Metric::SynPps], &f), ["reflection", "syn_flood"]);
+        assert_eq!(infer(&k, 0, &[Metric::SynPps], &f), ["reflection", "syn_flood"]);
         // No sample: from the protocol mix.
         let f = Figures {
             pps: 1000.0,
@@ -225,12 +245,12 @@ mod tests {
             tcp_pps: 1000.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&[0; Kind::COUNT], &[], &f), ["syn_flood"]);
+        assert_eq!(infer(&[0; Kind::COUNT], 0, &[], &f), ["syn_flood"]);
         let f = Figures {
             pps: 1000.0,
             tcp_pps: 1000.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&[0; Kind::COUNT], &[], &f), ["volumetric"]);
+        assert_eq!(infer(&[0; Kind::COUNT], 0, &[], &f), ["volumetric"]);
     }
 }

@@ -9,6 +9,7 @@
 //! heavy-hitter sketches of fixed size (`classifier::sketch`), never a map
 //! of addresses, and the timeline from [`timeline::Timeline`].
 
+pub mod figures;
 pub mod store;
 pub mod timeline;
 
@@ -16,12 +17,13 @@ use core::net::IpAddr;
 use std::collections::BTreeMap;
 
 use classifier::sketch::HeavyHitters;
+use classifier::synauth::flags;
 use classifier::verdict::DropReason;
 use dataplane::runtime::{Sample, SampleFp, SampleVerdict};
 use serde::{Deserialize, Serialize};
 
-use crate::detect::countermeasures::Action;
-use crate::detect::figures::Figures;
+use crate::control::Escalation;
+pub use figures::Figures;
 use timeline::{Point, Timeline, MAX_POINTS};
 
 /// Sketch size of each top list: 4096 x 4 counters (64 KiB); overcount
@@ -56,12 +58,50 @@ pub struct TopFingerprint {
     pub packets: u64,
 }
 
+/// A countermeasure as a report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Action {
+    /// Unix seconds.
+    pub at: u64,
+    /// `escalate` or `relax`.
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syn_auth: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub deny_tcp: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub deny_udp: Vec<String>,
+}
+
+impl Action {
+    pub fn escalate(at: u64, e: &Escalation) -> Action {
+        Action {
+            at,
+            action: "escalate".into(),
+            syn_auth: e.syn_auth.map(|m| m.as_str().to_string()),
+            deny_tcp: e.deny_tcp.iter().map(ToString::to_string).collect(),
+            deny_udp: e.deny_udp.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    pub fn relax(at: u64) -> Action {
+        Action {
+            at,
+            action: "relax".into(),
+            syn_auth: None,
+            deny_tcp: Vec::new(),
+            deny_udp: Vec::new(),
+        }
+    }
+}
+
 /// One attack's report, as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttackReport {
     pub attack_uuid: String,
     pub service: String,
-    /// `ongoing` or `ended`.
+    /// `ongoing`, `ended`, or `interrupted` (the node stopped during it:
+    /// `end` is the stop).
     pub state: String,
     /// Unix seconds.
     pub start: u64,
@@ -95,15 +135,53 @@ pub struct AttackReport {
     pub samples: u64,
 }
 
+/// A verified client's answer to Moat rather than a packet of its own: the
+/// RST that answers a `challenge-ack` SYN-ACK (`challenge_answered`), or a
+/// packet Moat replied to that is not a SYN (the ACK of `cookie-reset`,
+/// ARP, neighbour discovery, the request `http-redirect` answers). Such
+/// packets are neither attack evidence nor signature material.
+pub fn is_answer(s: &Sample) -> bool {
+    match s.verdict {
+        SampleVerdict::Drop(DropReason::ChallengeAnswered) => true,
+        SampleVerdict::Reply => s.proto != 6 || s.tcp_flags & (flags::SYN | flags::ACK) != flags::SYN,
+        _ => false,
+    }
+}
+
 /// The running state of one attack's report.
 #[derive(Debug)]
 pub struct ReportBuilder {
     pub report: AttackReport,
     sources: HeavyHitters<IpAddr>,
     ports: HeavyHitters<(u8, u16)>,
+    /// Fingerprints of unpassed samples (challenged or dropped).
     fps: HeavyHitters<SampleFp>,
+    /// Fingerprints of passed samples from verified sources (see
+    /// [`ReportBuilder::sample`]): what legitimate clients send.
+    vouched: HeavyHitters<SampleFp>,
     drops: [u64; DropReason::COUNT],
     top_k: usize,
+}
+
+/// The most verified passes a deny signature may cost, as a share of its
+/// fingerprint's unpassed packets (see [`attack_only`]).
+pub const MAX_VOUCHED_SHARE: f64 = 0.01;
+
+/// Whether a fingerprint seen on `unpassed` packets (challenged or dropped)
+/// and on `vouched` packets that passed from verified sources is the
+/// attack's alone, and so may become a deny signature.
+///
+/// A challenged SYN says nothing by itself: every new legitimate client is
+/// challenged once. What tells an attack from clients is what follows: a
+/// real stack answers the challenge and its next SYN passes, so an
+/// ordinary Linux, Windows or macOS fingerprint has about as many verified
+/// passes as challenges, while spoofed SYNs are never answered and their
+/// fingerprint never passes. A rule denying a fingerprint drops its
+/// verified clients too, so it is proposed only when they are fewer than
+/// [`MAX_VOUCHED_SHARE`] of its unpassed packets (sampling and the
+/// count-min's overestimates of `vouched` only make this stricter).
+pub fn attack_only(unpassed: u64, vouched: u64) -> bool {
+    (vouched as f64) < unpassed as f64 * MAX_VOUCHED_SHARE
 }
 
 fn proto_name(p: u8) -> String {
@@ -148,6 +226,7 @@ impl ReportBuilder {
             sources: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
             ports: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
             fps: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
+            vouched: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
             drops: [0; DropReason::COUNT],
             top_k,
         }
@@ -164,30 +243,55 @@ impl ReportBuilder {
         r.duration_secs = t.saturating_sub(r.start) + 1;
     }
 
-    /// One sampled packet of the attacked service.
-    pub fn sample(&mut self, s: &Sample) {
+    /// One sampled packet of the attacked service. `syn_auth`: SYN
+    /// authentication was in force for it, so a SYN that passed came from a
+    /// verified source (without it every SYN passes, the attack's too). A
+    /// datagram that passed passed every rule of the service: it vouches
+    /// for its fingerprint either way.
+    pub fn sample(&mut self, s: &Sample, syn_auth: bool) {
         self.report.samples += 1;
         self.sources.add(s.src, 1);
         if s.dst_port != 0 {
             self.ports.add((s.proto, s.dst_port), 1);
         }
-        if s.fp != SampleFp::None && s.verdict != SampleVerdict::Pass {
-            self.fps.add(s.fp, 1);
+        match (s.verdict, s.fp) {
+            (_, SampleFp::None) => {}
+            _ if is_answer(s) => {}
+            (SampleVerdict::Pass, SampleFp::Tcp(_)) if !syn_auth => {}
+            (SampleVerdict::Pass, fp) => self.vouched.add(fp, 1),
+            (_, fp) => self.fps.add(fp, 1),
         }
         if let SampleVerdict::Drop(r) = s.verdict {
             self.drops[r as usize] += 1;
         }
     }
 
-    /// Heavy-hitter fingerprints among the attack's unpassed samples: at
-    /// least `min_share` of them and `min_count` samples.
+    /// Heavy-hitter fingerprints among the attack's unpassed samples (at
+    /// least `min_share` of them and `min_count` samples) that are the
+    /// attack's alone ([`attack_only`]).
     pub fn proposed(&self, min_count: u64, min_share: f64) -> Vec<SampleFp> {
         self.fps
             .propose(min_count, min_share)
             .into_iter()
+            .filter(|(k, n)| attack_only(*n, u64::from(self.vouched.sketch().estimate(k))))
             .map(|(k, _)| k)
             .take(self.top_k)
             .collect()
+    }
+
+    /// Unpassed SYN samples explained by verified clients: for each
+    /// fingerprint that passed from verified sources, the smaller of its
+    /// verified passes and its unpassed samples (each legitimate client's
+    /// challenged SYN is followed by one that passes). The heaviest
+    /// fingerprints are kept, and legitimate clients share a few (one per
+    /// operating system), so this is bounded memory.
+    pub fn answered_syns(&self) -> u64 {
+        self.vouched
+            .top()
+            .into_iter()
+            .filter(|(k, _)| matches!(k, SampleFp::Tcp(_)))
+            .map(|(k, n)| n.min(u64::from(self.fps.sketch().estimate(&k))))
+            .sum()
     }
 
     /// Updates the top lists and drops from the sketches.
@@ -297,7 +401,7 @@ mod tests {
             } else {
                 i.to_be_bytes()
             };
-            b.sample(&sample(src, 53, SampleVerdict::Drop(DropReason::ReflectionPort)));
+            b.sample(&sample(src, 53, SampleVerdict::Drop(DropReason::ReflectionPort)), true);
         }
         b.refresh();
         let r = &b.report;

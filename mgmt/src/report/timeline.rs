@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::figures::Figures;
+use super::figures::Figures;
 
 /// Points kept at most (an hour at one per second).
 pub const MAX_POINTS: usize = 3600;

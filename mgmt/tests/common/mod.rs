@@ -1,7 +1,8 @@
-//! Helpers shared by the end-to-end tests that run real tools as root: the
-//! repository root, commands found on `PATH` plus the sbin folders, and the
-//! skip-or-fail rule (skip with a message where the test cannot run, fail
-//! instead under `MOAT_E2E=1`).
+//! Helpers shared by the tests that run real tools (as root, for the
+//! end-to-end ones): the repository root, commands found on `PATH` (only:
+//! a tool missing from PATH is missing, even when /usr/sbin has it), and
+//! the skip-or-fail rule (skip with a message where the test cannot run,
+//! fail instead under `MOAT_E2E=1`).
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
@@ -11,22 +12,31 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// `PATH` with /usr/sbin and /sbin appended (where OVS, ip and hping3 live).
-pub fn search_path() -> String {
-    let path = std::env::var("PATH").unwrap_or_default();
-    format!("{path}:/usr/sbin:/sbin")
-}
-
+/// `tool` is an executable file in a folder of `PATH`. (OVS, ip and
+/// hping3 live in /usr/sbin: root's PATH has it; a PATH without it has
+/// none of them.)
 pub fn on_path(tool: &str) -> bool {
-    std::env::split_paths(&search_path()).any(|d| d.join(tool).is_file())
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .any(|d| std::fs::metadata(d.join(tool)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
-/// A command that finds its program (and the programs it runs) on
-/// [`search_path`].
+/// A command found on `PATH` (the programs it runs too).
 pub fn cmd(program: &str) -> Command {
-    let mut c = Command::new(program);
-    c.env("PATH", search_path());
-    c
+    Command::new(program)
+}
+
+/// The first of `tools` missing from `PATH`, as a reason to skip
+/// (`packages` says what to install).
+pub fn missing_tools(tools: &[&str], packages: &str) -> Option<String> {
+    let t = tools.iter().find(|t| !on_path(t))?;
+    Some(format!("`{t}` not found on PATH (apt-get install {packages})"))
+}
+
+/// [`can_run`] for a test that runs `tools` (no root needed).
+pub fn require_tools(test: &str, tools: &[&str], packages: &str) -> bool {
+    can_run(test, missing_tools(tools, packages))
 }
 
 /// Why a namespace test cannot run here, if it cannot: not root, one of
@@ -41,8 +51,8 @@ pub fn missing_prerequisite(tools: &[&str], packages: &str) -> Option<String> {
     if euid != Some("0") {
         return Some("not root (network namespaces need CAP_SYS_ADMIN)".into());
     }
-    if let Some(t) = tools.iter().find(|t| !on_path(t)) {
-        return Some(format!("`{t}` not found (apt-get install {packages})"));
+    if let Some(why) = missing_tools(tools, packages) {
+        return Some(why);
     }
     let netns = cmd("ip").args(["netns", "list"]).output();
     if !netns.is_ok_and(|o| o.status.success()) {
