@@ -39,4 +39,4 @@ for k, v in r.items():
     print(f"{k}: {json.dumps(v)}")
 PY
 echo "== what moat printed"
-grep -E "^moat: attack" "$state.log"
+grep -E " attack [0-9a-f-]+ on " "$state.log"

@@ -370,7 +370,7 @@ fn stats_and_verified_sources() {
     assert!(s["rates"]["rx_pps"].as_f64().unwrap() > 500.0, "{s}");
     assert_eq!(s["per_worker"].as_array().unwrap().len(), 2);
     assert!(s["ports"]["outside"]["rx_packets"].as_u64().unwrap() > 0);
-    assert!(s["dropped"]["acl_deny"].is_u64());
+    assert!(s["drops_by_reason"]["acl_deny"].is_u64());
     let services: Vec<&String> = s["services"].as_object().unwrap().keys().collect();
     assert_eq!(services, ["api", "web", "web6"]);
     let sum: u64 = s["services"]

@@ -113,7 +113,7 @@ pub async fn stats(State(st): State<Shared>) -> Json<Stats> {
         icmp_too_big: t.icmp_too_big,
         mss_clamped: t.mss_clamped,
         rates: RatesDoc::from(st.counters.rates()),
-        dropped: DropReason::ALL
+        drops_by_reason: DropReason::ALL
             .iter()
             .map(|r| (r.as_str().to_string(), t.dropped[*r as usize]))
             .collect(),

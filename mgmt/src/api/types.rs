@@ -242,7 +242,7 @@ pub struct Stats {
     pub mss_clamped: u64,
     pub rates: RatesDoc,
     /// Drops by reason (every reason, zeros included).
-    pub dropped: BTreeMap<String, u64>,
+    pub drops_by_reason: BTreeMap<String, u64>,
     /// By port name (`outside`, `inside`).
     pub ports: BTreeMap<String, PortStats>,
     /// By service name.

@@ -34,13 +34,13 @@ pub struct ControlCountermeasures(pub Arc<crate::control::Control>);
 impl Countermeasures for ControlCountermeasures {
     fn escalate(&mut self, service: &str, e: &Escalation) {
         if let Err(err) = self.0.set_escalation(service, Some(e.clone())) {
-            eprintln!("moat: escalating {service}: {err}");
+            tracing::error!("escalating {service}: {err}");
         }
     }
 
     fn relax(&mut self, service: &str) {
         if let Err(err) = self.0.set_escalation(service, None) {
-            eprintln!("moat: relaxing {service}: {err}");
+            tracing::error!("relaxing {service}: {err}");
         }
     }
 }

@@ -259,7 +259,7 @@ impl Engine {
             }
             Err(e) => {
                 self.stats.report_errors.fetch_add(1, Relaxed);
-                eprintln!("moat: attack report {}: {e:#}", r.attack_uuid);
+                tracing::error!("attack report {}: {e:#}", r.attack_uuid);
             }
         }
     }
@@ -268,8 +268,8 @@ impl Engine {
         match e {
             Event::AttackStart(r, _) => {
                 self.stats.attacks_started.fetch_add(1, Relaxed);
-                eprintln!(
-                    "moat: attack {} on {} started: {} ({})",
+                tracing::warn!(
+                    "attack {} on {} started: {} ({})",
                     r.attack_uuid,
                     r.service,
                     r.types.join(", "),
@@ -280,8 +280,8 @@ impl Engine {
             }
             Event::AttackUpdate(r) => self.write(r),
             Event::AttackEnd(r) => {
-                eprintln!(
-                    "moat: attack {} on {} {} after {} s, peak {:.0} pps",
+                tracing::warn!(
+                    "attack {} on {} {} after {} s, peak {:.0} pps",
                     r.attack_uuid,
                     r.service,
                     if r.state == "interrupted" {
@@ -294,7 +294,7 @@ impl Engine {
                 );
                 self.write(r);
                 if let Err(e) = self.store.prune(SystemTime::now()) {
-                    eprintln!("moat: attack reports: {e:#}");
+                    tracing::error!("attack reports: {e:#}");
                 }
                 self.alerter.send(AlertEvent::AttackEnd, e.alert_body(&self.node));
             }

@@ -6,7 +6,6 @@
 //! deleted); list and get for the API.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -96,19 +95,22 @@ impl ReportStore {
     /// Writes `r` atomically (see the module docs).
     pub fn write(&self, r: &AttackReport) -> anyhow::Result<()> {
         anyhow::ensure!(valid_id(&r.attack_uuid), "bad attack uuid {:?}", r.attack_uuid);
-        fs::create_dir_all(&self.dir).with_context(|| format!("{}", self.dir.display()))?;
+        if !self.dir.is_dir() {
+            // Private like the state folder it lives in: reports name
+            // sources and services.
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .with_context(|| format!("{}", self.dir.display()))?;
+        }
         let path = self.path(&r.attack_uuid);
-        let tmp = self.dir.join(format!(".{}.json.tmp", r.attack_uuid));
         let text = serde_json::to_vec_pretty(r)?;
-        let mut f = fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
-        f.write_all(&text).with_context(|| format!("{}", tmp.display()))?;
-        f.sync_all().with_context(|| format!("{}", tmp.display()))?;
-        drop(f);
-        fs::rename(&tmp, &path).with_context(|| format!("{}", path.display()))?;
-        // The rename itself survives a crash once the folder is synced.
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .with_context(|| format!("{}", self.dir.display()))?;
+        // One helper for every file the node keeps: an unpredictable
+        // temporary name opened O_EXCL (never through a planted link),
+        // fsync, rename, fsync of the folder; the report is 0600.
+        crate::persist::write_atomic(&path, &text, 0o600).with_context(|| format!("{}", path.display()))?;
         Ok(())
     }
 
