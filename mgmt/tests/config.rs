@@ -536,7 +536,14 @@ fn dpdk_options_are_range_checked() {
         "1 is out of range",
     );
     // Two workers hold 2 x 2 x (1024 + 1024) descriptors and more at once.
-    let e = refused(&dpdk("mbufs = 4095"), "dataplane.dpdk.mbufs", "4095 is fewer than the");
+    let e = refused(
+        &edit(
+            "burst = 32",
+            "burst = 32\nbackend = \"dpdk\"\n\n[dataplane.dpdk]\nmbufs = 4095",
+        ),
+        "dataplane.dpdk.mbufs",
+        "4095 is fewer than the",
+    );
     assert!(e.reason.contains("2 worker(s)"), "{e}");
     refused(&dpdk("eal_args = \"--no-huge\""), "dataplane.dpdk.eal_args", "");
 }

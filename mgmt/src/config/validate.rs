@@ -153,7 +153,8 @@ fn dpdk(d: &DataplaneConfig) -> Res {
     range("dataplane.dpdk.link_wait_ms", p.link_wait_ms.into(), 0, 60_000)?;
     range("dataplane.dpdk.mbufs", p.mbufs.into(), 1023, 1 << 26)?;
     let need = d.dpdk_options(String::new(), String::new()).mbufs_needed();
-    if u64::from(p.mbufs) < need {
+    // Only DPDK has mbufs: other backends run any number of workers.
+    if d.backend == super::Backend::Dpdk && u64::from(p.mbufs) < need {
         return Err(ConfigError::at(
             "dataplane.dpdk.mbufs",
             format!(
