@@ -230,7 +230,7 @@ impl Node {
             "dropped": t.drops_by_reason().iter().map(|(r, n)| (r.as_str().to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "ports": {"outside": port(PortId::Outside), "inside": port(PortId::Inside)},
             "neighbors": neighbors,
-            "workers": per.iter().map(|w| json!({"rx_packets": w.rx_packets, "busy_polls": w.busy_polls, "idle_polls": w.idle_polls})).collect::<Vec<_>>(),
+            "workers": per.iter().map(|w| json!({"rx_packets": w.rx_packets, "passed_packets": w.passed_total(), "busy_polls": w.busy_polls, "idle_polls": w.idle_polls})).collect::<Vec<_>>(),
         })
     }
 
