@@ -112,8 +112,13 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
         (Frag::None, _) => {}
         (_, FragPolicy::Drop) => return Err(DropReason::Fragment),
         // A non-first fragment has no L4 header to check: it is let through
-        // under the per-source and service limits only.
+        // under the per-source and service limits only, and those of ICMP
+        // for the rest of a fragmented ICMP message (else a flood of large
+        // pings would pass all but its first fragments).
         (Frag::Later, FragPolicy::Allow) => {
+            if matches!((p.l3, p.proto), (L3::Ipv4, 1) | (L3::Ipv6, 58)) {
+                return cx.icmp_rates();
+            }
             cx.src_limit(SourceLimit::Pps)?;
             return cx.finish(false);
         }
@@ -416,6 +421,11 @@ impl Ctx<'_> {
         if !type_ok {
             return Err(DropReason::IcmpType);
         }
+        self.icmp_rates()
+    }
+
+    /// The ICMP rates of [`Ctx::icmp`], then pass.
+    fn icmp_rates(&mut self) -> R {
         let (id, now) = (usize::from(self.id), self.now);
         let open = self.st.services[id].icmp.ready(now);
         if !open && !self.trusted && !self.verified() {

@@ -362,3 +362,39 @@ fn policy_swap_changes_the_rate() {
         500
     );
 }
+
+/// With fragments allowed, the non-first fragments of ICMP messages (large
+/// pings) are held to the same rates: they carry no ICMP header, but their
+/// protocol is known. Other protocols' fragments are unaffected.
+#[test]
+fn later_fragments_of_icmp_share_the_rates() {
+    use classifier::policy::FragPolicy;
+    let mut n = node(Limits::default(), 1, 4096);
+    n.pol.sanity.fragments = FragPolicy::Allow;
+    let frag = |src: IpAddr, dst: IpAddr| {
+        let ty = if dst.is_ipv6() { ECHO6_REQUEST } else { ECHO_REQUEST };
+        Pkt::icmp(src, dst, ty, 0).frag(Frag::Later).build()
+    };
+    let passed = |n: &mut Node, src: &dyn Fn(u32) -> IpAddr, dst: IpAddr, count: u32, reason: DropReason| {
+        (0..count)
+            .filter(|&i| match n.run(T0, &frag(src(i), dst)) {
+                Verdict::Pass(_) => true,
+                v => {
+                    assert_eq!(v, Verdict::Drop(reason), "fragment {i}");
+                    false
+                }
+            })
+            .count()
+    };
+    assert_eq!(passed(&mut n, &spoofed4, vip4(), 1000, DropReason::RateLimitIcmp), 200);
+    assert_eq!(passed(&mut n, &spoofed6, vip6(), 1000, DropReason::RateLimitIcmp), 200);
+    let me = |_| client6();
+    let mut n = node(Limits::default(), 1, 4096);
+    n.pol.sanity.fragments = FragPolicy::Allow;
+    assert_eq!(passed(&mut n, &me, vip6(), 100, DropReason::RateLimitIcmpSource), 20);
+    // A UDP datagram's later fragments to the same VIP still pass.
+    let udp = Pkt::udp(client4(), 1, vip4(), 9, &[7; 64]).frag(Frag::Later).build();
+    for _ in 0..500 {
+        assert!(matches!(n.run(T0, &udp), Verdict::Pass(_)));
+    }
+}
