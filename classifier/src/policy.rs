@@ -155,9 +155,9 @@ impl Limits {
     /// send stay under 200 × 1500 B = 2.4 Mbit/s per node.
     pub const DEFAULT_ICMP_PPS: u64 = 200;
     /// Default of [`Limits::src_icmp_pps`]: 20 messages/s per source, twenty
-    /// times `ping`'s one per second and four times `ping -i 0.2`, the
-    /// fastest an unprivileged user may ping; one source may take a tenth
-    /// of the service's default at most.
+    /// times `ping`'s default of one a second (a person pinging, a
+    /// monitoring probe, a traceroute's three probes per hop stay far below
+    /// it); one source takes a tenth of the service's default at most.
     pub const DEFAULT_SRC_ICMP_PPS: u32 = 20;
 }
 

@@ -283,6 +283,21 @@ allow = ["tcp/80", "icmp"]
         assert_eq!((back.icmp_pps, back.src_icmp_pps), (0, 20));
     }
 
+    /// A service POSTed to the API without `limits`, or with only some
+    /// keys, gets the config file's defaults: the ICMP rates stay on.
+    #[test]
+    fn api_limits_take_the_same_defaults() {
+        use crate::api::types::Limits as ApiLimits;
+        let from_empty: ApiLimits = serde_json::from_str("{}").unwrap();
+        let some: ApiLimits = serde_json::from_str(r#"{"src_pps": 5}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(from_empty).unwrap(),
+            serde_json::to_value(super::super::LimitsConfig::default()).unwrap()
+        );
+        assert_eq!((from_empty.icmp_pps, from_empty.src_icmp_pps), (200, 20));
+        assert_eq!((some.src_pps, some.icmp_pps, some.src_icmp_pps), (5, 200, 20));
+    }
+
     #[test]
     fn icmp_limit_keys_are_checked() {
         let e = config(Some("icmp_ps = 5")).unwrap_err();
