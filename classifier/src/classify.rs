@@ -7,7 +7,8 @@
 //! → ACL → service lookup → fragments → protocol checks (TCP: flags,
 //! fingerprints, per-source limits, SYN authentication, flow table; UDP:
 //! reflection ports, allowed ports, payload rules, fingerprints; ICMP: type
-//! allowlist) → per-service rate → tunnel MTU. Departure from DESIGN.md's
+//! allowlist, per-service and per-source ICMP rates) → per-service rate →
+//! tunnel MTU. Departure from DESIGN.md's
 //! order: per-source limits run inside the protocol checks, because the SYN
 //! limit must act before a challenge is sent (it bounds the SYN-ACKs one
 //! source can draw) and fingerprint rules, being cheaper than state, act
@@ -111,8 +112,13 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
         (Frag::None, _) => {}
         (_, FragPolicy::Drop) => return Err(DropReason::Fragment),
         // A non-first fragment has no L4 header to check: it is let through
-        // under the per-source and service limits only.
+        // under the per-source and service limits only, and those of ICMP
+        // for the rest of a fragmented ICMP message (else a flood of large
+        // pings would pass all but its first fragments).
         (Frag::Later, FragPolicy::Allow) => {
+            if matches!((p.l3, p.proto), (L3::Ipv4, 1) | (L3::Ipv6, 58)) {
+                return cx.icmp_rates();
+            }
             cx.src_limit(SourceLimit::Pps)?;
             return cx.finish(false);
         }
@@ -243,6 +249,7 @@ impl Ctx<'_> {
             SourceLimit::Pps => (l.src_pps, DropReason::RateLimitSource),
             SourceLimit::Syn => (l.src_syn_pps, DropReason::RateLimitSyn),
             SourceLimit::NewFlow => (l.src_new_flows_ps, DropReason::RateLimitNewFlow),
+            SourceLimit::Icmp => (l.src_icmp_pps, DropReason::RateLimitIcmpSource),
         };
         // Rate 0 (unlimited, the default) must not cost a table call per packet.
         if rate == 0 || self.trusted || self.st.sources.allow(self.p.src, self.id, self.now, which, rate) {
@@ -397,6 +404,16 @@ impl Ctx<'_> {
         self.finish(false)
     }
 
+    /// ICMP and ICMPv6 (neighbour discovery never gets here): type
+    /// allowlist, then the service's ICMP rate, then the source's.
+    ///
+    /// The service's bucket is looked at before the source table and spent
+    /// after it: a random-source flood beyond the service's rate dies
+    /// without a table insert each (it cannot evict real clients' buckets),
+    /// and a single source over its own rate spends none of the service's.
+    /// A source that proved its address (ACL-allowed, or verified by SYN
+    /// authentication) passes an empty service bucket, so that a spoofed
+    /// flood cannot starve it; the verified table is probed only then.
     fn icmp(&mut self, type_ok: bool) -> R {
         if !self.svc.icmp {
             return Err(DropReason::PortNotAllowed);
@@ -404,8 +421,37 @@ impl Ctx<'_> {
         if !type_ok {
             return Err(DropReason::IcmpType);
         }
-        self.src_limit(SourceLimit::Pps)?;
+        self.icmp_rates()
+    }
+
+    /// The ICMP rates of [`Ctx::icmp`], then pass.
+    fn icmp_rates(&mut self) -> R {
+        let (id, now) = (usize::from(self.id), self.now);
+        let open = self.st.services[id].icmp.ready(now);
+        if !open && !self.trusted && !self.verified() {
+            return Err(DropReason::RateLimitIcmp);
+        }
+        self.src_limit_icmp()?;
+        if open {
+            self.st.services[id].icmp.take(now);
+        }
         self.finish(false)
+    }
+
+    /// An ICMP message's two per-source charges (packets, ICMP) with one
+    /// table probe.
+    #[inline]
+    fn src_limit_icmp(&mut self) -> Result<(), DropReason> {
+        let l = &self.svc.limits;
+        if self.trusted || (l.src_pps == 0 && l.src_icmp_pps == 0) {
+            return Ok(());
+        }
+        let pair = ((SourceLimit::Pps, l.src_pps), (SourceLimit::Icmp, l.src_icmp_pps));
+        match self.st.sources.allow_two(self.p.src, self.id, self.now, pair.0, pair.1) {
+            Ok(()) => Ok(()),
+            Err(SourceLimit::Icmp) => Err(DropReason::RateLimitIcmpSource),
+            Err(_) => Err(DropReason::RateLimitSource),
+        }
     }
 
     /// Per-service rate and tunnel MTU, then pass.

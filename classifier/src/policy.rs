@@ -118,17 +118,61 @@ impl SynAuth {
 }
 
 /// Rate limits of a service. Zero means unlimited. Per-source limits apply to
-/// each source address separately; `service_pps` to the whole service on one
-/// node (workers split it evenly).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// each source address separately; `service_pps`, `challenge_pps` and
+/// `icmp_pps` to the whole service on one node (workers split them evenly:
+/// each worker allows `rate / workers`, at least 1).
+///
+/// Every limit but the ICMP ones is off by default. The ICMP limits are on
+/// ([`Limits::DEFAULT_ICMP_PPS`], [`Limits::DEFAULT_SRC_ICMP_PPS`]): a
+/// service that allows ICMP needs a few echo requests and errors per second,
+/// never thousands, and an echo flood from random sources otherwise reaches
+/// the origin whole (no other check can tell a spoofed ping from a real one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub src_pps: u32,
     pub src_syn_pps: u32,
     pub src_new_flows_ps: u32,
+    /// ICMP and ICMPv6 messages per second per source address (neighbour
+    /// discovery never reaches a service, so it is never counted).
+    pub src_icmp_pps: u32,
     pub service_pps: u64,
     /// Challenges (SYN-ACKs) sent per second for this service, so that a
     /// spoofed flood cannot turn Moat into a reflector.
     pub challenge_pps: u64,
+    /// ICMP and ICMPv6 messages per second to the whole service on one node
+    /// (every allowed type: echo requests and replies, errors). Sources
+    /// that proved their address (verified by SYN authentication, or
+    /// ACL-allowed) still pass when it is spent, so that a spoofed flood
+    /// cannot starve them; their own per-source limit still applies.
+    pub icmp_pps: u64,
+}
+
+impl Limits {
+    /// Default of [`Limits::icmp_pps`]: 200 messages/s per service and node,
+    /// "a few hundred per second" (issue 10). Enough for every monitoring
+    /// probe and traceroute a service draws (a ping a second from a hundred
+    /// probes is half of it), and the echo answers an origin can be made to
+    /// send stay under 200 × 1500 B = 2.4 Mbit/s per node.
+    pub const DEFAULT_ICMP_PPS: u64 = 200;
+    /// Default of [`Limits::src_icmp_pps`]: 20 messages/s per source, twenty
+    /// times `ping`'s default of one a second (a person pinging, a
+    /// monitoring probe, a traceroute's three probes per hop stay far below
+    /// it); one source takes a tenth of the service's default at most.
+    pub const DEFAULT_SRC_ICMP_PPS: u32 = 20;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            src_pps: 0,
+            src_syn_pps: 0,
+            src_new_flows_ps: 0,
+            src_icmp_pps: Self::DEFAULT_SRC_ICMP_PPS,
+            service_pps: 0,
+            challenge_pps: 0,
+            icmp_pps: Self::DEFAULT_ICMP_PPS,
+        }
+    }
 }
 
 /// A UDP payload rule: the datagram passes when

@@ -134,6 +134,14 @@ drop_reasons! {
     /// `ArpIgnored`, so that the numbers of the other reasons stay as they
     /// were.
     NdIgnored = "nd_ignored",
+    /// ICMP or ICMPv6 message over its service's ICMP rate
+    /// (`Limits::icmp_pps`), from a source that has not proved its address
+    /// (echo floods from random sources). After `NdIgnored` for the same
+    /// reason as it.
+    RateLimitIcmp = "rate_limit_icmp",
+    /// ICMP or ICMPv6 message over its source's ICMP rate
+    /// (`Limits::src_icmp_pps`).
+    RateLimitIcmpSource = "rate_limit_icmp_source",
 }
 
 impl core::fmt::Display for DropReason {
@@ -153,6 +161,8 @@ mod tests {
             assert_eq!(DropReason::from_name(r.as_str()), Some(*r));
         }
         assert_eq!(DropReason::from_name("nope"), None);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::NdIgnored));
+        // New reasons go last: the numbers of the others never move.
+        assert_eq!(DropReason::NdIgnored as usize, 31);
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::RateLimitIcmpSource));
     }
 }

@@ -118,6 +118,8 @@ fn policy() -> Policy {
     s.limits.src_new_flows_ps = 5;
     s.limits.service_pps = 1_000_000;
     s.limits.challenge_pps = 100_000;
+    s.limits.icmp_pps = 200;
+    s.limits.src_icmp_pps = 20;
     p.add_service(s).expect("service");
     p.global_pps = 10_000_000;
     p
@@ -139,11 +141,15 @@ fn packet(st: &mut WorkerState, rng: &mut Rng, now: Nanos, vip: IpAddr) -> u32 {
     passed += u32::from(st.global.take(now));
     if let Some(svc) = st.services.first_mut() {
         passed += u32::from(svc.pps.take(now)) + u32::from(svc.challenges.take(now));
+        if svc.icmp.ready(now) {
+            passed += u32::from(svc.icmp.take(now));
+        }
     }
     for (which, rate) in [
         (SourceLimit::Pps, 100),
         (SourceLimit::Syn, 10),
         (SourceLimit::NewFlow, 5),
+        (SourceLimit::Icmp, 20),
     ] {
         passed += u32::from(st.sources.allow(src, 0, now, which, rate));
     }

@@ -80,6 +80,8 @@ fn service(name: &str, vip: IpAddr, auth: SynAuth) -> Service {
     s.limits.src_new_flows_ps = 3;
     s.limits.service_pps = 40;
     s.limits.challenge_pps = 8;
+    s.limits.src_icmp_pps = 2;
+    s.limits.icmp_pps = 6;
     // A DNS service expects answers from port 53, a reflection port.
     s.allow_src_ports = PortSet::from_ports([53]);
     let rule = |port, offset, value: &[u8], mask: &[u8]| PayloadRule::new(port, offset, value, mask).expect("rule");

@@ -239,7 +239,7 @@ impl Node {
             "drops_by_reason": classifier::DropReason::ALL.iter().map(|r| (r.as_str().to_string(), json!(t.dropped[*r as usize]))).collect::<serde_json::Map<_, _>>(),
             "ports": {"outside": port(PortId::Outside), "inside": port(PortId::Inside)},
             "neighbors": neighbors,
-            "workers": per.iter().map(|w| json!({"rx_packets": w.rx_packets, "busy_polls": w.busy_polls, "idle_polls": w.idle_polls})).collect::<Vec<_>>(),
+            "workers": per.iter().map(|w| json!({"rx_packets": w.rx_packets, "passed_packets": w.passed_total(), "busy_polls": w.busy_polls, "idle_polls": w.idle_polls})).collect::<Vec<_>>(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Token buckets (DESIGN.md, "Rate limits"): [`TokenBucket`] for the
-//! per-service and global caps, and [`SourceTable`], three buckets per
-//! source address (packets, SYNs, new flows) in a fixed-capacity table.
+//! per-service and global caps, and [`SourceTable`], four buckets per
+//! source address (packets, SYNs, new flows, ICMP messages) in a
+//! fixed-capacity table.
 //!
 //! Arithmetic: the level is kept in nano-tokens (1 token = 10^9), so `rate`
 //! tokens/s refill exactly `rate` nano-tokens per elapsed nanosecond. Every
@@ -39,17 +40,23 @@ impl Level {
         last: 0,
     };
 
-    /// Refills for the time since `last` at `rate` tokens/s, caps at `cap`
-    /// nano-tokens, then takes one token if there is one.
+    /// Refills for the time since `last` at `rate` tokens/s and caps at
+    /// `cap` nano-tokens; returns whether a whole token is there.
     #[inline]
-    fn take(&mut self, now: Nanos, rate: u64, cap: u64) -> bool {
+    fn refill(&mut self, now: Nanos, rate: u64, cap: u64) -> bool {
         if now > self.last {
             let add = (now - self.last).saturating_mul(rate);
             self.nano = self.nano.saturating_add(add);
             self.last = now;
         }
         self.nano = self.nano.min(cap);
-        if self.nano >= TOKEN {
+        self.nano >= TOKEN
+    }
+
+    /// [`Level::refill`], then takes one token if there is one.
+    #[inline]
+    fn take(&mut self, now: Nanos, rate: u64, cap: u64) -> bool {
+        if self.refill(now, rate, cap) {
             self.nano -= TOKEN;
             true
         } else {
@@ -93,6 +100,14 @@ impl TokenBucket {
         self.level.take(now, self.rate, self.cap)
     }
 
+    /// Whether [`TokenBucket::take`] at `now` would succeed, taking nothing:
+    /// a check that must pass before another one spends state (the ICMP
+    /// cap, before a source-table insert).
+    #[inline]
+    pub fn ready(&mut self, now: Nanos) -> bool {
+        self.rate == 0 || self.level.refill(now, self.rate, self.cap)
+    }
+
     /// Changes the rate and burst, keeping the current level (capped to the
     /// new burst). A bucket that was unlimited starts full.
     pub fn set_rate(&mut self, rate_per_s: u64, burst: u64) {
@@ -119,21 +134,25 @@ impl TokenBucket {
     }
 }
 
-/// Which of a source's three buckets (DESIGN.md: per-source pps, SYN/s,
-/// new flows/s; `Limits::{src_pps, src_syn_pps, src_new_flows_ps}`).
+/// Which of a source's four buckets (DESIGN.md: per-source pps, SYN/s,
+/// new flows/s, ICMP; `Limits::{src_pps, src_syn_pps, src_new_flows_ps,
+/// src_icmp_pps}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceLimit {
     Pps,
     Syn,
     NewFlow,
+    Icmp,
 }
 
-/// The three levels of one source, indexed by `SourceLimit as usize`.
-type SourceLevels = [Level; 3];
+/// The four levels of one source, indexed by `SourceLimit as usize`.
+type SourceLevels = [Level; 4];
 
-const _: () = assert!(slot_size::<AddrKey, SourceLevels>() <= 80);
+// 24-byte key, four 16-byte levels, the CLOCK mark: 96 bytes with padding
+// (80 with three levels).
+const _: () = assert!(slot_size::<AddrKey, SourceLevels>() <= 96);
 
-/// Per-source buckets (three per source) in a fixed-capacity table keyed by
+/// Per-source buckets (four per source) in a fixed-capacity table keyed by
 /// source address.
 #[derive(Debug)]
 pub struct SourceTable {
@@ -177,7 +196,7 @@ impl SourceTable {
                 None => true,
             },
             Err(miss) => {
-                let mut levels = [Level::FULL; 3];
+                let mut levels = [Level::FULL; 4];
                 let allowed = match levels.get_mut(i) {
                     Some(level) => level.take(now, rate, cap),
                     None => true,
@@ -222,7 +241,7 @@ impl SourceTable {
         match self.table.probe(&key) {
             Ok(hit) => self.table.get_mut(hit).map_or(Ok(()), take),
             Err(miss) => {
-                let mut levels = [Level::FULL; 3];
+                let mut levels = [Level::FULL; 4];
                 let res = take(&mut levels);
                 self.table.insert(miss, key, levels, |l| stale(l, now));
                 res
@@ -315,6 +334,34 @@ mod tests {
         let mut b = TokenBucket::new(1, 0);
         assert!(b.take(SECOND));
         assert!(!b.take(SECOND));
+    }
+
+    #[test]
+    fn ready_looks_without_taking() {
+        let mut b = TokenBucket::new(2, 2);
+        assert!(b.ready(SECOND) && b.ready(SECOND));
+        assert!(b.take(SECOND) && b.take(SECOND));
+        assert!(!b.ready(SECOND));
+        // Half a second refills one token: ready, and take still gets it.
+        assert!(b.ready(SECOND + SECOND / 2));
+        assert!(b.take(SECOND + SECOND / 2));
+        assert!(!b.ready(SECOND + SECOND / 2));
+        assert!(TokenBucket::new(0, 0).ready(0), "unlimited");
+    }
+
+    #[test]
+    fn icmp_bucket_is_a_fourth_level() {
+        let mut t = SourceTable::with_capacity(4);
+        let now = 3 * SECOND;
+        let take = |t: &mut SourceTable| t.allow_two(ip(1), 0, now, (SourceLimit::Pps, 100), (SourceLimit::Icmp, 2));
+        assert_eq!(take(&mut t), Ok(()));
+        assert_eq!(take(&mut t), Ok(()));
+        assert_eq!(take(&mut t), Err(SourceLimit::Icmp));
+        // The other three levels of the source are untouched by it.
+        for which in [SourceLimit::Syn, SourceLimit::NewFlow] {
+            assert_eq!((0..3).filter(|_| t.allow(ip(1), 0, now, which, 3)).count(), 3);
+        }
+        assert_eq!(t.len(), 1);
     }
 
     fn ip(n: u32) -> IpAddr {

@@ -78,6 +78,8 @@ pub struct ServiceBuckets {
     /// `Limits::challenge_pps` / workers: SYN-ACKs sent, so that a spoofed
     /// flood cannot turn Moat into a reflector.
     pub challenges: TokenBucket,
+    /// `Limits::icmp_pps` / workers: ICMP and ICMPv6 messages passed.
+    pub icmp: TokenBucket,
 }
 
 impl ServiceBuckets {
@@ -85,14 +87,17 @@ impl ServiceBuckets {
         ServiceBuckets {
             pps: one_second(per_worker(limits.service_pps, workers)),
             challenges: one_second(per_worker(limits.challenge_pps, workers)),
+            icmp: one_second(per_worker(limits.icmp_pps, workers)),
         }
     }
 
     fn set(&mut self, limits: &crate::policy::Limits, workers: u32) {
         let pps = per_worker(limits.service_pps, workers);
         let challenges = per_worker(limits.challenge_pps, workers);
+        let icmp = per_worker(limits.icmp_pps, workers);
         self.pps.set_rate(pps, pps);
         self.challenges.set_rate(challenges, challenges);
+        self.icmp.set_rate(icmp, icmp);
     }
 }
 
@@ -194,6 +199,7 @@ mod tests {
             let mut s = Service::new("s", core::net::IpAddr::V4([192, 0, 2, i as u8].into()), origin);
             s.limits.service_pps = rate;
             s.limits.challenge_pps = rate / 2;
+            s.limits.icmp_pps = rate / 4;
             p.add_service(s).expect("service");
         }
         p.global_pps = global;
@@ -211,6 +217,7 @@ mod tests {
         assert_eq!(st.services.len(), 3);
         assert_eq!(st.services[0].pps.rate(), 250);
         assert_eq!(st.services[0].challenges.rate(), 125);
+        assert_eq!(st.services[0].icmp.rate(), 62);
         // 3 / 4 rounds to 0; a limit never becomes unlimited.
         assert_eq!(st.services[1].pps.rate(), 1);
         assert_eq!(st.services[2].pps.rate(), 0);
@@ -238,6 +245,7 @@ mod tests {
         assert_eq!(st.services[0].pps.rate(), 1);
         assert!(!st.services[0].pps.take(SECOND), "level kept across the swap");
         assert_eq!(st.services[2].pps.rate(), 25);
+        assert_eq!(st.services[2].icmp.rate(), 6);
         assert_eq!(st.global.rate(), 20);
         assert!(st.global.take(SECOND));
         st.apply_policy(&policy(&[10], 0), 1);
@@ -250,7 +258,7 @@ mod tests {
     fn memory_is_reserved_up_front() {
         let st = WorkerState::new(&StateConfig::default(), &policy(&[1], 0), 1);
         let bytes = st.memory_bytes();
-        // Three tables of 65536 slots (40 to 80 bytes) plus their indexes.
+        // Three tables of 65536 slots (40 to 96 bytes) plus their indexes.
         assert!(bytes > 65536 * (56 + 40 + 80), "{bytes}");
         assert!(bytes < 32 << 20, "{bytes}");
     }

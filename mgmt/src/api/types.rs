@@ -51,8 +51,9 @@ where
     d.deserialize_map(ObjectOnly(std::marker::PhantomData))
 }
 
-/// Rate limits; 0 = unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+/// Rate limits; 0 = unlimited. Absent keys take the config file's
+/// defaults (0 but for the ICMP rates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Packets per second per source address.
@@ -64,12 +65,33 @@ pub struct Limits {
     /// New flows per second per source address.
     #[schema(maximum = 4294967295_u64)]
     pub src_new_flows_ps: u32,
+    /// ICMP and ICMPv6 messages per second per source address.
+    #[schema(maximum = 4294967295_u64, default = 20)]
+    pub src_icmp_pps: u32,
     /// Packets per second to the whole service on this node.
     #[schema(maximum = 9223372036854775807_u64)]
     pub service_pps: u64,
     /// SYN challenges per second the service sends.
     #[schema(maximum = 9223372036854775807_u64)]
     pub challenge_pps: u64,
+    /// ICMP and ICMPv6 messages per second to the whole service on this node.
+    #[schema(maximum = 9223372036854775807_u64, default = 200)]
+    pub icmp_pps: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let l = crate::config::LimitsConfig::default();
+        Limits {
+            src_pps: l.src_pps,
+            src_syn_pps: l.src_syn_pps,
+            src_new_flows_ps: l.src_new_flows_ps,
+            src_icmp_pps: l.src_icmp_pps,
+            service_pps: l.service_pps,
+            challenge_pps: l.challenge_pps,
+            icmp_pps: l.icmp_pps,
+        }
+    }
 }
 
 /// A UDP payload rule: a datagram to `port` passes when
@@ -295,6 +317,7 @@ impl Service {
     pub fn to_config(&self) -> Result<ServiceConfig, Problem> {
         fits("limits.service_pps", self.limits.service_pps)?;
         fits("limits.challenge_pps", self.limits.challenge_pps)?;
+        fits("limits.icmp_pps", self.limits.icmp_pps)?;
         from_value(to_value(self))
     }
 

@@ -32,7 +32,7 @@ pub mod values;
 use core::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use classifier::policy::{FragPolicy, SynAuth};
+use classifier::policy::{FragPolicy, Limits, SynAuth};
 use serde::{Deserialize, Serialize};
 
 pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
@@ -440,15 +440,55 @@ pub struct ServiceConfig {
     pub on_attack: OnAttackConfig,
 }
 
-/// `[services.limits]`: all optional, 0 = unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// `[services.limits]`: all optional, 0 = unlimited. Per-service rates are
+/// for the whole node (each worker allows `rate / workers`). Off by default
+/// except the ICMP rates (`classifier::policy::Limits`'s defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub src_pps: u32,
     pub src_syn_pps: u32,
     pub src_new_flows_ps: u32,
+    /// ICMP and ICMPv6 messages per second per source (default 20).
+    pub src_icmp_pps: u32,
     pub service_pps: u64,
     pub challenge_pps: u64,
+    /// ICMP and ICMPv6 messages per second to the service (default 200).
+    pub icmp_pps: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig::from(&Limits::default())
+    }
+}
+
+impl From<&Limits> for LimitsConfig {
+    fn from(l: &Limits) -> Self {
+        LimitsConfig {
+            src_pps: l.src_pps,
+            src_syn_pps: l.src_syn_pps,
+            src_new_flows_ps: l.src_new_flows_ps,
+            src_icmp_pps: l.src_icmp_pps,
+            service_pps: l.service_pps,
+            challenge_pps: l.challenge_pps,
+            icmp_pps: l.icmp_pps,
+        }
+    }
+}
+
+impl From<&LimitsConfig> for Limits {
+    fn from(l: &LimitsConfig) -> Self {
+        Limits {
+            src_pps: l.src_pps,
+            src_syn_pps: l.src_syn_pps,
+            src_new_flows_ps: l.src_new_flows_ps,
+            src_icmp_pps: l.src_icmp_pps,
+            service_pps: l.service_pps,
+            challenge_pps: l.challenge_pps,
+            icmp_pps: l.icmp_pps,
+        }
+    }
 }
 
 /// `[[services.payload_rules]]`: a UDP datagram to `port` passes when

@@ -194,14 +194,7 @@ fn service(i: usize, s: &ServiceConfig, origin: u16) -> Result<Service, ConfigEr
         svc.allow_src_ports.insert_range(spec.lo, spec.hi);
     }
     svc.syn_auth = s.syn_auth;
-    let l = &s.limits;
-    svc.limits = Limits {
-        src_pps: l.src_pps,
-        src_syn_pps: l.src_syn_pps,
-        src_new_flows_ps: l.src_new_flows_ps,
-        service_pps: l.service_pps,
-        challenge_pps: l.challenge_pps,
-    };
+    svc.limits = Limits::from(&s.limits);
     for (j, r) in s.payload_rules.iter().enumerate() {
         let all_ones;
         let mask = match &r.mask {
@@ -225,4 +218,96 @@ fn service(i: usize, s: &ServiceConfig, origin: u16) -> Result<Service, ConfigEr
         svc.payload_rules.push(rule);
     }
     Ok(svc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small config; `limits` is the body of the service's
+    /// `[services.limits]` table (`None`: no table).
+    fn config(limits: Option<&str>) -> Result<Config, ConfigError> {
+        let limits = limits.map(|l| format!("[services.limits]\n{l}\n")).unwrap_or_default();
+        let text = format!(
+            r#"
+[node]
+name = "t"
+
+[[ports]]
+name = "outside"
+role = "outside"
+iface = "out0"
+ip = "10.10.0.1/24"
+
+[[ports]]
+name = "inside"
+role = "inside"
+iface = "in0"
+ip = "192.168.77.1/24"
+
+[[origins]]
+name = "web"
+tunnel_src = "192.168.77.1"
+tunnel_dst = "192.168.77.2"
+
+[[services]]
+name = "web"
+vip = "203.0.113.10"
+origin = "web"
+allow = ["tcp/80", "icmp"]
+{limits}"#
+        );
+        Config::from_toml_str(&text, "t.toml", Path::new(""))
+    }
+
+    #[test]
+    fn icmp_limits_default_on_and_follow_the_config() {
+        let p = config(None).unwrap().policy().unwrap();
+        let l = p.services[0].limits;
+        assert_eq!((l.icmp_pps, l.src_icmp_pps), (200, 20));
+        assert_eq!((l.src_pps, l.service_pps), (0, 0), "the others stay off");
+        // An empty table is the same as none.
+        assert_eq!(config(Some("")).unwrap().policy().unwrap().services[0].limits, l);
+        let p = config(Some("icmp_pps = 50\nsrc_icmp_pps = 0\nsrc_pps = 7"))
+            .unwrap()
+            .policy()
+            .unwrap();
+        let l = p.services[0].limits;
+        assert_eq!((l.icmp_pps, l.src_icmp_pps, l.src_pps), (50, 0, 7));
+        // Each key round-trips through the config's own serialisation (the
+        // API's documents and the persisted overlay are written from it).
+        let c = config(Some("icmp_pps = 0")).unwrap();
+        let back: super::super::LimitsConfig =
+            toml::from_str(&toml::to_string(&c.services[0].limits).unwrap()).unwrap();
+        assert_eq!(back, c.services[0].limits);
+        assert_eq!((back.icmp_pps, back.src_icmp_pps), (0, 20));
+    }
+
+    /// A service POSTed to the API without `limits`, or with only some
+    /// keys, gets the config file's defaults: the ICMP rates stay on.
+    #[test]
+    fn api_limits_take_the_same_defaults() {
+        use crate::api::types::Limits as ApiLimits;
+        let from_empty: ApiLimits = serde_json::from_str("{}").unwrap();
+        let some: ApiLimits = serde_json::from_str(r#"{"src_pps": 5}"#).unwrap();
+        assert_eq!(
+            serde_json::to_value(from_empty).unwrap(),
+            serde_json::to_value(super::super::LimitsConfig::default()).unwrap()
+        );
+        assert_eq!((from_empty.icmp_pps, from_empty.src_icmp_pps), (200, 20));
+        assert_eq!((some.src_pps, some.icmp_pps, some.src_icmp_pps), (5, 200, 20));
+    }
+
+    #[test]
+    fn icmp_limit_keys_are_checked() {
+        let e = config(Some("icmp_ps = 5")).unwrap_err();
+        assert_eq!(e.key, "services[0].limits.icmp_ps", "{e}");
+        assert!(e.reason.contains("unknown field"), "{e}");
+        let e = config(Some("src_icmp_pps = -1")).unwrap_err();
+        assert_eq!(e.key, "services[0].limits.src_icmp_pps", "{e}");
+        let e = config(Some("src_icmp_pps = 4294967296")).unwrap_err();
+        assert_eq!(e.key, "services[0].limits.src_icmp_pps", "{e}");
+        let e = config(Some("icmp_pps = \"lots\"")).unwrap_err();
+        assert_eq!(e.key, "services[0].limits.icmp_pps", "{e}");
+    }
 }
