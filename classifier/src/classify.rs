@@ -262,14 +262,26 @@ impl Ctx<'_> {
     /// A SYN's two per-source charges (packets, SYNs) with one table probe.
     #[inline(always)]
     fn src_limit_syn(&mut self) -> Result<(), DropReason> {
-        let l = &self.svc.limits;
-        if self.trusted || (l.src_pps == 0 && l.src_syn_pps == 0) {
+        let rate = self.svc.limits.src_syn_pps;
+        self.src_limit_pps_and(SourceLimit::Syn, rate, DropReason::RateLimitSyn)
+    }
+
+    /// The source's packet bucket and its `which` bucket (at `rate`)
+    /// charged with one table probe; `reason` when `which` is spent,
+    /// `rate_limit_source` when the packet bucket is.
+    #[inline(always)]
+    fn src_limit_pps_and(&mut self, which: SourceLimit, rate: u32, reason: DropReason) -> Result<(), DropReason> {
+        let pps = self.svc.limits.src_pps;
+        if self.trusted || (pps == 0 && rate == 0) {
             return Ok(());
         }
-        let pair = ((SourceLimit::Pps, l.src_pps), (SourceLimit::Syn, l.src_syn_pps));
-        match self.st.sources.allow_two(self.p.src, self.id, self.now, pair.0, pair.1) {
+        match self
+            .st
+            .sources
+            .allow_two(self.p.src, self.id, self.now, (SourceLimit::Pps, pps), (which, rate))
+        {
             Ok(()) => Ok(()),
-            Err(SourceLimit::Syn) => Err(DropReason::RateLimitSyn),
+            Err(w) if w == which => Err(reason),
             Err(_) => Err(DropReason::RateLimitSource),
         }
     }
@@ -442,16 +454,8 @@ impl Ctx<'_> {
     /// table probe.
     #[inline]
     fn src_limit_icmp(&mut self) -> Result<(), DropReason> {
-        let l = &self.svc.limits;
-        if self.trusted || (l.src_pps == 0 && l.src_icmp_pps == 0) {
-            return Ok(());
-        }
-        let pair = ((SourceLimit::Pps, l.src_pps), (SourceLimit::Icmp, l.src_icmp_pps));
-        match self.st.sources.allow_two(self.p.src, self.id, self.now, pair.0, pair.1) {
-            Ok(()) => Ok(()),
-            Err(SourceLimit::Icmp) => Err(DropReason::RateLimitIcmpSource),
-            Err(_) => Err(DropReason::RateLimitSource),
-        }
+        let rate = self.svc.limits.src_icmp_pps;
+        self.src_limit_pps_and(SourceLimit::Icmp, rate, DropReason::RateLimitIcmpSource)
     }
 
     /// Per-service rate and tunnel MTU, then pass.

@@ -1115,7 +1115,7 @@ fn icmp_scenarios(topo: &Topology, moat: &Moat) {
     let sh1 = moat.fresh_stats();
     let d = drops_delta(&sh0, &sh1);
     let rx = n(&sh1, &["rx_packets"]) - n(&sh0, &["rx_packets"]);
-    let passed = n(&sh1, &["passed", "web"]) - n(&sh0, &["passed", "web"]);
+    let passed = n(&sh1, &["passed_by_service", "web"]) - n(&sh0, &["passed_by_service", "web"]);
     let (delivered, to_clients) = (others1 - others0, clients1 - clients0);
     let capped = d.get("rate_limit_icmp").copied().unwrap_or(0);
     assert!(
@@ -1206,7 +1206,7 @@ fn icmp_scenarios(topo: &Topology, moat: &Moat) {
         .expect("ping -6 runs");
     let (answered, text) = ping_received("(h) ping -6", &out);
     let sv1 = moat.fresh_stats();
-    let passed6 = n(&sv1, &["passed", "web6"]) - n(&sv0, &["passed", "web6"]);
+    let passed6 = n(&sv1, &["passed_by_service", "web6"]) - n(&sv0, &["passed_by_service", "web6"]);
     assert!(
         answered == 3 && passed6 >= 3,
         "(h) ICMPv6: {answered}/3 echo requests to {VIP6} answered, Moat passed {passed6} (drops {:?})\n{text}",

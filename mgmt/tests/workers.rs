@@ -345,14 +345,14 @@ fn run_with_four_workers_on_af_packet() {
     assert!(
         w.iter().all(|&(rx, p)| rx > 0 && p > 0),
         "the fanout left a worker idle: (rx, passed) per worker {w:?}; drops {}\n{flood}",
-        st["dropped"]
+        st["drops_by_reason"]
     );
     // Every datagram but those from bogus random sources (multicast, 0/8,
     // 127/8: under 10 %) passes, and arrives at the tunnel endpoint.
     assert!(
         passed >= 3000 && delivered >= passed,
         "passed {passed}, {delivered} frames at the tunnel endpoint; drops {}\n{flood}",
-        st["dropped"]
+        st["drops_by_reason"]
     );
     eprintln!("af_packet, {WORKERS} workers: (rx, passed) per worker {w:?}, {delivered} frames at the tunnel endpoint");
 }
