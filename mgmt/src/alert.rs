@@ -75,7 +75,13 @@ impl std::fmt::Debug for Alerter {
 impl Alerter {
     /// Starts one thread per webhook; `base` is the first back-off.
     pub fn start(hooks: &[WebhookConfig], base: Duration) -> Alerter {
-        let stats = Arc::new(AlertStats::default());
+        Self::start_counting(hooks, base, Arc::new(AlertStats::default()))
+    }
+
+    /// [`Alerter::start`] counting into `stats`: a new set of webhooks (a
+    /// SIGHUP reload) keeps the counters of the one it replaces, so the
+    /// metrics never go backwards.
+    pub fn start_counting(hooks: &[WebhookConfig], base: Duration, stats: Arc<AlertStats>) -> Alerter {
         let stop = Arc::new(AtomicBool::new(false));
         let mut a = Alerter {
             hooks: Vec::new(),
@@ -112,6 +118,11 @@ impl Alerter {
 
     pub fn stats(&self) -> &AlertStats {
         &self.stats
+    }
+
+    /// The counters, to hand to the alerter that replaces this one.
+    pub fn shared_stats(&self) -> Arc<AlertStats> {
+        Arc::clone(&self.stats)
     }
 
     /// Queues `body` (with `"event"` set) for every webhook that wants

@@ -539,3 +539,54 @@ fn each_single_vector_flood_gets_its_one_type() {
         }
     }
 }
+
+/// Webhooks are live parts of the file: a node started without any, given
+/// one by SIGHUP before its attack, sends that attack's alerts to it.
+#[test]
+fn a_webhook_added_by_sighup_gets_the_next_attack() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, rx) = webhook();
+    let cfg = dir.path().join("moat.toml");
+    let full = config(&hook)
+        .replace("attack_after_secs = 4", "attack_after_secs = 8")
+        .replace("attack_secs = 6", "attack_secs = 600");
+    let cut = full.find("[[mgmt.webhooks]]").expect("the test config has a webhook");
+    std::fs::write(&cfg, &full[..cut]).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "60"])
+        .env("MOAT_API_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let (up_tx, up_rx) = channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("listening on http://") {
+                let _ = up_tx.send(());
+            }
+            all += &line;
+            all.push('\n');
+        }
+        all
+    });
+    let up = up_rx.recv_timeout(Duration::from_secs(20)).is_ok();
+    std::fs::write(&cfg, &full).unwrap();
+    let _ = Command::new("kill").args(["-HUP", &child.id().to_string()]).status();
+    let start = wait_for(&rx, "attack_start", t0 + Duration::from_secs(40));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    let err = reader.join().unwrap();
+    assert!(up, "the node did not start\n{err}");
+    assert!(err.contains("webhooks replaced: 1 configured"), "{err}");
+    assert!(
+        !err.contains("mgmt.webhooks"),
+        "the webhook was refused as restart-only\n{err}"
+    );
+    let start = start.unwrap_or_else(|| panic!("no attack_start at the webhook added by SIGHUP\n{err}"));
+    assert_eq!(start["service"], "web", "{start}");
+    assert!(status.success(), "{status}\n{err}");
+}

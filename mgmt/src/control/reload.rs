@@ -34,6 +34,7 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     merged.inside = running.inside.clone();
     merged.origins = running.origins.clone();
     merged.mgmt = running.mgmt.clone();
+    merged.mgmt.webhooks = new.mgmt.webhooks.clone();
     merged.detection = with_thresholds(&running.detection, &new.detection);
 
     let mut refused = Vec::new();
@@ -47,7 +48,9 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     diff("ports.outside", &running.outside, &new.outside, &mut refused);
     diff("ports.inside", &running.inside, &new.inside, &mut refused);
     diff("origins", &running.origins, &new.origins, &mut refused);
-    diff("mgmt", &running.mgmt, &new.mgmt, &mut refused);
+    let mut mgmt = new.mgmt.clone();
+    mgmt.webhooks = running.mgmt.webhooks.clone();
+    diff("mgmt", &running.mgmt, &mgmt, &mut refused);
     let fixed = with_thresholds(&new.detection, &running.detection);
     diff("detection", &running.detection, &fixed, &mut refused);
     (merged, refused)
@@ -124,6 +127,9 @@ mod tests {
         new.services.pop();
         new.detection.threshold_pps = 77;
         new.detection.start_after_secs = 9;
+        let hook: crate::config::WebhookConfig =
+            serde_json::from_value(serde_json::json!({"url": "http://127.0.0.1:9/hook"})).unwrap();
+        new.mgmt.webhooks.push(hook);
         let (merged, refused) = live_part(&running, &new);
         assert_eq!(
             refused,
@@ -135,6 +141,8 @@ mod tests {
         assert_eq!(merged.mgmt.listen, running.mgmt.listen);
         assert_eq!(merged.services.len(), 1);
         assert_eq!(merged.detection.threshold_pps, 77);
+        // Webhooks are live: the detection thread replaces its senders.
+        assert_eq!(merged.mgmt.webhooks, new.mgmt.webhooks);
 
         let (same, refused) = live_part(&running, &running);
         assert!(refused.is_empty());

@@ -83,11 +83,16 @@ pub struct DetectCounters {
 /// by a worker).
 pub type SharedView = Arc<std::sync::Mutex<DetectView>>;
 
+/// First back-off between a webhook's attempts.
+const ALERT_BACKOFF: Duration = Duration::from_millis(500);
+
 /// What the engine reads and acts on.
 pub struct Engine {
     detector: Detector,
     store: ReportStore,
     alerter: Alerter,
+    /// The webhooks `alerter` sends to (replaced when a reload changes them).
+    webhooks: Vec<crate::config::WebhookConfig>,
     queues: Vec<rtrb::Consumer<Sample>>,
     cm: Box<dyn Countermeasures + Send>,
     workers: Vec<SharedStats>,
@@ -132,7 +137,8 @@ impl Engine {
         Engine {
             detector: Detector::new(d.clone(), cfg.mgmt.sample_every, Detector::policies(cfg)),
             store: ReportStore::of_config(cfg),
-            alerter: Alerter::start(&cfg.mgmt.webhooks, Duration::from_millis(500)),
+            alerter: Alerter::start(&cfg.mgmt.webhooks, ALERT_BACKOFF),
+            webhooks: cfg.mgmt.webhooks.clone(),
             queues,
             cm,
             workers,
@@ -172,6 +178,14 @@ impl Engine {
         let cfg = c.config();
         self.detector.set_services(Detector::policies(&cfg));
         self.services = cfg.services.len();
+        if cfg.mgmt.webhooks != self.webhooks {
+            // A reload (SIGHUP) changed the webhooks: new senders, the same
+            // counters; alerts still queued for the old ones are given up.
+            let stats = self.alerter.shared_stats();
+            self.alerter = Alerter::start_counting(&cfg.mgmt.webhooks, ALERT_BACKOFF, stats);
+            self.webhooks = cfg.mgmt.webhooks;
+            tracing::info!("webhooks replaced: {} configured", self.webhooks.len());
+        }
     }
 
     /// Moves the queued samples into the second's buffer.

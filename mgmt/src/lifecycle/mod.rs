@@ -326,7 +326,7 @@ impl Running {
                 }
                 if r.changed {
                     tracing::info!(
-                        "SIGHUP: applied {} (services, rules, limits, detection thresholds)",
+                        "SIGHUP: applied {} (services, rules, limits, detection thresholds, webhooks)",
                         path.display()
                     );
                     self.notifier.status("scrubbing (configuration reloaded)");
