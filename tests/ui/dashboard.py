@@ -5,7 +5,8 @@ attack phase (mgmt/tests/ui.rs starts it).
     dashboard.py BASE_URL TOKEN ARTIFACTS_DIR
 
 Checks, in order (the first failure exits 1 with the reason):
-- without a token: the login form, no data, no CSP violation;
+- without a token: the login form, no data, no CSP violation; the form
+  takes the token; a wrong token brings the form back;
 - with #token=...: the token leaves the address bar, health and workers
   are shown, the live graphs get points (uPlot's data);
 - the attack shows in the page at most 3 s after the API first lists it;
@@ -94,6 +95,17 @@ def run(d):
     check(not d.find_element(By.ID, "main").is_displayed(), "data section shown without a token")
     check(d.find_element(By.ID, "checks").text == "", "health checks filled in without a token")
     shot(d, "login.png")
+    # The login form takes the token.
+    d.find_element(By.ID, "login-token").send_keys(TOKEN)
+    d.find_element(By.CSS_SELECTOR, "#login button").click()
+    until("health checks after the login form", lambda: len(d.find_elements(By.CSS_SELECTOR, "#checks tbody tr")) >= 1)
+    check(not d.find_element(By.ID, "login").is_displayed(), "login form still shown")
+    # A wrong token: back to the form, with the reason.
+    d.execute_script("sessionStorage.setItem('moat.token', 'wrong-token-0123456789abc')")
+    d.refresh()
+    until("the refusal", lambda: "refused" in d.find_element(By.ID, "login-msg").text)
+    check(not d.find_element(By.ID, "main").is_displayed(), "data section shown with a wrong token")
+    d.execute_script("sessionStorage.clear()")
 
     # 2. With the token in the fragment.
     d.get(BASE + "/ui/#token=" + TOKEN)
