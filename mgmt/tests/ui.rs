@@ -301,3 +301,101 @@ fn dashboard_in_chromium() {
     assert!(t0.elapsed() < Duration::from_secs(120));
     node.stop();
 }
+
+/// The Grafana dashboard (docs/grafana/moat.json): every panel has queries;
+/// every metric its expressions name is a family of `/metrics`, every label
+/// they group or match on is one of that family's; and the expressions
+/// are PromQL (`promtool check rules` on them as recording rules, the
+/// dashboard's variables replaced).
+#[test]
+fn grafana_dashboard_names_only_metrics_of_the_node() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::root().join("docs/grafana/moat.json")).unwrap()).unwrap();
+    let (_dir, _cfg, node) = started();
+    let metrics = get(&node, "/metrics").body;
+    node.stop();
+    let mut exprs = Vec::new();
+    let mut ids = std::collections::BTreeSet::new();
+    for p in doc["panels"].as_array().unwrap() {
+        assert!(ids.insert(p["id"].as_u64().unwrap()), "duplicate panel id: {p}");
+        let targets = p["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{}", p["title"]);
+        for t in targets {
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(exprs.len() >= 15, "{exprs:?}");
+    let names = |e: &str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = e;
+        while let Some(i) = rest.find("moat_") {
+            let n: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + n.len()..];
+            out.push(n);
+        }
+        out
+    };
+    for e in &exprs {
+        let fams = names(e);
+        assert!(!fams.is_empty(), "{e}");
+        for f in &fams {
+            assert!(
+                metrics.contains(&format!("\n# TYPE {f} ")),
+                "{f} (in {e}) is not in /metrics"
+            );
+        }
+        // Labels grouped by (`by (a, b)`) or matched (`a="v"`), but the
+        // scrape's own `instance`.
+        let mut labels: Vec<String> = Vec::new();
+        if let Some(i) = e.find("by (") {
+            let inner = &e[i + 4..i + 4 + e[i + 4..].find(')').unwrap()];
+            labels.extend(inner.split(',').map(|l| l.trim().to_string()));
+        }
+        for (i, _) in e.match_indices("=\"") {
+            let name: String = e[..i]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            labels.push(name.chars().rev().collect());
+        }
+        for l in labels.iter().filter(|l| l.as_str() != "instance") {
+            let has = metrics.lines().any(|line| {
+                fams.iter().any(|f| line.starts_with(&format!("{f}{{"))) && line.contains(&format!("{l}=\""))
+            });
+            assert!(has, "label {l} (in {e}) is on none of {fams:?} in /metrics");
+        }
+    }
+    assert!(metrics.contains("moat_rx_packets_total{port=\"outside\"}"));
+    if !common::require_tools("promtool check of the Grafana expressions", &["promtool"], "prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules: String = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let e = e.replace("$instance", ".*").replace("$__range", "1h");
+            format!(
+                "      - record: moat:grafana_{i}\n        expr: {}\n",
+                serde_json::to_string(&e).unwrap()
+            )
+        })
+        .collect();
+    let f = dir.path().join("rules.yml");
+    std::fs::write(&f, format!("groups:\n  - name: grafana\n    rules:\n{rules}")).unwrap();
+    let out = common::cmd("promtool")
+        .args(["check", "rules"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

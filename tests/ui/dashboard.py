@@ -71,11 +71,17 @@ def csp_errors(d):
 
 
 def main():
+    # A fresh profile, removed at the end.
+    with tempfile.TemporaryDirectory(prefix="moat-ui-chromium-") as profile:
+        browse(profile)
+
+
+def browse(profile):
     o = webdriver.ChromeOptions()
     for a in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--disable-dev-shm-usage", "--window-size=1400,1000",
-              "--user-data-dir=" + tempfile.mkdtemp(prefix="moat-ui-chromium-")]:
+              "--user-data-dir=" + profile]:
         o.add_argument(a)
     # Found on PATH (never downloaded: Selenium Manager is not asked).
     o.binary_location = shutil.which("chromium")
