@@ -84,6 +84,17 @@ async function stats() {
   const sum = (k) => Object.values(s.services).reduce((a, v) => a + (v.rates ? v.rates[k] : 0), 0);
   push("syn", t, [sum("syn_pps"), sum("flows_ps")]);
   push("proto", t, [sum("tcp_pps"), sum("udp_pps"), sum("icmp_pps"), sum("other_pps")]);
+  // Per service (the services of the first answer; a service added later
+  // shows in the table below).
+  const names = graphs.svc ? graphs.svc.names : Object.keys(s.services);
+  if (!graphs.svc) {
+    graph("svc", "Per service, packets/s", series(names));
+    graph("svcbps", "Per service, bits/s", series(names));
+    graphs.svc.names = names;
+  }
+  const svc = (k) => names.map((n) => s.services[n]?.rates?.[k] ?? null);
+  push("svc", t, svc("pps"));
+  push("svcbps", t, svc("bps"));
   const dt = prev ? Math.max(0.001, s.uptime_secs - prev.uptime_secs) : 1;
   const rates = {};
   for (const [k, v] of Object.entries(s.drops_by_reason)) rates[k] = prev ? Math.max(0, v - prev.drops_by_reason[k]) / dt : 0;

@@ -120,9 +120,11 @@ def run(d):
     until("health checks", lambda: len(d.find_elements(By.CSS_SELECTOR, "#checks tbody tr")) >= 1)
     until("the workers table", lambda: len(d.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) >= 1)
     n = until("5 points in every graph", lambda: min(
-        d.execute_script("return [graphs.pps, graphs.bps, graphs.syn, graphs.proto].map(g => g.plot.data[0].length)") +
+        d.execute_script("return [graphs.pps, graphs.bps, graphs.syn, graphs.proto, graphs.svc, graphs.svcbps].map(g => g.plot.data[0].length)") +
         [d.execute_script("return drops.plot ? drops.plot.data[0].length : 0")]) >= 5 and
         d.execute_script("return graphs.pps.plot.data[1].filter(v => v > 0).length"))
+    check(d.execute_script("return graphs.svc.plot.series.map(s => s.label).slice(1)") == ["web"], "no per-service series")
+    until("per-service packets/s", lambda: d.execute_script("return graphs.svc.plot.data[1].filter(v => v > 0).length"))
     print(f"graphs: {n} points with received pps > 0", flush=True)
 
     # 3. The attack: the API lists it, then the page within 3 s.
