@@ -47,6 +47,11 @@ pub struct ActiveSignatures {
 pub struct Signatures {
     pub proposed: Vec<ProposedSignatures>,
     pub active: Vec<ActiveSignatures>,
+    /// The node's own fingerprint deny rules (`/api/v1/rules`'s
+    /// `fingerprints`), in force on every service: where an operator's
+    /// activated signature goes (the dashboard's Activate button puts a
+    /// proposed rule there; Remove takes it out).
+    pub rules: super::types::Fingerprints,
 }
 
 fn detection(st: &Shared) -> Result<&DetectApi, Problem> {
@@ -105,7 +110,12 @@ pub async fn signatures(State(st): State<Shared>) -> Json<Signatures> {
             deny_udp: e.deny_udp.iter().map(ToString::to_string).collect(),
         })
         .collect();
-    Json(Signatures { proposed, active })
+    let rules = super::types::Rules::of(&st.control.rules()).fingerprints;
+    Json(Signatures {
+        proposed,
+        active,
+        rules,
+    })
 }
 
 /// Detection's families of `/metrics`: attacks under way, samples, reports

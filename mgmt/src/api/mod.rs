@@ -13,6 +13,8 @@
 //!   workers about their tables through bounded mailboxes.
 //! - The OpenAPI document (`/api/v1/openapi.json`) is generated from the
 //!   handlers and types ([`doc`]).
+//! - `GET /ui/...`: the dashboard's static pages ([`ui`]), public (no
+//!   data in them); the pages call the API with the token.
 //! - `GET /api/v1/health` answers 200 or 503 from [`Health`]'s checks
 //!   (each check's detail only with the token).
 //! - Connections are limited, and so are the times to send a request head,
@@ -30,6 +32,7 @@ pub mod problem;
 mod routes;
 pub mod serve;
 pub mod types;
+pub mod ui;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -72,7 +75,11 @@ pub struct ApiState {
 type Shared = Arc<ApiState>;
 
 async fn require_token(State(st): State<Shared>, req: Request, next: Next) -> Response {
-    let open = req.method() == Method::GET && req.uri().path() == "/api/v1/health";
+    // The health check, and the dashboard's static assets (public: they
+    // carry no data; every figure they show is fetched with the token).
+    let get = req.method() == Method::GET;
+    let open = (get && req.uri().path() == "/api/v1/health")
+        || ((get || req.method() == Method::HEAD) && ui::is_public(req.uri().path()));
     if open || st.token.admits(req.headers()) {
         return next.run(req).await;
     }
@@ -116,6 +123,9 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/attacks/{attack_uuid}", get(attacks::get_attack))
         .route("/api/v1/signatures", get(attacks::signatures))
         .route("/metrics", get(routes::metrics))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(|| async {
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this resource")

@@ -204,6 +204,10 @@ impl Running {
                 },
             )?;
             tracing::info!("API listening on http://{}/api/v1/ ({src})", server.addr);
+            tracing::info!(
+                "dashboard at http://{}/ui/ (give it the token: /ui/#token=TOKEN, or its login form)",
+                server.addr
+            );
             running.api = Some((server.addr, src));
             running.server = Some(server);
         }
