@@ -215,6 +215,15 @@ impl Health {
     }
 
     /// Records the workers' poll counters now (see the module doc).
+    /// The DPDK device's counters reader, when the node has one
+    /// (`/metrics` shows its NIC counters).
+    pub fn device(&self) -> Option<&Arc<dyn DeviceStatsReader>> {
+        match &self.parts.links {
+            Links::Device(d) => Some(d),
+            _ => None,
+        }
+    }
+
     pub fn sample(&self) {
         self.sample_at(Instant::now());
     }

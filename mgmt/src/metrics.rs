@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use classifier::DropReason;
-use dataplane::port::PortId;
+use dataplane::port::{DeviceStats, PortId};
 use dataplane::runtime::stats::SharedStats;
 use dataplane::runtime::{Runtime, Snapshot};
 use prometheus_client::collector::Collector;
@@ -28,6 +28,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+
+use crate::control::ServiceTraffic;
 
 /// Rates over the last interval (about a second).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -205,6 +207,13 @@ impl Exposition {
             .push((Vec::new(), Value::Int(v)));
     }
 
+    /// A counter family without labels, fractional (seconds).
+    pub fn counter_f64(&mut self, name: &str, help: &str, v: f64) {
+        self.family(name, MetricType::Counter, help)
+            .samples
+            .push((Vec::new(), Value::Float(v)));
+    }
+
     /// A gauge family without labels.
     pub fn gauge(&mut self, name: &str, help: &str, v: u64) {
         self.family(name, MetricType::Gauge, help)
@@ -258,6 +267,10 @@ pub struct NodeInfo<'a> {
     pub policy_generation: u64,
     /// Per-service passed packets by name (see `Control::passed_by_service`).
     pub passed: &'a [(String, u64)],
+    /// Per-service traffic by name (see `Control::traffic_by_service`).
+    pub traffic: &'a [ServiceTraffic],
+    /// The NIC's own counters by port (DPDK nodes; empty elsewhere).
+    pub device: &'a [(PortId, DeviceStats)],
 }
 
 /// The exposition of `/metrics` for the totals `t` and per-worker `per`.
@@ -322,6 +335,24 @@ pub fn exposition(c: &Counters, t: &Snapshot, per: &[Snapshot], info: &NodeInfo<
         "service",
         info.passed.iter().map(|(s, n)| (s.as_str(), *n)),
     );
+    e.counters(
+        "moat_service_packets_total",
+        "Packets addressed to each service (passed, answered or dropped), by service.",
+        "service",
+        info.traffic.iter().map(|s| (s.name.as_str(), s.packets)),
+    );
+    e.counters(
+        "moat_service_bytes_total",
+        "Bytes addressed to each service (whole frames as received), by service.",
+        "service",
+        info.traffic.iter().map(|s| (s.name.as_str(), s.bytes)),
+    );
+    e.counters(
+        "moat_service_dropped_packets_total",
+        "Packets addressed to each service that were dropped (every reason), by service.",
+        "service",
+        info.traffic.iter().map(|s| (s.name.as_str(), s.dropped)),
+    );
     e.counter(
         "moat_passed_bytes_total",
         "Bytes sent toward the origins, GRE encapsulation included.",
@@ -363,9 +394,149 @@ pub fn exposition(c: &Counters, t: &Snapshot, per: &[Snapshot], info: &NodeInfo<
         "worker",
         by_worker(|s| s.idle_polls),
     );
+    if !info.device.is_empty() {
+        let nic = |f: fn(&DeviceStats) -> u64| info.device.iter().map(move |(p, d)| (p.as_str(), f(d)));
+        e.counters(
+            "moat_port_imissed_total",
+            "Frames the NIC dropped because its RX queues were full (workers too slow), by port.",
+            "port",
+            nic(|d| d.imissed),
+        );
+        e.counters(
+            "moat_port_ierrors_total",
+            "Erroneous frames the NIC received, by port.",
+            "port",
+            nic(|d| d.ierrors),
+        );
+        e.counters(
+            "moat_port_rx_nombuf_total",
+            "RX buffer allocation failures (the mbuf pool ran dry), by port.",
+            "port",
+            nic(|d| d.rx_nombuf),
+        );
+    }
+    process_metrics(&mut e);
     // Detection's families (`moat_attacks_active`, ...) are appended by the
     // caller on the returned exposition.
     e
+}
+
+/// The process's own figures, read from `/proc/self` (Linux), named as
+/// the Prometheus client libraries name them. A file that cannot be read
+/// leaves its families out.
+pub fn process_metrics(e: &mut Exposition) {
+    let p = ProcSelf::read();
+    if let Some(cpu) = p.cpu_seconds {
+        e.counter_f64(
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            cpu,
+        );
+    }
+    if let Some(rss) = p.resident_bytes {
+        e.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", rss);
+    }
+    if let Some(vm) = p.virtual_bytes {
+        e.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", vm);
+    }
+    if let Some(n) = p.open_fds {
+        e.gauge("process_open_fds", "Number of open file descriptors.", n);
+    }
+    if let Some(n) = p.max_fds {
+        e.gauge("process_max_fds", "Maximum number of open file descriptors.", n);
+    }
+    if let Some(t) = p.start_time_seconds {
+        e.gauge_f64(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            t,
+        );
+    }
+}
+
+/// Clock ticks per second of `/proc`'s times (`sysconf(_SC_CLK_TCK)`):
+/// the kernel reports them in USER_HZ, 100 on every architecture Moat
+/// builds for (x86_64, aarch64); only Alpha and IA-64 differ.
+const USER_HZ: f64 = 100.0;
+
+/// What [`process_metrics`] shows, from `/proc/self/{stat,status,fd,limits}`
+/// and `/proc/stat`'s boot time.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ProcSelf {
+    pub cpu_seconds: Option<f64>,
+    pub resident_bytes: Option<u64>,
+    pub virtual_bytes: Option<u64>,
+    pub open_fds: Option<u64>,
+    pub max_fds: Option<u64>,
+    pub start_time_seconds: Option<f64>,
+}
+
+impl ProcSelf {
+    /// The figures of this process now.
+    pub fn read() -> ProcSelf {
+        let read = |p: &str| std::fs::read_to_string(p).ok();
+        let ticks = USER_HZ;
+        let mut p = read("/proc/self/stat")
+            .map(|s| ProcSelf::parse_stat(&s, ticks, read("/proc/stat").as_deref().and_then(boot_time)))
+            .unwrap_or_default();
+        if let Some(s) = read("/proc/self/status") {
+            p.resident_bytes = status_kib(&s, "VmRSS:").map(|k| k * 1024);
+            p.virtual_bytes = status_kib(&s, "VmSize:").map(|k| k * 1024);
+        }
+        p.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as u64);
+        p.max_fds = read("/proc/self/limits").as_deref().and_then(max_open_files);
+        p
+    }
+
+    /// `/proc/self/stat`: utime and stime (fields 14 and 15) in clock
+    /// ticks, starttime (field 22) in ticks after `boot` (epoch seconds).
+    fn parse_stat(stat: &str, ticks: f64, boot: Option<u64>) -> ProcSelf {
+        // The command name (field 2) is in parentheses and may hold
+        // spaces: the fields counted from after its last ')'. Field 3 is
+        // the first after it.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok());
+        let cpu = match (field(14), field(15)) {
+            (Some(u), Some(s)) => Some((u + s) as f64 / ticks),
+            _ => None,
+        };
+        let start = match (field(22), boot) {
+            (Some(st), Some(b)) => Some(b as f64 + st as f64 / ticks),
+            _ => None,
+        };
+        ProcSelf {
+            cpu_seconds: cpu,
+            start_time_seconds: start,
+            ..ProcSelf::default()
+        }
+    }
+}
+
+/// `btime` of `/proc/stat`: the boot time, epoch seconds.
+fn boot_time(stat: &str) -> Option<u64> {
+    stat.lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A `kB` line of `/proc/self/status`.
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The soft limit of `Max open files` in `/proc/self/limits`
+/// (`unlimited` is left out).
+fn max_open_files(limits: &str) -> Option<u64> {
+    limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]
@@ -395,6 +566,13 @@ mod tests {
             node: "n1",
             policy_generation: 2,
             passed: &passed,
+            traffic: &[ServiceTraffic {
+                name: "web".into(),
+                packets: 9,
+                bytes: 900,
+                dropped: 2,
+            }],
+            device: &[],
         };
         let text = exposition(&c, &t, &per, &info).finish();
         assert!(
@@ -402,10 +580,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("moat_rx_packets_total{port=\"outside\"} 0\n"));
+        assert!(
+            text.contains("moat_service_packets_total{service=\"web\"} 9\n"),
+            "{text}"
+        );
+        assert!(text.contains("moat_service_bytes_total{service=\"web\"} 900\n"));
+        assert!(text.contains("moat_service_dropped_packets_total{service=\"web\"} 2\n"));
+        assert!(
+            !text.contains("moat_port_imissed_total"),
+            "no NIC counters without a device"
+        );
+        assert!(text.contains("\nprocess_resident_memory_bytes "), "{text}");
         assert!(text.contains("moat_policy_generation 2\n"));
         assert!(text.contains("moat_workers 0\n"));
         for r in DropReason::ALL {
             assert!(text.contains(&format!("moat_dropped_packets_total{{reason=\"{}\"}} 0\n", r.as_str())));
         }
+    }
+
+    #[test]
+    fn proc_self_stat_fields_and_limits_parse() {
+        // A command name with spaces and a ')' in it.
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 3 0 1000 12345 678 \
+                    18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        let p = ProcSelf::parse_stat(stat, 100.0, Some(1_700_000_000));
+        assert_eq!(p.cpu_seconds, Some(4.0));
+        assert_eq!(p.start_time_seconds, Some(1_700_000_010.0));
+        assert_eq!(
+            boot_time("cpu 1 2\nbtime 1700000000\nprocesses 5\n"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(status_kib("Name:\tmoat\nVmRSS:\t  2048 kB\n", "VmRSS:"), Some(2048));
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max open files            1024                 524288               files\n";
+        assert_eq!(max_open_files(limits), Some(1024));
+        let live = ProcSelf::read();
+        assert!(live.resident_bytes.unwrap() > 0, "{live:?}");
+        assert!(live.open_fds.unwrap() >= 3, "{live:?}");
+        assert!(live.start_time_seconds.unwrap() > 1_600_000_000.0, "{live:?}");
     }
 }

@@ -450,6 +450,14 @@ fn metrics_exposition_is_well_formed() {
         "moat_api_connections",
         "moat_api_connections_total",
         "moat_api_accept_errors_total",
+        "moat_service_packets_total",
+        "moat_service_bytes_total",
+        "moat_service_dropped_packets_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
     ] {
         assert!(types.contains_key(family), "{family} missing");
     }
@@ -461,6 +469,37 @@ fn metrics_exposition_is_well_formed() {
     assert!(m["moat_rx_packets_total{port=\"outside\"}"] > 0.0);
     let per_worker = m["moat_worker_rx_packets_total{worker=\"0\"}"] + m["moat_worker_rx_packets_total{worker=\"1\"}"];
     assert!(per_worker > 0.0);
+    // Per-service traffic: this node's services receive the game's
+    // traffic; bytes are at least 60 a packet (minimum Ethernet frame,
+    // FCS aside), drops no more than packets.
+    let sum = |prefix: &str| -> f64 { m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| v).sum() };
+    let svc_packets = sum("moat_service_packets_total{");
+    let svc_bytes = sum("moat_service_bytes_total{");
+    let svc_dropped = sum("moat_service_dropped_packets_total{");
+    assert!(svc_packets > 0.0, "{m:?}");
+    assert!(
+        svc_bytes >= 42.0 * svc_packets,
+        "{svc_bytes} bytes for {svc_packets} packets"
+    );
+    assert!(svc_dropped <= svc_packets);
+    let passed = sum("moat_passed_packets_total{");
+    assert!(
+        passed <= svc_packets,
+        "passed {passed} of {svc_packets} addressed to services"
+    );
+    // The process's own figures.
+    assert!(m["process_resident_memory_bytes"] > 1e6, "{m:?}");
+    assert!(m["process_cpu_seconds_total"] > 0.0);
+    assert!(m["process_open_fds"] >= 3.0);
+    assert!(m["process_max_fds"] >= m["process_open_fds"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = m["process_start_time_seconds"];
+    assert!(start <= now + 1.0 && start > now - 3600.0, "start {start}, now {now}");
+    // No NIC counters on the memory backend.
+    assert!(!m.keys().any(|k| k.starts_with("moat_port_imissed_total")));
     node.stop();
 
     if !common::require_tools("promtool lint of /metrics", &["promtool"], "prometheus") {

@@ -375,10 +375,20 @@ pub async fn metrics(State(st): State<Shared>, conns: Option<Extension<Arc<ConnS
     let names = st.control.service_names();
     let (t, per) = st.counters.snapshot(names.len());
     let passed = st.control.passed_by_service(&t.passed);
+    let traffic = st.control.traffic_by_service(&t.services);
+    // A port whose counters cannot be read now is left out of this scrape.
+    let device: Vec<_> = st.health.device().map_or_else(Vec::new, |d| {
+        PortId::ALL
+            .into_iter()
+            .filter_map(|p| d.device_stats(p).ok().map(|s| (p, s)))
+            .collect()
+    });
     let info = NodeInfo {
         node: &st.node,
         policy_generation: st.control.generation(),
         passed: &passed,
+        traffic: &traffic,
+        device: &device,
     };
     let mut e = exposition(&st.counters, &t, &per, &info);
     super::attacks::metrics(&st, &t, &mut e);

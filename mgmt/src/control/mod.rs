@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use arc_swap::ArcSwap;
 use classifier::fingerprint::{TcpRule, UdpRule};
 use classifier::policy::{Policy, SynAuth};
+use dataplane::pipeline::ServiceCounters;
 use serde::Serialize;
 
 pub use changes::{Changes, Rules};
@@ -133,6 +134,9 @@ struct Inner {
     effective: Config,
     escalations: BTreeMap<String, Escalation>,
     book: PassedBook,
+    /// Per-service traffic (packets, bytes, drops), carried by name across
+    /// service changes like `book`.
+    traffic: [PassedBook; 3],
 }
 
 /// The node's live configuration (see the module doc).
@@ -209,13 +213,14 @@ impl Control {
 
     /// Takes over a started node's policy handle and counters.
     pub fn new(s: Startup, policy: Arc<ArcSwap<Policy>>, counters: Arc<Counters>) -> Control {
-        let names = s.effective.services.iter().map(|x| x.name.clone()).collect();
+        let names: Vec<String> = s.effective.services.iter().map(|x| x.name.clone()).collect();
         Control {
             inner: Mutex::new(Inner {
                 file: s.file,
                 changes: s.changes,
                 effective: s.effective,
                 escalations: BTreeMap::new(),
+                traffic: [0, 1, 2].map(|_| PassedBook::new(names.clone())),
                 book: PassedBook::new(names),
             }),
             policy,
@@ -426,6 +431,9 @@ impl Control {
         let names: Vec<String> = p.effective.services.iter().map(|s| s.name.clone()).collect();
         if names != g.book.names {
             let (t, _) = self.counters.snapshot(g.book.names.len());
+            for (i, b) in g.traffic.iter_mut().enumerate() {
+                b.rebase(&traffic_column(&t.services, i), names.clone());
+            }
             g.book.rebase(&t.passed, names);
         }
         g.changes = p.changes;
@@ -460,6 +468,50 @@ impl Control {
     pub fn passed_by_service(&self, passed: &[u64]) -> Vec<(String, u64)> {
         self.lock().book.totals(passed)
     }
+
+    /// Traffic addressed to each service since start-up, by name, from
+    /// the per-index counters `services` (read with
+    /// [`Control::service_names`]'s length): packets, bytes and drops,
+    /// carried across service changes as [`Control::passed_by_service`].
+    pub fn traffic_by_service(&self, services: &[ServiceCounters]) -> Vec<ServiceTraffic> {
+        let g = self.lock();
+        let [p, b, d] = [0, 1, 2].map(|i| g.traffic[i].totals(&traffic_column(services, i)));
+        p.into_iter()
+            .zip(b)
+            .zip(d)
+            .map(|(((name, packets), (_, bytes)), (_, dropped))| ServiceTraffic {
+                name,
+                packets,
+                bytes,
+                dropped,
+            })
+            .collect()
+    }
+}
+
+/// One service's traffic since start-up (see
+/// [`Control::traffic_by_service`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTraffic {
+    pub name: String,
+    /// Packets addressed to the service, whatever became of them.
+    pub packets: u64,
+    /// Their bytes as received (whole frames).
+    pub bytes: u64,
+    /// Those dropped, every reason.
+    pub dropped: u64,
+}
+
+/// Column `i` of the traffic books: 0 packets, 1 bytes, 2 drops.
+fn traffic_column(services: &[ServiceCounters], i: usize) -> Vec<u64> {
+    services
+        .iter()
+        .map(|c| match i {
+            0 => c.packets,
+            1 => c.bytes,
+            _ => c.dropped,
+        })
+        .collect()
 }
 
 /// Service `name` of the effective config.
