@@ -1,51 +1,11 @@
-// One attack's report: summary, timeline with escalate/relax marks, top-K,
-// countermeasures, and the signatures proposed and in force.
+// One attack's report from the API: summary, timeline with escalate/relax
+// marks, top-K, countermeasures (drawn by report.js, shared with the
+// offline file of `moat report --html`), and the signatures proposed and
+// in force, with Activate / Remove.
 "use strict";
 
-const { api, el, table, num, time, chart, COLORS } = Moat;
+const { api, el, table } = Moat;
 const id = decodeURIComponent((/(?:^#|&)id=([^&]+)/.exec(location.hash) || [])[1] || "");
-
-// Vertical lines at the countermeasures' times (red: escalate, green: relax).
-function marks(actions) {
-  return {
-    hooks: {
-      draw: [
-        (u) => {
-          const ctx = u.ctx;
-          for (const a of actions) {
-            const x = Math.round(u.valToPos(a.at, "x", true));
-            ctx.save();
-            ctx.strokeStyle = a.action === "escalate" ? "#dc2626" : "#16a34a";
-            ctx.lineWidth = 2;
-            ctx.setLineDash([6, 4]);
-            ctx.beginPath();
-            ctx.moveTo(x, u.bbox.top);
-            ctx.lineTo(x, u.bbox.top + u.bbox.height);
-            ctx.stroke();
-            ctx.fillStyle = ctx.strokeStyle;
-            ctx.fillText(a.action, x + 4, u.bbox.top + 12);
-            ctx.restore();
-          }
-        },
-      ],
-    },
-  };
-}
-
-function timeline(r) {
-  const pts = r.timeline.points;
-  const t = pts.map((p) => p.t);
-  const box = document.getElementById("timeline");
-  box.replaceChildren();
-  const mk = (title, keys) => {
-    const d = el("div", { class: "timeline" });
-    box.append(d);
-    const p = chart(d, title, keys.map((k, i) => ({ label: k, stroke: COLORS[i] })), { plugins: [marks(r.countermeasures)] });
-    p.setData([t, ...keys.map((k) => pts.map((x) => x[k]))]);
-    return p;
-  };
-  window.moatCharts = [mk("Packets/s", ["pps", "drop_pps", "syn_pps", "flows_ps"]), mk("Per protocol, packets/s", ["tcp_pps", "udp_pps", "icmp_pps", "other_pps"]), mk("Bits/s", ["bps"])];
-}
 
 // Proposed signatures of this attack (with Activate / Remove), the
 // escalations in force, and the node's own fingerprint rules.
@@ -97,31 +57,7 @@ async function toggle(rule, service) {
 async function load() {
   if (!id) throw new Error("no attack id in the address (attack.html#id=UUID)");
   const { data: r } = await api("../api/v1/attacks/" + encodeURIComponent(id));
-  document.getElementById("node").textContent = r.attack_uuid;
-  const kv = [
-    ["service", r.service],
-    ["state", r.state],
-    ["types", r.types.join(", ")],
-    ["severity", r.attack_severity],
-    ["triggers", r.triggers.join(", ")],
-    ["start", time(r.start)],
-    ["end", time(r.end)],
-    ["duration", r.duration_secs + " s"],
-    ["peak", num(r.peak_pps, "pps") + " · " + num(r.peak_bps, "bps")],
-    ["total", num(r.total_packets, " packets") + " · " + num(r.total_bytes, "B")],
-  ];
-  const sum = document.getElementById("summary");
-  sum.replaceChildren(...kv.map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, v))));
-  timeline(r);
-  table("sources", ["source", "packets"], r.top_sources.map((s) => [s.ip, num(s.packets)]));
-  table("fingerprints", ["kind", "fingerprint", "packets"], r.top_fingerprints.map((f) => [f.kind, f.fingerprint, num(f.packets)]));
-  table("ports", ["proto", "port", "packets"], r.top_dst_ports.map((p) => [p.proto, p.port, num(p.packets)]));
-  table("drops", ["reason", "packets"], Object.entries(r.drops_by_reason).filter(([, v]) => v > 0).map(([k, v]) => [k, num(v)]));
-  table(
-    "countermeasures",
-    ["at", "action", "syn_auth", "deny_tcp", "deny_udp"],
-    r.countermeasures.map((a) => [time(a.at), a.action, a.syn_auth || "", (a.deny_tcp || []).join(" "), (a.deny_udp || []).join(" ")]),
-  );
+  MoatReport.attack(r);
   await signatures(r.service);
   return r;
 }

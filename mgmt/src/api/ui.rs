@@ -52,6 +52,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../ui/dashboard.js"),
     ),
     (
+        "report.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/report.js"),
+    ),
+    (
         "attack.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../../ui/attack.js"),
@@ -79,6 +84,11 @@ pub fn is_public(path: &str) -> bool {
         || path
             .strip_prefix("/ui/")
             .is_some_and(|p| p.is_empty() || find(p).is_some())
+}
+
+/// The bytes of asset `p` (a path under `/ui/`), for `moat report --html`.
+pub fn asset_bytes(p: &str) -> Option<&'static [u8]> {
+    find(p).map(|(_, _, b)| *b)
 }
 
 fn find(p: &str) -> Option<&'static (&'static str, &'static str, &'static [u8])> {

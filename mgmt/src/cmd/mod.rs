@@ -6,5 +6,6 @@ pub mod check;
 pub mod demo;
 pub mod gen;
 pub mod output;
+pub mod report;
 pub mod run;
 pub mod scrub;
