@@ -37,6 +37,10 @@ function setupGraphs() {
   graph("bps", "Bits/s", series(["received", "passed"]));
   graph("syn", "SYN/s and new flows/s (all services)", series(["SYN/s", "new flows/s"]));
   graph("proto", "Per protocol, packets/s (all services)", series(["tcp", "udp", "icmp", "other"]));
+  // Replies are mostly challenges under a SYN flood (they also count
+  // resets, ARP/ND answers and ICMP errors); a correct answer verifies its
+  // source and is counted as the drop reason `challenge_answered`.
+  graph("chal", "Challenges, packets/s", series(["replies sent", "answered correctly"]));
   const box = el("div", { id: "g-drops" });
   document.getElementById("graphs").append(box);
   drops.box = box;
@@ -99,6 +103,7 @@ async function stats() {
   const rates = {};
   for (const [k, v] of Object.entries(s.drops_by_reason)) rates[k] = prev ? Math.max(0, v - prev.drops_by_reason[k]) / dt : 0;
   pushDrops(t, rates);
+  push("chal", t, [r.replies_pps, rates.challenge_answered || 0]);
   const wrate = {};
   for (const w of s.per_worker) {
     const p = prev?.per_worker.find((x) => x.worker === w.worker);

@@ -120,7 +120,7 @@ def run(d):
     until("health checks", lambda: len(d.find_elements(By.CSS_SELECTOR, "#checks tbody tr")) >= 1)
     until("the workers table", lambda: len(d.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) >= 1)
     n = until("5 points in every graph", lambda: min(
-        d.execute_script("return [graphs.pps, graphs.bps, graphs.syn, graphs.proto, graphs.svc, graphs.svcbps].map(g => g.plot.data[0].length)") +
+        d.execute_script("return [graphs.pps, graphs.bps, graphs.syn, graphs.proto, graphs.chal, graphs.svc, graphs.svcbps].map(g => g.plot.data[0].length)") +
         [d.execute_script("return drops.plot ? drops.plot.data[0].length : 0")]) >= 5 and
         d.execute_script("return graphs.pps.plot.data[1].filter(v => v > 0).length"))
     check(d.execute_script("return graphs.svc.plot.series.map(s => s.label).slice(1)") == ["web"], "no per-service series")
@@ -142,6 +142,8 @@ def run(d):
     check("under way" in d.find_element(By.ID, "attacks").text, "the attack is not marked under way")
     time.sleep(3)  # a few seconds of the attack in the graphs
     check(d.execute_script("return drops.plot.series.length") > 1, "no drop reason in the stacked drops graph")
+    # The escalation to challenge-ack: challenges go out.
+    check(d.execute_script("return graphs.chal.plot.data[1].filter(v => v > 0).length") > 0, "no challenges in the challenges graph")
     shot(d, "dashboard.png")
 
     # 4. Its report page.
