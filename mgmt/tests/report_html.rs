@@ -16,75 +16,6 @@ use serde_json::Value;
 
 const TOKEN: &str = "report-test-token-0123456789";
 
-fn config(dir: &Path) -> PathBuf {
-    let state = dir.join("state");
-    let text = format!(
-        r#"
-[node]
-name = "moat-report"
-state_dir = {state:?}
-
-[dataplane]
-backend = "memory"
-workers = 1
-
-[dataplane.memory]
-mix = "legit"
-pps = 4000
-attack_after_secs = 3
-attack_secs = 6
-attack_mix = "syn-flood=60,udp-flood=20,dns-reflection=20"
-
-[[ports]]
-name = "outside"
-role = "outside"
-iface = "outside"
-ip = "10.10.0.1/24"
-mac = "02:00:00:00:00:01"
-
-[[ports]]
-name = "inside"
-role = "inside"
-iface = "inside"
-ip = "192.168.77.1/24"
-mac = "02:00:00:00:00:02"
-
-[[origins]]
-name = "web"
-tunnel_src = "192.168.77.1"
-tunnel_dst = "192.168.77.2"
-mac = "02:00:00:00:77:02"
-
-[[services]]
-name = "web"
-vip = "203.0.113.10"
-origin = "web"
-allow = ["tcp/80", "udp/7777"]
-syn_auth = "off"
-
-[services.detection]
-threshold_syn_pps = 1200
-
-[services.on_attack]
-syn_auth = "challenge-ack"
-activate_signatures = true
-
-[detection]
-start_after_secs = 2
-end_after_secs = 2
-report_every_secs = 1
-
-[mgmt]
-listen = "127.0.0.1:0"
-sample_every = 16
-"#,
-        state = state.to_str().unwrap()
-    );
-    let p = dir.join("moat.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 fn moat(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_moat"))
         .args(args)
@@ -204,7 +135,7 @@ fn self_contained(page: &str, json: &Value) {
 #[test]
 fn attack_and_scrub_reports_become_offline_pages() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+    let cfg = common::attack_config(dir.path(), "moat-report", (3, 6), true, 2);
     let t0 = Instant::now();
     let attack_json = attack_report(dir.path(), &cfg);
     let attack: Value = serde_json::from_str(&std::fs::read_to_string(&attack_json).unwrap()).unwrap();
@@ -238,32 +169,11 @@ fn attack_and_scrub_reports_become_offline_pages() {
     browser(&attack_json, &attack_html, &scrub_json, &scrub_html);
 }
 
-/// The Python with Selenium: $MOAT_UI_PYTHON, else the CI's venv.
-fn python() -> Result<PathBuf, String> {
-    let p =
-        std::env::var_os("MOAT_UI_PYTHON").map_or_else(|| PathBuf::from("/opt/moat-ci/ui/bin/python3"), PathBuf::from);
-    if !p.exists() {
-        return Err(format!(
-            "no Python for Selenium at {} (python3 -m venv /opt/moat-ci/ui && /opt/moat-ci/ui/bin/pip install \
-             selenium==4.51.0, or set MOAT_UI_PYTHON)",
-            p.display()
-        ));
-    }
-    let ok = Command::new(&p).args(["-c", "import selenium"]).output();
-    if !ok.is_ok_and(|o| o.status.success()) {
-        return Err(format!(
-            "{} cannot import selenium (pip install selenium==4.51.0)",
-            p.display()
-        ));
-    }
-    Ok(p)
-}
-
 /// tests/ui/report_offline.py on both pages; screenshots into
 /// $MOAT_UI_ARTIFACTS (default: a temporary folder, kept).
 fn browser(attack_json: &Path, attack_html: &Path, scrub_json: &Path, scrub_html: &Path) {
-    let why =
-        common::missing_tools(&["chromium", "chromedriver"], "chromium chromium-driver").or_else(|| python().err());
+    let why = common::missing_tools(&["chromium", "chromedriver"], "chromium chromium-driver")
+        .or_else(|| common::python().err());
     if !common::can_run("offline report browser test", why) {
         return;
     }
@@ -276,7 +186,7 @@ fn browser(attack_json: &Path, attack_html: &Path, scrub_json: &Path, scrub_html
             .keep(),
     };
     std::fs::create_dir_all(&artifacts).unwrap();
-    let out = Command::new(python().unwrap())
+    let out = Command::new(common::python().unwrap())
         .arg(common::root().join("tests/ui/report_offline.py"))
         .args([attack_json, attack_html, scrub_json, scrub_html, &artifacts])
         .output()

@@ -5,7 +5,7 @@
 mod api_common;
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -170,101 +170,6 @@ fn pages_have_no_inline_code_or_external_origin() {
     }
 }
 
-/// The Python with Selenium that drives the browser: $MOAT_UI_PYTHON, else
-/// the CI's venv.
-fn python() -> Result<PathBuf, String> {
-    let p = match std::env::var_os("MOAT_UI_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from("/opt/moat-ci/ui/bin/python3"),
-    };
-    if !p.exists() {
-        return Err(format!(
-            "no Python for Selenium at {} (python3 -m venv /opt/moat-ci/ui && /opt/moat-ci/ui/bin/pip install \
-             selenium==4.51.0, or set MOAT_UI_PYTHON)",
-            p.display()
-        ));
-    }
-    let ok = Command::new(&p).args(["-c", "import selenium"]).output();
-    if !ok.is_ok_and(|o| o.status.success()) {
-        return Err(format!(
-            "{} cannot import selenium (pip install selenium==4.51.0)",
-            p.display()
-        ));
-    }
-    Ok(p)
-}
-
-fn attack_config(dir: &Path) -> PathBuf {
-    let state = dir.join("state");
-    let text = format!(
-        r#"
-[node]
-name = "moat-ui"
-state_dir = {state:?}
-
-[dataplane]
-backend = "memory"
-workers = 1
-
-[dataplane.memory]
-mix = "legit"
-pps = 4000
-attack_after_secs = 8
-attack_secs = 40
-attack_mix = "syn-flood=60,udp-flood=20,dns-reflection=20"
-
-[[ports]]
-name = "outside"
-role = "outside"
-iface = "outside"
-ip = "10.10.0.1/24"
-mac = "02:00:00:00:00:01"
-
-[[ports]]
-name = "inside"
-role = "inside"
-iface = "inside"
-ip = "192.168.77.1/24"
-mac = "02:00:00:00:00:02"
-
-[[origins]]
-name = "web"
-tunnel_src = "192.168.77.1"
-tunnel_dst = "192.168.77.2"
-mac = "02:00:00:00:77:02"
-
-[[services]]
-name = "web"
-vip = "203.0.113.10"
-origin = "web"
-allow = ["tcp/80", "udp/7777"]
-syn_auth = "off"
-
-[services.detection]
-threshold_syn_pps = 1200
-
-# Signatures proposed, not activated: the operator activates them from the
-# attack's page.
-[services.on_attack]
-syn_auth = "challenge-ack"
-activate_signatures = false
-
-[detection]
-start_after_secs = 2
-end_after_secs = 3
-report_every_secs = 1
-
-[mgmt]
-listen = "127.0.0.1:0"
-sample_every = 16
-"#,
-        state = state.to_str().unwrap()
-    );
-    let p = dir.join("moat.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 /// The dashboard in headless Chromium: login form without a token, live
 /// graphs with points, the attack shown within seconds of its start, its
 /// report page (timeline, top sources), a proposed signature activated and
@@ -272,19 +177,19 @@ sample_every = 16
 /// Screenshots into $MOAT_UI_ARTIFACTS (default: a temporary folder, kept).
 #[test]
 fn dashboard_in_chromium() {
-    let why =
-        common::missing_tools(&["chromium", "chromedriver"], "chromium chromium-driver").or_else(|| python().err());
+    let why = common::missing_tools(&["chromium", "chromedriver"], "chromium chromium-driver")
+        .or_else(|| common::python().err());
     if !common::can_run("dashboard browser test", why) {
         return;
     }
-    let py = python().unwrap();
+    let py = common::python().unwrap();
     let artifacts = match std::env::var_os("MOAT_UI_ARTIFACTS") {
         Some(d) => PathBuf::from(d),
         None => tempfile::Builder::new().prefix("moat-ui-").tempdir().unwrap().keep(),
     };
     std::fs::create_dir_all(&artifacts).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(&attack_config(dir.path()));
+    let node = Node::start(&common::attack_config(dir.path(), "moat-ui", (8, 40), false, 3));
     let t0 = Instant::now();
     let out = Command::new(py)
         .arg(common::root().join("tests/ui/dashboard.py"))

@@ -72,3 +72,108 @@ pub fn can_run(test: &str, why_not: Option<String>) -> bool {
     eprintln!("skipping the {test}: {why} (set MOAT_E2E=1 to make this a failure)");
     false
 }
+
+/// A node on the memory backend with an attack phase (`phase`: seconds of
+/// clean traffic, then seconds of SYN/UDP/reflection flood) that detection
+/// declares and escalates (challenge-ack; signatures activated or only
+/// proposed), the API on a free port; written to `dir/moat.toml`.
+pub fn attack_config(
+    dir: &Path,
+    name: &str,
+    phase: (u32, u32),
+    activate_signatures: bool,
+    end_after_secs: u32,
+) -> PathBuf {
+    let state = dir.join("state");
+    let text = format!(
+        r#"
+[node]
+name = "{name}"
+state_dir = {state:?}
+
+[dataplane]
+backend = "memory"
+workers = 1
+
+[dataplane.memory]
+mix = "legit"
+pps = 4000
+attack_after_secs = {after}
+attack_secs = {secs}
+attack_mix = "syn-flood=60,udp-flood=20,dns-reflection=20"
+
+[[ports]]
+name = "outside"
+role = "outside"
+iface = "outside"
+ip = "10.10.0.1/24"
+mac = "02:00:00:00:00:01"
+
+[[ports]]
+name = "inside"
+role = "inside"
+iface = "inside"
+ip = "192.168.77.1/24"
+mac = "02:00:00:00:00:02"
+
+[[origins]]
+name = "web"
+tunnel_src = "192.168.77.1"
+tunnel_dst = "192.168.77.2"
+mac = "02:00:00:00:77:02"
+
+[[services]]
+name = "web"
+vip = "203.0.113.10"
+origin = "web"
+allow = ["tcp/80", "udp/7777"]
+syn_auth = "off"
+
+[services.detection]
+threshold_syn_pps = 1200
+
+[services.on_attack]
+syn_auth = "challenge-ack"
+activate_signatures = {activate_signatures}
+
+[detection]
+start_after_secs = 2
+end_after_secs = {end_after_secs}
+report_every_secs = 1
+
+[mgmt]
+listen = "127.0.0.1:0"
+sample_every = 16
+"#,
+        state = state.to_str().unwrap(),
+        after = phase.0,
+        secs = phase.1,
+    );
+    let p = dir.join("moat.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// The Python with Selenium that drives the browser: $MOAT_UI_PYTHON, else
+/// the CI's venv.
+pub fn python() -> Result<PathBuf, String> {
+    let p = match std::env::var_os("MOAT_UI_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from("/opt/moat-ci/ui/bin/python3"),
+    };
+    if !p.exists() {
+        return Err(format!(
+            "no Python for Selenium at {} (python3 -m venv /opt/moat-ci/ui && /opt/moat-ci/ui/bin/pip install \
+             selenium==4.51.0, or set MOAT_UI_PYTHON)",
+            p.display()
+        ));
+    }
+    let ok = Command::new(&p).args(["-c", "import selenium"]).output();
+    if !ok.is_ok_and(|o| o.status.success()) {
+        return Err(format!(
+            "{} cannot import selenium (pip install selenium==4.51.0)",
+            p.display()
+        ));
+    }
+    Ok(p)
+}
