@@ -730,14 +730,34 @@ fn a_held_block_is_never_overwritten_the_kernel_drops_instead() {
     let (_, drops) = q.kernel_stats(PortId::Outside).unwrap();
     assert!(drops > 0 && arrived < 9 * 12, "arrived {arrived}, dropped {drops}");
     free_all(q, held);
-    // Released, the ring delivers again.
-    let _ = collect_for(q, PortId::Outside, Duration::from_millis(30));
-    for f in &batch(20) {
-        outside.send(f);
+    // Released, the ring delivers again. Stragglers of the flood still in
+    // flight are drained (and counted) first. The kernel may still drop a
+    // frame of the next batch while it thaws the frozen queue (seen once in
+    // CI: 11 of 12), so up to three batches are offered until one arrives
+    // whole; what matters is that delivery resumes and nothing is handed
+    // out twice.
+    let drained = collect_for(q, PortId::Outside, Duration::from_millis(50));
+    let mut again = 0;
+    let mut whole = false;
+    for k in 20..23 {
+        for f in &batch(k) {
+            outside.send(f);
+        }
+        let got = collect(q, PortId::Outside, 12);
+        again += got.len();
+        whole = got.len() == 12;
+        free_all(q, got);
+        if whole {
+            break;
+        }
     }
-    let again = collect(q, PortId::Outside, 12);
-    assert_eq!(again.len(), 12);
-    // Frames are never handed out twice: 12 + what arrived + 12 in all.
-    assert_eq!(q.stats(PortId::Outside).rx_packets, (12 + arrived + 12) as u64);
-    free_all(q, again);
+    assert!(
+        whole,
+        "no batch of 12 arrived whole after the block was released ({again} frames)"
+    );
+    // Frames are never handed out twice: every frame counted once.
+    assert_eq!(
+        q.stats(PortId::Outside).rx_packets,
+        (12 + arrived + drained + again) as u64
+    );
 }
