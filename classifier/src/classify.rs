@@ -299,7 +299,7 @@ impl Ctx<'_> {
         if bad_flags(t.flags) {
             return Err(DropReason::BadTcpFlags);
         }
-        let syn = t.flags & (flags::SYN | flags::ACK) == flags::SYN;
+        let syn = flags::is_pure_syn(t.flags);
         if syn && !(pol.tcp_deny.is_empty() && pol.signatures.tcp.is_empty()) {
             if let Some(fp) = tcp_fingerprint(self.frame, p) {
                 if pol.tcp_deny.iter().any(|r| r.matches(&fp)) {
