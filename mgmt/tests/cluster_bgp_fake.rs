@@ -40,11 +40,19 @@ impl Fake {
             ),
             Some(("enable", p)) if p == PROTO => {
                 let was = self.enabled.swap(true, Relaxed);
-                format!("{}-{PROTO}: {}\n0000 \n", if was { "0010" } else { "0011" }, if was { "already enabled" } else { "enabled" })
+                format!(
+                    "{}-{PROTO}: {}\n0000 \n",
+                    if was { "0010" } else { "0011" },
+                    if was { "already enabled" } else { "enabled" }
+                )
             }
             Some(("disable", p)) if p == PROTO => {
                 let was = self.enabled.swap(false, Relaxed);
-                format!("{}-{PROTO}: {}\n0000 \n", if was { "0009" } else { "0008" }, if was { "disabled" } else { "already disabled" })
+                format!(
+                    "{}-{PROTO}: {}\n0000 \n",
+                    if was { "0009" } else { "0008" },
+                    if was { "disabled" } else { "already disabled" }
+                )
             }
             _ => "9001 syntax error, unexpected CF_SYM_UNDEFINED\n".into(),
         }
@@ -159,32 +167,50 @@ fn enable_after_hold_down_disable_on_failure_and_back() {
     let s = wait_for(&b, Duration::from_secs(1), "synced withdrawn", |s| s.bird_synced);
     assert_eq!(s.state, "withdrawn");
     assert!(s.announce_in_secs.is_some(), "{s:?}");
-    let s = wait_for(&b, Duration::from_secs(3), "announced", |s| s.state == "announced" && s.bird_synced);
+    let s = wait_for(&b, Duration::from_secs(3), "announced", |s| {
+        s.state == "announced" && s.bird_synced
+    });
     assert!(s.reason.contains("healthy for"), "{s:?}");
     let ch = fake.changes();
     assert_eq!(ch.len(), 1, "{ch:?}");
     assert_eq!(ch[0].1, format!("enable {PROTO}"));
     let after = ch[0].0 - t0;
-    println!("first enable {:.0} ms after start (hold-down 1 s)", after.as_secs_f64() * 1e3);
-    assert!(after >= Duration::from_secs(1), "enabled before the hold-down: {after:?}");
+    println!(
+        "first enable {:.0} ms after start (hold-down 1 s)",
+        after.as_secs_f64() * 1e3
+    );
+    assert!(
+        after >= Duration::from_secs(1),
+        "enabled before the hold-down: {after:?}"
+    );
 
     // The worker stalls: health fails after a second, BIRD is told.
     n.healthy.store(false, Relaxed);
     let failed = Instant::now();
-    let s = wait_for(&b, Duration::from_secs(3), "withdrawn", |s| s.state == "withdrawn" && s.bird_synced);
+    let s = wait_for(&b, Duration::from_secs(3), "withdrawn", |s| {
+        s.state == "withdrawn" && s.bird_synced
+    });
     assert!(s.reason.contains("worker/0"), "{s:?}");
     assert!(!fake.enabled.load(Relaxed));
     let ch = fake.changes();
     assert_eq!(ch.last().unwrap().1, format!("disable {PROTO}"), "{ch:?}");
-    println!("disabled {:.0} ms after the worker stalled", (ch[1].0 - failed).as_secs_f64() * 1e3);
+    println!(
+        "disabled {:.0} ms after the worker stalled",
+        (ch[1].0 - failed).as_secs_f64() * 1e3
+    );
 
     // Healthy again: enabled a hold-down later, not before.
     n.healthy.store(true, Relaxed);
     let back = Instant::now();
-    wait_for(&b, Duration::from_secs(3), "announced again", |s| s.state == "announced" && s.bird_synced);
+    wait_for(&b, Duration::from_secs(3), "announced again", |s| {
+        s.state == "announced" && s.bird_synced
+    });
     let ch = fake.changes();
     assert_eq!(ch.len(), 3, "{ch:?}");
-    assert!(ch[2].0 - back >= Duration::from_secs(1), "re-announced within the hold-down");
+    assert!(
+        ch[2].0 - back >= Duration::from_secs(1),
+        "re-announced within the hold-down"
+    );
     assert_eq!(b.shared().status().state_changes, 3);
 
     // Switched off behind Moat's back (BIRD restarted with `disabled yes`):
@@ -195,7 +221,9 @@ fn enable_after_hold_down_disable_on_failure_and_back() {
 
     // Drain: disabled at once, for good.
     b.drain("test");
-    let s = wait_for(&b, Duration::from_secs(1), "draining", |s| s.state == "draining" && s.bird_synced);
+    let s = wait_for(&b, Duration::from_secs(1), "draining", |s| {
+        s.state == "draining" && s.bird_synced
+    });
     assert!(!fake.enabled.load(Relaxed));
     assert!(s.drain_ends_in_secs.is_some_and(|d| d <= 3.0), "{s:?}");
     b.stop();
@@ -211,7 +239,10 @@ fn an_absent_socket_is_retried_until_bird_answers() {
     b.start(Arc::clone(&n.health)).expect("start");
     let s = wait_for(&b, Duration::from_secs(3), "errors counted", |s| s.bird_errors >= 2);
     assert!(!s.bird_reachable && !s.bird_synced, "{s:?}");
-    assert!(s.bird_last_error.as_deref().is_some_and(|e| e.contains("bird.ctl")), "{s:?}");
+    assert!(
+        s.bird_last_error.as_deref().is_some_and(|e| e.contains("bird.ctl")),
+        "{s:?}"
+    );
     assert_eq!(s.state, "announced", "health decides the wanted state, BIRD or not");
 
     // BIRD comes up: enabled within the back-off (at most 5 s).
@@ -221,7 +252,11 @@ fn an_absent_socket_is_retried_until_bird_answers() {
     let s = wait_for(&b, Duration::from_secs(7), "synced", |s| s.bird_synced);
     assert!(s.bird_reachable && s.bird_last_error.is_none(), "{s:?}");
     assert!(fake.enabled.load(Relaxed));
-    println!("enabled {:.0} ms after the socket appeared ({} errors before)", up.elapsed().as_secs_f64() * 1e3, s.bird_errors);
+    println!(
+        "enabled {:.0} ms after the socket appeared ({} errors before)",
+        up.elapsed().as_secs_f64() * 1e3,
+        s.bird_errors
+    );
 
     // Stop disables it.
     b.stop();
@@ -246,7 +281,10 @@ fn an_unknown_protocol_is_an_error_not_a_panic() {
     b.start(Arc::clone(&n.health)).expect("start");
     let s = wait_for(&b, Duration::from_secs(3), "refused", |s| s.bird_errors >= 1);
     let e = s.bird_last_error.unwrap_or_default();
-    assert!(e.contains("refused `show protocols no_such_proto`") && e.contains("9001"), "{e}");
+    assert!(
+        e.contains("refused `show protocols no_such_proto`") && e.contains("9001"),
+        "{e}"
+    );
     assert!(s.bird_reachable, "BIRD answered, it refused");
     b.stop();
 }

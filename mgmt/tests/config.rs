@@ -1102,7 +1102,10 @@ fn bgp_section_loads_with_defaults() {
     assert_eq!(b.protocol, "moat_vips");
     assert_eq!(b.liveness_iface.as_deref(), Some("moat0"));
     assert_eq!((b.hold_down_secs, b.drain_secs), (5, 10));
-    let b = parse(&format!("{BASE}\n[bgp]\nprotocol = \"vips\"\n")).unwrap().bgp.expect("[bgp]");
+    let b = parse(&format!("{BASE}\n[bgp]\nprotocol = \"vips\"\n"))
+        .unwrap()
+        .bgp
+        .expect("[bgp]");
     assert_eq!(b.bird_socket, PathBuf::from("/run/bird/bird.ctl"));
     assert_eq!(b.liveness_iface, None);
     assert_eq!((b.hold_down_secs, b.drain_secs), (5, 10));
@@ -1114,7 +1117,13 @@ fn bgp_section_loads_with_defaults() {
 #[test]
 fn bgp_refusals_name_the_key() {
     let with = |from: &str, to: &str| format!("{BASE}{}", BGP.replacen(from, to, 1));
-    for bad in ["\"\"", "\"1vips\"", "\"moat-vips\"", "\"moat_vips; disable all\"", "\"a\\nb\""] {
+    for bad in [
+        "\"\"",
+        "\"1vips\"",
+        "\"moat-vips\"",
+        "\"moat_vips; disable all\"",
+        "\"a\\nb\"",
+    ] {
         refused(
             &with("\"moat_vips\"", bad),
             "bgp.protocol",
@@ -1122,10 +1131,22 @@ fn bgp_refusals_name_the_key() {
         );
     }
     for bad in ["\"\"", "\"moat/0\"", "\"moat 0\"", "\"a-very-long-name0\"", "\"..\""] {
-        refused(&with("\"moat0\"", bad), "bgp.liveness_iface", "an interface name is 1 to 15");
+        refused(
+            &with("\"moat0\"", bad),
+            "bgp.liveness_iface",
+            "an interface name is 1 to 15",
+        );
     }
-    refused(&with("hold_down_secs = 5", "hold_down_secs = 86401"), "bgp.hold_down_secs", "out of range 0..=86400");
-    refused(&with("drain_secs = 10", "drain_secs = 100000"), "bgp.drain_secs", "out of range");
+    refused(
+        &with("hold_down_secs = 5", "hold_down_secs = 86401"),
+        "bgp.hold_down_secs",
+        "out of range 0..=86400",
+    );
+    refused(
+        &with("drain_secs = 10", "drain_secs = 100000"),
+        "bgp.drain_secs",
+        "out of range",
+    );
     refused(&with("\"/run/bird/bird.ctl\"", "\"\""), "bgp.bird_socket", "empty path");
     let e = parse(&format!("{BASE}\n[bgp]\nbird_socket = \"/x\"\n")).unwrap_err();
     assert!(e.to_string().contains("protocol"), "{e}");

@@ -67,7 +67,11 @@ impl Announcer {
                 let since = *self.healthy_since.get_or_insert(now);
                 let held = now.saturating_duration_since(since);
                 if self.state == State::Withdrawn && held >= self.hold_down {
-                    let why = format!("healthy for {:.1} s (hold-down {} s)", held.as_secs_f64(), self.hold_down.as_secs());
+                    let why = format!(
+                        "healthy for {:.1} s (hold-down {} s)",
+                        held.as_secs_f64(),
+                        self.hold_down.as_secs()
+                    );
                     self.set(now, State::Announced, why);
                     return true;
                 }
@@ -75,11 +79,18 @@ impl Announcer {
             }
             Err(failing) => {
                 self.healthy_since = None;
-                if self.state == State::Announced {
-                    self.set(now, State::Withdrawn, format!("health failing: {failing}"));
-                    return true;
+                let why = format!("health failing: {failing}");
+                match self.state {
+                    State::Announced => {
+                        self.set(now, State::Withdrawn, why);
+                        true
+                    }
+                    // Still withdrawn: the reason says what it waits for.
+                    _ => {
+                        self.reason = why;
+                        false
+                    }
                 }
-                false
             }
         }
     }
@@ -188,6 +199,11 @@ mod tests {
         a.observe(at(t0, 4000), Ok(()));
         // One failing check inside the hold-down: it starts over.
         assert!(!a.observe(at(t0, 4500), fail()));
+        assert!(
+            a.reason().contains("port/outside"),
+            "withdrawn, and why: {}",
+            a.reason()
+        );
         a.observe(at(t0, 4600), Ok(()));
         assert!(!a.observe(at(t0, 9500), Ok(())), "only 4.9 s healthy");
         assert!(a.observe(at(t0, 9600), Ok(())));

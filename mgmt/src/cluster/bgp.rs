@@ -220,7 +220,10 @@ impl Bgp {
     pub fn prepare(bgp: &BgpConfig, socket: PathBuf) -> anyhow::Result<Bgp> {
         let liveness = bgp.liveness_iface.as_deref().map(Liveness::open).transpose()?;
         if let Some(l) = &liveness {
-            tracing::info!("holding liveness interface {} (BIRD's routes via it go when Moat does)", l.name());
+            tracing::info!(
+                "holding liveness interface {} (BIRD's routes via it go when Moat does)",
+                l.name()
+            );
         }
         let mut status = BgpStatus::disabled();
         status.state = State::Withdrawn.as_str().into();
@@ -466,7 +469,11 @@ impl Runner {
     fn note_error(&mut self, now: Instant, e: &BirdError) {
         self.log.failing = true;
         self.log.since += 1;
-        if self.log.last.is_none_or(|t| now.saturating_duration_since(t) >= ERROR_LOG_EVERY) {
+        if self
+            .log
+            .last
+            .is_none_or(|t| now.saturating_duration_since(t) >= ERROR_LOG_EVERY)
+        {
             tracing::error!(
                 "BGP: {e} ({} failure(s) since the last line, {} in all; scrubbing goes on, \
                  trying again with a back-off up to {} s)",
@@ -494,9 +501,7 @@ impl Runner {
         s.state_changes = m.changes();
         s.corrections = self.corrections;
         s.announce_in_secs = m.announce_in(now).map(|d| d.as_secs_f64());
-        s.drain_ends_in_secs = self
-            .drain_ends
-            .map(|t| t.saturating_duration_since(now).as_secs_f64());
+        s.drain_ends_in_secs = self.drain_ends.map(|t| t.saturating_duration_since(now).as_secs_f64());
         self.shared.publish(s);
     }
 

@@ -393,7 +393,10 @@ mod tests {
         assert_eq!(protocol_state(&r, "moat_vips"), Some(ProtoState::Down));
         assert!(!ProtoState::Down.enabled() && ProtoState::Start.enabled());
         assert_eq!(protocol_state(&r, "moat"), None, "names match whole");
-        assert_eq!(Reply::parse(SHOW_DOWN[..2].iter().copied()), Err(ParseError::Unterminated));
+        assert_eq!(
+            Reply::parse(SHOW_DOWN[..2].iter().copied()),
+            Err(ParseError::Unterminated)
+        );
         assert_eq!(Reply::parse([" x", "0000 "]), Err(ParseError::OrphanContinuation));
     }
 

@@ -22,7 +22,9 @@ pub struct Liveness {
 
 impl std::fmt::Debug for Liveness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Liveness").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Liveness")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 

@@ -67,7 +67,10 @@ pub(super) fn check(b: &BgpConfig) -> Result<(), ConfigError> {
     if let Some(i) = &b.liveness_iface {
         iface(i).map_err(|r| ConfigError::at("bgp.liveness_iface", r))?;
     }
-    for (key, v) in [("bgp.hold_down_secs", b.hold_down_secs), ("bgp.drain_secs", b.drain_secs)] {
+    for (key, v) in [
+        ("bgp.hold_down_secs", b.hold_down_secs),
+        ("bgp.drain_secs", b.drain_secs),
+    ] {
         if v > MAX_BGP_SECS {
             return Err(ConfigError::at(key, format!("{v} is out of range 0..={MAX_BGP_SECS}")));
         }

@@ -328,7 +328,10 @@ impl Running {
         // A second signal now stops at once (without the flag cleared, the
         // handler would kill the process).
         self.signals.stop.store(false, Relaxed);
-        self.notifier.status(&format!("draining ({why}): withdrawn, stopping in {:.0} s", ends.saturating_duration_since(Instant::now()).as_secs_f64()));
+        self.notifier.status(&format!(
+            "draining ({why}): withdrawn, stopping in {:.0} s",
+            ends.saturating_duration_since(Instant::now()).as_secs_f64()
+        ));
         ends <= Instant::now()
     }
 
