@@ -119,14 +119,12 @@ impl BgpStatus {
             "1 while the node announces its VIPs (BIRD's protocol enabled by Moat and seen so), else 0.",
             u64::from(self.state == "announced" && self.bird_synced),
         );
-        for s in ["announced", "withdrawn", "draining", "disabled"] {
-            e.gauge_labelled(
-                "moat_bgp_state",
-                "The announcement's state (1 for the current one).",
-                &[("state", s)],
-                u64::from(self.state == s),
-            );
-        }
+        e.gauges(
+            "moat_bgp_state",
+            "The announcement's state (1 for the current one).",
+            "state",
+            ["announced", "withdrawn", "draining", "disabled"].map(|s| (s, u64::from(self.state == s))),
+        );
         e.counter(
             "moat_bgp_state_changes_total",
             "Announcement state changes since start-up.",

@@ -13,7 +13,8 @@
 //! also what an unknown protocol name gets). See BIRD's `doc/reply_codes`.
 //!
 //! Contract: [`parse_line`] and [`Reply::parse`] are pure and never panic
-//! on any input (fuzzed: `fuzz/fuzz_targets/bird_reply.rs`); [`Session`]
+//! on any input (a unit test throws random and mutated replies at them;
+//! they take `&str`, so a fuzz target is one line); [`Session`]
 //! reads at most [`MAX_LINE`] bytes a line and [`MAX_LINES`] lines a reply,
 //! with a timeout on every read and write, so a stuck or hostile peer
 //! costs the management thread a bounded wait, never a hang.
@@ -398,6 +399,97 @@ mod tests {
             Err(ParseError::Unterminated)
         );
         assert_eq!(Reply::parse([" x", "0000 "]), Err(ParseError::OrphanContinuation));
+    }
+
+    /// Random lines, and real replies with bytes flipped, cut or
+    /// repeated: every one parses or is refused, none panics.
+    #[test]
+    fn random_and_mutated_replies_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(0x00b1_2d00);
+        let alphabet = b"0123456789- \t\nabcXYZ:.|\xc3\xa9";
+        let real: Vec<&str> = SHOW_ALL_UP.iter().chain(SHOW_DOWN).copied().collect();
+        for _ in 0..50_000 {
+            let mut bytes: Vec<u8> = if rng.gen_bool(0.5) {
+                real[rng.gen_range(0..real.len())].as_bytes().to_vec()
+            } else {
+                (0..rng.gen_range(0..12))
+                    .map(|_| alphabet[rng.gen_range(0..alphabet.len())])
+                    .collect()
+            };
+            for _ in 0..rng.gen_range(0..4) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let i = rng.gen_range(0..bytes.len());
+                match rng.gen_range(0..3) {
+                    0 => bytes[i] = alphabet[rng.gen_range(0..alphabet.len())],
+                    1 => bytes.truncate(i),
+                    _ => bytes.insert(i, bytes[i]),
+                }
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_line(&text);
+            if let Ok(r) = Reply::parse(text.split('\n')) {
+                let _ = (protocol_state(&r, "moat_vips"), r.error(), r.summary());
+            }
+        }
+    }
+
+    /// A peer that sends `script` after the greeting, whatever it is asked.
+    fn peer(script: impl AsRef<[u8]> + Send + 'static) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bird.ctl");
+        let l = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        std::thread::spawn(move || {
+            if let Ok((mut c, _)) = l.accept() {
+                let _ = c.write_all(b"0001 BIRD 2.0.12 ready.\n");
+                let _ = c.write_all(script.as_ref());
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        (dir, path)
+    }
+
+    #[test]
+    fn sessions_refuse_long_lines_cut_replies_and_garbage() {
+        let t = Duration::from_millis(200);
+        let (_d, p) = peer(b"0011-moat_vips: enabled\n0000 \n");
+        let mut s = Session::connect(&p, t).expect("connect");
+        assert_eq!(s.greeting, "BIRD 2.0.12 ready.");
+        assert_eq!(s.set_enabled("moat_vips", true).ok(), Some(true));
+
+        let (_d, p) = peer(format!("0000 {}\n", "x".repeat(MAX_LINE)));
+        let e = Session::connect(&p, t)
+            .expect("connect")
+            .command("show status")
+            .unwrap_err();
+        assert!(e.to_string().contains("over 4096 bytes"), "{e}");
+
+        // Half a reply, then silence: the read times out.
+        let (_d, p) = peer(b"1002-moat_vips  Static  master4  up  17:19:26.353\n");
+        let e = Session::connect(&p, t)
+            .expect("connect")
+            .protocol_state("moat_vips")
+            .unwrap_err();
+        assert!(e.unreachable(), "{e}");
+
+        let (_d, p) = peer(b"HTTP/1.1 400 Bad Request\n");
+        let e = Session::connect(&p, t)
+            .expect("connect")
+            .command("show status")
+            .unwrap_err();
+        assert!(matches!(e, BirdError::Parse { .. }), "{e}");
+
+        let (_d, p) = peer(b"9001 syntax error, unexpected CF_SYM_UNDEFINED\n");
+        let e = Session::connect(&p, t)
+            .expect("connect")
+            .set_enabled("nope", false)
+            .unwrap_err();
+        assert!(
+            !e.unreachable() && e.to_string().contains("refused `disable nope`: 9001"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,17 +2,18 @@
 //!
 //! [`Running::start`] brings a node up in this order, each step refusing
 //! before anything of the next one exists:
-//! 1. signal handlers (SIGINT/SIGTERM stop, SIGHUP reloads: a HUP never
-//!    kills the node, even during start-up);
+//! 1. signal handlers (SIGINT/SIGTERM stop or drain, SIGHUP reloads: a
+//!    HUP never kills the node, even during start-up);
 //! 2. the state folder: created `0700` if missing, refused when someone
 //!    else owns it or may write into it, then locked (one node per folder;
 //!    a second one exits naming the first's PID); temporary files of
 //!    writes killed earlier are removed ([`crate::persist`]);
 //! 3. the runtime changes over the config file ([`Control::load`]);
-//! 4. the API token; 5. with `[bgp]`, the liveness interface
-//! ([`crate::cluster::liveness`]); 6. the backend and its workers; 7. the
-//! REST API; 8. detection; 9. the BGP announcer ([`crate::cluster::bgp`]);
-//! then systemd hears `READY=1`.
+//! 4. the API token;
+//! 5. with `[bgp]`, the liveness interface ([`crate::cluster::liveness`]);
+//! 6. the backend and its workers; 7. the REST API; 8. detection;
+//! 9. the BGP announcer ([`crate::cluster::bgp`]); then systemd hears
+//!    `READY=1`.
 //!
 //! [`Running::supervise`] is the management loop (this thread, never a
 //! worker's core): cookie key rotation, the `--stats` file, the rates,
