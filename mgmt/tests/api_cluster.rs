@@ -110,3 +110,71 @@ fn moat_drain_refuses_a_config_without_bgp() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no [bgp] section"), "{err}");
 }
+
+/// Without CAP_NET_ADMIN the liveness TAP cannot be made: `moat run`
+/// refuses to start, naming the key and the capability. As root the
+/// capability is dropped from the bounding set (`setpriv`) first.
+#[test]
+fn liveness_iface_without_cap_net_admin_fails_at_start() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1).map(|u| u == "0"))
+        .unwrap_or(false);
+    if root && !common::require_tools("liveness capability test", &["setpriv"], "util-linux") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_bgp(dir.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    // A name no interface has: nothing is created, the ioctl is refused.
+    let name = format!("mnc{}", std::process::id() % 1_000_000);
+    std::fs::write(
+        &cfg,
+        text.replace("[bgp]\n", &format!("[bgp]\nliveness_iface = \"{name}\"\n")),
+    )
+    .unwrap();
+    let mut c = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--bounding-set", "-net_admin", "--inh-caps", "-net_admin"])
+            .arg(env!("CARGO_BIN_EXE_moat"));
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_moat"))
+    };
+    let out = c
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .env("MOAT_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("bgp.liveness_iface {name}: cannot create the TAP interface"))
+            && err.contains("CAP_NET_ADMIN"),
+        "{err}"
+    );
+    assert!(!Path::new("/sys/class/net").join(&name).exists());
+}
+
+#[test]
+fn moat_check_describes_bgp() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_bgp(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_moat"))
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .env("MOAT_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sock = dir.path().join("no-bird.ctl");
+    let line = format!(
+        "BGP: BIRD protocol moat_vips at {} (absent now: run retries until BIRD is up), hold-down 0 s, drain 2 s, no liveness interface",
+        sock.display()
+    );
+    assert!(text.contains(&line), "{text}");
+}
