@@ -41,6 +41,24 @@ fn without_bgp_the_announcement_is_disabled_and_drain_refused() {
     for (method, path) in [("GET", "/api/v1/cluster"), ("POST", "/api/v1/drain")] {
         call(&node, method, path, None, &[], None).problem(401, "");
     }
+    let doc = get(&node, "/api/v1/openapi.json").json();
+    assert!(
+        doc["paths"]["/api/v1/cluster"]["get"].is_object(),
+        "GET /api/v1/cluster documented"
+    );
+    assert!(
+        doc["paths"]["/api/v1/drain"]["post"]["responses"]["409"].is_object(),
+        "the 409 documented"
+    );
+    let required = &doc["components"]["schemas"]["BgpStatus"]["required"];
+    assert!(
+        required
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| v["bgp"].get(k.as_str().unwrap()).is_some()),
+        "{required} vs {v}"
+    );
     let m = metrics(&node);
     assert_eq!(m["moat_bgp_state{state=\"disabled\"}"], 1.0, "{m:?}");
     assert_eq!(m["moat_bgp_announced"], 0.0);
