@@ -316,6 +316,25 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1e3)
 }
 
+/// The status of `GET /api/v1/health` on the node (no token needed).
+fn health_code(topo: &Topology) -> String {
+    let out = topo.exec(
+        &topo.node,
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "2",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:9180/api/v1/health",
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// GET `path` on the node's API, with its generated token.
 fn api(topo: &Topology, dir: &Path, path: &str) -> String {
     let token = fs::read_to_string(dir.join("state/api.token")).expect("generated token");
@@ -340,24 +359,43 @@ fn bird_announces_while_moat_is_healthy_and_withdraws_on_drain_failure_and_death
     let cfg = config(dir.path(), &topo.node_socket());
     assert!(topo.vip_hops().is_empty(), "nothing announced before Moat runs");
 
-    // (a) Announced only after the hold-down.
+    // (a) Announced only after the hold-down: polled every 50 ms, the
+    // health check first answers 200 at `healthy`, the route is absent
+    // until then and for the hold-down after it.
     let t0 = Instant::now();
     let mut moat = Moat::start(&topo, &cfg, dir.path(), "a");
-    topo.wait_route(true, "(a) first announcement");
+    let mut healthy = None;
+    while topo.vip_hops().is_empty() {
+        if healthy.is_none() && health_code(&topo) == "200" {
+            healthy = Some(t0.elapsed());
+        }
+        assert!(
+            t0.elapsed() < ROUTE_WAIT,
+            "(a) no announcement in {ROUTE_WAIT:?}\n{}",
+            moat.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let appeared = t0.elapsed();
-    println!(
-        "(a) VIP route at the router {} after `moat run` started (hold-down {HOLD_DOWN} s)",
-        ms(appeared)
+    assert_eq!(
+        topo.vip_hops(),
+        [MOAT_OUTSIDE],
+        "(a) the next hop is Moat's outside address"
     );
-    for l in moat
-        .logs()
-        .lines()
-        .filter(|l| l.contains("BGP") || l.contains("running "))
-    {
+    let healthy = healthy.expect("(a) announced before health answered 200");
+    println!(
+        "(a) `moat run` started; healthy (GET /api/v1/health 200) at {}, VIP route at the router at {} \
+         ({} after health; hold-down {HOLD_DOWN} s)",
+        ms(healthy),
+        ms(appeared),
+        ms(appeared - healthy)
+    );
+    for l in moat.logs().lines().filter(|l| l.contains("BGP")) {
         println!("    moat: {l}");
     }
+    // The announcer saw health at most one 100 ms tick before this poll did.
     assert!(
-        appeared >= Duration::from_secs(HOLD_DOWN),
+        appeared - healthy >= Duration::from_millis(HOLD_DOWN * 1000 - 150),
         "announced before the hold-down"
     );
     let cluster = api(&topo, dir.path(), "/api/v1/cluster");
@@ -448,13 +486,9 @@ fn bird_announces_while_moat_is_healthy_and_withdraws_on_drain_failure_and_death
     topo.wait_route(true, "(b) announced");
     let kill = Instant::now();
     moat.signal("-KILL");
-    let gone = topo.wait_route(false, "(b) kill -9");
-    let total = kill.elapsed();
-    println!(
-        "(b) kill -9: withdrawn at the router {} after the kill ({} with the last poll)",
-        ms(gone),
-        ms(total)
-    );
+    topo.wait_route(false, "(b) kill -9");
+    let gone = kill.elapsed();
+    println!("(b) kill -9: withdrawn at the router {} after the kill", ms(gone));
     let st = moat.wait_exit(Duration::from_secs(5));
     assert!(!st.success());
     let ifaces = topo.exec(&topo.node, &["ip", "-br", "link"]);
