@@ -33,6 +33,7 @@ impl Modify for BearerAuth {
         routes::get_verified, routes::forget_verified, routes::flush_verified,
         routes::get_config, routes::metrics,
         super::attacks::list_attacks, super::attacks::get_attack, super::attacks::signatures,
+        super::cluster::cluster, super::cluster::drain,
     ),
     components(schemas(
         Problem, types::Service, types::Limits, types::PayloadRule, types::SynAuthMode, types::Rules, types::Acl,
@@ -44,6 +45,7 @@ impl Modify for BearerAuth {
         crate::report::TopPort, crate::report::TopFingerprint, crate::report::timeline::Timeline,
         crate::report::timeline::Point, crate::detect::figures::Figures, crate::detect::countermeasures::Action,
         crate::config::Thresholds, crate::config::OnAttackConfig,
+        super::cluster::Cluster, super::cluster::Drain, crate::cluster::bgp::BgpStatus,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

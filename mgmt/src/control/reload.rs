@@ -14,7 +14,8 @@
 //! workers at start), `[mgmt]` (listen address, token, sampling, and the
 //! webhooks: the detection thread starts its webhook senders once), and
 //! `[detection]` but its thresholds (the detection thread reads its
-//! baseline and timing settings once, and `enabled` says whether it runs).
+//! baseline and timing settings once, and `enabled` says whether it runs),
+//! and `[bgp]` (the announcer and its liveness interface start once).
 //! A reload that changes any of them applies the live parts and names the
 //! others, which keep their running values.
 
@@ -36,6 +37,7 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     merged.mgmt = running.mgmt.clone();
     merged.mgmt.webhooks = new.mgmt.webhooks.clone();
     merged.detection = with_thresholds(&running.detection, &new.detection);
+    merged.bgp = running.bgp.clone();
 
     let mut refused = Vec::new();
     diff("node", &running.node, &new.node, &mut refused);
@@ -53,6 +55,7 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     diff("mgmt", &running.mgmt, &mgmt, &mut refused);
     let fixed = with_thresholds(&new.detection, &running.detection);
     diff("detection", &running.detection, &fixed, &mut refused);
+    diff("bgp", &running.bgp, &new.bgp, &mut refused);
     (merged, refused)
 }
 
