@@ -5,12 +5,14 @@
 //! supervise, stop; [`logging`]);
 //! the management plane of a running node: [`control`] (live changes),
 //! [`api`] (REST and `/metrics`), [`metrics`], [`persist`]; [`detect`],
-//! [`report`] and [`alert`] (attack detection, attack reports, webhooks).
+//! [`report`] and [`alert`] (attack detection, attack reports, webhooks);
+//! [`cluster`] (the NATS bus: verified sources and configuration shared).
 #![forbid(unsafe_code)]
 
 pub mod alert;
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod control;

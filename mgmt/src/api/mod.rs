@@ -70,6 +70,8 @@ pub struct ApiState {
     pub detect: Option<DetectApi>,
     /// The node's readiness checks (`GET /api/v1/health`).
     pub health: Arc<Health>,
+    /// The node's cluster parts (`GET /api/v1/cluster`).
+    pub cluster: crate::cluster::Cluster,
 }
 
 type Shared = Arc<ApiState>;
@@ -116,8 +118,11 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/verified", axum::routing::delete(routes::flush_verified))
         .route(
             "/api/v1/verified/{address}",
-            get(routes::get_verified).delete(routes::forget_verified),
+            get(routes::get_verified)
+                .put(routes::verify_source)
+                .delete(routes::forget_verified),
         )
+        .route("/api/v1/cluster", get(crate::cluster::get_cluster))
         .route("/api/v1/config", get(routes::get_config))
         .route("/api/v1/attacks", get(attacks::list_attacks))
         .route("/api/v1/attacks/{attack_uuid}", get(attacks::get_attack))

@@ -21,6 +21,7 @@
 //! cross-field checks, `policy` the building of the classifier's policy,
 //! `locate` the mapping between byte spans, key paths and lines.
 
+pub mod cluster;
 pub mod detect;
 mod files;
 mod gates;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use classifier::policy::{FragPolicy, Limits, SynAuth};
 use serde::{Deserialize, Serialize};
 
+pub use cluster::ClusterConfig;
 pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
 pub use files::{read_small_file, SMALL_FILE_MAX};
 pub use gates::{api_token, read_token_file, Gates, Overlay, TableMemory, API_TOKEN_MIN_LEN};
@@ -573,6 +575,8 @@ struct ConfigFile {
     mgmt: MgmtConfig,
     #[serde(default)]
     detection: DetectionConfig,
+    #[serde(default)]
+    cluster: ClusterConfig,
 }
 
 /// A validated config (see the module contract).
@@ -588,6 +592,7 @@ pub struct Config {
     pub fingerprints: FingerprintConfig,
     pub mgmt: MgmtConfig,
     pub detection: DetectionConfig,
+    pub cluster: ClusterConfig,
     /// Folder that relative paths are relative to.
     base_dir: PathBuf,
     /// How errors name the file.
@@ -656,6 +661,7 @@ impl Config {
                 fingerprints: file.fingerprints,
                 mgmt: file.mgmt,
                 detection: file.detection,
+                cluster: file.cluster,
                 base_dir,
                 label: file_label.to_string(),
             })
@@ -749,6 +755,7 @@ impl Config {
             fingerprints: self.fingerprints.clone(),
             mgmt: self.mgmt.clone(),
             detection: self.detection.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 

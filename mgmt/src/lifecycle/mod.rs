@@ -9,8 +9,10 @@
 //!    a second one exits naming the first's PID); temporary files of
 //!    writes killed earlier are removed ([`crate::persist`]);
 //! 3. the runtime changes over the config file ([`Control::load`]);
-//! 4. the API token; 5. the backend and its workers; 6. the REST API;
-//! 7. detection; then systemd hears `READY=1`.
+//! 4. the API token; 5. the backend and its workers; 6. the cluster bus
+//!    (when `[cluster] nats` is set: the configuration bucket is read and
+//!    applied before the API answers, for at most `start_wait_ms`);
+//! 7. the REST API; 8. detection; then systemd hears `READY=1`.
 //!
 //! [`Running::supervise`] is the management loop (this thread, never a
 //! worker's core): cookie key rotation, the `--stats` file, the rates,
@@ -21,7 +23,7 @@
 //! nothing.
 //!
 //! [`Running::stop`] (and dropping a [`Running`], on any path) stops the
-//! API first (no change arrives during shutdown), then detection (which
+//! API first (no change arrives during shutdown), then the bus, then detection (which
 //! closes the attacks under way and writes their reports while the
 //! counters still move), then the workers.
 
@@ -88,6 +90,9 @@ pub struct Running {
     pub health: Arc<Health>,
     /// The API's address and where its token came from.
     pub api: Option<(SocketAddr, auth::TokenSource)>,
+    /// The node's cluster parts (the bus).
+    pub cluster: crate::cluster::Cluster,
+    bus: Option<crate::cluster::bus::Bus>,
     server: Option<api::Server>,
     engine: Option<EngineHandle>,
     notifier: Notifier,
@@ -181,6 +186,8 @@ impl Running {
             counters,
             health,
             api: None,
+            cluster: crate::cluster::Cluster::default(),
+            bus: None,
             server: None,
             engine: None,
             notifier: Notifier::from_env(),
@@ -190,6 +197,14 @@ impl Running {
             stopped: false,
             _lock: lock,
         };
+        if cfg.cluster.enabled() {
+            let bus =
+                crate::cluster::bus::Bus::start(&cfg, Arc::clone(&running.control), Arc::clone(&running.node.rt.mail))?;
+            let state = Arc::clone(&bus.state);
+            running.health.add_degraded_check(Box::new(move || state.health()));
+            running.cluster.bus = Some(Arc::clone(&bus.state));
+            running.bus = Some(bus);
+        }
         if let (Some(listen), Some((t, src))) = (opts.api, token) {
             let server = api::Server::start(
                 listen,
@@ -201,6 +216,7 @@ impl Running {
                     token: t,
                     detect: detect.clone(),
                     health: Arc::clone(&running.health),
+                    cluster: running.cluster.clone(),
                 },
             )?;
             tracing::info!("API listening on http://{}/api/v1/ ({src})", server.addr);
@@ -357,6 +373,9 @@ impl Running {
         self.notifier.stopping();
         if let Some(s) = &mut self.server {
             s.stop();
+        }
+        if let Some(b) = &mut self.bus {
+            b.stop();
         }
         if let Some(e) = &mut self.engine {
             e.stop();

@@ -1,0 +1,205 @@
+//! The configuration overlay through the key-value bucket (see the parent
+//! module for the rules): one session per connection — write the pending
+//! keys, read the bucket, offer the keys it lacks, then watch it and write
+//! each new local change — started again after every reconnection.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::kv::{self, Entry, Operation, Store, UpdateErrorKind};
+use futures_util::{StreamExt, TryStreamExt};
+
+use super::BusState;
+use crate::control::shared::{self, SharedKey};
+
+/// How long one bucket request may take before the session is started
+/// again.
+const REQUEST: Duration = Duration::from_secs(2);
+
+/// Values kept per key (the bucket is a current state, not a log).
+const HISTORY: i64 = 1;
+
+/// Sessions until `stop` (the caller's). `connects` changes on every
+/// (re)connection; `ready` hears after the first read of the bucket.
+pub(super) async fn run(
+    st: &BusState,
+    client: &async_nats::Client,
+    mut connects: tokio::sync::watch::Receiver<u64>,
+    mut ready: Option<std::sync::mpsc::Sender<()>>,
+) {
+    let mut js = async_nats::jetstream::new(client.clone());
+    js.set_timeout(REQUEST);
+    // Revisions seen per key, kept across sessions.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    loop {
+        if !st.stats.connected.load(Relaxed) {
+            let _ = tokio::time::timeout(Duration::from_millis(200), connects.changed()).await;
+            continue;
+        }
+        connects.borrow_and_update();
+        match session(st, &js, &mut seen, &mut connects, &mut ready).await {
+            Ok(()) => {}
+            Err(e) => {
+                st.stats.synced.store(false, Relaxed);
+                st.note_error(format!("configuration bucket: {e:#}"));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// The bucket, created when missing (the first node of a cluster).
+async fn store(st: &BusState, js: &async_nats::jetstream::Context) -> anyhow::Result<Store> {
+    if let Ok(s) = js.get_key_value(st.cfg.name.clone()).await {
+        return Ok(s);
+    }
+    js.create_key_value(kv::Config {
+        bucket: st.cfg.name.clone(),
+        description: "Moat: the REST API's configuration overlay".into(),
+        history: HISTORY,
+        max_value_size: i32::try_from(shared::MAX_VALUE).unwrap_or(i32::MAX),
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("creating bucket {}", st.cfg.name))
+}
+
+/// One connection's session; returns `Ok` when the connection changed
+/// (the caller starts again), an error when the bucket failed.
+async fn session(
+    st: &BusState,
+    js: &async_nats::jetstream::Context,
+    seen: &mut HashMap<String, u64>,
+    connects: &mut tokio::sync::watch::Receiver<u64>,
+    ready: &mut Option<std::sync::mpsc::Sender<()>>,
+) -> anyhow::Result<()> {
+    let kv = store(st, js).await?;
+    // 1. What changed here while away wins for its keys.
+    push(st, &kv, seen).await?;
+    // 2. The bucket wins for every other key.
+    let keys: Vec<String> = kv.keys().await?.try_collect().await.context("listing keys")?;
+    let mut max = 0;
+    let mut present = HashSet::new();
+    for k in keys {
+        if let Some(e) = kv.entry(k.clone()).await.context("reading a key")? {
+            max = max.max(e.revision);
+            apply(st, &e, seen);
+            present.insert(k);
+        }
+    }
+    // 3. This node's overlay keys the bucket lacks: offered, create-only
+    // (a node that created one meanwhile wins).
+    for key in st.control.shared_keys() {
+        if !present.contains(&key.to_kv()) {
+            st.restore_dirty([(key, true)]);
+        }
+    }
+    push(st, &kv, seen).await?;
+    st.stats.synced.store(true, Relaxed);
+    if let Some(r) = ready.take() {
+        let _ = r.send(());
+    }
+    // 4. Follow the bucket; write each local change.
+    let mut watch = kv.watch_all_from_revision(max + 1).await.context("watching")?;
+    loop {
+        tokio::select! {
+            e = watch.next() => match e {
+                Some(Ok(e)) => apply(st, &e, seen),
+                Some(Err(e)) => return Err(e).context("watching"),
+                None => anyhow::bail!("the watch ended"),
+            },
+            () = st.wake.notified() => push(st, &kv, seen).await?,
+            r = connects.changed() => {
+                r.context("bus closed")?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Writes every pending key: compare-and-set on the last revision seen
+/// when the change was conditional (0: the key must not exist yet), else a
+/// plain put. A lost compare-and-set applies the bucket's value here (the
+/// bucket wins). A failure puts the keys not written back and fails.
+async fn push(st: &BusState, kv: &Store, seen: &mut HashMap<String, u64>) -> anyhow::Result<()> {
+    let mut todo: Vec<_> = st.take_dirty().into_iter().collect();
+    while let Some((key, cas)) = todo.pop() {
+        let k = key.to_kv();
+        let value = shared::encode(&st.control.shared_value(&key));
+        let res = if cas {
+            let expect = seen.get(&k).copied().unwrap_or(0);
+            kv.update(&k, value.into(), expect).await.map_err(|e| {
+                let lost = e.kind() == UpdateErrorKind::WrongLastRevision;
+                (lost, anyhow::Error::new(e))
+            })
+        } else {
+            kv.put(&k, value.into())
+                .await
+                .map_err(|e| (false, anyhow::Error::new(e)))
+        };
+        match res {
+            Ok(rev) => {
+                seen.insert(k, rev);
+                st.stats.config_revision.fetch_max(rev, Relaxed);
+                st.stats.config_pushed.fetch_add(1, Relaxed);
+            }
+            Err((true, _)) => {
+                st.stats.config_conflicts.fetch_add(1, Relaxed);
+                tracing::warn!(
+                    "cluster bus: {k} changed elsewhere first: this node's change gives way to the bucket's"
+                );
+                seen.remove(&k);
+                if let Some(e) = kv.entry(k.clone()).await.context("reading a key")? {
+                    apply(st, &e, seen);
+                }
+            }
+            Err((false, e)) => {
+                todo.push((key, cas));
+                st.restore_dirty(todo);
+                return Err(e).with_context(|| format!("writing {k}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An entry of the bucket, applied unless already seen, unknown, or
+/// changed here and not yet written (the local change goes out next).
+fn apply(st: &BusState, e: &Entry, seen: &mut HashMap<String, u64>) {
+    let Some(key) = SharedKey::from_kv(&e.key) else {
+        return;
+    };
+    if seen.get(&e.key).is_some_and(|&r| e.revision <= r) || st.is_dirty(&key) {
+        return;
+    }
+    seen.insert(e.key.clone(), e.revision);
+    st.stats.config_revision.fetch_max(e.revision, Relaxed);
+    let value = match e.operation {
+        Operation::Put => match shared::decode(&key, &e.value) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                st.stats.config_refused.fetch_add(1, Relaxed);
+                tracing::warn!("cluster bus: {} revision {}: {err}; ignored", e.key, e.revision);
+                return;
+            }
+        },
+        Operation::Delete | Operation::Purge => None,
+    };
+    match st.control.apply_shared(&key, value) {
+        Ok(true) => {
+            st.stats.config_applied.fetch_add(1, Relaxed);
+            tracing::info!("cluster bus: applied {} (revision {})", e.key, e.revision);
+        }
+        Ok(false) => {}
+        Err(err) => {
+            st.stats.config_refused.fetch_add(1, Relaxed);
+            tracing::warn!(
+                "cluster bus: {} revision {} does not fit this node: {err}; this node keeps its own",
+                e.key,
+                e.revision
+            );
+        }
+    }
+}
