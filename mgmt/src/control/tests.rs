@@ -295,7 +295,8 @@ fn rest_changes_are_told_to_the_sharer_and_shared_ones_are_not() {
     c.set_sharer(Arc::clone(&told) as Arc<dyn Sharer>);
     c.create_service(game("game", "203.0.113.20")).unwrap();
     let tag = etag(&c.service("game").unwrap());
-    c.update_service("game", game("game", "203.0.113.21"), Some(&tag)).unwrap();
+    c.update_service("game", game("game", "203.0.113.21"), Some(&tag))
+        .unwrap();
     c.delete_service("game", None).unwrap();
     c.put_rules(c.rules(), None).unwrap();
     let game_key = SharedKey::Service("game".into());
@@ -328,7 +329,11 @@ fn rest_changes_are_told_to_the_sharer_and_shared_ones_are_not() {
     }));
     let remote = SharedKey::Service("remote".into());
     assert_eq!(c.apply_shared(&remote, Some(v.clone())), Ok(true));
-    assert_eq!(c.apply_shared(&remote, Some(v)), Ok(false), "the same value again changes nothing");
+    assert_eq!(
+        c.apply_shared(&remote, Some(v)),
+        Ok(false),
+        "the same value again changes nothing"
+    );
     assert!(h.load().services.iter().any(|s| s.name == "remote"));
     assert!(told.0.lock().unwrap().is_empty());
     let s = Control::load(file_config(dir.path())).unwrap();

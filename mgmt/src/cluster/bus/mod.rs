@@ -99,8 +99,9 @@ pub struct BusState {
     mail: Arc<Mailboxes>,
     control: Arc<Control>,
     /// Overlay keys changed here and not yet in the bucket, with whether
-    /// the change was conditional (`If-Match`).
-    dirty: Mutex<BTreeMap<SharedKey, bool>>,
+    /// the change was conditional (`If-Match`) and the change's number (a
+    /// key written is cleared only if no newer change came meanwhile).
+    dirty: Mutex<(u64, BTreeMap<SharedKey, (bool, u64)>)>,
     /// Woken when `dirty` gains a key.
     wake: tokio::sync::Notify,
     manual: Mutex<Vec<VerifiedEntry>>,
@@ -111,15 +112,27 @@ pub struct BusState {
 
 impl Sharer for BusState {
     fn changed(&self, key: SharedKey, if_match: bool) {
-        self.dirty
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, if_match);
+        self.mark_dirty(key, if_match, true);
         self.wake.notify_one();
     }
 }
 
 impl BusState {
+    fn new(cfg: ClusterConfig, control: Arc<Control>, mail: Arc<Mailboxes>) -> BusState {
+        BusState {
+            id: rand::random(),
+            stats: BusStats::default(),
+            mail,
+            control,
+            dirty: Mutex::default(),
+            wake: tokio::sync::Notify::new(),
+            manual: Mutex::default(),
+            last_error: Mutex::default(),
+            started: Instant::now(),
+            cfg,
+        }
+    }
+
     fn subject(&self) -> String {
         format!("{}.verified", self.cfg.name)
     }
@@ -134,23 +147,42 @@ impl BusState {
         }
     }
 
+    /// Marks `key` as to be written; `replace`: over a pending change of
+    /// it (else a pending change keeps its flag).
+    fn mark_dirty(&self, key: SharedKey, cas: bool, replace: bool) {
+        let mut g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        g.0 += 1;
+        let n = g.0;
+        match g.1.entry(key) {
+            std::collections::btree_map::Entry::Occupied(mut o) if replace => {
+                o.insert((cas, n));
+            }
+            std::collections::btree_map::Entry::Occupied(_) => {}
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert((cas, n));
+            }
+        }
+    }
+
     fn is_dirty(&self, key: &SharedKey) -> bool {
         self.dirty
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .1
             .contains_key(key)
     }
 
-    fn take_dirty(&self) -> BTreeMap<SharedKey, bool> {
-        core::mem::take(&mut *self.dirty.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The keys to write now: key, conditional, change number.
+    fn dirty_keys(&self) -> Vec<(SharedKey, bool, u64)> {
+        let g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+        g.1.iter().map(|(k, &(cas, n))| (k.clone(), cas, n)).collect()
     }
 
-    /// Puts keys back after a failed write (a newer change keeps its own
-    /// flag).
-    fn restore_dirty(&self, keys: impl IntoIterator<Item = (SharedKey, bool)>) {
+    /// `key` was written as of change `n`: clean unless changed since.
+    fn clean(&self, key: &SharedKey, n: u64) {
         let mut g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-        for (k, cas) in keys {
-            g.entry(k).or_insert(cas);
+        if g.1.get(key).is_some_and(|&(_, m)| m == n) {
+            g.1.remove(key);
         }
     }
 
@@ -201,7 +233,7 @@ impl BusState {
                 refused: s.config_refused.load(Relaxed),
                 conflicts: s.config_conflicts.load(Relaxed),
                 pushed: s.config_pushed.load(Relaxed),
-                pending: self.dirty.lock().unwrap_or_else(PoisonError::into_inner).len() as u64,
+                pending: self.dirty.lock().unwrap_or_else(PoisonError::into_inner).1.len() as u64,
             },
             last_error: self
                 .last_error
@@ -365,20 +397,8 @@ impl Bus {
     /// past that the node goes on alone and joins in the background.
     /// Errors: a credentials file that cannot be read, or no thread.
     pub fn start(cfg: &Config, control: Arc<Control>, mail: Arc<Mailboxes>) -> anyhow::Result<Bus> {
-        let c = cfg.cluster.clone();
         let opts = verified::connect_options(cfg)?;
-        let state = Arc::new(BusState {
-            id: rand::random(),
-            stats: BusStats::default(),
-            mail,
-            control: Arc::clone(&control),
-            dirty: Mutex::default(),
-            wake: tokio::sync::Notify::new(),
-            manual: Mutex::default(),
-            last_error: Mutex::default(),
-            started: Instant::now(),
-            cfg: c,
-        });
+        let state = Arc::new(BusState::new(cfg.cluster.clone(), Arc::clone(&control), mail));
         if state.cfg.share_config {
             control.set_sharer(Arc::clone(&state) as Arc<dyn Sharer>);
         }

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream::kv::{self, Entry, Operation, Store, UpdateErrorKind};
+use async_nats::jetstream::kv::{Entry, Operation, Store, UpdateErrorKind};
+use async_nats::jetstream::stream;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::BusState;
@@ -51,19 +52,36 @@ pub(super) async fn run(
 }
 
 /// The bucket, created when missing (the first node of a cluster).
+///
+/// Created as its stream (what `create_key_value` would make: `KV_NAME`
+/// over `$KV.NAME.>`, rollups allowed, deletes denied, direct gets, new
+/// messages refused when full) because `create_key_value` first reads the
+/// account's JetStream info, whose 2.9 form (Debian bookworm's
+/// nats-server) this client no longer parses.
 async fn store(st: &BusState, js: &async_nats::jetstream::Context) -> anyhow::Result<Store> {
-    if let Ok(s) = js.get_key_value(st.cfg.name.clone()).await {
+    let name = &st.cfg.name;
+    if let Ok(s) = js.get_key_value(name.clone()).await {
         return Ok(s);
     }
-    js.create_key_value(kv::Config {
-        bucket: st.cfg.name.clone(),
-        description: "Moat: the REST API's configuration overlay".into(),
-        history: HISTORY,
-        max_value_size: i32::try_from(shared::MAX_VALUE).unwrap_or(i32::MAX),
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        description: Some("Moat: the REST API's configuration overlay".into()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: HISTORY,
+        max_message_size: i32::try_from(shared::MAX_VALUE).unwrap_or(i32::MAX),
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
         ..Default::default()
     })
     .await
-    .with_context(|| format!("creating bucket {}", st.cfg.name))
+    .with_context(|| format!("creating bucket {name}"))?;
+    js.get_key_value(name.clone())
+        .await
+        .with_context(|| format!("opening bucket {name}"))
 }
 
 /// One connection's session; returns `Ok` when the connection changed
@@ -93,7 +111,7 @@ async fn session(
     // (a node that created one meanwhile wins).
     for key in st.control.shared_keys() {
         if !present.contains(&key.to_kv()) {
-            st.restore_dirty([(key, true)]);
+            st.mark_dirty(key, true, false);
         }
     }
     push(st, &kv, seen).await?;
@@ -122,10 +140,9 @@ async fn session(
 /// Writes every pending key: compare-and-set on the last revision seen
 /// when the change was conditional (0: the key must not exist yet), else a
 /// plain put. A lost compare-and-set applies the bucket's value here (the
-/// bucket wins). A failure puts the keys not written back and fails.
+/// bucket wins). A key stays pending until written; a failure stops.
 async fn push(st: &BusState, kv: &Store, seen: &mut HashMap<String, u64>) -> anyhow::Result<()> {
-    let mut todo: Vec<_> = st.take_dirty().into_iter().collect();
-    while let Some((key, cas)) = todo.pop() {
+    for (key, cas, n) in st.dirty_keys() {
         let k = key.to_kv();
         let value = shared::encode(&st.control.shared_value(&key));
         let res = if cas {
@@ -141,6 +158,7 @@ async fn push(st: &BusState, kv: &Store, seen: &mut HashMap<String, u64>) -> any
         };
         match res {
             Ok(rev) => {
+                st.clean(&key, n);
                 seen.insert(k, rev);
                 st.stats.config_revision.fetch_max(rev, Relaxed);
                 st.stats.config_pushed.fetch_add(1, Relaxed);
@@ -151,15 +169,12 @@ async fn push(st: &BusState, kv: &Store, seen: &mut HashMap<String, u64>) -> any
                     "cluster bus: {k} changed elsewhere first: this node's change gives way to the bucket's"
                 );
                 seen.remove(&k);
+                st.clean(&key, n);
                 if let Some(e) = kv.entry(k.clone()).await.context("reading a key")? {
                     apply(st, &e, seen);
                 }
             }
-            Err((false, e)) => {
-                todo.push((key, cas));
-                st.restore_dirty(todo);
-                return Err(e).with_context(|| format!("writing {k}"));
-            }
+            Err((false, e)) => return Err(e).with_context(|| format!("writing {k}")),
         }
     }
     Ok(())
