@@ -89,6 +89,9 @@ pub struct BusStats {
     pub config_pushed: AtomicU64,
 }
 
+/// The last change number, and each pending key's (conditional, number).
+type Dirty = (u64, BTreeMap<SharedKey, (bool, u64)>);
+
 /// What the bus task, the API and [`Control`] share.
 #[derive(Debug)]
 pub struct BusState {
@@ -101,7 +104,7 @@ pub struct BusState {
     /// Overlay keys changed here and not yet in the bucket, with whether
     /// the change was conditional (`If-Match`) and the change's number (a
     /// key written is cleared only if no newer change came meanwhile).
-    dirty: Mutex<(u64, BTreeMap<SharedKey, (bool, u64)>)>,
+    dirty: Mutex<Dirty>,
     /// Woken when `dirty` gains a key.
     wake: tokio::sync::Notify,
     manual: Mutex<Vec<VerifiedEntry>>,
