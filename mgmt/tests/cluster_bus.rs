@@ -6,7 +6,8 @@
 //!   force on B; the convergence times are printed;
 //! - nats-server stopped: both nodes keep running, health stays 200 and
 //!   says `degraded`, metrics say disconnected; a change made on A during
-//!   the outage reaches B once nats-server is back (same store folder);
+//!   the outage (A restarted meanwhile) reaches B once nats-server is back
+//!   (same store folder);
 //! - a node started after a change has it before its API answers.
 //!
 //! Skips when `nats-server` is not installed (Debian `nats-server`), fails
@@ -149,7 +150,8 @@ fn sources_and_configuration_are_shared_and_survive_a_bus_outage() {
     let Some(bin) = can_run("cluster bus test") else { return };
     let dir = tempfile::tempdir().unwrap();
     let mut nats = Nats::start(&bin, dir.path());
-    let a = Node::start(&node_config(&dir.path().join("a"), &nats.url(), "moat-test"));
+    let a_cfg = node_config(&dir.path().join("a"), &nats.url(), "moat-test");
+    let a = Node::start(&a_cfg);
     let b = Node::start(&node_config(&dir.path().join("b"), &nats.url(), "moat-test"));
     for n in [&a, &b] {
         until("connected and synced", Duration::from_secs(5), || {
@@ -230,6 +232,12 @@ fn sources_and_configuration_are_shared_and_survive_a_bus_outage() {
     );
     assert_eq!(get(&a, "/api/v1/services/outage").status, 200);
     assert_eq!(get(&b, "/api/v1/services/outage").status, 404);
+    assert_eq!(cluster(&a)["config"]["pending"], 1);
+    // A restarts before the bus returns: it starts alone (after
+    // start_wait_ms) with the change and still holds it as pending.
+    a.stop();
+    let a = Node::start(&a_cfg);
+    assert_eq!(get(&a, "/api/v1/services/outage").status, 200);
     assert_eq!(cluster(&a)["config"]["pending"], 1);
     // The bus is back: the change reaches B.
     let t0 = Instant::now();

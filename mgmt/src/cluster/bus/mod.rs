@@ -22,8 +22,9 @@
 //!   lacks are offered (create-only), then the watch begins. Start-up waits
 //!   up to `start_wait_ms` for this before the API opens.
 //! - Bus down: nothing waits for it. Sources verified meanwhile are counted
-//!   as dropped (`bus_down`), changes are kept as pending keys and written
-//!   when it returns. Health shows `cluster/bus` as degraded (the node still
+//!   as dropped (`bus_down`), changes are kept as pending keys (also in
+//!   [`PENDING_FILE`], so a restart keeps them) and written when it
+//!   returns. Health shows `cluster/bus` as degraded (the node still
 //!   answers 200).
 
 pub mod batch;
@@ -49,6 +50,10 @@ use crate::metrics::Exposition;
 
 /// How often the workers' outboxes are taken and published.
 pub const FLUSH: Duration = Duration::from_millis(20);
+
+/// File of the pending keys, under `[node] state_dir`: a node restarted
+/// before the bus returned still writes them when it joins.
+pub const PENDING_FILE: &str = "cluster-pending.json";
 
 /// Sources verified by hand (`PUT /api/v1/verified/{address}`) waiting for
 /// the next flush, at most.
@@ -108,6 +113,8 @@ pub struct BusState {
     /// Woken when `dirty` gains a key.
     wake: tokio::sync::Notify,
     manual: Mutex<Vec<VerifiedEntry>>,
+    /// Where the pending keys are kept (`None`: in memory only).
+    pending_file: Option<std::path::PathBuf>,
     last_error: Mutex<Option<(Instant, String)>>,
     /// Mailboxes' own drop count (outboxes full), read for the figures.
     started: Instant,
@@ -130,9 +137,44 @@ impl BusState {
             dirty: Mutex::default(),
             wake: tokio::sync::Notify::new(),
             manual: Mutex::default(),
+            pending_file: None,
             last_error: Mutex::default(),
             started: Instant::now(),
             cfg,
+        }
+    }
+
+    /// Keeps the pending keys in `path`, starting with those it holds.
+    /// A file that cannot be read is logged and ignored.
+    fn with_pending_file(mut self, path: std::path::PathBuf) -> BusState {
+        match crate::persist::read_optional(&path) {
+            Ok(Some(b)) => match serde_json::from_slice::<Vec<(String, bool)>>(&b) {
+                Ok(keys) => {
+                    let mut g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
+                    for (k, cas) in keys {
+                        if let Some(key) = SharedKey::from_kv(&k) {
+                            g.0 += 1;
+                            let n = g.0;
+                            g.1.insert(key, (cas, n));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("{}: {e}; ignored", path.display()),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{}: {e}; ignored", path.display()),
+        }
+        self.pending_file = Some(path);
+        self
+    }
+
+    /// Writes the pending keys (called with them locked, after a change).
+    fn save_pending(&self, d: &Dirty) {
+        let Some(path) = &self.pending_file else { return };
+        let keys: Vec<(String, bool)> = d.1.iter().map(|(k, &(cas, _))| (k.to_kv(), cas)).collect();
+        let text = serde_json::to_vec(&keys).unwrap_or_default();
+        if let Err(e) = crate::persist::write_atomic(path, &text, 0o600) {
+            self.note_error(format!("{}: {e}", path.display()));
         }
     }
 
@@ -165,6 +207,7 @@ impl BusState {
                 v.insert((cas, n));
             }
         }
+        self.save_pending(&g);
     }
 
     fn is_dirty(&self, key: &SharedKey) -> bool {
@@ -186,6 +229,7 @@ impl BusState {
         let mut g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
         if g.1.get(key).is_some_and(|&(_, m)| m == n) {
             g.1.remove(key);
+            self.save_pending(&g);
         }
     }
 
@@ -401,7 +445,9 @@ impl Bus {
     /// Errors: a credentials file that cannot be read, or no thread.
     pub fn start(cfg: &Config, control: Arc<Control>, mail: Arc<Mailboxes>) -> anyhow::Result<Bus> {
         let opts = verified::connect_options(cfg)?;
-        let state = Arc::new(BusState::new(cfg.cluster.clone(), Arc::clone(&control), mail));
+        let state = BusState::new(cfg.cluster.clone(), Arc::clone(&control), mail)
+            .with_pending_file(cfg.state_dir().join(PENDING_FILE));
+        let state = Arc::new(state);
         if state.cfg.share_config {
             control.set_sharer(Arc::clone(&state) as Arc<dyn Sharer>);
         }
