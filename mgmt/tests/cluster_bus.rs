@@ -7,7 +7,8 @@
 //! - nats-server stopped: both nodes keep running, health stays 200 and
 //!   says `degraded`, metrics say disconnected; a change made on A during
 //!   the outage (A restarted meanwhile) reaches B once nats-server is back
-//!   (same store folder);
+//!   (same store folder), and of two conditional changes of one service
+//!   made on A and B meanwhile, one wins on both (the other is a conflict);
 //! - a node started after a change has it before its API answers.
 //!
 //! Skips when `nats-server` is not installed (Debian `nats-server`), fails
@@ -207,6 +208,11 @@ fn sources_and_configuration_are_shared_and_survive_a_bus_outage() {
         get(&b, "/api/v1/services/shared").status == 404
     });
     println!("service deleted A -> B: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    // A service both nodes will change during the outage.
+    assert_eq!(send(&a, "POST", "/api/v1/services", &game("both", "203.0.113.60")), 201);
+    until("the service on B", Duration::from_secs(1), || {
+        get(&b, "/api/v1/services/both").status == 200
+    });
     let rev = cluster(&b)["config_revision"].as_u64().unwrap();
     assert!(rev >= 3, "{rev}");
     assert_eq!(cluster(&a)["config_revision"], rev);
@@ -232,13 +238,27 @@ fn sources_and_configuration_are_shared_and_survive_a_bus_outage() {
     );
     assert_eq!(get(&a, "/api/v1/services/outage").status, 200);
     assert_eq!(get(&b, "/api/v1/services/outage").status, 404);
-    assert_eq!(cluster(&a)["config"]["pending"], 1);
+    // Both change "both", each conditionally on the same ETag (the same
+    // content, so the same ETag on both nodes).
+    for (n, vip) in [(&a, "203.0.113.61"), (&b, "203.0.113.62")] {
+        let etag = get(n, "/api/v1/services/both").header("etag").to_string();
+        let r = call(
+            n,
+            "PUT",
+            "/api/v1/services/both",
+            Some(TOKEN),
+            &[("If-Match", &etag)],
+            Some(&game("both", vip).to_string()),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert_eq!(cluster(&a)["config"]["pending"], 2);
     // A restarts before the bus returns: it starts alone (after
     // start_wait_ms) with the change and still holds it as pending.
     a.stop();
     let a = Node::start(&a_cfg);
     assert_eq!(get(&a, "/api/v1/services/outage").status, 200);
-    assert_eq!(cluster(&a)["config"]["pending"], 1);
+    assert_eq!(cluster(&a)["config"]["pending"], 2);
     // The bus is back: the change reaches B.
     let t0 = Instant::now();
     nats.restart();
@@ -255,6 +275,20 @@ fn sources_and_configuration_are_shared_and_survive_a_bus_outage() {
         });
     }
     assert_eq!(cluster(&a)["config"]["pending"], 0);
+    // The two conditional changes of "both": the first written wins, the
+    // other is refused by the compare-and-set and gives way; both nodes
+    // end with the same service.
+    let vip = |n: &Node| get(n, "/api/v1/services/both").json()["vip"].clone();
+    until("one value of \"both\" on both nodes", Duration::from_secs(5), || {
+        vip(&a) == vip(&b)
+    });
+    let conflicts =
+        cluster(&a)["config"]["conflicts"].as_u64().unwrap() + cluster(&b)["config"]["conflicts"].as_u64().unwrap();
+    assert_eq!(conflicts, 1);
+    println!(
+        "conditional changes of one service on both nodes during the outage: {} won",
+        vip(&a)
+    );
     // Still sharing sources after the reconnection.
     let ip = "198.51.100.78";
     assert_eq!(

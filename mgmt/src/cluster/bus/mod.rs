@@ -28,25 +28,24 @@
 //!   answers 200).
 
 pub mod batch;
+mod pending;
+mod status;
 mod sync;
 mod verified;
 pub mod wire;
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use dataplane::runtime::mailbox::{Mailboxes, VerifiedEntry};
-use serde::Serialize;
-use utoipa::ToSchema;
-
 use crate::config::{ClusterConfig, Config};
 use crate::control::{Control, SharedKey, Sharer};
-use crate::metrics::Exposition;
+use anyhow::Context;
+use dataplane::runtime::mailbox::{Mailboxes, VerifiedEntry};
+
+pub use status::{BusStatus, ConfigCounts, VerifiedDropped};
 
 /// How often the workers' outboxes are taken and published.
 pub const FLUSH: Duration = Duration::from_millis(20);
@@ -94,9 +93,6 @@ pub struct BusStats {
     pub config_pushed: AtomicU64,
 }
 
-/// The last change number, and each pending key's (conditional, number).
-type Dirty = (u64, BTreeMap<SharedKey, (bool, u64)>);
-
 /// What the bus task, the API and [`Control`] share.
 #[derive(Debug)]
 pub struct BusState {
@@ -106,75 +102,40 @@ pub struct BusState {
     pub stats: BusStats,
     mail: Arc<Mailboxes>,
     control: Arc<Control>,
-    /// Overlay keys changed here and not yet in the bucket, with whether
-    /// the change was conditional (`If-Match`) and the change's number (a
-    /// key written is cleared only if no newer change came meanwhile).
-    dirty: Mutex<Dirty>,
-    /// Woken when `dirty` gains a key.
+    /// Overlay keys changed here and not yet in the bucket.
+    pending: pending::Pending,
+    /// Woken when `pending` gains a key.
     wake: tokio::sync::Notify,
     manual: Mutex<Vec<VerifiedEntry>>,
-    /// Where the pending keys are kept (`None`: in memory only).
-    pending_file: Option<std::path::PathBuf>,
     last_error: Mutex<Option<(Instant, String)>>,
-    /// Mailboxes' own drop count (outboxes full), read for the figures.
+    /// The batcher's clock starts here.
     started: Instant,
 }
 
 impl Sharer for BusState {
     fn changed(&self, key: SharedKey, if_match: bool) {
-        self.mark_dirty(key, if_match, true);
+        if let Some(e) = self.pending.changed(key, if_match) {
+            self.note_error(e);
+        }
         self.wake.notify_one();
     }
 }
 
 impl BusState {
-    fn new(cfg: ClusterConfig, control: Arc<Control>, mail: Arc<Mailboxes>) -> BusState {
+    /// `pending`: [`pending::Pending::with_file`] for a node (the
+    /// default keeps them in memory only).
+    fn new(cfg: ClusterConfig, control: Arc<Control>, mail: Arc<Mailboxes>, pending: pending::Pending) -> BusState {
         BusState {
             id: rand::random(),
             stats: BusStats::default(),
             mail,
             control,
-            dirty: Mutex::default(),
+            pending,
             wake: tokio::sync::Notify::new(),
             manual: Mutex::default(),
-            pending_file: None,
             last_error: Mutex::default(),
             started: Instant::now(),
             cfg,
-        }
-    }
-
-    /// Keeps the pending keys in `path`, starting with those it holds.
-    /// A file that cannot be read is logged and ignored.
-    fn with_pending_file(mut self, path: std::path::PathBuf) -> BusState {
-        match crate::persist::read_optional(&path) {
-            Ok(Some(b)) => match serde_json::from_slice::<Vec<(String, bool)>>(&b) {
-                Ok(keys) => {
-                    let mut g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-                    for (k, cas) in keys {
-                        if let Some(key) = SharedKey::from_kv(&k) {
-                            g.0 += 1;
-                            let n = g.0;
-                            g.1.insert(key, (cas, n));
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!("{}: {e}; ignored", path.display()),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!("{}: {e}; ignored", path.display()),
-        }
-        self.pending_file = Some(path);
-        self
-    }
-
-    /// Writes the pending keys (called with them locked, after a change).
-    fn save_pending(&self, d: &Dirty) {
-        let Some(path) = &self.pending_file else { return };
-        let keys: Vec<(String, bool)> = d.1.iter().map(|(k, &(cas, _))| (k.to_kv(), cas)).collect();
-        let text = serde_json::to_vec(&keys).unwrap_or_default();
-        if let Err(e) = crate::persist::write_atomic(path, &text, 0o600) {
-            self.note_error(format!("{}: {e}", path.display()));
         }
     }
 
@@ -189,47 +150,6 @@ impl BusState {
         if !repeat {
             tracing::warn!("cluster bus: {e}");
             *g = Some((Instant::now(), e));
-        }
-    }
-
-    /// Marks `key` as to be written; `replace`: over a pending change of
-    /// it (else a pending change keeps its flag).
-    fn mark_dirty(&self, key: SharedKey, cas: bool, replace: bool) {
-        let mut g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-        g.0 += 1;
-        let n = g.0;
-        match g.1.entry(key) {
-            std::collections::btree_map::Entry::Occupied(mut o) if replace => {
-                o.insert((cas, n));
-            }
-            std::collections::btree_map::Entry::Occupied(_) => {}
-            std::collections::btree_map::Entry::Vacant(v) => {
-                v.insert((cas, n));
-            }
-        }
-        self.save_pending(&g);
-    }
-
-    fn is_dirty(&self, key: &SharedKey) -> bool {
-        self.dirty
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .contains_key(key)
-    }
-
-    /// The keys to write now: key, conditional, change number.
-    fn dirty_keys(&self) -> Vec<(SharedKey, bool, u64)> {
-        let g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-        g.1.iter().map(|(k, &(cas, n))| (k.clone(), cas, n)).collect()
-    }
-
-    /// `key` was written as of change `n`: clean unless changed since.
-    fn clean(&self, key: &SharedKey, n: u64) {
-        let mut g = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-        if g.1.get(key).is_some_and(|&(_, m)| m == n) {
-            g.1.remove(key);
-            self.save_pending(&g);
         }
     }
 
@@ -250,184 +170,6 @@ impl BusState {
     fn take_manual(&self) -> Vec<VerifiedEntry> {
         core::mem::take(&mut *self.manual.lock().unwrap_or_else(PoisonError::into_inner))
     }
-
-    /// The bus as `GET /api/v1/cluster` shows it.
-    pub fn status(&self) -> BusStatus {
-        let s = &self.stats;
-        let d = &s.dropped;
-        BusStatus {
-            servers: self.cfg.nats.clone(),
-            name: self.cfg.name.clone(),
-            share_verified: self.cfg.share_verified,
-            share_config: self.cfg.share_config,
-            connected: s.connected.load(Relaxed),
-            synced: s.synced.load(Relaxed),
-            connects: s.connects.load(Relaxed),
-            verified_out: s.verified_out.load(Relaxed),
-            verified_in: s.verified_in.load(Relaxed),
-            verified_repeats: s.verified_repeats.load(Relaxed),
-            verified_dropped: VerifiedDropped {
-                outbox_full: self.mail.verified_out_dropped(),
-                rate: d.rate.load(Relaxed),
-                bus_down: d.bus_down.load(Relaxed),
-                inbox_full: d.inbox_full.load(Relaxed),
-                manual_full: d.manual_full.load(Relaxed),
-                bad_message: s.bad_messages.load(Relaxed),
-            },
-            config_revision: s.config_revision.load(Relaxed),
-            config: ConfigCounts {
-                applied: s.config_applied.load(Relaxed),
-                refused: s.config_refused.load(Relaxed),
-                conflicts: s.config_conflicts.load(Relaxed),
-                pushed: s.config_pushed.load(Relaxed),
-                pending: self.dirty.lock().unwrap_or_else(PoisonError::into_inner).1.len() as u64,
-            },
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .map(|(_, e)| e.clone()),
-        }
-    }
-
-    /// The `cluster/bus` health check: degraded (never failing) while the
-    /// bus is away or the bucket not read yet.
-    pub fn health(&self) -> crate::health::Check {
-        let st = self.status();
-        let ok = st.connected && (st.synced || !self.cfg.share_config);
-        let detail = match (st.connected, ok) {
-            (true, true) => format!("connected to {}, bucket revision {}", self.cfg.name, st.config_revision),
-            (true, false) => "connected, reading the configuration bucket".to_string(),
-            (false, _) => format!(
-                "disconnected ({}): scrubbing alone, {} change(s) pending{}",
-                self.cfg.nats.join(", "),
-                st.config.pending,
-                st.last_error.map(|e| format!("; last error: {e}")).unwrap_or_default()
-            ),
-        };
-        crate::health::Check {
-            name: "cluster/bus".into(),
-            ok,
-            detail,
-        }
-    }
-
-    /// The bus's metric families.
-    pub fn metrics(&self, e: &mut Exposition) {
-        let st = self.status();
-        let d = &st.verified_dropped;
-        e.gauge(
-            "moat_cluster_bus_connected",
-            "1 while the node is connected to the NATS cluster bus.",
-            u64::from(st.connected),
-        );
-        e.counter(
-            "moat_cluster_bus_connects_total",
-            "Connections (first and reconnections) to the cluster bus.",
-            st.connects,
-        );
-        e.counter(
-            "moat_cluster_verified_out_total",
-            "Verified sources this node published on the bus.",
-            st.verified_out,
-        );
-        e.counter(
-            "moat_cluster_verified_in_total",
-            "Verified sources from other nodes put in the workers' inboxes.",
-            st.verified_in,
-        );
-        e.counters(
-            "moat_cluster_verified_dropped_total",
-            "Verified sources not shared or not taken in, by reason.",
-            "reason",
-            [
-                ("outbox_full", d.outbox_full),
-                ("rate", d.rate),
-                ("bus_down", d.bus_down),
-                ("inbox_full", d.inbox_full),
-                ("manual_full", d.manual_full),
-                ("bad_message", d.bad_message),
-            ],
-        );
-        e.gauge(
-            "moat_cluster_config_revision",
-            "The highest revision of the configuration bucket this node has seen.",
-            st.config_revision,
-        );
-        e.counters(
-            "moat_cluster_config_changes_total",
-            "Configuration changes through the bus: applied (from other nodes), refused (invalid here), \
-conflicts (a conditional write lost), pushed (written by this node).",
-            "result",
-            [
-                ("applied", st.config.applied),
-                ("refused", st.config.refused),
-                ("conflict", st.config.conflicts),
-                ("pushed", st.config.pushed),
-            ],
-        );
-        e.gauge(
-            "moat_cluster_config_pending",
-            "Configuration keys changed here and not yet written to the bucket.",
-            st.config.pending,
-        );
-    }
-}
-
-/// `GET /api/v1/cluster`'s `bus`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct BusStatus {
-    /// The NATS servers (`[cluster] nats`).
-    pub servers: Vec<String>,
-    /// Subject prefix and bucket name (`[cluster] name`).
-    pub name: String,
-    pub share_verified: bool,
-    pub share_config: bool,
-    /// Connected to a server now.
-    pub connected: bool,
-    /// The configuration bucket was read since the last connection.
-    pub synced: bool,
-    /// Connections so far (1 + reconnections).
-    pub connects: u64,
-    /// Verified sources published.
-    pub verified_out: u64,
-    /// Verified sources from other nodes taken in.
-    pub verified_in: u64,
-    /// Sources left out as already published within half their TTL.
-    pub verified_repeats: u64,
-    pub verified_dropped: VerifiedDropped,
-    /// The highest configuration bucket revision seen.
-    pub config_revision: u64,
-    pub config: ConfigCounts,
-    /// The last error met (connection, bucket), if any.
-    pub last_error: Option<String>,
-}
-
-/// Verified sources not shared or not taken in, by reason.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct VerifiedDropped {
-    pub outbox_full: u64,
-    pub rate: u64,
-    pub bus_down: u64,
-    pub inbox_full: u64,
-    pub manual_full: u64,
-    pub bad_message: u64,
-}
-
-/// Configuration changes through the bus.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct ConfigCounts {
-    /// Changes from other nodes applied here.
-    pub applied: u64,
-    /// Changes from other nodes refused here (invalid over this node's file).
-    pub refused: u64,
-    /// Conditional writes of this node that lost to a newer bucket value.
-    pub conflicts: u64,
-    /// Writes of this node to the bucket.
-    pub pushed: u64,
-    /// Keys changed here and not yet in the bucket.
-    pub pending: u64,
 }
 
 /// The running bus (its thread); stopping or dropping it leaves the bus.
@@ -445,8 +187,8 @@ impl Bus {
     /// Errors: a credentials file that cannot be read, or no thread.
     pub fn start(cfg: &Config, control: Arc<Control>, mail: Arc<Mailboxes>) -> anyhow::Result<Bus> {
         let opts = verified::connect_options(cfg)?;
-        let state = BusState::new(cfg.cluster.clone(), Arc::clone(&control), mail)
-            .with_pending_file(cfg.state_dir().join(PENDING_FILE));
+        let pending = pending::Pending::with_file(cfg.state_dir().join(PENDING_FILE));
+        let state = BusState::new(cfg.cluster.clone(), Arc::clone(&control), mail, pending);
         let state = Arc::new(state);
         if state.cfg.share_config {
             control.set_sharer(Arc::clone(&state) as Arc<dyn Sharer>);

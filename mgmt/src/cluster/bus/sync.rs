@@ -3,7 +3,7 @@
 //! keys, read the bucket, offer the keys it lacks, then watch it and write
 //! each new local change — started again after every reconnection.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -32,15 +32,13 @@ pub(super) async fn run(
 ) {
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(REQUEST);
-    // Revisions seen per key, kept across sessions.
-    let mut seen: HashMap<String, u64> = HashMap::new();
     loop {
         if !st.stats.connected.load(Relaxed) {
             let _ = tokio::time::timeout(Duration::from_millis(200), connects.changed()).await;
             continue;
         }
         connects.borrow_and_update();
-        match session(st, &js, &mut seen, &mut connects, &mut ready).await {
+        match session(st, &js, &mut connects, &mut ready).await {
             Ok(()) => {}
             Err(e) => {
                 st.stats.synced.store(false, Relaxed);
@@ -89,13 +87,12 @@ async fn store(st: &BusState, js: &async_nats::jetstream::Context) -> anyhow::Re
 async fn session(
     st: &BusState,
     js: &async_nats::jetstream::Context,
-    seen: &mut HashMap<String, u64>,
     connects: &mut tokio::sync::watch::Receiver<u64>,
     ready: &mut Option<std::sync::mpsc::Sender<()>>,
 ) -> anyhow::Result<()> {
     let kv = store(st, js).await?;
     // 1. What changed here while away wins for its keys.
-    push(st, &kv, seen).await?;
+    push(st, &kv).await?;
     // 2. The bucket wins for every other key.
     let keys: Vec<String> = kv.keys().await?.try_collect().await.context("listing keys")?;
     let mut max = 0;
@@ -103,7 +100,7 @@ async fn session(
     for k in keys {
         if let Some(e) = kv.entry(k.clone()).await.context("reading a key")? {
             max = max.max(e.revision);
-            apply(st, &e, seen);
+            apply(st, &e);
             present.insert(k);
         }
     }
@@ -111,10 +108,12 @@ async fn session(
     // (a node that created one meanwhile wins).
     for key in st.control.shared_keys() {
         if !present.contains(&key.to_kv()) {
-            st.mark_dirty(key, true, false);
+            if let Some(e) = st.pending.offer(key) {
+                st.note_error(e);
+            }
         }
     }
-    push(st, &kv, seen).await?;
+    push(st, &kv).await?;
     st.stats.synced.store(true, Relaxed);
     if let Some(r) = ready.take() {
         let _ = r.send(());
@@ -124,11 +123,11 @@ async fn session(
     loop {
         tokio::select! {
             e = watch.next() => match e {
-                Some(Ok(e)) => apply(st, &e, seen),
+                Some(Ok(e)) => apply(st, &e),
                 Some(Err(e)) => return Err(e).context("watching"),
                 None => anyhow::bail!("the watch ended"),
             },
-            () = st.wake.notified() => push(st, &kv, seen).await?,
+            () = st.wake.notified() => push(st, &kv).await?,
             r = connects.changed() => {
                 r.context("bus closed")?;
                 return Ok(());
@@ -137,44 +136,45 @@ async fn session(
     }
 }
 
-/// Writes every pending key: compare-and-set on the last revision seen
-/// when the change was conditional (0: the key must not exist yet), else a
+/// Writes every pending key: compare-and-set on the revision the change's
+/// `If-Match` was judged against (0: the key must not exist yet), else a
 /// plain put. A lost compare-and-set applies the bucket's value here (the
 /// bucket wins). A key stays pending until written; a failure stops.
-async fn push(st: &BusState, kv: &Store, seen: &mut HashMap<String, u64>) -> anyhow::Result<()> {
-    for (key, cas, n) in st.dirty_keys() {
+async fn push(st: &BusState, kv: &Store) -> anyhow::Result<()> {
+    for (key, c) in st.pending.keys() {
         let k = key.to_kv();
         let value = shared::encode(&st.control.shared_value(&key));
-        let res = if cas {
-            let expect = seen.get(&k).copied().unwrap_or(0);
-            kv.update(&k, value.into(), expect).await.map_err(|e| {
+        let res = match c.expect {
+            Some(expect) => kv.update(&k, value.into(), expect).await.map_err(|e| {
                 let lost = e.kind() == UpdateErrorKind::WrongLastRevision;
                 (lost, anyhow::Error::new(e))
-            })
-        } else {
-            kv.put(&k, value.into())
+            }),
+            None => kv
+                .put(&k, value.into())
                 .await
-                .map_err(|e| (false, anyhow::Error::new(e)))
+                .map_err(|e| (false, anyhow::Error::new(e))),
         };
-        match res {
+        let stored = match res {
             Ok(rev) => {
-                st.clean(&key, n);
-                seen.insert(k, rev);
                 st.stats.config_revision.fetch_max(rev, Relaxed);
                 st.stats.config_pushed.fetch_add(1, Relaxed);
+                st.pending.written(&key, c.n, rev)
             }
             Err((true, _)) => {
                 st.stats.config_conflicts.fetch_add(1, Relaxed);
                 tracing::warn!(
                     "cluster bus: {k} changed elsewhere first: this node's change gives way to the bucket's"
                 );
-                seen.remove(&k);
-                st.clean(&key, n);
+                let stored = st.pending.lost(&key, c.n);
                 if let Some(e) = kv.entry(k.clone()).await.context("reading a key")? {
-                    apply(st, &e, seen);
+                    apply(st, &e);
                 }
+                stored
             }
             Err((false, e)) => return Err(e).with_context(|| format!("writing {k}")),
+        };
+        if let Some(e) = stored {
+            st.note_error(e);
         }
     }
     Ok(())
@@ -182,14 +182,13 @@ async fn push(st: &BusState, kv: &Store, seen: &mut HashMap<String, u64>) -> any
 
 /// An entry of the bucket, applied unless already seen, unknown, or
 /// changed here and not yet written (the local change goes out next).
-fn apply(st: &BusState, e: &Entry, seen: &mut HashMap<String, u64>) {
+fn apply(st: &BusState, e: &Entry) {
     let Some(key) = SharedKey::from_kv(&e.key) else {
         return;
     };
-    if seen.get(&e.key).is_some_and(|&r| e.revision <= r) || st.is_dirty(&key) {
+    if !st.pending.take(&key, &e.key, e.revision) {
         return;
     }
-    seen.insert(e.key.clone(), e.revision);
     st.stats.config_revision.fetch_max(e.revision, Relaxed);
     let value = match e.operation {
         Operation::Put => match shared::decode(&key, &e.value) {

@@ -221,7 +221,7 @@ mod tests {
         ));
         let (m, w) = mailbox::pair();
         let mail = Arc::new(Mailboxes::new(vec![m]));
-        (BusState::new(cfg.cluster, control, mail), w)
+        (BusState::new(cfg.cluster, control, mail, Default::default()), w)
     }
 
     #[test]
