@@ -26,6 +26,11 @@ pub(super) fn connect_options(cfg: &Config) -> anyhow::Result<ConnectOptions> {
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(2))
         .ping_interval(Duration::from_secs(5))
+        // Bounded buffers: at most 1,024 received messages (5.4 KB each at
+        // most) wait for the subscriber, and 512 commands for the server;
+        // past that NATS drops for the slow consumer (an event, logged).
+        .subscription_capacity(1024)
+        .client_capacity(512)
         .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).clamp(100, 1000)));
     if let Some(p) = &c.token_file {
         let p = cfg.resolve(p);
