@@ -6,7 +6,8 @@
 //! through BIRD);
 //! the management plane of a running node: [`control`] (live changes),
 //! [`api`] (REST and `/metrics`), [`metrics`], [`persist`]; [`detect`],
-//! [`report`] and [`alert`] (attack detection, attack reports, webhooks).
+//! [`report`] and [`alert`] (attack detection, attack reports, webhooks);
+//! [`cluster`] (the NATS bus: verified sources and configuration shared).
 #![forbid(unsafe_code)]
 
 pub mod alert;

@@ -1,5 +1,5 @@
 //! The node's place in the cluster: `GET /api/v1/cluster` (its BGP
-//! announcement; other cluster parts add their object beside `bgp`) and
+//! announcement and its cluster bus) and
 //! `POST /api/v1/drain` (withdraw, keep scrubbing `[bgp] drain_secs`,
 //! stop: what `moat drain` calls). Read from the announcer's published
 //! status; nothing here touches a worker or BIRD.
@@ -16,18 +16,31 @@ use utoipa::ToSchema;
 use super::problem::Problem;
 use super::Shared;
 use crate::cluster::bgp::{BgpShared, BgpStatus};
+use crate::cluster::bus::{BusState, BusStatus};
+use crate::metrics::Exposition;
 
 /// What the API reads of the cluster side.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterApi {
     /// The announcer's status (`None`: no `[bgp]` section).
     pub bgp: Option<Arc<BgpShared>>,
+    /// The bus (`None`: a lone node, `[cluster] nats` empty).
+    pub bus: Option<Arc<BusState>>,
 }
 
 impl ClusterApi {
     /// The announcement now (`disabled` without `[bgp]`).
     pub fn bgp_status(&self) -> BgpStatus {
         self.bgp.as_ref().map_or_else(BgpStatus::disabled, |b| b.status())
+    }
+
+    /// The cluster's metric families: `moat_bgp_*` always, the bus's on a
+    /// node with one.
+    pub fn metrics(&self, e: &mut Exposition) {
+        self.bgp_status().metrics(e);
+        if let Some(b) = &self.bus {
+            b.metrics(e);
+        }
     }
 }
 
@@ -37,6 +50,8 @@ pub struct Cluster {
     pub node: String,
     /// The node's BGP announcement through BIRD.
     pub bgp: BgpStatus,
+    /// The cluster bus; `null` on a lone node.
+    pub bus: Option<BusStatus>,
 }
 
 /// `POST /api/v1/drain`'s answer.
@@ -52,12 +67,14 @@ pub struct Drain {
 
 #[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
     responses((status = 200, description = "The node's BGP announcement: state (announced, withdrawn, draining or \
-disabled), since when, why, whether BIRD answers, error counts.", body = Cluster),
+disabled), since when, why, whether BIRD answers, error counts; the cluster bus: connection, sources shared \
+out and in, configuration revision (`null` on a lone node).", body = Cluster),
         (status = 401, description = "No or wrong token.", body = Problem, content_type = "application/problem+json")))]
 pub async fn cluster(State(st): State<Shared>) -> Json<Cluster> {
     Json(Cluster {
         node: st.node.clone(),
         bgp: st.cluster.bgp_status(),
+        bus: st.cluster.bus.as_ref().map(|b| b.status()),
     })
 }
 

@@ -120,7 +120,9 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/verified", axum::routing::delete(routes::flush_verified))
         .route(
             "/api/v1/verified/{address}",
-            get(routes::get_verified).delete(routes::forget_verified),
+            get(routes::get_verified)
+                .put(routes::verify_source)
+                .delete(routes::forget_verified),
         )
         .route("/api/v1/config", get(routes::get_config))
         .route("/api/v1/attacks", get(attacks::list_attacks))

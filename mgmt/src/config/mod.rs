@@ -22,6 +22,7 @@
 //! `locate` the mapping between byte spans, key paths and lines.
 
 pub mod bgp;
+pub mod cluster;
 pub mod detect;
 mod files;
 mod gates;
@@ -37,6 +38,7 @@ use classifier::policy::{FragPolicy, Limits, SynAuth};
 use serde::{Deserialize, Serialize};
 
 pub use bgp::BgpConfig;
+pub use cluster::ClusterConfig;
 pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
 pub use files::{read_small_file, SMALL_FILE_MAX};
 pub use gates::{api_token, read_token_file, Gates, Overlay, TableMemory, API_TOKEN_MIN_LEN};
@@ -577,6 +579,8 @@ struct ConfigFile {
     detection: DetectionConfig,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bgp: Option<BgpConfig>,
+    #[serde(default)]
+    cluster: ClusterConfig,
 }
 
 /// A validated config (see the module contract).
@@ -595,6 +599,7 @@ pub struct Config {
     /// `[bgp]`: announcements through BIRD (`None`: the node announces
     /// nothing, SIGTERM stops it at once).
     pub bgp: Option<BgpConfig>,
+    pub cluster: ClusterConfig,
     /// Folder that relative paths are relative to.
     base_dir: PathBuf,
     /// How errors name the file.
@@ -664,6 +669,7 @@ impl Config {
                 mgmt: file.mgmt,
                 detection: file.detection,
                 bgp: file.bgp,
+                cluster: file.cluster,
                 base_dir,
                 label: file_label.to_string(),
             })
@@ -758,6 +764,7 @@ impl Config {
             mgmt: self.mgmt.clone(),
             detection: self.detection.clone(),
             bgp: self.bgp.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 

@@ -56,6 +56,7 @@ pub(super) fn validate(f: &ConfigFile, base: &Path) -> Res<(PortConfig, PortConf
     if let Some(b) = &f.bgp {
         super::bgp::check(b)?;
     }
+    super::cluster::validate(&f.cluster, base)?;
     for (i, s) in f.services.iter().enumerate() {
         super::detect::service(&format!("services[{i}]"), &s.detection, &s.on_attack)?;
     }

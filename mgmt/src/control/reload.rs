@@ -15,7 +15,8 @@
 //! webhooks: the detection thread starts its webhook senders once), and
 //! `[detection]` but its thresholds (the detection thread reads its
 //! baseline and timing settings once, and `enabled` says whether it runs),
-//! and `[bgp]` (the announcer and its liveness interface start once).
+//! `[bgp]` (the announcer and its liveness interface start once) and
+//! `[cluster]` (the bus connects once).
 //! A reload that changes any of them applies the live parts and names the
 //! others, which keep their running values.
 
@@ -36,6 +37,7 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     merged.origins = running.origins.clone();
     merged.mgmt = running.mgmt.clone();
     merged.mgmt.webhooks = new.mgmt.webhooks.clone();
+    merged.cluster = running.cluster.clone();
     merged.detection = with_thresholds(&running.detection, &new.detection);
     merged.bgp = running.bgp.clone();
 
@@ -56,6 +58,7 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     let fixed = with_thresholds(&new.detection, &running.detection);
     diff("detection", &running.detection, &fixed, &mut refused);
     diff("bgp", &running.bgp, &new.bgp, &mut refused);
+    diff("cluster", &running.cluster, &new.cluster, &mut refused);
     (merged, refused)
 }
 

@@ -11,9 +11,11 @@
 //! 3. the runtime changes over the config file ([`Control::load`]);
 //! 4. the API token;
 //! 5. with `[bgp]`, the liveness interface ([`crate::cluster::liveness`]);
-//! 6. the backend and its workers; 7. the REST API; 8. detection;
-//! 9. the BGP announcer ([`crate::cluster::bgp`]); then systemd hears
-//!    `READY=1`.
+//! 6. the backend and its workers; 7. the cluster bus (when `[cluster]
+//!    nats` is set: the configuration bucket is read and applied before the
+//!    API answers, for at most `start_wait_ms`); 8. the REST API;
+//! 9. detection; 10. the BGP announcer ([`crate::cluster::bgp`]); then
+//!    systemd hears `READY=1`.
 //!
 //! [`Running::supervise`] is the management loop (this thread, never a
 //! worker's core): cookie key rotation, the `--stats` file, the rates,
@@ -31,7 +33,7 @@
 //!
 //! [`Running::stop`] (and dropping a [`Running`], on any path) withdraws
 //! the announcement and closes the liveness interface first, then stops the
-//! API (no change arrives during shutdown), then detection (which
+//! API (no change arrives during shutdown), then the bus, then detection (which
 //! closes the attacks under way and writes their reports while the
 //! counters still move), then the workers.
 
@@ -99,6 +101,9 @@ pub struct Running {
     pub health: Arc<Health>,
     /// The API's address and where its token came from.
     pub api: Option<(SocketAddr, auth::TokenSource)>,
+    /// The node's cluster parts as the API sees them (announcer, bus).
+    pub cluster: api::ClusterApi,
+    bus: Option<crate::cluster::bus::Bus>,
     server: Option<api::Server>,
     engine: Option<EngineHandle>,
     bgp: Option<Bgp>,
@@ -197,6 +202,11 @@ impl Running {
             counters,
             health,
             api: None,
+            cluster: api::ClusterApi {
+                bgp: bgp.as_ref().map(|b| Arc::clone(b.shared())),
+                bus: None,
+            },
+            bus: None,
             server: None,
             engine: None,
             bgp,
@@ -207,6 +217,14 @@ impl Running {
             stopped: false,
             _lock: lock,
         };
+        if cfg.cluster.enabled() {
+            let bus =
+                crate::cluster::bus::Bus::start(&cfg, Arc::clone(&running.control), Arc::clone(&running.node.rt.mail))?;
+            let state = Arc::clone(&bus.state);
+            running.health.add_degraded_check(Box::new(move || state.health()));
+            running.cluster.bus = Some(Arc::clone(&bus.state));
+            running.bus = Some(bus);
+        }
         if let (Some(listen), Some((t, src))) = (opts.api, token) {
             let server = api::Server::start(
                 listen,
@@ -218,9 +236,7 @@ impl Running {
                     token: t,
                     detect: detect.clone(),
                     health: Arc::clone(&running.health),
-                    cluster: api::ClusterApi {
-                        bgp: running.bgp.as_ref().map(|b| Arc::clone(b.shared())),
-                    },
+                    cluster: running.cluster.clone(),
                 },
             )?;
             tracing::info!("API listening on http://{}/api/v1/ ({src})", server.addr);
@@ -411,6 +427,9 @@ impl Running {
         }
         if let Some(s) = &mut self.server {
             s.stop();
+        }
+        if let Some(b) = &mut self.bus {
+            b.stop();
         }
         if let Some(e) = &mut self.engine {
             e.stop();
