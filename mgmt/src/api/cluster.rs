@@ -5,6 +5,7 @@
 //! status; nothing here touches a worker or BIRD.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -25,9 +26,13 @@ pub struct ClusterApi {
 }
 
 impl ClusterApi {
-    /// The announcement now (`disabled` without `[bgp]`).
-    pub fn bgp_status(&self) -> BgpStatus {
-        self.bgp.as_ref().map_or_else(BgpStatus::disabled, |b| b.status())
+    /// The announcement now (`disabled` without `[bgp]`, since the node
+    /// started `uptime_secs` ago).
+    pub fn bgp_status(&self, uptime_secs: f64) -> BgpStatus {
+        let up = Duration::try_from_secs_f64(uptime_secs).unwrap_or_default();
+        self.bgp
+            .as_ref()
+            .map_or_else(|| BgpStatus::disabled(up), |b| b.status())
     }
 }
 
@@ -57,7 +62,7 @@ disabled), since when, why, whether BIRD answers, error counts.", body = Cluster
 pub async fn cluster(State(st): State<Shared>) -> Json<Cluster> {
     Json(Cluster {
         node: st.node.clone(),
-        bgp: st.cluster.bgp_status(),
+        bgp: st.cluster.bgp_status(st.counters.uptime_secs()),
     })
 }
 
