@@ -5,6 +5,7 @@
 //! status; nothing here touches a worker or BIRD.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,15 +30,19 @@ pub struct ClusterApi {
 }
 
 impl ClusterApi {
-    /// The announcement now (`disabled` without `[bgp]`).
-    pub fn bgp_status(&self) -> BgpStatus {
-        self.bgp.as_ref().map_or_else(BgpStatus::disabled, |b| b.status())
+    /// The announcement now (`disabled` without `[bgp]`, since the node
+    /// started `uptime_secs` ago).
+    pub fn bgp_status(&self, uptime_secs: f64) -> BgpStatus {
+        let up = Duration::try_from_secs_f64(uptime_secs).unwrap_or_default();
+        self.bgp
+            .as_ref()
+            .map_or_else(|| BgpStatus::disabled(up), |b| b.status())
     }
 
     /// The cluster's metric families: `moat_bgp_*` always, the bus's on a
     /// node with one.
-    pub fn metrics(&self, e: &mut Exposition) {
-        self.bgp_status().metrics(e);
+    pub fn metrics(&self, e: &mut Exposition, uptime_secs: f64) {
+        self.bgp_status(uptime_secs).metrics(e);
         if let Some(b) = &self.bus {
             b.metrics(e);
         }
@@ -73,7 +78,7 @@ out and in, configuration revision (`null` on a lone node).", body = Cluster),
 pub async fn cluster(State(st): State<Shared>) -> Json<Cluster> {
     Json(Cluster {
         node: st.node.clone(),
-        bgp: st.cluster.bgp_status(),
+        bgp: st.cluster.bgp_status(st.counters.uptime_secs()),
         bus: st.cluster.bus.as_ref().map(|b| b.status()),
     })
 }

@@ -91,11 +91,12 @@ pub struct BgpStatus {
 }
 
 impl BgpStatus {
-    /// A node without `[bgp]`.
-    pub fn disabled() -> BgpStatus {
+    /// A node without `[bgp]`, up for `uptime`.
+    pub fn disabled(uptime: Duration) -> BgpStatus {
+        let since = SystemTime::now().checked_sub(uptime).unwrap_or(UNIX_EPOCH);
         BgpStatus {
             state: "disabled".into(),
-            since_unix_secs: unix_secs(SystemTime::now()),
+            since_unix_secs: unix_secs(since),
             reason: "no [bgp] section in the config: the node announces nothing".into(),
             bird_reachable: false,
             bird_synced: false,
@@ -223,7 +224,7 @@ impl Bgp {
                 l.name()
             );
         }
-        let mut status = BgpStatus::disabled();
+        let mut status = BgpStatus::disabled(Duration::ZERO);
         status.state = State::Withdrawn.as_str().into();
         status.reason = "starting".into();
         status.protocol = Some(bgp.protocol.clone());

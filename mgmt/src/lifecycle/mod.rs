@@ -276,8 +276,8 @@ impl Running {
     }
 
     /// Supervises the node until a stop signal (or the end of a drain),
-    /// `duration`, or the workers ending on their own (see the module doc). `stats`: the counters file
-    /// rewritten every second; `every_second` is called once per second
+    /// `duration`, or the workers ending on their own (see the module
+    /// doc). `stats`: the counters file rewritten every second; `every_second` is called once per second
     /// with the seconds since the previous call. Does not stop the node:
     /// [`Running::stop`] (or drop) does.
     pub fn supervise(

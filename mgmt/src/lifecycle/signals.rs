@@ -1,5 +1,6 @@
-//! The signals a node answers: SIGINT and SIGTERM stop it, SIGHUP reloads
-//! its config file. Handlers only set flags; the management loop acts.
+//! The signals a node answers: SIGINT and SIGTERM stop it (with `[bgp]`,
+//! the first one drains it: see [`super`]), SIGHUP reloads its config
+//! file. Handlers only set flags; the management loop acts.
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -9,8 +10,9 @@ use anyhow::Context;
 /// The process's stop and reload requests.
 #[derive(Debug, Clone)]
 pub struct Signals {
-    /// SIGINT or SIGTERM arrived (a second one kills the process the
-    /// default way, for a stuck shutdown).
+    /// SIGINT or SIGTERM arrived (a second one while it is set kills the
+    /// process the default way, for a stuck shutdown; a drain clears it,
+    /// so that a second signal during a drain stops the node cleanly).
     pub stop: Arc<AtomicBool>,
     /// SIGHUP arrived since the last reload.
     pub hup: Arc<AtomicBool>,
