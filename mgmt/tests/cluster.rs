@@ -99,7 +99,14 @@ const TRANSFER_SOURCES: [&str; 10] = [
     "10.10.0.19",
 ];
 /// Sources of short fetches and of game traffic.
-const FETCH_SOURCES: [&str; 6] = ["10.10.0.2", "10.10.0.3", "10.10.0.4", "10.10.0.5", "10.10.0.6", "10.10.0.7"];
+const FETCH_SOURCES: [&str; 6] = [
+    "10.10.0.2",
+    "10.10.0.3",
+    "10.10.0.4",
+    "10.10.0.5",
+    "10.10.0.6",
+    "10.10.0.7",
+];
 /// Denied by the ACL of case 4.
 const DENIED: &str = "10.10.0.29";
 /// Denied by the ACL change made during the bus outage (case 5), still in
@@ -163,12 +170,17 @@ impl Topology {
                 .args([self.state.as_os_str(), self.prefix.as_ref()])
                 .env("MOAT_CLUSTER_BIG_SIZE", BIG_SIZE.to_string()),
         );
-        assert!(out.status.success(), "{}", describe(&format!("topology.sh {verb}"), &out));
+        assert!(
+            out.status.success(),
+            "{}",
+            describe(&format!("topology.sh {verb}"), &out)
+        );
     }
 
     fn exec_cmd(&self, ns: &str, secs: u64, args: &[&str]) -> Command {
         let mut c = cmd("timeout");
-        c.args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns]).args(args);
+        c.args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns])
+            .args(args);
         c
     }
 
@@ -214,7 +226,10 @@ impl Topology {
         for (ns, d) in [(&self.rtr, "rtr"), (&self.nodes[0], "n1"), (&self.nodes[1], "n2")] {
             let sock = self.state.join(d).join("bird.ctl");
             let out = self.exec(ns, 5, &["birdc", "-s", sock.to_str().unwrap(), "show", "protocols"]);
-            s += &format!("--- birdc show protocols ({d})\n{}", String::from_utf8_lossy(&out.stdout));
+            s += &format!(
+                "--- birdc show protocols ({d})\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
         s
     }
@@ -239,7 +254,15 @@ impl Topology {
         let out = self.exec(
             &self.inet,
             20,
-            &["curl", "-sS", "--max-time", "10", "--interface", src, &format!("http://{VIP}/")],
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "--interface",
+                src,
+                &format!("http://{VIP}/"),
+            ],
         );
         let page = fs::read(self.state.join("www/index.html")).expect("served page");
         if out.status.success() && out.stdout == page {
@@ -276,7 +299,13 @@ impl Drop for Topology {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("{}", self.bird_state());
-            for log in ["rtr/bird.log", "n1/nats.log", "n2/nats.log", "rtr/nats.log", "http-server.out"] {
+            for log in [
+                "rtr/bird.log",
+                "n1/nats.log",
+                "n2/nats.log",
+                "rtr/nats.log",
+                "http-server.out",
+            ] {
                 let text = fs::read_to_string(self.state.join(log)).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(10).collect();
                 eprintln!("--- last lines of {log}");
@@ -395,7 +424,11 @@ share_config = true
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("node {}: moat run exited at start-up: {status}\n{}", self.id, self.logs());
+                panic!(
+                    "node {}: moat run exited at start-up: {status}\n{}",
+                    self.id,
+                    self.logs()
+                );
             }
             assert!(
                 Instant::now() < deadline,
@@ -484,7 +517,11 @@ share_config = true
             if s["uptime_secs"].as_f64().unwrap_or(0.0) >= first + 1.05 {
                 return s;
             }
-            assert!(Instant::now() < deadline, "node {}: stats not rewritten for 10 s", self.id);
+            assert!(
+                Instant::now() < deadline,
+                "node {}: stats not rewritten for 10 s",
+                self.id
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -699,16 +736,29 @@ impl Drop for Transfers {
     }
 }
 
+/// The drop counters (by reason) that grew from `a` to `b`, for messages.
+fn drops_grown(a: &Value, b: &Value) -> String {
+    let mut grown = BTreeMap::new();
+    for (k, v) in b["drops_by_reason"].as_object().into_iter().flatten() {
+        let d = v.as_u64().unwrap_or(0).saturating_sub(n(a, &["drops_by_reason", k]));
+        if d > 0 {
+            grown.insert(k.clone(), d);
+        }
+    }
+    format!("{grown:?}")
+}
+
 /// Every transfer complete with the right bytes, none reset: the figures,
 /// or a panic naming the failed ones.
-fn assert_all_complete(case: &str, summary: &Value, done: &[Value]) -> String {
+fn assert_all_complete(case: &str, summary: &Value, done: &[Value], drops: &str) -> String {
     let total = summary["total"].as_u64().unwrap_or(0);
     let complete = summary["complete"].as_u64().unwrap_or(0);
     let resets = summary["resets"].as_u64().unwrap_or(0);
     let failed: Vec<&Value> = done.iter().filter(|d| d["result"] != "complete").collect();
     assert!(
         total > 0 && complete == total && resets == 0,
-        "({case}) {complete}/{total} transfers complete, {resets} reset; failed: {failed:#?}"
+        "({case}) {complete}/{total} transfers complete, {resets} reset; the surviving node's drops meanwhile: \
+         {drops}; failed: {failed:#?}"
     );
     let secs: Vec<f64> = done.iter().filter_map(|d| d["secs"].as_f64()).collect();
     let longest = secs.iter().copied().fold(0.0, f64::max);
@@ -748,7 +798,11 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
         topo.bird_state()
     );
     for node in &nodes {
-        eprintln!("(1) node {} GET /api/v1/cluster: {}", node.id, node.api_json("/api/v1/cluster"));
+        eprintln!(
+            "(1) node {} GET /api/v1/cluster: {}",
+            node.id,
+            node.api_json("/api/v1/cluster")
+        );
     }
     let s0 = [nodes[0].fresh_stats(), nodes[1].fresh_stats()];
     for src in FETCH_SOURCES {
@@ -808,6 +862,11 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
             topo.bird_state()
         )
     });
+    eprintln!(
+        "(2) kill -9 of node 1 -> route withdrawn in {} (polled every 10 ms)",
+        ms(withdrawn)
+    );
+    let n2_before = nodes[1].stats();
     let mut new_ok = 0;
     for src in &FETCH_SOURCES[..4] {
         topo.fetch(src)
@@ -815,33 +874,45 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
         new_ok += 1;
     }
     let (summary, done) = transfers.finish(Duration::from_secs(90));
-    let figures = assert_all_complete("2", &summary, &done);
+    let n2_after = nodes[1].stats();
+    let figures = assert_all_complete("2", &summary, &done, &drops_grown(&n2_before, &n2_after));
     let game = game.wait_with_output().expect("game-client.py runs");
     assert!(game.status.success(), "{}", describe("game-client.py", &game));
-    let game_sent = serde_json::from_slice::<Value>(&game.stdout).unwrap()["sent"].as_u64().unwrap();
+    let game_sent = serde_json::from_slice::<Value>(&game.stdout).unwrap()["sent"]
+        .as_u64()
+        .unwrap();
     let game_got: u64 = topo.udp_received("c2").values().sum();
     eprintln!(
-        "(2) kill -9 of node 1 -> route withdrawn in {} (polled every 10 ms); {figures}; {new_ok}/4 new \
-         connections after the kill succeeded; game datagrams across the kill: {game_got}/{game_sent} reached the origin",
-        ms(withdrawn)
+        "(2) {figures}; {new_ok}/4 new connections after the kill succeeded; game datagrams across the kill: \
+         {game_got}/{game_sent} reached the origin"
     );
 
     // Node 1 back for the drain.
     nodes[0].start();
     let back = topo.wait_next_hops(&both, Duration::from_secs(30));
-    assert!(back.is_some(), "node 1 restarted: not announced again\n{}", topo.bird_state());
+    assert!(
+        back.is_some(),
+        "node 1 restarted: not announced again\n{}",
+        topo.bird_state()
+    );
 
     // 3. moat drain on node 2 in the middle of slow transfers.
     const DRAINED: usize = 20;
     let mut transfers = Transfers::start(&topo, DRAINED);
     transfers.wait_connected(DRAINED, Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
+    let n1_before = nodes[0].stats();
     let drain_start = Instant::now();
     let drain = topo
         .exec_cmd(
             &nodes[1].ns,
             DRAIN_SECS + 30,
-            &[env!("CARGO_BIN_EXE_moat"), "drain", "--config", nodes[1].config.to_str().unwrap()],
+            &[
+                env!("CARGO_BIN_EXE_moat"),
+                "drain",
+                "--config",
+                nodes[1].config.to_str().unwrap(),
+            ],
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -866,7 +937,7 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
         nodes[1].logs()
     );
     let (summary, done) = transfers.finish(Duration::from_secs(90));
-    let figures = assert_all_complete("3", &summary, &done);
+    let figures = assert_all_complete("3", &summary, &done, &drops_grown(&n1_before, &nodes[0].stats()));
     eprintln!(
         "(3) moat drain on node 2 -> route withdrawn in {}, node 2 exited 0 after {}; {figures}",
         ms(withdrawn),
@@ -887,7 +958,10 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
     assert_eq!(status, 200, "(4) PUT /api/v1/rules on node 1: {body}");
     let seen = wait_for(Duration::from_secs(5), || nodes[1].denied().iter().any(|d| d == &deny));
     let converged = put.elapsed();
-    assert!(seen, "(4) node 2 does not show the deny of {deny} 5 s after node 1 took it");
+    assert!(
+        seen,
+        "(4) node 2 does not show the deny of {deny} 5 s after node 1 took it"
+    );
     assert!(
         converged <= Duration::from_secs(1),
         "(4) node 2 took {} to show node 1's ACL change (at most 1 s)",
@@ -990,7 +1064,11 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
     let running = nodes[1].started.elapsed();
     let back = topo.wait_next_hops(&both, Duration::from_secs(30));
     let announce = nodes[1].started.elapsed();
-    assert!(back.is_some(), "(6) node 2 restarted: not announced again\n{}", topo.bird_state());
+    assert!(
+        back.is_some(),
+        "(6) node 2 restarted: not announced again\n{}",
+        topo.bird_state()
+    );
     assert!(
         announce >= Duration::from_secs(HOLD_DOWN_SECS),
         "(6) node 2 announced {} after it started, before its hold-down of {HOLD_DOWN_SECS} s",
@@ -1003,7 +1081,10 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
     );
     let sent = topo.game("c6", 8, 400, 1, &[DENIED_OUTAGE]);
     let got: u64 = topo.udp_received("c6").values().sum();
-    assert_eq!(got, 0, "(6) {got}/{sent} datagrams from {DENIED_OUTAGE} reached the origin");
+    assert_eq!(
+        got, 0,
+        "(6) {got}/{sent} datagrams from {DENIED_OUTAGE} reached the origin"
+    );
     for src in FETCH_SOURCES {
         topo.fetch(src)
             .unwrap_or_else(|e| panic!("(6) a fetch after node 2's return failed: {e}"));
