@@ -1,8 +1,9 @@
 """UDP game traffic through the cluster: FLOWS sockets (each its own source
-port, bound to SOURCE[i % len(SOURCE)]) send "GAME" + TAG + sequence
-datagrams to VIP:PORT, RATE datagrams per second in all, for SECS seconds.
-The origin's udp-server.py logs each datagram it gets (payload in hex), so a
-test counts what arrived by TAG.
+port, bound to SOURCE[i % len(SOURCE)]) send "GAME<TAG>:<sequence>:<send
+time, Unix milliseconds>" datagrams to VIP:PORT, RATE datagrams per second in
+all, for SECS seconds. The origin's udp-server.py logs each datagram it gets
+(source, port, payload in hex), so a test counts what arrived by TAG and
+tells when what arrived was sent.
 
 Prints {"sent": N, "tag": TAG, "flows": [[source, port], ...]} and exits 0.
 
@@ -29,7 +30,7 @@ limit = int(rate * secs)
 while sent < limit and time.monotonic() - start < secs + 5:
     s = socks[sent % flows]
     try:
-        s.sendto(b"GAME" + tag.encode() + b":" + str(sent).encode(), (vip, port))
+        s.sendto(f"GAME{tag}:{sent}:{int(time.time() * 1000)}".encode(), (vip, port))
     except OSError:
         # ICMP errors from an earlier datagram (unreachable): keep going.
         pass

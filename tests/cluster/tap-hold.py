@@ -1,6 +1,7 @@
 """Holds a non-persistent TAP interface open until killed, as Moat holds its
 BIRD liveness interface: when this process dies the kernel deletes the TAP.
-Used to check the BIRD side of the cluster topology without Moat.
+Used to check the BIRD side of the cluster topology without Moat
+(`topology.sh down` stops it when PID_FILE is STATE_DIR/n1/tap.pid or n2/tap.pid).
 
 usage: tap-hold.py NAME PID_FILE
 """

@@ -106,6 +106,8 @@ down() {
     local d
     for d in rtr n1 n2; do
         stop_pid "$dir/$d/bird.pid" bird
+        # tap-hold.py, where a check by hand started it (see its header).
+        stop_pid "$dir/$d/tap.pid" tap-hold.py
     done
     stop_pid "$dir/http-server.pid" http-server.py
     stop_pid "$dir/udp-server.pid" udp-server.py
