@@ -912,11 +912,13 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
         topo.bird_state()
     );
     for node in &nodes {
-        eprintln!(
-            "(1) node {} GET /api/v1/cluster: {}",
-            node.id,
-            node.api_json("/api/v1/cluster")
+        let c = node.api_json("/api/v1/cluster");
+        assert_eq!(
+            c["bgp"]["state"], "announced",
+            "(1) node {} does not say it announces: {c}",
+            node.id
         );
+        eprintln!("(1) node {} GET /api/v1/cluster: {c}", node.id);
     }
     let s0 = [nodes[0].fresh_stats(), nodes[1].fresh_stats()];
     for src in FETCH_SOURCES {
@@ -1034,6 +1036,21 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
             topo.bird_state()
         )
     });
+    let c = nodes[1].api_json("/api/v1/cluster");
+    assert_eq!(
+        c["bgp"]["state"], "draining",
+        "(3) node 2 withdrawn but not draining: {c}"
+    );
+    // Withdrawn first: node 2 still runs (and scrubs) once the router has
+    // moved its flows.
+    assert!(
+        nodes[1]
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None))),
+        "(3) node 2 exited before the router withdrew it\n{}",
+        nodes[1].logs()
+    );
     let exit = nodes[1].wait_exit(Duration::from_secs(DRAIN_SECS + 20));
     let exited_after = drain_start.elapsed();
     let drain = drain.wait_with_output().expect("moat drain runs");
@@ -1144,6 +1161,12 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
         "(5) with the bus down a node stopped scrubbing: passed on node 1 {}, node 2 {}",
         passed[0],
         passed[1]
+    );
+    assert_eq!(
+        topo.next_hops(),
+        both,
+        "(5) with the bus down a node withdrew its announcement\n{}",
+        topo.bird_state()
     );
     let deny = format!("{DENIED_OUTAGE}/32");
     let (status, body) = nodes[0].set_denied(|d| d.push(json!(deny)));
