@@ -286,6 +286,14 @@ impl Ctx<'_> {
         }
     }
 
+    /// The source answered a challenge: verified for the policy's TTL,
+    /// and noted for the cluster bus ([`WorkerState::just_verified`]).
+    fn verify_source(&mut self) {
+        let ttl = self.pol.timeouts.verified_ttl;
+        self.st.verified.verify(self.p.src, self.now, ttl);
+        self.st.just_verified = Some((self.p.src, ttl));
+    }
+
     #[inline]
     fn verified(&mut self) -> bool {
         self.st.verified.is_verified(self.p.src, self.now)
@@ -299,7 +307,7 @@ impl Ctx<'_> {
         if bad_flags(t.flags) {
             return Err(DropReason::BadTcpFlags);
         }
-        let syn = t.flags & (flags::SYN | flags::ACK) == flags::SYN;
+        let syn = flags::is_pure_syn(t.flags);
         if syn && !(pol.tcp_deny.is_empty() && pol.signatures.tcp.is_empty()) {
             if let Some(fp) = tcp_fingerprint(self.frame, p) {
                 if pol.tcp_deny.iter().any(|r| r.matches(&fp)) {
@@ -339,7 +347,7 @@ impl Ctx<'_> {
         match svc.syn_auth {
             SynAuth::ChallengeAck if is_rst && !self.trusted => {
                 if synauth::check_rst(&pol.secrets, now, p, t) {
-                    self.st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+                    self.verify_source();
                     return Err(DropReason::ChallengeAnswered);
                 }
                 // Not an answer: a verified source's RST for a flow the table
@@ -353,7 +361,7 @@ impl Ctx<'_> {
                 if !synauth::check_ack(&pol.secrets, now, p, t) {
                     return Err(DropReason::BadCookie);
                 }
-                self.st.verified.verify(p.src, now, pol.timeouts.verified_ttl);
+                self.verify_source();
                 self.src_limit(SourceLimit::Pps)?;
                 let len = synauth::reset_after_ack(self.frame, p, t, reply).ok_or(DropReason::BadL4Header)?;
                 return Ok(Verdict::Reply { len });

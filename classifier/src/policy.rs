@@ -64,8 +64,12 @@ impl PortSet {
     }
 }
 
-/// The well-known reflection/amplification source ports (DESIGN.md, UDP).
+/// The well-known reflection/amplification source ports (DESIGN.md, UDP):
+/// the one list of the product. The classifier drops UDP from these ports
+/// (unless a service allows them) and detection names a flood from them a
+/// reflection attack ([`is_reflection_port`]).
 pub const REFLECTION_PORTS: &[(u16, &str)] = &[
+    (17, "qotd"),
     (19, "chargen"),
     (53, "dns"),
     (69, "tftp"),
@@ -79,10 +83,16 @@ pub const REFLECTION_PORTS: &[(u16, &str)] = &[
     (3283, "ard"),
     (3702, "ws-discovery"),
     (5353, "mdns"),
+    (5683, "coap"),
     (10001, "ubiquiti"),
     (11211, "memcached"),
     (37810, "dvr"),
 ];
+
+/// Whether `port` is one of [`REFLECTION_PORTS`].
+pub fn is_reflection_port(port: u16) -> bool {
+    REFLECTION_PORTS.iter().any(|(p, _)| *p == port)
+}
 
 /// SYN authentication mode of a service (DESIGN.md, countermeasures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -455,5 +465,27 @@ impl Policy {
     #[inline]
     pub fn own_mac(&self, ip: IpAddr) -> Option<[u8; 6]> {
         self.own_addrs.iter().find(|a| a.ip == ip).map(|a| a.mac)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflection_ports_are_one_sorted_list_detection_and_the_classifier_share() {
+        let ports: Vec<u16> = REFLECTION_PORTS.iter().map(|(p, _)| *p).collect();
+        assert!(
+            ports.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates: {ports:?}"
+        );
+        // The ports detection named before the lists were merged (QOTD and
+        // CoAP were missing from the classifier's).
+        for p in [53, 123, 1900, 11211, 389, 19, 161, 17, 111, 137, 3702, 5683] {
+            assert!(is_reflection_port(p), "{p}");
+        }
+        assert!(!is_reflection_port(80) && !is_reflection_port(27015));
+        let set = PortSet::from_ports(ports.iter().copied());
+        assert_eq!(set.iter().collect::<Vec<_>>(), ports);
     }
 }

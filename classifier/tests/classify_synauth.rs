@@ -74,6 +74,7 @@ fn challenge_ack_end_to_end(syn: Pkt, service: u16, l3_offset: u16) {
     assert_ne!(r.ack, ISN.wrapping_add(1));
     assert_ne!(r.seq, r.ack);
     assert!(!node.verified(syn.src, now), "a challenge verifies nothing");
+    assert_eq!(node.st.just_verified, None, "nothing to share yet");
     assert_eq!(node.st.flows.len(), 0, "a challenge creates no flow");
 
     // Linux in SYN-SENT, unacceptable ACK: <SEQ=SEG.ACK><CTL=RST>, no ACK
@@ -85,6 +86,8 @@ fn challenge_ack_end_to_end(syn: Pkt, service: u16, l3_offset: u16) {
     let t1 = now + 200 * MS;
     assert_eq!(node.run(t1, &rst.build()), Verdict::Drop(DropReason::ChallengeAnswered));
     assert!(node.verified(syn.src, t1));
+    // Noted for the cluster bus with the policy's TTL (the default, 300 s).
+    assert_eq!(node.st.just_verified.take(), Some((syn.src, 300 * SECOND)));
 
     // The SYN retransmission (1 s later on Linux) passes and makes a flow.
     let t2 = now + SECOND;
@@ -293,6 +296,7 @@ fn cookie_reset_end_to_end(syn: Pkt, mss_sent: Option<u16>, service: u16) {
     let wrong = ack_pkt(&syn, ISN.wrapping_add(1), r.seq.wrapping_add(2));
     assert_eq!(node.run(now + MS, &wrong.build()), Verdict::Drop(DropReason::BadCookie));
     assert!(!node.verified(syn.src, now + MS));
+    assert_eq!(node.st.just_verified, None);
 
     // The client's ACK (ack = cookie + 1) is answered with a RST whose
     // sequence number is that ACK number (RFC 793 §3.4).
@@ -305,6 +309,7 @@ fn cookie_reset_end_to_end(syn: Pkt, mss_sent: Option<u16>, service: u16) {
     assert_eq!(rst.flags, fl::RST);
     assert_eq!(rst.seq, r.seq.wrapping_add(1));
     assert!(node.verified(syn.src, now + 2 * MS));
+    assert_eq!(node.st.just_verified.take(), Some((syn.src, 300 * SECOND)));
     assert_eq!(node.st.flows.len(), 0);
 
     // The application reconnects from a new port: passes.

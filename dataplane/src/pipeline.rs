@@ -359,7 +359,7 @@ impl Core {
         match p.l4 {
             L4::Tcp(t) => {
                 c.tcp += 1;
-                if t.flags & (flags::SYN | flags::ACK) == flags::SYN {
+                if flags::is_pure_syn(t.flags) {
                     c.syns += 1;
                     c.new_flows += u64::from(matches!(out, Outcome::Forward { .. }));
                 }

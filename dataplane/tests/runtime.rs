@@ -395,6 +395,68 @@ fn the_management_plane_asks_a_worker_about_its_verified_sources() {
     assert!(t0.elapsed() < Duration::from_secs(1));
 }
 
+#[test]
+fn a_verified_answer_lands_in_the_outbox_and_an_inbox_entry_in_the_table() {
+    use dataplane::runtime::mailbox::{Command, VerifiedEntry};
+    let wire: Shared = Arc::default();
+    let mut p = policy(7777);
+    p.services[0].tcp_ports.insert(80);
+    let ttl = p.timeouts.verified_ttl;
+    let mut rt = start(&wire, p);
+    let t = Duration::from_secs(2);
+    let mut taken = Vec::new();
+    assert_eq!(rt.mail.take_verified(16, |e| taken.push(e)), 0);
+
+    // A real challenge answered (challenge-ack): the worker offers the
+    // source to the bus, with the policy's TTL.
+    let client = Ipv4Addr::new(198, 51, 100, 10);
+    push(&wire, PortId::Outside, tcp(client, 1000, |b| b.syn()));
+    wait_for(&wire, "the challenge", |w| challenge_ack(w).is_some());
+    let cookie = challenge_ack(&wire.lock().unwrap()).unwrap();
+    push(&wire, PortId::Outside, tcp(client, cookie, |b| b.rst()));
+    let t0 = Instant::now();
+    while taken.is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "nothing reached the outbox");
+        rt.mail.take_verified(16, |e| taken.push(e));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let ip = IpAddr::V4(client);
+    assert_eq!(taken, vec![VerifiedEntry { ip, ttl }]);
+
+    // A source another node verified: into the inbox, then the worker's
+    // table, and not offered back to the bus.
+    let peer = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 77));
+    assert_eq!(rt.mail.ask(Command::IsVerified(peer), t), vec![Some(false)]);
+    assert_eq!(rt.mail.insert_verified(VerifiedEntry { ip: peer, ttl }), 0);
+    let t0 = Instant::now();
+    while rt.mail.ask(Command::IsVerified(peer), t) != vec![Some(true)] {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the inbox entry never reached the table"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Its ACK of an unknown flow now passes (one-direction flow check).
+    let before = rt.snapshot(1).0;
+    push(
+        &wire,
+        PortId::Outside,
+        tcp(Ipv4Addr::new(203, 0, 113, 77), 5, |b| b.ack(9)),
+    );
+    wait_for(&wire, "the ACK counted", |_| {
+        rt.snapshot(1).0.rx_packets > before.rx_packets
+    });
+    let after = rt.snapshot(1).0;
+    let no_flow = DropReason::TcpNoFlow as usize;
+    assert_eq!(
+        after.dropped[no_flow], before.dropped[no_flow],
+        "the ACK was not refused"
+    );
+    assert_eq!(rt.mail.take_verified(16, |e| taken.push(e)), 0, "not shared again");
+    assert_eq!(rt.mail.verified_out_dropped(), 0);
+    rt.stop().unwrap();
+}
+
 /// Sampling through the runtime: one outside packet in `sample_every` is
 /// summarised into the worker's queue, which mgmt takes and drains; the
 /// per-service counters count every packet addressed to the service.

@@ -48,6 +48,8 @@ pub enum Command {
     Check(cmd::check::CheckArgs),
     /// The appliance on the memory backend with a built-in attack mix, live figures every second.
     Demo(cmd::demo::DemoArgs),
+    /// Drain the running node of a config: withdraw its BGP announcement, keep scrubbing `[bgp] drain_secs`, stop.
+    Drain(cmd::drain::DrainArgs),
     /// Write an attack report or a `moat scrub` report as one self-contained HTML page (`--html FILE`).
     Report(cmd::report::ReportArgs),
     /// Print a shell completion script (e.g. `moat completions bash > /etc/bash_completion.d/moat`).
@@ -74,6 +76,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Command::Bench(a) => cmd::bench::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::Drain(a) => cmd::drain::run(a),
         Command::Completions(a) => completions(a.shell),
         Command::Man => man(),
     }

@@ -19,6 +19,11 @@
 //!   in the state directory (created 0700 first if it does not exist yet);
 //!   tried at most once per [`DISK_EVERY`].
 //!
+//! Non-fatal checks ([`Health::add_degraded_check`], e.g. `cluster/bus`)
+//! never make the node unhealthy: when one fails the node is *degraded*
+//! (it scrubs on its own state; `GET /api/v1/health` stays 200 and lists
+//! it under `degraded`).
+//!
 //! Worker progress is judged by samples: [`Health::check`] takes one, and
 //! the owner should call [`Health::sample`] several times a second (the API
 //! server does, every 250 ms), so that a worker that stalled right after a
@@ -58,11 +63,16 @@ pub struct Check {
     pub detail: String,
 }
 
-/// Every check, in a fixed order (workers, ports, next hops, state dir).
+/// Every check, in a fixed order (workers, ports, next hops, state dir),
+/// and the non-fatal checks that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct HealthReport {
     pub checks: Vec<Check>,
+    pub degraded: Vec<Check>,
 }
+
+/// A non-fatal check (see the module doc).
+pub type SoftCheck = Box<dyn Fn() -> Check + Send + Sync>;
 
 impl HealthReport {
     /// True when every check passed.
@@ -153,6 +163,7 @@ pub struct Health {
     progress: Mutex<Vec<Progress>>,
     /// The state directory's last try: when, and its outcome.
     disk: Mutex<Option<(Instant, Result<(), String>)>>,
+    soft: Mutex<Vec<SoftCheck>>,
 }
 
 impl std::fmt::Debug for Parts {
@@ -211,7 +222,13 @@ impl Health {
             parts,
             progress: Mutex::new(progress),
             disk: Mutex::new(None),
+            soft: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Adds a non-fatal check, run with the others.
+    pub fn add_degraded_check(&self, c: SoftCheck) {
+        self.soft.lock().unwrap_or_else(PoisonError::into_inner).push(c);
     }
 
     /// Records the workers' poll counters now (see the module doc).
@@ -271,7 +288,9 @@ impl Health {
         }
         checks.extend(self.hops(wall));
         checks.push(self.state_dir(now));
-        HealthReport { checks }
+        let soft = self.soft.lock().unwrap_or_else(PoisonError::into_inner);
+        let degraded = soft.iter().map(|c| c()).filter(|c| !c.ok).collect();
+        HealthReport { checks, degraded }
     }
 
     fn workers(&self, now: Instant) -> Vec<Check> {

@@ -236,6 +236,15 @@ impl Exposition {
             .push((labels, Value::Int(v)));
     }
 
+    /// A gauge family with one label.
+    pub fn gauges<'a>(&mut self, name: &str, help: &str, label: &str, vs: impl IntoIterator<Item = (&'a str, u64)>) {
+        let f = self.family(name, MetricType::Gauge, help);
+        for (l, v) in vs {
+            f.samples
+                .push((vec![(label.to_string(), l.to_string())], Value::Int(v)));
+        }
+    }
+
     /// A counter family with one label.
     pub fn counters<'a>(&mut self, name: &str, help: &str, label: &str, vs: impl IntoIterator<Item = (&'a str, u64)>) {
         let f = self.family(name, MetricType::Counter, help);

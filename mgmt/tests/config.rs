@@ -1085,3 +1085,71 @@ fn startup_gates_name_the_key() {
         "{e}"
     );
 }
+
+const BGP: &str = r#"
+[bgp]
+bird_socket = "/run/bird/bird.ctl"
+protocol = "moat_vips"
+liveness_iface = "moat0"
+hold_down_secs = 5
+drain_secs = 10
+"#;
+
+#[test]
+fn bgp_section_loads_with_defaults() {
+    assert_eq!(parse(BASE).unwrap().bgp, None, "no [bgp]: nothing announced");
+    let b = parse(&format!("{BASE}{BGP}")).unwrap().bgp.expect("[bgp]");
+    assert_eq!(b.protocol, "moat_vips");
+    assert_eq!(b.liveness_iface.as_deref(), Some("moat0"));
+    assert_eq!((b.hold_down_secs, b.drain_secs), (5, 10));
+    let b = parse(&format!("{BASE}\n[bgp]\nprotocol = \"vips\"\n"))
+        .unwrap()
+        .bgp
+        .expect("[bgp]");
+    assert_eq!(b.bird_socket, PathBuf::from("/run/bird/bird.ctl"));
+    assert_eq!(b.liveness_iface, None);
+    assert_eq!((b.hold_down_secs, b.drain_secs), (5, 10));
+    // Written back and read again: the same.
+    let cfg = parse(&format!("{BASE}{BGP}")).unwrap();
+    assert_eq!(parse(&cfg.to_toml_string()).unwrap().bgp, cfg.bgp);
+}
+
+#[test]
+fn bgp_refusals_name_the_key() {
+    let with = |from: &str, to: &str| format!("{BASE}{}", BGP.replacen(from, to, 1));
+    for bad in [
+        "\"\"",
+        "\"1vips\"",
+        "\"moat-vips\"",
+        "\"moat_vips; disable all\"",
+        "\"a\\nb\"",
+    ] {
+        refused(
+            &with("\"moat_vips\"", bad),
+            "bgp.protocol",
+            "a BIRD protocol name is 1 to 64 letters, digits or `_`",
+        );
+    }
+    for bad in ["\"\"", "\"moat/0\"", "\"moat 0\"", "\"a-very-long-name0\"", "\"..\""] {
+        refused(
+            &with("\"moat0\"", bad),
+            "bgp.liveness_iface",
+            "an interface name is 1 to 15",
+        );
+    }
+    refused(
+        &with("hold_down_secs = 5", "hold_down_secs = 86401"),
+        "bgp.hold_down_secs",
+        "out of range 0..=86400",
+    );
+    refused(
+        &with("drain_secs = 10", "drain_secs = 100000"),
+        "bgp.drain_secs",
+        "out of range",
+    );
+    refused(&with("\"/run/bird/bird.ctl\"", "\"\""), "bgp.bird_socket", "empty path");
+    let e = parse(&format!("{BASE}\n[bgp]\nbird_socket = \"/x\"\n")).unwrap_err();
+    assert!(e.to_string().contains("protocol"), "{e}");
+    let e = parse(&with("drain_secs = 10", "drain_secs = 10\nholddown = 3")).unwrap_err();
+    assert!(e.to_string().contains("holddown"), "unknown keys are refused: {e}");
+}

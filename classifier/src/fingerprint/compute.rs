@@ -125,7 +125,7 @@ fn walk_options(opts: &[u8], tcp_flags: u8, fp: &mut TcpFingerprint) {
                 }
                 // A SYN has no peer timestamp to echo (RFC 7323 §3.2); a
                 // SYN-ACK does.
-                if tsecr != 0 && tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
+                if tsecr != 0 && flags::is_pure_syn(tcp_flags) {
                     fp.quirks |= quirk::TS2_PLUS;
                 }
                 opt::TS

@@ -130,6 +130,11 @@ pub struct WorkerState {
     /// its verdict (`None`: it never reached the service lookup), so that
     /// callers count drops and replies per service without a second lookup.
     pub last_service: Option<crate::policy::ServiceId>,
+    /// The source the last classified packet verified (a challenge
+    /// answered) with its TTL, until the caller takes it: the dataplane
+    /// hands it to the cluster bus. Sources verified any other way (a
+    /// peer's, an operator's) never land here, so they are not shared again.
+    pub just_verified: Option<(core::net::IpAddr, crate::time::Nanos)>,
 }
 
 impl WorkerState {
@@ -148,6 +153,7 @@ impl WorkerState {
                 .collect(),
             global: one_second(per_worker(policy.global_pps, workers)),
             last_service: None,
+            just_verified: None,
         }
     }
 

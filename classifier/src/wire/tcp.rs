@@ -54,6 +54,14 @@ pub mod flags {
     pub const URG: u8 = 0x20;
     pub const ECE: u8 = 0x40;
     pub const CWR: u8 = 0x80;
+
+    /// A connection request: SYN without ACK (RFC 9293 §3.5), whatever the
+    /// other bits (ECE/CWR of ECN setup, or an attacker's FIN/RST/PSH, which
+    /// later checks judge). The product's one definition.
+    #[inline]
+    pub const fn is_pure_syn(f: u8) -> bool {
+        f & (SYN | ACK) == SYN
+    }
 }
 
 /// Option kinds (<https://www.iana.org/assignments/tcp-parameters>).

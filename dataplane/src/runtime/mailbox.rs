@@ -14,10 +14,19 @@
 //!   not answer in time (stopped, or its queue full). Commands carry an id,
 //!   so a late answer to an earlier request is never taken for the current
 //!   one.
+//! - Two one-way rings per worker carry verified sources for the cluster
+//!   bus (`rtrb` SPSC rings, preallocated, wait-free): the *outbox*, where
+//!   the worker puts each source it verified itself
+//!   ([`WorkerMail::share_verified`]: a full ring is a counted drop, never
+//!   a wait), and the *inbox*, where the management plane puts the sources
+//!   other nodes verified; the worker inserts at most [`INBOX_PER_TICK`] of
+//!   them per tick into its table, and those are never put in the outbox
+//!   (a source learnt from the bus is not shared again).
 
 use core::net::IpAddr;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use classifier::state::VerifiedTable;
@@ -29,11 +38,33 @@ pub const DRAIN_PER_TICK: usize = 8;
 /// Slots of each queue.
 const DEPTH: usize = 16;
 
+/// Sources a worker inserts from its inbox per tick: 256 per millisecond is
+/// 256,000 per second per worker, well above what the bus carries (see
+/// docs/cluster.md), and a few microseconds of table inserts per tick.
+pub const INBOX_PER_TICK: usize = 256;
+
+/// Slots of each verified-source ring: 4,096 entries of 32 bytes (128 KiB
+/// per ring), a second of a fast challenge-answer rate between two
+/// management drains (every 20 ms).
+pub const VERIFIED_RING: usize = 4096;
+
+/// A verified source crossing between a worker and the cluster bus: the
+/// address and for how long it stays verified from when it is inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedEntry {
+    pub ip: IpAddr,
+    pub ttl: Nanos,
+}
+
 /// A request about a worker's own tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
     /// Is this source verified now?
     IsVerified(IpAddr),
+    /// Verify this source for this long (an operator's request); answers
+    /// `true`. Not put in the outbox: the management plane that asked
+    /// shares it itself if it wants to.
+    Verify(IpAddr, Nanos),
     /// Forget this source; answers whether it was stored.
     Forget(IpAddr),
     /// Forget every verified source; answers `true`.
@@ -45,12 +76,38 @@ pub enum Command {
 pub struct WorkerMail {
     commands: Receiver<(u64, Command)>,
     answers: SyncSender<(u64, bool)>,
+    outbox: rtrb::Producer<VerifiedEntry>,
+    inbox: rtrb::Consumer<VerifiedEntry>,
+    /// Sources not shared because the outbox was full (this worker's,
+    /// published once per tick to `out_dropped_pub`).
+    out_dropped: u64,
+    out_dropped_pub: Arc<AtomicU64>,
 }
 
 impl WorkerMail {
+    /// The worker verified `ip` itself (a challenge answered) for `ttl`:
+    /// offered to the cluster bus. Never waits: a full outbox is a counted
+    /// drop.
+    #[inline]
+    pub fn share_verified(&mut self, ip: IpAddr, ttl: Nanos) {
+        if self.outbox.push(VerifiedEntry { ip, ttl }).is_err() {
+            self.out_dropped += 1;
+        }
+    }
+
     /// Between bursts: runs up to [`DRAIN_PER_TICK`] waiting commands on
-    /// `verified` at `now`.
-    pub fn drain(&self, verified: &mut VerifiedTable, now: Nanos) {
+    /// `verified` at `now`, inserts up to [`INBOX_PER_TICK`] sources other
+    /// nodes verified, and publishes the outbox's drop count.
+    pub fn drain(&mut self, verified: &mut VerifiedTable, now: Nanos) {
+        for _ in 0..INBOX_PER_TICK {
+            let Ok(e) = self.inbox.pop() else { break };
+            verified.verify(e.ip, now, e.ttl);
+        }
+        self.out_dropped_pub.store(self.out_dropped, Relaxed);
+        self.run_commands(verified, now);
+    }
+
+    fn run_commands(&self, verified: &mut VerifiedTable, now: Nanos) {
         for _ in 0..DRAIN_PER_TICK {
             let (id, cmd) = match self.commands.try_recv() {
                 Ok(c) => c,
@@ -58,6 +115,10 @@ impl WorkerMail {
             };
             let answer = match cmd {
                 Command::IsVerified(ip) => verified.is_verified(ip, now),
+                Command::Verify(ip, ttl) => {
+                    verified.verify(ip, now, ttl);
+                    true
+                }
                 Command::Forget(ip) => verified.remove(ip),
                 Command::FlushVerified => {
                     verified.flush();
@@ -77,18 +138,40 @@ struct MgmtMail {
     answers: Receiver<(u64, bool)>,
 }
 
+/// The management end of one worker's verified-source rings.
+#[derive(Debug)]
+struct MgmtRings {
+    outbox: rtrb::Consumer<VerifiedEntry>,
+    inbox: rtrb::Producer<VerifiedEntry>,
+    out_dropped: Arc<AtomicU64>,
+}
+
 /// A connected pair of mailbox ends.
 pub fn pair() -> (MgmtEnd, WorkerMail) {
     let (ctx, crx) = sync_channel(DEPTH);
     let (atx, arx) = sync_channel(DEPTH);
+    let (out_tx, out_rx) = rtrb::RingBuffer::new(VERIFIED_RING);
+    let (in_tx, in_rx) = rtrb::RingBuffer::new(VERIFIED_RING);
+    let dropped = Arc::new(AtomicU64::new(0));
     (
-        MgmtEnd(MgmtMail {
-            commands: ctx,
-            answers: arx,
-        }),
+        MgmtEnd(
+            MgmtMail {
+                commands: ctx,
+                answers: arx,
+            },
+            MgmtRings {
+                outbox: out_rx,
+                inbox: in_tx,
+                out_dropped: Arc::clone(&dropped),
+            },
+        ),
         WorkerMail {
             commands: crx,
             answers: atx,
+            outbox: out_tx,
+            inbox: in_rx,
+            out_dropped: 0,
+            out_dropped_pub: dropped,
         },
     )
 }
@@ -96,20 +179,54 @@ pub fn pair() -> (MgmtEnd, WorkerMail) {
 /// The management end of one worker's mailbox, before it joins
 /// [`Mailboxes`].
 #[derive(Debug)]
-pub struct MgmtEnd(MgmtMail);
+pub struct MgmtEnd(MgmtMail, MgmtRings);
 
 /// The management ends of every worker's mailbox. Requests are serialised
-/// (one at a time, management side only).
+/// (one at a time, management side only); so are the uses of the
+/// verified-source rings (the cluster bus's thread, the API's).
 #[derive(Debug, Default)]
 pub struct Mailboxes {
     inner: Mutex<(u64, Vec<MgmtMail>)>,
+    rings: Mutex<Vec<MgmtRings>>,
 }
 
 impl Mailboxes {
     pub fn new(ends: Vec<MgmtEnd>) -> Self {
+        let (mail, rings): (Vec<MgmtMail>, Vec<MgmtRings>) = ends.into_iter().map(|e| (e.0, e.1)).unzip();
         Mailboxes {
-            inner: Mutex::new((0, ends.into_iter().map(|e| e.0).collect())),
+            inner: Mutex::new((0, mail)),
+            rings: Mutex::new(rings),
         }
+    }
+
+    /// Takes up to `max` sources the workers verified themselves (their
+    /// outboxes, in turn) and hands each to `f`; returns how many.
+    pub fn take_verified(&self, max: usize, mut f: impl FnMut(VerifiedEntry)) -> usize {
+        let Ok(mut rings) = self.rings.lock() else { return 0 };
+        let mut n = 0;
+        for r in rings.iter_mut() {
+            while n < max {
+                let Ok(e) = r.outbox.pop() else { break };
+                f(e);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Offers a source another node verified to every worker's inbox;
+    /// returns how many workers could not take it (inbox full).
+    pub fn insert_verified(&self, e: VerifiedEntry) -> usize {
+        let Ok(mut rings) = self.rings.lock() else { return 0 };
+        rings.iter_mut().map(|r| usize::from(r.inbox.push(e).is_err())).sum()
+    }
+
+    /// Sources the workers could not put in their outboxes (full), since
+    /// start-up.
+    pub fn verified_out_dropped(&self) -> u64 {
+        self.rings
+            .lock()
+            .map_or(0, |r| r.iter().map(|r| r.out_dropped.load(Relaxed)).sum())
     }
 
     /// Workers with a mailbox.
@@ -157,8 +274,66 @@ mod tests {
     use classifier::time::SECOND;
 
     #[test]
+    fn verified_rings_carry_sources_both_ways_and_count_a_full_outbox() {
+        let (m, mut w) = pair();
+        let boxes = Mailboxes::new(vec![m]);
+        let a: IpAddr = "198.51.100.1".parse().unwrap();
+        let b: IpAddr = "2001:db8::b".parse().unwrap();
+        // Outbox: the worker's own verifications, up to the ring's size;
+        // the rest dropped and counted once the worker publishes (a tick).
+        for _ in 0..VERIFIED_RING + 3 {
+            w.share_verified(a, 5 * SECOND);
+        }
+        let mut table = VerifiedTable::with_capacity(16);
+        assert_eq!(boxes.verified_out_dropped(), 0);
+        w.drain(&mut table, SECOND);
+        assert_eq!(boxes.verified_out_dropped(), 3);
+        let mut got = Vec::new();
+        assert_eq!(boxes.take_verified(10, |e| got.push(e)), 10);
+        assert_eq!(got[0], VerifiedEntry { ip: a, ttl: 5 * SECOND });
+        assert_eq!(boxes.take_verified(usize::MAX, |_| {}), VERIFIED_RING - 10);
+        // Inbox: a peer's source lands in the table at the worker's clock,
+        // at most INBOX_PER_TICK per tick.
+        for i in 0..INBOX_PER_TICK + 1 {
+            let ip = if i == 0 { b } else { IpAddr::V4((i as u32).into()) };
+            assert_eq!(boxes.insert_verified(VerifiedEntry { ip, ttl: 2 * SECOND }), 0);
+        }
+        let mut table = VerifiedTable::with_capacity(1024);
+        w.drain(&mut table, 10 * SECOND);
+        assert!(table.is_verified(b, 11 * SECOND));
+        assert!(!table.is_verified(b, 12 * SECOND), "the TTL runs from the insert");
+        assert_eq!(table.len(), INBOX_PER_TICK - 1);
+        w.drain(&mut table, 10 * SECOND);
+        assert_eq!(table.len(), INBOX_PER_TICK);
+        // Nothing learnt from the inbox went to the outbox.
+        assert_eq!(boxes.take_verified(usize::MAX, |_| {}), 0);
+    }
+
+    #[test]
+    fn an_operator_verify_command_inserts() {
+        let (m, mut w) = pair();
+        let boxes = Mailboxes::new(vec![m]);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let mut table = VerifiedTable::with_capacity(16);
+        let asker = std::thread::spawn(move || {
+            let r = boxes.ask(Command::Verify(ip, 3 * SECOND), Duration::from_secs(2));
+            (r, boxes)
+        });
+        let t0 = Instant::now();
+        while !table.is_verified(ip, SECOND) {
+            assert!(t0.elapsed() < Duration::from_secs(5));
+            w.drain(&mut table, SECOND);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (r, boxes) = asker.join().unwrap();
+        assert_eq!(r, vec![Some(true)]);
+        assert!(!table.is_verified(ip, 4 * SECOND));
+        assert_eq!(boxes.take_verified(usize::MAX, |_| {}), 0);
+    }
+
+    #[test]
     fn commands_are_answered_by_the_worker_end() {
-        let (m, w) = pair();
+        let (m, mut w) = pair();
         let boxes = Mailboxes::new(vec![m]);
         let mut table = VerifiedTable::with_capacity(16);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
@@ -183,7 +358,7 @@ mod tests {
 
     #[test]
     fn a_worker_that_does_not_answer_times_out_and_late_answers_are_skipped() {
-        let (m, w) = pair();
+        let (m, mut w) = pair();
         let boxes = Mailboxes::new(vec![m]);
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         let t0 = Instant::now();

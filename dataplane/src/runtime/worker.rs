@@ -78,7 +78,8 @@ pub struct WorkerSetup {
 /// What a worker shares with the rest of the node.
 #[derive(Debug)]
 pub struct Shared {
-    /// Requests from the management plane, drained once per tick.
+    /// Requests from the management plane, drained once per tick, and the
+    /// verified-source rings of the cluster bus.
     pub mail: super::mailbox::WorkerMail,
     pub policy: Arc<ArcSwap<Policy>>,
     pub stop: Arc<AtomicBool>,
@@ -116,7 +117,7 @@ fn learn_arp(frame: &[u8], neighbors: &Neighbors, now: Nanos) {
 /// call per worker, and profiles find the loop by this name
 /// (`valgrind --toggle-collect='dataplane::runtime::worker::run*'`).
 #[inline(never)]
-pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q, samples: Option<rtrb::Producer<Sample>>) -> WorkerExit {
+pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<rtrb::Producer<Sample>>) -> WorkerExit {
     if let Some(core) = s.core {
         core_affinity::set_for_current(core);
     }
@@ -171,6 +172,11 @@ pub fn run<Q: Queues>(s: WorkerSetup, sh: Shared, mut q: Q, samples: Option<rtrb
             };
             let taken = sampler.take(f.data(), &mut lc);
             let out = pipe.process_frame(&policy, now, &mut f, &mut parsed);
+            // A challenge answered: offered to the cluster bus (a ring
+            // push, or a counted drop).
+            if let Some((ip, ttl)) = pipe.state_mut().just_verified.take() {
+                sh.mail.share_verified(ip, ttl);
+            }
             if let Some(t) = taken {
                 let service = parsed.and(pipe.state().last_service);
                 sampler.push(t, now, parsed.as_ref(), service, out, &mut lc);

@@ -27,6 +27,7 @@
 
 mod attacks;
 pub mod auth;
+pub mod cluster;
 pub mod doc;
 pub mod problem;
 mod routes;
@@ -54,6 +55,7 @@ use crate::metrics::Counters;
 use problem::Problem;
 
 pub use attacks::DetectApi;
+pub use cluster::ClusterApi;
 
 /// Largest request body, bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -70,6 +72,8 @@ pub struct ApiState {
     pub detect: Option<DetectApi>,
     /// The node's readiness checks (`GET /api/v1/health`).
     pub health: Arc<Health>,
+    /// The cluster side: BGP announcement, drain requests.
+    pub cluster: ClusterApi,
 }
 
 type Shared = Arc<ApiState>;
@@ -116,12 +120,16 @@ pub fn router(st: Shared) -> Router {
         .route("/api/v1/verified", axum::routing::delete(routes::flush_verified))
         .route(
             "/api/v1/verified/{address}",
-            get(routes::get_verified).delete(routes::forget_verified),
+            get(routes::get_verified)
+                .put(routes::verify_source)
+                .delete(routes::forget_verified),
         )
         .route("/api/v1/config", get(routes::get_config))
         .route("/api/v1/attacks", get(attacks::list_attacks))
         .route("/api/v1/attacks/{attack_uuid}", get(attacks::get_attack))
         .route("/api/v1/signatures", get(attacks::signatures))
+        .route("/api/v1/cluster", get(cluster::cluster))
+        .route("/api/v1/drain", axum::routing::post(cluster::drain))
         .route("/metrics", get(routes::metrics))
         .route("/ui", get(ui::root))
         .route("/ui/", get(ui::index))

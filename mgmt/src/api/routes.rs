@@ -46,7 +46,8 @@ fn if_match(h: &HeaderMap) -> Result<Option<&str>, Problem> {
 
 #[utoipa::path(get, path = "/api/v1/health", tag = "node", security(()),
     responses((status = 200, description = "Ready: every worker made progress within the last second, every port is up, \
-every origin's next hop is resolved and the state dir is writable.", body = Health),
+every origin's next hop is resolved and the state dir is writable. `status` is `degraded` when a non-fatal check \
+(the cluster bus) fails: the node scrubs on its own state.", body = Health),
         (status = 503, description = "Not ready: `checks` names the failing ones.", body = Health)),
     params(("Authorization" = Option<String>, Header, description = "With the bearer token, each check's `detail` is filled in")))]
 pub async fn health(State(st): State<Shared>, headers: HeaderMap) -> Response {
@@ -58,7 +59,7 @@ pub async fn health(State(st): State<Shared>, headers: HeaderMap) -> Response {
     // Open to anyone (load balancers, BGP speakers): the details (paths,
     // interfaces, next-hop addresses) only with the token.
     if !st.token.admits(&headers) {
-        for c in &mut report.checks {
+        for c in report.checks.iter_mut().chain(&mut report.degraded) {
             c.detail.clear();
         }
     }
@@ -67,12 +68,18 @@ pub async fn health(State(st): State<Shared>, headers: HeaderMap) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let status_word = match (report.ok(), report.degraded.is_empty()) {
+        (false, _) => "failing",
+        (true, false) => "degraded",
+        (true, true) => "ok",
+    };
     let doc = Health {
-        status: if report.ok() { "ok" } else { "failing" }.into(),
+        status: status_word.into(),
         node: st.node.clone(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_secs: st.counters.uptime_secs(),
         checks: report.checks,
+        degraded: report.degraded,
     };
     (status, Json(doc)).into_response()
 }
@@ -323,6 +330,29 @@ pub async fn get_verified(State(st): State<Shared>, Path(a): Path<String>) -> Re
     }))
 }
 
+#[utoipa::path(put, path = "/api/v1/verified/{address}", tag = "verified",
+    params(("address" = String, Path, description = "Source address (IPv4 or IPv6)")),
+    responses((status = 200, description = "Verified on every worker for the policy's TTL (as if it had answered a challenge), \
+and published on the cluster bus like any verification.", body = Verified),
+        (status = 400, description = "Not an address.", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or wrong token.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A worker did not answer.", body = Problem, content_type = "application/problem+json")))]
+pub async fn verify_source(State(st): State<Shared>, Path(a): Path<String>) -> Result<Json<Verified>, Problem> {
+    let ip = address(&a)?;
+    let ttl = st.control.verified_ttl();
+    let answers = ask(&st, Command::Verify(ip, ttl)).await?;
+    all_answered(&answers)?;
+    if let Some(b) = &st.cluster.bus {
+        b.share_verified(ip, ttl);
+    }
+    Ok(Json(Verified {
+        address: ip.to_string(),
+        verified: true,
+        workers: workers_where(&answers, Some(true)),
+        unanswered: Vec::new(),
+    }))
+}
+
 #[utoipa::path(delete, path = "/api/v1/verified/{address}", tag = "verified",
     params(("address" = String, Path, description = "Source address (IPv4 or IPv6)")),
     responses((status = 204, description = "Forgotten: its next SYN is challenged again."),
@@ -392,6 +422,7 @@ pub async fn metrics(State(st): State<Shared>, conns: Option<Extension<Arc<ConnS
     };
     let mut e = exposition(&st.counters, &t, &per, &info);
     super::attacks::metrics(&st, &t, &mut e);
+    st.cluster.metrics(&mut e);
     if let Some(Extension(c)) = conns {
         api_metrics(&c, &mut e);
     }

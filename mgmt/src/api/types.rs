@@ -197,7 +197,8 @@ pub struct Origin {
 /// `GET /api/v1/health`: the node's readiness (see `crate::health`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok` (every check passed, status 200) or `failing` (503).
+    /// `ok` (every check passed, status 200), `degraded` (every check
+    /// passed but a non-fatal one failed, status 200) or `failing` (503).
     pub status: String,
     pub node: String,
     pub version: String,
@@ -205,6 +206,9 @@ pub struct Health {
     /// Every check: `worker/N`, `port/outside`, `port/inside`,
     /// `next_hop/ORIGIN`, `state_dir`.
     pub checks: Vec<crate::health::Check>,
+    /// The non-fatal checks that failed (`cluster/bus`): the node scrubs
+    /// on its own state meanwhile.
+    pub degraded: Vec<crate::health::Check>,
 }
 
 /// Whether a source address is verified (passed SYN authentication).

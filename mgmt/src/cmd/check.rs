@@ -64,7 +64,33 @@ pub fn check(args: &CheckArgs) -> Result<String, ConfigError> {
         None => out.push_str("\n  API: off (mgmt.enabled = false)"),
     }
     out.push_str(&format!("\n  {overlay}"));
+    if let Some(b) = &cfg.bgp {
+        out.push_str(&format!("\n  {}", bgp_line(&cfg, b)));
+    }
     Ok(out)
+}
+
+/// What `run` will do with `[bgp]`; BIRD's socket and the liveness
+/// interface are only looked at (`run` retries an absent socket, and only
+/// creating the interface tells whether it can be created).
+fn bgp_line(cfg: &Config, b: &crate::config::BgpConfig) -> String {
+    let sock = cfg.resolve(&b.bird_socket);
+    let seen = if sock.exists() {
+        "present"
+    } else {
+        "absent now: run retries until BIRD is up"
+    };
+    let live = match &b.liveness_iface {
+        Some(i) => format!("liveness interface {i} (created by run: needs CAP_NET_ADMIN)"),
+        None => "no liveness interface (a killed node stays announced)".into(),
+    };
+    format!(
+        "BGP: BIRD protocol {} at {} ({seen}), hold-down {} s, drain {} s, {live}",
+        b.protocol,
+        sock.display(),
+        b.hold_down_secs,
+        b.drain_secs
+    )
 }
 
 /// The API changes `run` would apply over `cfg` (as `Control::load` does,

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod check;
 pub mod demo;
+pub mod drain;
 pub mod gen;
 pub mod output;
 pub mod report;

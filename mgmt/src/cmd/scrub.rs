@@ -45,7 +45,7 @@ pub struct ScrubArgs {
 /// for TCP SYNs, the datagram fingerprint for UDP/ICMP/other.
 fn suspect_fp(frame: &[u8], p: &Parsed) -> Option<Fp> {
     match p.l4 {
-        L4::Tcp(t) if t.flags & (flags::SYN | flags::ACK) == flags::SYN => tcp_fingerprint(frame, p).map(Fp::Tcp),
+        L4::Tcp(t) if flags::is_pure_syn(t.flags) => tcp_fingerprint(frame, p).map(Fp::Tcp),
         L4::Tcp(_) => None,
         _ => udp_fingerprint(frame, p).map(Fp::Udp),
     }

@@ -21,6 +21,8 @@
 //! cross-field checks, `policy` the building of the classifier's policy,
 //! `locate` the mapping between byte spans, key paths and lines.
 
+pub mod bgp;
+pub mod cluster;
 pub mod detect;
 mod files;
 mod gates;
@@ -35,6 +37,8 @@ use std::path::{Path, PathBuf};
 use classifier::policy::{FragPolicy, Limits, SynAuth};
 use serde::{Deserialize, Serialize};
 
+pub use bgp::BgpConfig;
+pub use cluster::ClusterConfig;
 pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
 pub use files::{read_small_file, SMALL_FILE_MAX};
 pub use gates::{api_token, read_token_file, Gates, Overlay, TableMemory, API_TOKEN_MIN_LEN};
@@ -573,6 +577,10 @@ struct ConfigFile {
     mgmt: MgmtConfig,
     #[serde(default)]
     detection: DetectionConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bgp: Option<BgpConfig>,
+    #[serde(default)]
+    cluster: ClusterConfig,
 }
 
 /// A validated config (see the module contract).
@@ -588,6 +596,10 @@ pub struct Config {
     pub fingerprints: FingerprintConfig,
     pub mgmt: MgmtConfig,
     pub detection: DetectionConfig,
+    /// `[bgp]`: announcements through BIRD (`None`: the node announces
+    /// nothing, SIGTERM stops it at once).
+    pub bgp: Option<BgpConfig>,
+    pub cluster: ClusterConfig,
     /// Folder that relative paths are relative to.
     base_dir: PathBuf,
     /// How errors name the file.
@@ -656,6 +668,8 @@ impl Config {
                 fingerprints: file.fingerprints,
                 mgmt: file.mgmt,
                 detection: file.detection,
+                bgp: file.bgp,
+                cluster: file.cluster,
                 base_dir,
                 label: file_label.to_string(),
             })
@@ -749,6 +763,8 @@ impl Config {
             fingerprints: self.fingerprints.clone(),
             mgmt: self.mgmt.clone(),
             detection: self.detection.clone(),
+            bgp: self.bgp.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 

@@ -53,6 +53,10 @@ pub(super) fn validate(f: &ConfigFile, base: &Path) -> Res<(PortConfig, PortConf
     acl(&f.acl)?;
     super::detect::mgmt(f.mgmt.sample_every, &f.mgmt.webhooks)?;
     super::detect::detection(&f.detection)?;
+    if let Some(b) = &f.bgp {
+        super::bgp::check(b)?;
+    }
+    super::cluster::validate(&f.cluster, base)?;
     for (i, s) in f.services.iter().enumerate() {
         super::detect::service(&format!("services[{i}]"), &s.detection, &s.on_attack)?;
     }

@@ -23,9 +23,14 @@
 //! - The stored overlay stays as small as the changes it holds: a service
 //!   created and then deleted at run time leaves nothing behind
 //!   ([`Changes::compact`]).
+//! - The cluster bus shares the overlay ([`shared`]): every REST change is
+//!   told to the [`Sharer`] once applied; changes from other nodes come in
+//!   through [`Control::apply_shared`], the same validation, storage and
+//!   publication, and are not told back.
 
 pub mod changes;
 pub mod reload;
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -40,6 +45,7 @@ use dataplane::pipeline::ServiceCounters;
 use serde::Serialize;
 
 pub use changes::{Changes, Rules};
+pub use shared::{SharedKey, SharedValue, Sharer};
 
 use crate::config::{Config, ConfigError, OriginConfig, ServiceConfig};
 use crate::metrics::Counters;
@@ -147,6 +153,8 @@ pub struct Control {
     counters: Arc<Counters>,
     generation: AtomicU64,
     path: PathBuf,
+    /// The cluster bus, once it joined (see [`Control::set_sharer`]).
+    sharer: std::sync::OnceLock<Arc<dyn Sharer>>,
 }
 
 /// A strong ETag of `v`'s JSON form: it changes whenever the resource does.
@@ -227,6 +235,7 @@ impl Control {
             counters,
             generation: AtomicU64::new(0),
             path: s.path,
+            sharer: std::sync::OnceLock::new(),
         }
     }
 
@@ -234,6 +243,11 @@ impl Control {
         // A panic while holding the lock left `Inner` as it was before the
         // change (changes are applied to copies first): keep going.
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long a source stays verified (the running policy's TTL, ns).
+    pub fn verified_ttl(&self) -> u64 {
+        self.policy.load().timeouts.verified_ttl
     }
 
     /// Policy snapshots published since start-up.
@@ -276,6 +290,8 @@ impl Control {
         changes.set_service(&s.name, Some(s.clone()));
         let p = self.prepare(&g, changes, Some(&s.name))?;
         self.commit(&mut g, p)?;
+        drop(g);
+        self.tell(SharedKey::Service(s.name.clone()), false);
         Ok(s)
     }
 
@@ -304,6 +320,8 @@ impl Control {
         let p = self.prepare(&g, changes, Some(name))?;
         check(if_match, &current)?;
         self.commit(&mut g, p)?;
+        drop(g);
+        self.tell(SharedKey::Service(name.to_string()), if_match.is_some());
         Ok(s)
     }
 
@@ -315,7 +333,10 @@ impl Control {
         changes.set_service(name, None);
         let p = self.prepare(&g, changes, None)?;
         check(if_match, &current)?;
-        self.commit(&mut g, p)
+        self.commit(&mut g, p)?;
+        drop(g);
+        self.tell(SharedKey::Service(name.to_string()), if_match.is_some());
+        Ok(())
     }
 
     /// Replaces the rule set.
@@ -333,7 +354,93 @@ impl Control {
         let p = self.prepare(&g, changes, None)?;
         check(if_match, &current)?;
         self.commit(&mut g, p)?;
+        drop(g);
+        self.tell(SharedKey::Rules, if_match.is_some());
         Ok(r)
+    }
+
+    /// Joins the cluster bus: every later REST change is told to `s`.
+    /// Only the first call counts.
+    pub fn set_sharer(&self, s: Arc<dyn Sharer>) {
+        let _ = self.sharer.set(s);
+    }
+
+    fn tell(&self, key: SharedKey, if_match: bool) {
+        if let Some(s) = self.sharer.get() {
+            s.changed(key, if_match);
+        }
+    }
+
+    /// The overlay's keys (what a node joining the bus offers).
+    pub fn shared_keys(&self) -> Vec<SharedKey> {
+        let g = self.lock();
+        let services = g.changes.services.iter().map(|c| SharedKey::Service(c.name.clone()));
+        g.changes
+            .rules
+            .iter()
+            .map(|_| SharedKey::Rules)
+            .chain(services)
+            .collect()
+    }
+
+    /// The overlay's value of `key`: the rule set (`None`: the file's), or
+    /// the service as changed (a deletion when the overlay has no entry
+    /// left for it: created and deleted at run time).
+    pub fn shared_value(&self, key: &SharedKey) -> SharedValue {
+        let g = self.lock();
+        match key {
+            SharedKey::Rules => SharedValue::Rules(g.changes.rules.clone()),
+            SharedKey::Service(n) => SharedValue::Service(Box::new(
+                g.changes
+                    .services
+                    .iter()
+                    .find(|c| &c.name == n)
+                    .cloned()
+                    .unwrap_or_else(|| changes::ServiceChange {
+                        name: n.clone(),
+                        service: None,
+                    }),
+            )),
+        }
+    }
+
+    /// A change from another node (the bus): `Some` sets `key` to the
+    /// value, `None` removes the overlay's entry (back to the file's).
+    /// Validated, stored and published like a REST change, and not told
+    /// to the sharer. Returns whether anything changed.
+    pub fn apply_shared(&self, key: &SharedKey, v: Option<SharedValue>) -> Result<bool, ControlError> {
+        let mut g = self.lock();
+        let mut changes = g.changes.clone();
+        let service = match (key, v) {
+            (SharedKey::Rules, Some(SharedValue::Rules(r))) => {
+                changes.rules = r;
+                None
+            }
+            (SharedKey::Rules, None) => {
+                changes.rules = None;
+                None
+            }
+            (SharedKey::Service(n), Some(SharedValue::Service(c))) if &c.name == n => {
+                changes.set_service(n, c.service);
+                Some(n.as_str())
+            }
+            (SharedKey::Service(n), None) => {
+                changes.services.retain(|c| &c.name != n);
+                None
+            }
+            (_, Some(_)) => {
+                return Err(ControlError::Invalid {
+                    field: String::new(),
+                    reason: "the value does not belong to the key".into(),
+                })
+            }
+        };
+        let p = self.prepare(&g, changes, service)?;
+        if p.changes == g.changes {
+            return Ok(false);
+        }
+        self.commit(&mut g, p)?;
+        Ok(true)
     }
 
     /// Sets (`Some`) or clears (`None`) the temporary countermeasures of

@@ -14,7 +14,9 @@
 //! workers at start), `[mgmt]` (listen address, token, sampling, and the
 //! webhooks: the detection thread starts its webhook senders once), and
 //! `[detection]` but its thresholds (the detection thread reads its
-//! baseline and timing settings once, and `enabled` says whether it runs).
+//! baseline and timing settings once, and `enabled` says whether it runs),
+//! `[bgp]` (the announcer and its liveness interface start once) and
+//! `[cluster]` (the bus connects once).
 //! A reload that changes any of them applies the live parts and names the
 //! others, which keep their running values.
 
@@ -35,7 +37,9 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     merged.origins = running.origins.clone();
     merged.mgmt = running.mgmt.clone();
     merged.mgmt.webhooks = new.mgmt.webhooks.clone();
+    merged.cluster = running.cluster.clone();
     merged.detection = with_thresholds(&running.detection, &new.detection);
+    merged.bgp = running.bgp.clone();
 
     let mut refused = Vec::new();
     diff("node", &running.node, &new.node, &mut refused);
@@ -53,6 +57,8 @@ pub fn live_part(running: &Config, new: &Config) -> (Config, Vec<String>) {
     diff("mgmt", &running.mgmt, &mgmt, &mut refused);
     let fixed = with_thresholds(&new.detection, &running.detection);
     diff("detection", &running.detection, &fixed, &mut refused);
+    diff("bgp", &running.bgp, &new.bgp, &mut refused);
+    diff("cluster", &running.cluster, &new.cluster, &mut refused);
     (merged, refused)
 }
 

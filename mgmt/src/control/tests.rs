@@ -276,3 +276,89 @@ fn a_reload_applies_the_live_parts_of_the_file() {
     assert_eq!(c.generation(), generation);
     assert_eq!(c.service_names(), ["web", "web6", "extra", "game"]);
 }
+
+/// Records what [`Control`] tells the bus.
+#[derive(Debug, Default)]
+struct Told(Mutex<Vec<(SharedKey, bool)>>);
+
+impl Sharer for Told {
+    fn changed(&self, key: SharedKey, if_match: bool) {
+        self.0.lock().unwrap().push((key, if_match));
+    }
+}
+
+#[test]
+fn rest_changes_are_told_to_the_sharer_and_shared_ones_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, h) = control(dir.path());
+    let told = Arc::new(Told::default());
+    c.set_sharer(Arc::clone(&told) as Arc<dyn Sharer>);
+    c.create_service(game("game", "203.0.113.20")).unwrap();
+    let tag = etag(&c.service("game").unwrap());
+    c.update_service("game", game("game", "203.0.113.21"), Some(&tag))
+        .unwrap();
+    c.delete_service("game", None).unwrap();
+    c.put_rules(c.rules(), None).unwrap();
+    let game_key = SharedKey::Service("game".into());
+    assert_eq!(
+        *told.0.lock().unwrap(),
+        vec![
+            (game_key.clone(), false),
+            (game_key.clone(), true),
+            (game_key.clone(), false),
+            (SharedKey::Rules, false)
+        ]
+    );
+    // Created then deleted at run time: the overlay forgot it, the bus
+    // still gets a deletion.
+    assert_eq!(
+        c.shared_value(&game_key),
+        SharedValue::Service(Box::new(changes::ServiceChange {
+            name: "game".into(),
+            service: None
+        }))
+    );
+    assert_eq!(c.shared_keys(), vec![SharedKey::Rules]);
+
+    // Another node's service: applied, stored, published, not told back.
+    told.0.lock().unwrap().clear();
+    let g = game("remote", "203.0.113.30");
+    let v = SharedValue::Service(Box::new(changes::ServiceChange {
+        name: "remote".into(),
+        service: Some(g.clone()),
+    }));
+    let remote = SharedKey::Service("remote".into());
+    assert_eq!(c.apply_shared(&remote, Some(v.clone())), Ok(true));
+    assert_eq!(
+        c.apply_shared(&remote, Some(v)),
+        Ok(false),
+        "the same value again changes nothing"
+    );
+    assert!(h.load().services.iter().any(|s| s.name == "remote"));
+    assert!(told.0.lock().unwrap().is_empty());
+    let s = Control::load(file_config(dir.path())).unwrap();
+    assert!(s.config().services.contains(&g), "cached in changes.json");
+
+    // One that does not fit this node (unknown origin): refused, nothing changed.
+    let mut bad = game("bad", "203.0.113.31");
+    bad.origin = "elsewhere".into();
+    let v = SharedValue::Service(Box::new(changes::ServiceChange {
+        name: "bad".into(),
+        service: Some(bad),
+    }));
+    assert!(matches!(
+        c.apply_shared(&SharedKey::Service("bad".into()), Some(v)),
+        Err(ControlError::Invalid { .. })
+    ));
+    assert!(c.service("bad").is_none());
+    // A deletion from another node, and a removed key (back to the file).
+    let tomb = SharedValue::Service(Box::new(changes::ServiceChange {
+        name: "web6".into(),
+        service: None,
+    }));
+    let web6 = SharedKey::Service("web6".into());
+    assert_eq!(c.apply_shared(&web6, Some(tomb)), Ok(true));
+    assert!(c.service("web6").is_none());
+    assert_eq!(c.apply_shared(&web6, None), Ok(true));
+    assert!(c.service("web6").is_some(), "the file's service is back");
+}

@@ -6,16 +6,13 @@
 //! protocol mix of the figures when no such sample exists (an attack that
 //! passes, e.g. a flood of valid requests).
 
+use classifier::policy::is_reflection_port;
 use classifier::synauth::flags;
 use classifier::verdict::DropReason;
 use dataplane::runtime::{Sample, SampleFp, SampleVerdict};
 
 use super::figures::{Figures, Metric};
 use crate::report::is_answer;
-
-/// UDP source ports of reflection/amplification (DNS, NTP, SSDP, memcached,
-/// CLDAP, chargen, SNMP, QOTD, portmap, NetBIOS, WS-Discovery, CoAP).
-const REFLECTION_PORTS: [u16; 12] = [53, 123, 1900, 11211, 389, 19, 161, 17, 111, 137, 3702, 5683];
 
 /// Share of the classified samples a kind needs to be named.
 const MIN_SHARE: f64 = 0.1;
@@ -89,7 +86,7 @@ pub fn kind_of(s: &Sample) -> Option<Kind> {
         return Some(Kind::Malformed);
     }
     match s.proto {
-        6 if s.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN => Some(Kind::SynFlood),
+        6 if flags::is_pure_syn(s.tcp_flags) => Some(Kind::SynFlood),
         6 if s.tcp_flags & flags::RST != 0 => Some(Kind::RstFlood),
         6 if s.tcp_flags & flags::ACK != 0 => Some(Kind::AckFlood),
         17 => {
@@ -97,7 +94,7 @@ pub fn kind_of(s: &Sample) -> Option<Kind> {
                 SampleFp::Udp(u) => Some(u.sport),
                 _ => None,
             };
-            if reason == Some(DropReason::ReflectionPort) || sport.is_some_and(|p| REFLECTION_PORTS.contains(&p)) {
+            if reason == Some(DropReason::ReflectionPort) || sport.is_some_and(is_reflection_port) {
                 Some(Kind::Reflection)
             } else {
                 Some(Kind::UdpFlood)

@@ -2,26 +2,38 @@
 //!
 //! [`Running::start`] brings a node up in this order, each step refusing
 //! before anything of the next one exists:
-//! 1. signal handlers (SIGINT/SIGTERM stop, SIGHUP reloads: a HUP never
-//!    kills the node, even during start-up);
+//! 1. signal handlers (SIGINT/SIGTERM stop or drain, SIGHUP reloads: a
+//!    HUP never kills the node, even during start-up);
 //! 2. the state folder: created `0700` if missing, refused when someone
 //!    else owns it or may write into it, then locked (one node per folder;
 //!    a second one exits naming the first's PID); temporary files of
 //!    writes killed earlier are removed ([`crate::persist`]);
 //! 3. the runtime changes over the config file ([`Control::load`]);
-//! 4. the API token; 5. the backend and its workers; 6. the REST API;
-//! 7. detection; then systemd hears `READY=1`.
+//! 4. the API token;
+//! 5. with `[bgp]`, the liveness interface ([`crate::cluster::liveness`]);
+//! 6. the backend and its workers; 7. the cluster bus (when `[cluster]
+//!    nats` is set: the configuration bucket is read and applied before the
+//!    API answers, for at most `start_wait_ms`); 8. the REST API;
+//! 9. detection; 10. the BGP announcer ([`crate::cluster::bgp`]); then
+//!    systemd hears `READY=1`.
 //!
 //! [`Running::supervise`] is the management loop (this thread, never a
 //! worker's core): cookie key rotation, the `--stats` file, the rates,
 //! the systemd watchdog (fed only while every worker polls), SIGHUP
-//! reloads. Nothing it does can stop the workers: a failed write is
+//! reloads, drains. Nothing it does can stop the workers: a failed write is
 //! counted (`mgmt_errors`), logged (at most once a minute) and tried
 //! again the next second; a bad file on SIGHUP is logged and changes
 //! nothing.
 //!
-//! [`Running::stop`] (and dropping a [`Running`], on any path) stops the
-//! API first (no change arrives during shutdown), then detection (which
+//! Draining (with `[bgp]` only): SIGTERM, SIGINT or `POST /api/v1/drain`
+//! (`moat drain`) withdraws the announcement at once, keeps scrubbing
+//! `[bgp] drain_secs` (the router moves the traffic away meanwhile), then
+//! ends supervision; a second SIGTERM or SIGINT ends it at once. Without
+//! `[bgp]`, SIGTERM and SIGINT end it at once.
+//!
+//! [`Running::stop`] (and dropping a [`Running`], on any path) withdraws
+//! the announcement and closes the liveness interface first, then stops the
+//! API (no change arrives during shutdown), then the bus, then detection (which
 //! closes the attacks under way and writes their reports while the
 //! counters still move), then the workers.
 
@@ -44,6 +56,7 @@ pub use signals::Signals;
 pub use stats::{write_stats, ErrorLog};
 
 use crate::api::{self, auth};
+use crate::cluster::bgp::Bgp;
 use crate::config::{Config, SecretSource};
 use crate::control::Control;
 use crate::detect::countermeasures::ControlCountermeasures;
@@ -88,8 +101,12 @@ pub struct Running {
     pub health: Arc<Health>,
     /// The API's address and where its token came from.
     pub api: Option<(SocketAddr, auth::TokenSource)>,
+    /// The node's cluster parts as the API sees them (announcer, bus).
+    pub cluster: api::ClusterApi,
+    bus: Option<crate::cluster::bus::Bus>,
     server: Option<api::Server>,
     engine: Option<EngineHandle>,
+    bgp: Option<Bgp>,
     notifier: Notifier,
     signals: Signals,
     config_file: Option<PathBuf>,
@@ -153,6 +170,10 @@ impl Running {
             Some(listen) => Some(auth::load(&cfg, listen, std::env::var(auth::TOKEN_ENV).ok())?),
             None => None,
         };
+        let bgp = match &cfg.bgp {
+            Some(b) => Some(Bgp::of_config(&cfg, b)?),
+            None => None,
+        };
         let mut node = backend::start(&cfg)?;
         tracing::info!(
             "running {} worker(s) on the {} backend (outside {}, inside {})",
@@ -181,8 +202,14 @@ impl Running {
             counters,
             health,
             api: None,
+            cluster: api::ClusterApi {
+                bgp: bgp.as_ref().map(|b| Arc::clone(b.shared())),
+                bus: None,
+            },
+            bus: None,
             server: None,
             engine: None,
+            bgp,
             notifier: Notifier::from_env(),
             signals,
             config_file: opts.config_file,
@@ -190,6 +217,14 @@ impl Running {
             stopped: false,
             _lock: lock,
         };
+        if cfg.cluster.enabled() {
+            let bus =
+                crate::cluster::bus::Bus::start(&cfg, Arc::clone(&running.control), Arc::clone(&running.node.rt.mail))?;
+            let state = Arc::clone(&bus.state);
+            running.health.add_degraded_check(Box::new(move || state.health()));
+            running.cluster.bus = Some(Arc::clone(&bus.state));
+            running.bus = Some(bus);
+        }
         if let (Some(listen), Some((t, src))) = (opts.api, token) {
             let server = api::Server::start(
                 listen,
@@ -201,6 +236,7 @@ impl Running {
                     token: t,
                     detect: detect.clone(),
                     health: Arc::clone(&running.health),
+                    cluster: running.cluster.clone(),
                 },
             )?;
             tracing::info!("API listening on http://{}/api/v1/ ({src})", server.addr);
@@ -223,6 +259,9 @@ impl Running {
             .with_control(Arc::clone(&running.control));
             running.engine = Some(engine.spawn().context("starting the detection thread")?);
         }
+        if let Some(b) = &mut running.bgp {
+            b.start(Arc::clone(&running.health))?;
+        }
         running.notifier.ready(&format!(
             "scrubbing: {} worker(s) on the {} backend",
             cfg.dataplane.workers,
@@ -236,8 +275,8 @@ impl Running {
         &self.signals
     }
 
-    /// Supervises the node until a stop signal, `duration`, or the workers
-    /// ending on their own (see the module doc). `stats`: the counters file
+    /// Supervises the node until a stop signal (or the end of a drain),
+    /// `duration`, or the workers ending on their own (see the module doc). `stats`: the counters file
     /// rewritten every second; `every_second` is called once per second
     /// with the seconds since the previous call. Does not stop the node:
     /// [`Running::stop`] (or drop) does.
@@ -253,8 +292,7 @@ impl Running {
         let mut seconds = 0u64;
         loop {
             std::thread::sleep(Duration::from_millis(50));
-            if self.signals.stop.load(Relaxed) || self.node.rt.finished() || duration.is_some_and(|d| t0.elapsed() >= d)
-            {
+            if self.stop_now() || self.node.rt.finished() || duration.is_some_and(|d| t0.elapsed() >= d) {
                 break;
             }
             if self.server.is_none() {
@@ -283,6 +321,35 @@ impl Running {
             }
             every_second(&self.node, secs);
         }
+    }
+
+    /// Whether supervision should end now: a stop signal without `[bgp]`,
+    /// a second one during a drain, or the drain's end. Starts the drain
+    /// at a first signal or an API request (see the module doc).
+    fn stop_now(&mut self) -> bool {
+        let signal = self.signals.stop.load(Relaxed);
+        let Some(b) = &mut self.bgp else {
+            return signal;
+        };
+        if let Some(ends) = b.drain_ends() {
+            return signal || ends <= Instant::now();
+        }
+        let why = if signal {
+            "SIGTERM or SIGINT"
+        } else if b.shared().drain_requested() {
+            "POST /api/v1/drain"
+        } else {
+            return false;
+        };
+        let ends = b.drain(why);
+        // A second signal now stops at once (without the flag cleared, the
+        // handler would kill the process).
+        self.signals.stop.store(false, Relaxed);
+        self.notifier.status(&format!(
+            "draining ({why}): withdrawn, stopping in {:.0} s",
+            ends.saturating_duration_since(Instant::now()).as_secs_f64()
+        ));
+        ends <= Instant::now()
     }
 
     /// Writes the `--stats` file now; a failure is counted and logged
@@ -355,8 +422,14 @@ impl Running {
         }
         self.stopped = true;
         self.notifier.stopping();
+        if let Some(b) = &mut self.bgp {
+            b.stop();
+        }
         if let Some(s) = &mut self.server {
             s.stop();
+        }
+        if let Some(b) = &mut self.bus {
+            b.stop();
         }
         if let Some(e) = &mut self.engine {
             e.stop();

@@ -143,7 +143,7 @@ pub struct AttackReport {
 pub fn is_answer(s: &Sample) -> bool {
     match s.verdict {
         SampleVerdict::Drop(DropReason::ChallengeAnswered) => true,
-        SampleVerdict::Reply => s.proto != 6 || s.tcp_flags & (flags::SYN | flags::ACK) != flags::SYN,
+        SampleVerdict::Reply => s.proto != 6 || !flags::is_pure_syn(s.tcp_flags),
         _ => false,
     }
 }

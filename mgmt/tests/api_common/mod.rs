@@ -107,6 +107,12 @@ impl Node {
         panic!("moat run did not start its API:\n{seen}");
     }
 
+    /// Waits for `moat run` to exit by itself (bounded by the caller's
+    /// reason to expect it); its exit status.
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        self.child.take().unwrap().wait().unwrap()
+    }
+
     /// SIGTERM, then the exit status must be success.
     pub fn stop(mut self) {
         let mut child = self.child.take().unwrap();
