@@ -51,6 +51,17 @@
 # bird.log, nats/ (JetStream storage), nats.log.
 set -euo pipefail
 export PATH=$PATH:/usr/sbin:/sbin
+# The daemons started here must not inherit a lock the caller holds (`flock
+# /tmp/moat-netns.lock cargo test ...` leaves its descriptor open to every
+# child): a daemon that outlived its test would hold it. Every inherited
+# descriptor above stderr is closed (255 is bash's own, reading this file).
+for fd in /proc/$$/fd/*; do
+    fd=${fd##*/}
+    case $fd in
+    0 | 1 | 2 | 255) ;;
+    *) eval "exec $fd>&-" 2>/dev/null || true ;;
+    esac
+done
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 E2E=$HERE/../e2e
