@@ -1257,10 +1257,12 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
             .unwrap_or_else(|e| panic!("(6) a fetch after node 2's return failed: {e}"));
     }
     eprintln!(
-        "(6) node 2 restarted: running after {}, announced after {} (hold-down {HOLD_DOWN_SECS} s); the bucket's deny of \
-         {DENIED_OUTAGE} in force on it (0/{sent} datagrams reached the origin)",
+        "(6) node 2 restarted: the test saw it running (log line and first stats) {} after the spawn, the router \
+         had its route again {} after the spawn (hold-down {HOLD_DOWN_SECS} s; node 2 says {:?}); the bucket's deny \
+         of {DENIED_OUTAGE} in force on it (0/{sent} datagrams reached the origin)",
         ms(running),
-        ms(announce)
+        ms(announce),
+        nodes[1].api_json("/api/v1/cluster")["bgp"]["reason"]
     );
     eprintln!("cluster test: all six cases in {}", ms(t0.elapsed()));
 }
