@@ -75,8 +75,28 @@ async function health() {
   document.getElementById("node").textContent = `${h.node} · v${h.version} · up ${Math.round(h.uptime_secs)} s`;
   const s = document.getElementById("health-status");
   s.textContent = h.status;
-  s.className = h.status === "ok" ? "ok" : "bad";
+  s.className = h.status === "ok" ? "ok" : h.status === "degraded" ? "warn" : "bad";
   table("checks", ["check", "ok", "detail"], h.checks.map((c) => [c.name, c.ok ? "yes" : "NO", c.detail || ""]));
+}
+
+// The node in its cluster: its BGP announcement and its bus.
+async function cluster() {
+  const { data: c } = await api("../api/v1/cluster");
+  const b = c.bgp;
+  const since = b.since_unix_secs ? new Date(b.since_unix_secs * 1000).toLocaleTimeString() : "";
+  const rows = [["BGP announcement", b.state, [since && `since ${since}`, b.reason].filter(Boolean).join(" · ")]];
+  if (b.state !== "disabled") {
+    rows.push(["BIRD", b.bird_reachable ? "reachable" : "UNREACHABLE", `${b.protocol || ""} · errors ${num(b.bird_errors)}${b.bird_last_error ? " · " + b.bird_last_error : ""}`]);
+  }
+  const u = c.bus;
+  if (u) {
+    rows.push(["bus", u.connected ? "connected" : "DISCONNECTED", `${u.name} · ${u.servers.join(", ")}${u.last_error ? " · " + u.last_error : ""}`]);
+    rows.push(["verified sources", `out ${num(u.verified_out)} · in ${num(u.verified_in)}`, `dropped ${num(Object.values(u.verified_dropped).reduce((a, v) => a + v, 0))}`]);
+    rows.push(["configuration", `revision ${u.config_revision}`, `applied ${num(u.config.applied)} · pending ${num(u.config.pending)} · conflicts ${num(u.config.conflicts)}`]);
+  } else {
+    rows.push(["bus", "none", "a lone node ([cluster] nats not set)"]);
+  }
+  table("cluster", ["part", "state", "detail"], rows);
 }
 
 async function stats() {
@@ -174,7 +194,7 @@ async function config() {
 
 async function tick() {
   try {
-    await Promise.all([stats(), health(), attacks()]);
+    await Promise.all([stats(), health(), attacks(), cluster()]);
     Moat.status("");
   } catch (e) {
     if (e instanceof Moat.Unauthorized) return location.reload();
@@ -184,7 +204,7 @@ async function tick() {
 
 Moat.guard(async () => {
   setupGraphs();
-  await Promise.all([stats(), health(), attacks(), config()]);
+  await Promise.all([stats(), health(), attacks(), config(), cluster()]);
   setInterval(tick, 1000);
   setInterval(() => config().catch(() => {}), 10000);
 });

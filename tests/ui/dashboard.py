@@ -119,6 +119,9 @@ def run(d):
     check(d.execute_script("return sessionStorage.getItem('moat.token')") == TOKEN, "token not in sessionStorage")
     until("health checks", lambda: len(d.find_elements(By.CSS_SELECTOR, "#checks tbody tr")) >= 1)
     until("the workers table", lambda: len(d.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) >= 1)
+    # A lone node without [bgp]: the cluster table says so.
+    until("the cluster table", lambda: "disabled" in d.find_element(By.ID, "cluster").text
+          and "lone node" in d.find_element(By.ID, "cluster").text)
     n = until("5 points in every graph", lambda: min(
         d.execute_script("return [graphs.pps, graphs.bps, graphs.syn, graphs.proto, graphs.chal, graphs.svc, graphs.svcbps].map(g => g.plot.data[0].length)") +
         [d.execute_script("return drops.plot ? drops.plot.data[0].length : 0")]) >= 5 and
