@@ -9,7 +9,10 @@
 //!   the outage (A restarted meanwhile) reaches B once nats-server is back
 //!   (same store folder), and of two conditional changes of one service
 //!   made on A and B meanwhile, one wins on both (the other is a conflict);
-//! - a node started after a change has it before its API answers.
+//! - a node started after a change has it before its API answers;
+//! - a node started after sources were verified on another learns them
+//!   (the catch-up on joining), and so do sources verified during a bus
+//!   outage once it returns; the times are printed.
 //!
 //! Skips when `nats-server` is not installed (Debian `nats-server`), fails
 //! instead under `MOAT_E2E=1`.

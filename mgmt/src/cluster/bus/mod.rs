@@ -27,7 +27,7 @@
 //!   lacks are offered (create-only), then the watch begins. Start-up waits
 //!   up to `start_wait_ms` for this before the API opens.
 //! - Bus down: nothing waits for it. Sources verified meanwhile are counted
-//!   as dropped (`bus_down`), changes are kept as pending keys (also in
+//!   as dropped (`bus_down`) but remembered for the catch-up, changes are kept as pending keys (also in
 //!   [`PENDING_FILE`], so a restart keeps them) and written when it
 //!   returns. Health shows `cluster/bus` as degraded (the node still
 //!   answers 200).

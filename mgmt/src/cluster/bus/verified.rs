@@ -209,12 +209,16 @@ async fn subscribe(st: &BusState, client: &async_nats::Client, mut connects: tok
             }
         };
         // Subscribed: ask now (the connection's subscriptions go to the
-        // server before this), and again after every reconnection.
+        // server before this), and again after every reconnection. And
+        // send what this node knows: the others may have come back before
+        // it (their requests reached nobody), e.g. after the server
+        // restarted, and lack what it verified while the bus was away.
         connects.borrow_and_update();
         let mut ask = true;
         loop {
             if ask && st.stats.connected.load(Relaxed) {
                 ask = false;
+                replay = st.mirror().live(mono(st));
                 let hello = wire::encode_hello(st.id);
                 match client.publish(sync.clone(), hello.to_vec().into()).await {
                     Ok(()) => st.stats.catchup_requests_out.fetch_add(1, Relaxed),
