@@ -99,7 +99,7 @@ pub struct BusStats {
     pub catchup_requests_out: AtomicU64,
     /// Catch-up requests from other nodes.
     pub catchup_requests_in: AtomicU64,
-    /// Sources sent again for other nodes' catch-up.
+    /// Sources sent again (for other nodes' requests, and on joining).
     pub catchup_sent: AtomicU64,
     /// Sources not remembered for catch-up: the mirror was full.
     pub mirror_full: AtomicU64,

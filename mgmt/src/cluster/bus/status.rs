@@ -126,7 +126,7 @@ from other nodes (in).",
         );
         e.counter(
             "moat_cluster_catchup_sent_total",
-            "Verified sources this node sent again for other nodes' catch-up.",
+            "Verified sources this node sent again for catch-up (asked by a joining node, or on joining).",
             st.catchup.sent,
         );
         e.gauge(
@@ -213,7 +213,7 @@ pub struct CatchupCounts {
     pub requests_out: u64,
     /// Requests from other nodes.
     pub requests_in: u64,
-    /// Sources sent again for other nodes.
+    /// Sources sent again (for other nodes' requests, and on joining).
     pub sent: u64,
     /// Sources remembered now (published or taken in; some may have
     /// expired since the last prune).
