@@ -22,8 +22,10 @@
 //!    withdraws it (kill→withdraw time, the route polled every 10 ms), every
 //!    transfer completes with the right bytes, none is reset, new connections
 //!    succeed; node 1 is started again afterwards;
-//! 3. `moat drain` on node 2 in the middle of slow transfers (from sources
-//!    new to both nodes: see [`DRAIN_SOURCES`]): the route is withdrawn
+//! 3. node 1, restarted, has case 2's sources verified (sent by node 2 when
+//!    it joined the bus: catch-up time); `moat drain` on node 2 in the
+//!    middle of slow transfers, half of them from case 2's sources (verified
+//!    before node 1 restarted), half from new ones: the route is withdrawn
 //!    first (drain→withdraw time), node 2 says `draining` and still runs,
 //!    the transfers finish through node 1, node 2 exits 0; it is started
 //!    again afterwards;
@@ -101,21 +103,20 @@ const TRANSFER_SOURCES: [&str; 10] = [
     "10.10.0.18",
     "10.10.0.19",
 ];
-/// Those of case 3: sources neither node has verified yet. A source that
-/// node 2 verified before node 1 restarted (case 2's) is not verified on the
-/// new node 1: the bus carries verifications as they happen and a joining
-/// node is sent none of the older ones, so a flow of such a source that
-/// node 2 carried alone would stall on node 1 (`tcp_no_flow`) once drained
-/// there. That limit is the bus's (docs/cluster.md), not the drain's.
+/// Those of case 3: half case 2's sources, which node 2 verified before
+/// node 1 restarted (node 1 learns them from node 2's catch-up when it
+/// joins the bus; without it, a flow of such a source that node 2 carried
+/// alone would stall on node 1, `tcp_no_flow`, once drained there), half
+/// sources neither node has verified yet.
 const DRAIN_SOURCES: [&str; 8] = [
+    "10.10.0.10",
     "10.10.0.20",
+    "10.10.0.11",
     "10.10.0.21",
+    "10.10.0.12",
     "10.10.0.22",
+    "10.10.0.13",
     "10.10.0.23",
-    "10.10.0.24",
-    "10.10.0.25",
-    "10.10.0.26",
-    "10.10.0.27",
 ];
 /// Sources of short fetches and of game traffic.
 const FETCH_SOURCES: [&str; 6] = [
@@ -1022,12 +1023,37 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
     );
 
     // Node 1 back for the drain.
+    let restarted = Instant::now();
     nodes[0].start();
     let back = topo.wait_next_hops(&both, Duration::from_secs(30));
     assert!(
         back.is_some(),
         "node 1 restarted: not announced again\n{}",
         topo.bird_state()
+    );
+    // Case 2's sources, verified before node 1 restarted: verified on it,
+    // sent by node 2 when node 1 joined the bus.
+    let (t0, checked) = (Instant::now(), restarted.elapsed());
+    let mut missing: Vec<&str> = TRANSFER_SOURCES.to_vec();
+    let mut passes = 0;
+    while !missing.is_empty() && t0.elapsed() < Duration::from_secs(3) {
+        passes += 1;
+        missing.retain(|ip| nodes[0].api_json(&format!("/api/v1/verified/{ip}"))["verified"] != true);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let c = nodes[0].api_json("/api/v1/cluster");
+    assert!(
+        missing.is_empty(),
+        "(3) case 2's sources {missing:?} not verified on the restarted node 1: {c}"
+    );
+    eprintln!(
+        "(3) case 2's {} sources verified on the restarted node 1: checked {} after it was started (once \
+         announced again), all there after {passes} pass(es) of the API ({}, a curl each); catch-up: {} \
+         sources sent by node 2",
+        TRANSFER_SOURCES.len(),
+        ms(checked),
+        ms(t0.elapsed()),
+        nodes[1].api_json("/api/v1/cluster")["bus"]["catchup"]["sent"]
     );
 
     // 3. moat drain on node 2 in the middle of slow transfers.

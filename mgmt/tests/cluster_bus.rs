@@ -9,7 +9,10 @@
 //!   the outage (A restarted meanwhile) reaches B once nats-server is back
 //!   (same store folder), and of two conditional changes of one service
 //!   made on A and B meanwhile, one wins on both (the other is a conflict);
-//! - a node started after a change has it before its API answers.
+//! - a node started after a change has it before its API answers;
+//! - a node started after sources were verified on another learns them
+//!   (the catch-up on joining), and so do sources verified during a bus
+//!   outage once it returns; the times are printed.
 //!
 //! Skips when `nats-server` is not installed (Debian `nats-server`), fails
 //! instead under `MOAT_E2E=1`.
@@ -334,6 +337,81 @@ fn a_node_started_after_a_change_reads_the_bucket_before_its_api_answers() {
     let c = cluster(&b);
     assert_eq!(c["synced"], true);
     assert_eq!(c["config"]["applied"], 2);
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn a_node_that_joins_learns_the_sources_verified_before() {
+    let Some(bin) = can_run("cluster bus catch-up test") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats::start(&bin, dir.path());
+    let a = Node::start(&node_config(&dir.path().join("a"), &nats.url(), "moat-catchup"));
+    until("A connected", Duration::from_secs(5), || {
+        cluster(&a)["connected"] == true
+    });
+    // Verified on A while B does not run: published to nobody.
+    let early = ["198.51.100.90", "2001:db8::90"];
+    for ip in early {
+        assert_eq!(
+            call(&a, "PUT", &format!("/api/v1/verified/{ip}"), Some(TOKEN), &[], None).status,
+            200
+        );
+    }
+    until("A published them", Duration::from_secs(2), || {
+        cluster(&a)["verified_out"].as_u64().unwrap() >= 2
+    });
+
+    // B starts with a fresh state directory and learns them from A.
+    let spawned = Instant::now();
+    let b = Node::start(&node_config(&dir.path().join("b"), &nats.url(), "moat-catchup"));
+    let answering = Instant::now();
+    until("the earlier sources on B", Duration::from_secs(2), || {
+        early.iter().all(|ip| verified(&b, ip))
+    });
+    println!(
+        "sources verified on A before B started: verified on B {:.0} ms after B's API answered \
+({:.0} ms after B was spawned)",
+        answering.elapsed().as_secs_f64() * 1e3,
+        spawned.elapsed().as_secs_f64() * 1e3
+    );
+    let (ca, cb) = (cluster(&a), cluster(&b));
+    assert!(cb["catchup"]["requests_out"].as_u64().unwrap() >= 1, "{cb}");
+    assert!(ca["catchup"]["requests_in"].as_u64().unwrap() >= 1, "{ca}");
+    assert!(ca["catchup"]["sent"].as_u64().unwrap() >= 2, "{ca}");
+    assert!(ca["catchup"]["mirror"].as_u64().unwrap() >= 2, "{ca}");
+    assert_eq!(ca["catchup"]["mirror_full"], 0, "{ca}");
+    assert_eq!(cb["verified_dropped"]["bad_message"], 0, "{cb}");
+    let m = metrics(&a);
+    assert!(m["moat_cluster_catchup_sent_total"] >= 2.0);
+
+    // A source verified on A while the bus is down reaches B when it
+    // returns (both nodes reconnect and ask; A sends what it knows).
+    nats.stop();
+    until("B disconnected", Duration::from_secs(10), || {
+        cluster(&b)["connected"] == false
+    });
+    let outage = "198.51.100.91";
+    assert_eq!(
+        call(&a, "PUT", &format!("/api/v1/verified/{outage}"), Some(TOKEN), &[], None).status,
+        200
+    );
+    until("counted as bus_down on A", Duration::from_secs(2), || {
+        cluster(&a)["verified_dropped"]["bus_down"].as_u64().unwrap() >= 1
+    });
+    assert!(!verified(&b, outage));
+    let t0 = Instant::now();
+    nats.restart();
+    until("the outage source on B", Duration::from_secs(20), || {
+        verified(&b, outage)
+    });
+    println!(
+        "source verified on A during a bus outage: verified on B {:.0} ms after nats-server restarted",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    assert!(cluster(&b)["catchup"]["requests_out"].as_u64().unwrap() >= 2);
     a.stop();
     b.stop();
 }

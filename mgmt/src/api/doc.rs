@@ -47,6 +47,7 @@ impl Modify for BearerAuth {
         crate::config::Thresholds, crate::config::OnAttackConfig,
         super::cluster::Cluster, super::cluster::Drain, crate::cluster::bgp::BgpStatus,
         crate::cluster::bus::BusStatus, crate::cluster::bus::VerifiedDropped, crate::cluster::bus::ConfigCounts,
+        crate::cluster::bus::CatchupCounts,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

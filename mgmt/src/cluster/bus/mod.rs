@@ -8,6 +8,11 @@
 //!   nodes go into every worker's inbox. A node skips its own messages (a
 //!   random id per process), and sources learnt from the bus never reach an
 //!   outbox, so nothing is published twice.
+//! - Catch-up ([`mirror`]): the bus remembers every source it published or
+//!   took in, with its expiry (bounded). Each time a node (re)joins it asks
+//!   on `NAME.verified.sync` ([`wire::encode_hello`]); every other node
+//!   sends its still-valid sources again, with the TTL they have left, on
+//!   `NAME.verified`, at most [`CATCHUP_RATE`] per second.
 //! - Configuration ([`sync`]): the REST API's overlay lives in the
 //!   JetStream key-value bucket `NAME`, one key per object
 //!   ([`crate::control::shared`]). A local change is applied at once (and
@@ -22,12 +27,13 @@
 //!   lacks are offered (create-only), then the watch begins. Start-up waits
 //!   up to `start_wait_ms` for this before the API opens.
 //! - Bus down: nothing waits for it. Sources verified meanwhile are counted
-//!   as dropped (`bus_down`), changes are kept as pending keys (also in
+//!   as dropped (`bus_down`) but remembered for the catch-up, changes are kept as pending keys (also in
 //!   [`PENDING_FILE`], so a restart keeps them) and written when it
 //!   returns. Health shows `cluster/bus` as degraded (the node still
 //!   answers 200).
 
 pub mod batch;
+mod mirror;
 mod pending;
 mod status;
 mod sync;
@@ -45,7 +51,7 @@ use crate::control::{Control, SharedKey, Sharer};
 use anyhow::Context;
 use dataplane::runtime::mailbox::{Mailboxes, VerifiedEntry};
 
-pub use status::{BusStatus, ConfigCounts, VerifiedDropped};
+pub use status::{BusStatus, CatchupCounts, ConfigCounts, VerifiedDropped};
 
 /// How often the workers' outboxes are taken and published.
 pub const FLUSH: Duration = Duration::from_millis(20);
@@ -53,6 +59,10 @@ pub const FLUSH: Duration = Duration::from_millis(20);
 /// File of the pending keys, under `[node] state_dir`: a node restarted
 /// before the bus returned still writes them when it joins.
 pub const PENDING_FILE: &str = "cluster-pending.json";
+
+/// Sources sent again per second at most when another node joins (in
+/// messages of [`batch::BATCH`]), apart from `verified_rate`.
+pub const CATCHUP_RATE: u64 = 50_000;
 
 /// Sources verified by hand (`PUT /api/v1/verified/{address}`) waiting for
 /// the next flush, at most.
@@ -83,8 +93,16 @@ pub struct BusStats {
     /// Sources published again within half their TTL: left out.
     pub verified_repeats: AtomicU64,
     pub dropped: Dropped,
-    /// Messages on the verified subject that did not decode.
+    /// Messages on the verified subjects that did not decode.
     pub bad_messages: AtomicU64,
+    /// Catch-up requests this node sent (one per connection).
+    pub catchup_requests_out: AtomicU64,
+    /// Catch-up requests from other nodes.
+    pub catchup_requests_in: AtomicU64,
+    /// Sources sent again (for other nodes' requests, and on joining).
+    pub catchup_sent: AtomicU64,
+    /// Sources not remembered for catch-up: the mirror was full.
+    pub mirror_full: AtomicU64,
     /// The highest bucket revision this node has seen.
     pub config_revision: AtomicU64,
     pub config_applied: AtomicU64,
@@ -107,6 +125,8 @@ pub struct BusState {
     /// Woken when `pending` gains a key.
     wake: tokio::sync::Notify,
     manual: Mutex<Vec<VerifiedEntry>>,
+    /// The sources known verified, for other nodes' catch-up.
+    mirror: Mutex<mirror::Mirror>,
     last_error: Mutex<Option<(Instant, String)>>,
     /// The batcher's clock starts here.
     started: Instant,
@@ -133,6 +153,7 @@ impl BusState {
             pending,
             wake: tokio::sync::Notify::new(),
             manual: Mutex::default(),
+            mirror: Mutex::default(),
             last_error: Mutex::default(),
             started: Instant::now(),
             cfg,
@@ -165,6 +186,19 @@ impl BusState {
         } else {
             g.push(VerifiedEntry { ip, ttl });
         }
+    }
+
+    /// Remembers `entries`, verified at `now`, for catch-up.
+    fn remember(&self, entries: &[VerifiedEntry], now: u64) {
+        let mut m = self.mirror();
+        let full = entries.iter().filter(|&&e| !m.insert(e, now)).count();
+        if full > 0 {
+            self.stats.mirror_full.fetch_add(full as u64, Relaxed);
+        }
+    }
+
+    fn mirror(&self) -> std::sync::MutexGuard<'_, mirror::Mirror> {
+        self.mirror.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn take_manual(&self) -> Vec<VerifiedEntry> {

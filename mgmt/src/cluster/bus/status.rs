@@ -34,6 +34,13 @@ impl BusState {
                 manual_full: d.manual_full.load(Relaxed),
                 bad_message: s.bad_messages.load(Relaxed),
             },
+            catchup: CatchupCounts {
+                requests_out: s.catchup_requests_out.load(Relaxed),
+                requests_in: s.catchup_requests_in.load(Relaxed),
+                sent: s.catchup_sent.load(Relaxed),
+                mirror: self.mirror().len() as u64,
+                mirror_full: s.mirror_full.load(Relaxed),
+            },
             config_revision: s.config_revision.load(Relaxed),
             config: ConfigCounts {
                 applied: s.config_applied.load(Relaxed),
@@ -110,6 +117,28 @@ impl BusState {
                 ("bad_message", d.bad_message),
             ],
         );
+        e.counters(
+            "moat_cluster_catchup_requests_total",
+            "Catch-up requests (a node joining asks for the verified sources known): sent by this node (out), \
+from other nodes (in).",
+            "direction",
+            [("out", st.catchup.requests_out), ("in", st.catchup.requests_in)],
+        );
+        e.counter(
+            "moat_cluster_catchup_sent_total",
+            "Verified sources this node sent again for catch-up (asked by a joining node, or on joining).",
+            st.catchup.sent,
+        );
+        e.gauge(
+            "moat_cluster_verified_known",
+            "Verified sources this node remembers for catch-up (published or taken in, not expired).",
+            st.catchup.mirror,
+        );
+        e.counter(
+            "moat_cluster_verified_known_full_total",
+            "Verified sources not remembered for catch-up because the mirror was full.",
+            st.catchup.mirror_full,
+        );
         e.gauge(
             "moat_cluster_config_revision",
             "The highest revision of the configuration bucket this node has seen.",
@@ -157,6 +186,8 @@ pub struct BusStatus {
     /// Sources left out as already published within half their TTL.
     pub verified_repeats: u64,
     pub verified_dropped: VerifiedDropped,
+    /// Catch-up of joining nodes.
+    pub catchup: CatchupCounts,
     /// The highest configuration bucket revision seen.
     pub config_revision: u64,
     pub config: ConfigCounts,
@@ -173,6 +204,22 @@ pub struct VerifiedDropped {
     pub inbox_full: u64,
     pub manual_full: u64,
     pub bad_message: u64,
+}
+
+/// The catch-up of joining nodes.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CatchupCounts {
+    /// Requests this node sent (one per connection).
+    pub requests_out: u64,
+    /// Requests from other nodes.
+    pub requests_in: u64,
+    /// Sources sent again (for other nodes' requests, and on joining).
+    pub sent: u64,
+    /// Sources remembered now (published or taken in; some may have
+    /// expired since the last prune).
+    pub mirror: u64,
+    /// Sources not remembered: the mirror was full.
+    pub mirror_full: u64,
 }
 
 /// Configuration changes through the bus.

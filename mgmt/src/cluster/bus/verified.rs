@@ -5,6 +5,7 @@
 //! [`BusStats::connected`](super::BusStats) and the configuration
 //! sync's connection generation up to date.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,9 @@ use anyhow::Context;
 use async_nats::{ConnectOptions, Event};
 use futures_util::StreamExt;
 
-use super::batch::{Batcher, Offer};
-use super::{mono, wire, BusState, FLUSH};
+use super::batch::{Batcher, Offer, BATCH};
+use super::mirror::remaining;
+use super::{mono, wire, BusState, CATCHUP_RATE, FLUSH};
 use crate::config::Config;
 
 /// The client options of `cfg`'s `[cluster]` (credentials read now).
@@ -96,6 +98,7 @@ pub(super) async fn run(
         ready.take().map(|r| r.send(()));
     }
     let share = st.cfg.share_verified;
+    let connects = gen_rx.clone();
     let tasks = async {
         tokio::join!(
             async {
@@ -105,7 +108,7 @@ pub(super) async fn run(
             },
             async {
                 if share {
-                    subscribe(&st, &client).await;
+                    subscribe(&st, &client, connects).await;
                 }
             },
             async {
@@ -132,6 +135,7 @@ async fn publish(st: &BusState, client: &async_nats::Client) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut taken = Vec::new();
     let mut buf = Vec::new();
+    let mut pruned = mono(st);
     loop {
         tick.tick().await;
         let now = mono(st);
@@ -139,6 +143,11 @@ async fn publish(st: &BusState, client: &async_nats::Client) {
         // Everything waiting: at most every ring's size.
         st.mail.take_verified(usize::MAX, |e| taken.push(e));
         taken.extend(st.take_manual());
+        st.remember(&taken, now);
+        if now.saturating_sub(pruned) >= PRUNE {
+            st.mirror().prune(now);
+            pruned = now;
+        }
         for &e in &taken {
             match batcher.offer(e, now) {
                 Offer::Queued => {}
@@ -166,11 +175,32 @@ async fn publish(st: &BusState, client: &async_nats::Client) {
     }
 }
 
-/// Other nodes' batches into every worker's inbox.
-async fn subscribe(st: &BusState, client: &async_nats::Client) {
+/// How often the mirror forgets expired sources (ns).
+const PRUNE: u64 = 10_000_000_000;
+
+/// Sources sent again per [`FLUSH`] for catch-up: [`CATCHUP_RATE`] per
+/// second.
+const CATCHUP_PER_FLUSH: usize = (CATCHUP_RATE * FLUSH.as_millis() as u64 / 1000) as usize;
+
+/// Other nodes' batches into every worker's inbox; on every (re)connection
+/// a catch-up request out, and other nodes' requests answered.
+async fn subscribe(st: &BusState, client: &async_nats::Client, mut connects: tokio::sync::watch::Receiver<u64>) {
     let subject = st.subject();
+    let sync = format!("{subject}.sync");
+    // Sources (with their expiry) still to send for catch-up: one replay
+    // at a time, a new request starts it again from the whole mirror (it
+    // goes to every node, so one serves all the nodes joining meanwhile).
+    let mut replay: Vec<(IpAddr, u64)> = Vec::new();
+    let mut tick = tokio::time::interval(FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut sub = match client.subscribe(subject.clone()).await {
+        let subs = async {
+            Ok::<_, async_nats::SubscribeError>((
+                client.subscribe(subject.clone()).await?,
+                client.subscribe(sync.clone()).await?,
+            ))
+        };
+        let (mut sub, mut hellos) = match subs.await {
             Ok(s) => s,
             Err(e) => {
                 st.note_error(format!("subscribing to {subject}: {e}"));
@@ -178,9 +208,93 @@ async fn subscribe(st: &BusState, client: &async_nats::Client) {
                 continue;
             }
         };
-        while let Some(m) = sub.next().await {
-            take_in(st, &m.payload);
+        // Subscribed: ask now (the connection's subscriptions go to the
+        // server before this), and again after every reconnection. And
+        // send what this node knows: the others may have come back before
+        // it (their requests reached nobody), e.g. after the server
+        // restarted, and lack what it verified while the bus was away.
+        connects.borrow_and_update();
+        let mut ask = true;
+        loop {
+            if ask && st.stats.connected.load(Relaxed) {
+                ask = false;
+                replay = st.mirror().live(mono(st));
+                let hello = wire::encode_hello(st.id);
+                match client.publish(sync.clone(), hello.to_vec().into()).await {
+                    Ok(()) => st.stats.catchup_requests_out.fetch_add(1, Relaxed),
+                    Err(e) => {
+                        st.note_error(format!("catch-up request: {e}"));
+                        0
+                    }
+                };
+            }
+            tokio::select! {
+                m = sub.next() => match m {
+                    Some(m) => take_in(st, &m.payload),
+                    None => break,
+                },
+                h = hellos.next() => match h {
+                    Some(h) => {
+                        if let Some(live) = hello_in(st, &h.payload) {
+                            replay = live;
+                        }
+                    }
+                    None => break,
+                },
+                r = connects.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    ask = true;
+                }
+                _ = tick.tick(), if !replay.is_empty() => catch_up(st, client, &subject, &mut replay).await,
+            }
         }
+    }
+}
+
+/// A catch-up request: the mirror's live sources to send, unless it is
+/// this node's own or garbage (counted).
+fn hello_in(st: &BusState, payload: &[u8]) -> Option<Vec<(IpAddr, u64)>> {
+    match wire::decode_hello(payload) {
+        Ok(sender) if sender == st.id => None,
+        Ok(_) => {
+            st.stats.catchup_requests_in.fetch_add(1, Relaxed);
+            Some(st.mirror().live(mono(st)))
+        }
+        Err(e) => {
+            st.stats.bad_messages.fetch_add(1, Relaxed);
+            st.note_error(format!("refused a catch-up request: {e}"));
+            None
+        }
+    }
+}
+
+/// One [`FLUSH`]'s share of a replay: up to [`CATCHUP_PER_FLUSH`] sources
+/// with the TTL they have left, in messages of [`BATCH`]. The bus gone,
+/// the replay is dropped (the joiner asks again when it returns).
+async fn catch_up(st: &BusState, client: &async_nats::Client, subject: &str, replay: &mut Vec<(IpAddr, u64)>) {
+    let now = mono(st);
+    let take = replay.len().min(CATCHUP_PER_FLUSH);
+    let entries: Vec<_> = replay
+        .drain(replay.len() - take..)
+        .filter_map(|(ip, until)| remaining(ip, until, now))
+        .collect();
+    let mut buf = Vec::new();
+    for b in entries.chunks(BATCH) {
+        if !st.stats.connected.load(Relaxed) {
+            replay.clear();
+            return;
+        }
+        buf.clear();
+        wire::encode(st.id, b, &mut buf);
+        match client.publish(subject.to_string(), buf.clone().into()).await {
+            Ok(()) => st.stats.catchup_sent.fetch_add(b.len() as u64, Relaxed),
+            Err(_) => {
+                replay.clear();
+                return;
+            }
+        };
     }
 }
 
@@ -198,6 +312,7 @@ fn take_in(st: &BusState, payload: &[u8]) {
     if b.sender == st.id {
         return;
     }
+    st.remember(&b.entries, mono(st));
     for e in b.entries {
         if st.mail.insert_verified(e) == 0 {
             st.stats.verified_in.fetch_add(1, Relaxed);

@@ -15,6 +15,17 @@
 //! [`MAX_ENTRIES`], a truncated entry or trailing bytes, an unknown family,
 //! a TTL of 0 or over [`MAX_TTL_MS`], an unspecified or multicast address.
 //! A message is at most 12 + 255 × 21 = 5,367 bytes.
+//!
+//! The catch-up request (subject `NAME.verified.sync`), which a node
+//! publishes each time it (re)joins the bus so that the others send it the
+//! sources they know, is exactly 12 bytes:
+//!
+//! ```text
+//! "MH" | version 1 | 0 (reserved) | sender (u64, BE)
+//! ```
+//!
+//! [`decode_hello`] refuses anything else (another magic or version, a
+//! reserved byte not 0, another length).
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -23,6 +34,9 @@ use dataplane::runtime::mailbox::VerifiedEntry;
 const MAGIC: [u8; 2] = *b"MV";
 const VERSION: u8 = 1;
 const HEADER: usize = 12;
+const HELLO_MAGIC: [u8; 2] = *b"MH";
+/// The catch-up request's length.
+pub const HELLO_LEN: usize = 12;
 
 /// Most entries in one message (the count is one byte).
 pub const MAX_ENTRIES: usize = 255;
@@ -60,6 +74,8 @@ pub enum DecodeError {
     Address(usize),
     #[error("{0} bytes after the last entry")]
     Trailing(usize),
+    #[error("reserved byte {0} (0 expected)")]
+    Reserved(u8),
 }
 
 /// The wire TTL of `ttl` ns: whole milliseconds, clamped to the accepted
@@ -123,6 +139,35 @@ pub fn decode(b: &[u8]) -> Result<Batch, DecodeError> {
         sender: u64::from_be_bytes(sender),
         entries,
     })
+}
+
+/// The catch-up request of `sender`.
+pub fn encode_hello(sender: u64) -> [u8; HELLO_LEN] {
+    let mut b = [0u8; HELLO_LEN];
+    b[..2].copy_from_slice(&HELLO_MAGIC);
+    b[2] = VERSION;
+    b[4..].copy_from_slice(&sender.to_be_bytes());
+    b
+}
+
+/// The sender of a catch-up request (see the module contract).
+pub fn decode_hello(b: &[u8]) -> Result<u64, DecodeError> {
+    let head = b.get(..HELLO_LEN).ok_or(DecodeError::Short)?;
+    if head[..2] != HELLO_MAGIC {
+        return Err(DecodeError::Magic);
+    }
+    if head[2] != VERSION {
+        return Err(DecodeError::Version(head[2]));
+    }
+    if head[3] != 0 {
+        return Err(DecodeError::Reserved(head[3]));
+    }
+    if b.len() > HELLO_LEN {
+        return Err(DecodeError::Trailing(b.len() - HELLO_LEN));
+    }
+    let mut sender = [0u8; 8];
+    sender.copy_from_slice(&head[4..]);
+    Ok(u64::from_be_bytes(sender))
 }
 
 /// Entry `i` at the start of `b`, and what follows it.
@@ -238,6 +283,36 @@ mod tests {
             Err(DecodeError::Address(0))
         );
         assert_eq!(with(|b| b[17] = 224), Err(DecodeError::Address(0)));
+    }
+
+    #[test]
+    fn the_catch_up_request_round_trips_and_garbage_is_refused() {
+        let h = encode_hello(0x0102_0304_0506_0708);
+        assert_eq!(h, *b"MH\x01\x00\x01\x02\x03\x04\x05\x06\x07\x08");
+        assert_eq!(decode_hello(&h), Ok(0x0102_0304_0506_0708));
+        let with = |f: fn(&mut Vec<u8>)| {
+            let mut b = h.to_vec();
+            f(&mut b);
+            decode_hello(&b)
+        };
+        assert_eq!(decode_hello(&h[..11]), Err(DecodeError::Short));
+        assert_eq!(with(|b| b[1] = b'V'), Err(DecodeError::Magic));
+        assert_eq!(with(|b| b[2] = 2), Err(DecodeError::Version(2)));
+        assert_eq!(with(|b| b[3] = 1), Err(DecodeError::Reserved(1)));
+        assert_eq!(with(|b| b.push(0)), Err(DecodeError::Trailing(1)));
+        // A verified-source batch is not a request, nor the reverse.
+        let mut batch = Vec::new();
+        encode(1, &[e("192.0.2.1", 5)], &mut batch);
+        assert_eq!(decode_hello(&batch), Err(DecodeError::Magic));
+        assert_eq!(decode(&h), Err(DecodeError::Magic));
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..10_000 {
+            let b: Vec<u8> = (0..rng.gen_range(0..20)).map(|_| rng.gen()).collect();
+            if let Ok(s) = decode_hello(&b) {
+                assert_eq!(encode_hello(s)[..], b[..]);
+            }
+        }
     }
 
     #[test]
