@@ -860,7 +860,12 @@ fn live_scenarios(backend: Backend) {
     // (f) path MTU: a 1500-byte game datagram with DF does not fit the
     // 1476-byte tunnel. Moat drops it as `too_big` and answers with ICMP
     // "fragmentation needed" from the VIP, which the client's kernel takes:
-    // it records a path MTU of 1476 toward the VIP (RFC 1191).
+    // it records a path MTU of 1476 toward the VIP (RFC 1191). Linux takes
+    // a UDP "fragmentation needed" only while the sending socket exists
+    // (`__udp4_lib_err` finds no socket otherwise and drops the error), so
+    // the client keeps its socket until its kernel reports the new path MTU
+    // (`IP_MTU`), at most 3 s: a sender that exited at once lost the race
+    // to the reply once in CI, on the DPDK backend.
     let sf0 = moat.fresh_stats();
     let (clients0, others0) = topo.settled_origin_packets();
     topo.exec_ok(
@@ -870,11 +875,15 @@ fn live_scenarios(backend: Backend) {
         &[
             "python3",
             "-c",
-            "import socket, sys\n\
+            "import socket, sys, time\n\
              s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
              s.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO\n\
              s.bind((sys.argv[1], 0))\n\
-             s.sendto(b'GAME' + b'x' * 1468, (sys.argv[2], int(sys.argv[3])))",
+             s.connect((sys.argv[2], int(sys.argv[3])))\n\
+             s.send(b'GAME' + b'x' * 1468)\n\
+             end = time.time() + 3\n\
+             while time.time() < end and s.getsockopt(socket.IPPROTO_IP, 14) >= 1500:  # IP_MTU\n\
+             \x20   time.sleep(0.01)",
             CLIENT,
             VIP,
             UDP_PORT,
