@@ -139,18 +139,21 @@ async fn session(
 /// Writes every pending key: compare-and-set on the revision the change's
 /// `If-Match` was judged against (0: the key must not exist yet), else a
 /// plain put. A lost compare-and-set applies the bucket's value here (the
-/// bucket wins). A key stays pending until written; a failure stops.
+/// bucket wins), unless the bucket already holds exactly this node's value:
+/// an earlier attempt was stored but its acknowledgement was lost (the
+/// server restarting), so the key is written, not in conflict. A key stays
+/// pending until written; a failure stops.
 async fn push(st: &BusState, kv: &Store) -> anyhow::Result<()> {
     for (key, c) in st.pending.keys() {
         let k = key.to_kv();
         let value = shared::encode(&st.control.shared_value(&key));
         let res = match c.expect {
-            Some(expect) => kv.update(&k, value.into(), expect).await.map_err(|e| {
+            Some(expect) => kv.update(&k, value.clone().into(), expect).await.map_err(|e| {
                 let lost = e.kind() == UpdateErrorKind::WrongLastRevision;
                 (lost, anyhow::Error::new(e))
             }),
             None => kv
-                .put(&k, value.into())
+                .put(&k, value.clone().into())
                 .await
                 .map_err(|e| (false, anyhow::Error::new(e))),
         };
@@ -161,15 +164,25 @@ async fn push(st: &BusState, kv: &Store) -> anyhow::Result<()> {
                 st.pending.written(&key, c.n, rev)
             }
             Err((true, _)) => {
-                st.stats.config_conflicts.fetch_add(1, Relaxed);
-                tracing::warn!(
-                    "cluster bus: {k} changed elsewhere first: this node's change gives way to the bucket's"
-                );
-                let stored = st.pending.lost(&key, c.n);
-                if let Some(e) = kv.entry(k.clone()).await.context("reading a key")? {
-                    apply(st, &e);
+                let current = kv.entry(k.clone()).await.context("reading a key")?;
+                match current {
+                    Some(e) if e.operation == Operation::Put && e.value.as_ref() == value.as_slice() => {
+                        st.stats.config_revision.fetch_max(e.revision, Relaxed);
+                        st.stats.config_pushed.fetch_add(1, Relaxed);
+                        st.pending.written(&key, c.n, e.revision)
+                    }
+                    current => {
+                        st.stats.config_conflicts.fetch_add(1, Relaxed);
+                        tracing::warn!(
+                            "cluster bus: {k} changed elsewhere first: this node's change gives way to the bucket's"
+                        );
+                        let stored = st.pending.lost(&key, c.n);
+                        if let Some(e) = current {
+                            apply(st, &e);
+                        }
+                        stored
+                    }
                 }
-                stored
             }
             Err((false, e)) => return Err(e).with_context(|| format!("writing {k}")),
         };
