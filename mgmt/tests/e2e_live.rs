@@ -242,6 +242,25 @@ impl Topology {
         values.split_whitespace().nth(col).unwrap().parse().unwrap()
     }
 
+    /// What the kernels on the attacker's path counted: inet's neighbour
+    /// entry for Moat, the veth's receive counters and the IP reassembly
+    /// counters of Moat's namespace (AF_PACKET fanout defragmentation counts
+    /// there).
+    fn kernel_reassembly_report(&self) -> String {
+        let text = |ns: &str, args: &[&str]| {
+            let out = self.exec(ns, 10, args);
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let snmp = text(&self.moat, &["cat", "/proc/net/snmp"]);
+        let ip: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Ip: ")).collect();
+        format!(
+            "inet neighbours: {}\nmoat out0: {}\nmoat {}",
+            text(&self.inet, &["ip", "-4", "neigh", "show", "dev", "inet0"]),
+            text(&self.moat, &["ip", "-s", "link", "show", "out0"]),
+            ip.join("\n")
+        )
+    }
+
     fn http_log(&self) -> String {
         fs::read_to_string(self.state.join("http-server.log")).unwrap_or_default()
     }
@@ -778,9 +797,39 @@ fn live_scenarios(backend: Backend) {
         let mut all = vec!["-a", ATTACKER];
         all.extend(args);
         all.push(VIP);
-        let (sent, text) = topo.hping3(&label, 60, &all);
-        let after = topo.settled_origin_packets();
-        let sc1 = moat.fresh_stats();
+        let (mut sent, mut text) = topo.hping3(&label, 60, &all);
+        let mut after = topo.settled_origin_packets();
+        let mut sc1 = moat.fresh_stats();
+        // DPDK's net_af_packet reassembles in the kernel (see above). Once in
+        // CI, under two tests' pollers on two cores, not one of the 300
+        // datagrams came out of that reassembly. Moat cannot see what the
+        // kernel never hands over: the kernel's counters are printed and the
+        // flood is offered again (twice at most); what Moat then receives
+        // must still all be dropped for its reason.
+        for retry in 1..=2 {
+            if backend != Backend::Dpdk || reason != "payload_mismatch" {
+                break;
+            }
+            if drops_delta(&sc0, &sc1).get(reason).copied().unwrap_or(0) > 0 {
+                break;
+            }
+            eprintln!(
+                "{label}: nothing came out of the kernel's reassembly; offered again ({retry}/2)\n{}",
+                topo.kernel_reassembly_report()
+            );
+            let (s, t) = topo.hping3(&label, 60, &all);
+            sent = s;
+            text = t;
+            after = topo.settled_origin_packets();
+            let sc = moat.fresh_stats();
+            // Only this try's datagrams count toward `sent`.
+            let d = drops_delta(&sc1, &sc);
+            if d.get(reason).copied().unwrap_or(0) > 0 {
+                sc1 = sc;
+                break;
+            }
+            sc1 = sc;
+        }
         let d = drops_delta(&sc0, &sc1);
         assert_eq!(
             after,
