@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 pub mod gen;
+pub mod loadtest;
 pub mod pcap;
 pub mod pipeline;
 pub mod port;

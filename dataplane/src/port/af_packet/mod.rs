@@ -40,6 +40,7 @@
 //! `out0: PACKET_RX_RING: Operation not permitted (os error 1)`.
 
 pub mod fanout;
+pub mod filter;
 mod ring;
 mod sys;
 
@@ -384,6 +385,15 @@ impl AfPacketQueues {
     pub fn kernel_stats(&self, port: PortId) -> io::Result<(u32, u32)> {
         let p = &self.ports[port.index()];
         step(&p.name, "PACKET_STATISTICS", p.sock.take_stats())
+    }
+
+    /// Replaces `port`'s socket filter by `prog` (classic BPF, see
+    /// [`filter`]): what it drops never reaches the ring. One syscall, at
+    /// start-up (a fanout member's filter is the fanout's business: do not
+    /// use this on a backend opened with several workers).
+    pub fn set_rx_filter(&self, port: PortId, prog: &[libc::sock_filter]) -> io::Result<()> {
+        let p = &self.ports[port.index()];
+        step(&p.name, "SO_ATTACH_FILTER", p.sock.attach_filter(prog))
     }
 
     /// Frames taken from `port`'s ring and not given back yet.
