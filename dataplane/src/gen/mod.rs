@@ -23,6 +23,7 @@ pub mod bench;
 mod flood;
 mod frag;
 mod legit;
+pub mod live;
 mod malformed;
 mod mix;
 mod reflection;
@@ -342,6 +343,12 @@ impl Generator {
             .cfg
             .start
             .saturating_add(u64::try_from(offset).unwrap_or(u64::MAX))
+    }
+
+    /// Gives a frame's buffer back after use (a live sender copied it
+    /// out): later frames are built in it instead of a new allocation.
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        self.sched.recycle(frame);
     }
 
     fn start_event(&mut self) {

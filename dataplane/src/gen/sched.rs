@@ -46,9 +46,30 @@ pub(crate) struct Sched {
     /// Packets popped so far per profile (index [`Profile::index`]), for the
     /// mix's share keeping.
     emitted: [u64; Profile::ALL.len()],
+    /// Frame buffers given back by a live sender, reused by the builders.
+    spare: Vec<Vec<u8>>,
 }
 
+/// Most spare buffers kept: more than a burst's worth in flight at once.
+const SPARE: usize = 1024;
+
 impl Sched {
+    /// An empty buffer to build a frame in: a recycled one when there is
+    /// one (its capacity kept), else a new one.
+    #[allow(dead_code)] // used by the frame builders next
+    pub fn buf(&mut self) -> Vec<u8> {
+        let mut b = self.spare.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    /// Keeps `frame`'s buffer for [`Sched::buf`] (up to [`SPARE`]).
+    pub fn recycle(&mut self, frame: Vec<u8>) {
+        if self.spare.len() < SPARE && frame.capacity() > 0 {
+            self.spare.push(frame);
+        }
+    }
+
     /// Queues `frame`, sent at `ts` by `profile`.
     pub fn push(&mut self, ts: Nanos, profile: Profile, frame: Vec<u8>) {
         let packet = GenPacket { ts, frame, profile };

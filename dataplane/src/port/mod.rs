@@ -146,6 +146,14 @@ pub trait Queues: Send {
     /// requests); `None` when the pool is empty.
     fn alloc(&mut self) -> Option<Self::Frame>;
 
+    /// Transmit calls on `port` that failed with an error (not a full
+    /// queue) since the queues were opened: after such a failure the first
+    /// frame left in the burst is the one the port refused. Backends whose
+    /// transmit cannot fail that way count none.
+    fn tx_errors(&self, _port: PortId) -> u64 {
+        0
+    }
+
     /// Outside bursts: flush buffered output (files), amortised upkeep.
     fn flush(&mut self) {}
 

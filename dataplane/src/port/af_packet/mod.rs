@@ -36,12 +36,16 @@
 //!   reaches a worker other than its source's. `PACKET_FANOUT_FLAG_DEFRAG` is
 //!   off: fragments reach the classifier as fragments.
 //!
+//! [`single::open_single`] opens one interface on its own, for a sender
+//! (`moat gen --iface`) rather than a node.
+//!
 //! Errors from [`open`] name the interface and the step, e.g.
 //! `out0: PACKET_RX_RING: Operation not permitted (os error 1)`.
 
 pub mod fanout;
 pub mod filter;
 mod ring;
+pub mod single;
 mod sys;
 
 use super::{Burst, Csum, Frame, HeapFrame, Pool, PortId, Queues, HEADROOM};
@@ -337,6 +341,42 @@ fn join_fanout(sock: &Socket, group: Option<u16>, workers: usize) -> io::Result<
     }
 }
 
+/// Takes up to `max` frames from `ring` into `out` (see the module docs:
+/// truncated frames freed and counted, VLAN tags written back).
+fn receive(ring: &mut Ring, stats: &mut PortStats, out: &mut Burst<AfPacketFrame>, max: usize) -> usize {
+    let mut n = 0;
+    while !out.is_full() && n < max {
+        let Some(RxPacket {
+            frame: mut f,
+            status,
+            wire_len,
+            vlan_tci,
+            vlan_tpid,
+        }) = ring.take()
+        else {
+            break;
+        };
+        if f.data().len() < wire_len as usize {
+            stats.rx_truncated += 1;
+            let _ = ring.put(f);
+            continue;
+        }
+        f.set_csum(csum_of(status));
+        if status & libc::TP_STATUS_VLAN_VALID != 0 {
+            let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
+                vlan_tpid
+            } else {
+                0x8100
+            };
+            insert_vlan(&mut f, tpid, vlan_tci);
+        }
+        out.push(AfPacketFrame::Ring(f));
+        n += 1;
+    }
+    stats.rx_packets += n as u64;
+    n
+}
+
 fn csum_of(status: u32) -> Csum {
     if status & libc::TP_STATUS_CSUMNOTREADY != 0 {
         Csum::Partial
@@ -424,37 +464,7 @@ impl Queues for AfPacketQueues {
 
     fn rx_burst(&mut self, port: PortId, out: &mut Burst<AfPacketFrame>, max: usize) -> usize {
         let p = &mut self.ports[port.index()];
-        let mut n = 0;
-        while !out.is_full() && n < max {
-            let Some(RxPacket {
-                frame: mut f,
-                status,
-                wire_len,
-                vlan_tci,
-                vlan_tpid,
-            }) = p.ring.take()
-            else {
-                break;
-            };
-            if f.data().len() < wire_len as usize {
-                p.stats.rx_truncated += 1;
-                let _ = p.ring.put(f);
-                continue;
-            }
-            f.set_csum(csum_of(status));
-            if status & libc::TP_STATUS_VLAN_VALID != 0 {
-                let tpid = if status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                    vlan_tpid
-                } else {
-                    0x8100
-                };
-                insert_vlan(&mut f, tpid, vlan_tci);
-            }
-            out.push(AfPacketFrame::Ring(f));
-            n += 1;
-        }
-        p.stats.rx_packets += n as u64;
-        n
+        receive(&mut p.ring, &mut p.stats, out, max)
     }
 
     fn tx_burst(&mut self, port: PortId, frames: &mut Burst<AfPacketFrame>) -> usize {
@@ -479,6 +489,10 @@ impl Queues for AfPacketQueues {
 
     fn alloc(&mut self) -> Option<AfPacketFrame> {
         self.pool.alloc().map(AfPacketFrame::Heap)
+    }
+
+    fn tx_errors(&self, port: PortId) -> u64 {
+        self.ports[port.index()].stats.tx_errors
     }
 
     fn mac(&self, port: PortId) -> Option<[u8; 6]> {

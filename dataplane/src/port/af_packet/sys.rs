@@ -124,6 +124,26 @@ impl Socket {
         Ok(())
     }
 
+    /// Binds to interface `ifindex` for sending only: with protocol 0 the
+    /// socket receives nothing (the kernel queues no copy of the
+    /// interface's traffic to it).
+    pub fn bind_send_only(&self, ifindex: u32) -> io::Result<()> {
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = 0;
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: `sll` is a valid sockaddr_ll and the length says so.
+        check(unsafe {
+            libc::bind(
+                self.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })?;
+        Ok(())
+    }
+
     /// Puts the interface in promiscuous mode for as long as the socket
     /// lives (the kernel counts every socket's membership).
     pub fn add_promisc(&self, ifindex: u32) -> io::Result<()> {
