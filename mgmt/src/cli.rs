@@ -42,6 +42,8 @@ pub enum Command {
     Scrub(cmd::scrub::ScrubArgs),
     /// Generate legitimate and attack traffic to a pcap (seeded, deterministic).
     Gen(cmd::gen::GenArgs),
+    /// Load-test a node live: generated clients that answer Moat's challenges, beside a flood; sweeps and plots.
+    Loadtest(cmd::loadtest::LoadtestArgs),
     /// Measure Mpps per worker on the memory backend (SYN flood, ACK flood, clean GRE path) for 1..N workers.
     Bench(cmd::bench::BenchArgs),
     /// Validate a config file and run `run`'s start-up gates without starting anything.
@@ -73,6 +75,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<()> {
         Command::Scrub(a) => cmd::scrub::run(a),
         Command::Gen(a) => cmd::gen::run(a),
         Command::Check(a) => cmd::check::run(a),
+        Command::Loadtest(a) => cmd::loadtest::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Report(a) => cmd::report::run(a),
