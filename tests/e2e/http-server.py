@@ -28,12 +28,20 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-class Server6(http.server.ThreadingHTTPServer):
+class Server4(http.server.ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of new connections
+    # (the load test's clients) would overflow the accept queue, and the
+    # origin, not Moat, would drop SYNs. 128 is the kernel's default somaxconn
+    # of old and what a real server configures at least.
+    request_queue_size = 128
+
+
+class Server6(Server4):
     address_family = socket.AF_INET6
 
 
 handler = functools.partial(Handler, directory=root)
-servers = [(Server6 if ":" in a else http.server.ThreadingHTTPServer)((a, port), handler) for a in addrs]
+servers = [(Server6 if ":" in a else Server4)((a, port), handler) for a in addrs]
 for s in servers[1:]:
     threading.Thread(target=s.serve_forever, daemon=True).start()
 with open(pid_path, "w") as f:

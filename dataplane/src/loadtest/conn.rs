@@ -7,9 +7,14 @@
 //!   acknowledgement number is not ISN + 1. In SYN-SENT that segment is
 //!   unacceptable, and the stack answers `<SEQ=SEG.ACK><CTL=RST>`
 //!   (RFC 9293 §3.10.7.3, Linux `tcp_rcv_synsent_state_process` →
-//!   `tcp_v4_send_reset`: no ACK bit, no options, window 0), stays in
-//!   SYN-SENT and retransmits the SYN when its timer fires (the initial RTO,
-//!   1 s on Linux, RFC 6298 §2, doubling after each retransmission).
+//!   `tcp_v4_send_reset`: no ACK bit, no options, window 0) and stays in
+//!   SYN-SENT. Since Linux 5.10 the stack then retransmits the SYN almost at
+//!   once: when the SYN has not been retransmitted yet, the timer is re-armed
+//!   to `TCP_TIMEOUT_MIN`, two jiffies (8 ms at HZ=250, 2 ms at HZ=1000;
+//!   "Previous FIN/ACK or RST/ACK might be ignored" in
+//!   `tcp_rcv_synsent_state_process`). [`Timing::challenge_retry`] is that
+//!   time; 0 is the older kernels' behaviour, where the SYN waits for its
+//!   RTO (1 s, RFC 6298 §2). Later SYNs follow the RTO, doubling each time.
 //! - **cookie-reset**: Moat's SYN-ACK acknowledges ISN + 1, so the
 //!   connection is established: the client ACKs it and sends its request at
 //!   once, Moat resets the connection (`<SEQ=SEG.ACK><CTL=RST>`, in the
@@ -36,6 +41,10 @@ pub struct Timing {
     /// The SYN's first retransmission timeout (Linux: 1 s); doubles after
     /// each retransmission.
     pub syn_rto: Nanos,
+    /// When an unacceptable SYN-ACK (a challenge-ack) arrives before any
+    /// retransmission of the SYN, the SYN goes again this long after it
+    /// (Linux 5.10+: two jiffies); 0: at its RTO, as before 5.10.
+    pub challenge_retry: Nanos,
     /// The retransmission timeout of the request and the FIN (Linux's
     /// minimum, 200 ms, is what a low-RTT path gets); doubles too.
     pub data_rto: Nanos,
@@ -57,6 +66,7 @@ impl Default for Timing {
     fn default() -> Self {
         Timing {
             syn_rto: 1000 * MILLISECOND,
+            challenge_retry: 8 * MILLISECOND,
             data_rto: 200 * MILLISECOND,
             timeout: 5000 * MILLISECOND,
             reconnects: 3,
@@ -130,6 +140,8 @@ pub struct Conn {
     deadline: Nanos,
     first_byte: Option<Nanos>,
     attempts: u32,
+    /// Retransmissions of this attempt's SYN.
+    syn_retx: u32,
     rto: Nanos,
     isn: u32,
     irs: u32,
@@ -163,6 +175,7 @@ impl Conn {
             deadline: 0,
             first_byte: None,
             attempts: 0,
+            syn_retx: 0,
             rto: 0,
             isn: 0,
             irs: 0,
@@ -213,6 +226,7 @@ impl Conn {
             State::Reconnect => self.attempt(c, fresh(&self.ep)),
             State::SynSent => {
                 c.totals.c.syn_retransmits += 1;
+                self.syn_retx += 1;
                 self.send_syn(c);
                 self.backoff(now, self.deadline);
             }
@@ -262,6 +276,7 @@ impl Conn {
         self.fin_in = false;
         self.response = Response::default();
         self.state = State::SynSent;
+        self.syn_retx = 0;
         self.rto = c.timing.syn_rto;
         self.send_syn(c);
         self.timer = c.now.saturating_add(self.rto).min(self.deadline);
@@ -290,6 +305,9 @@ impl Conn {
             // Moat's challenge-ack, or any SYN-ACK for another SYN.
             c.totals.c.challenge_rsts += 1;
             self.segment(c, RST, s.ack, 0, Options::None, 0, &[]);
+            if self.syn_retx == 0 && c.timing.challenge_retry > 0 {
+                self.timer = c.now.saturating_add(c.timing.challenge_retry).min(self.deadline);
+            }
             return;
         }
         c.totals.c.handshakes += 1;

@@ -25,10 +25,10 @@
 
 use core::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use classifier::parse::parse;
-use classifier::time::{Nanos, MILLISECOND};
+use classifier::time::{Nanos, MILLISECOND, SECOND};
 use classifier::wire::TcpOption;
 
 use super::conn::{Attempt, Conn, Ctx, SegIn, Timing, Tx};
@@ -110,7 +110,14 @@ pub fn run<Q: Queues>(q: &mut Q, cfg: &CoreConfig, stop: &AtomicBool, live: &Liv
             Conn::new(ep, cfg.ramp.saturating_mul(s as u64) / n.max(1) as u64)
         })
         .collect();
-    let mut tries = vec![0u32; n];
+    // The wall clock at the start: ISNs and timestamps grow with it from
+    // one run to the next (a run reusing a 4-tuple that the origin still
+    // holds in TIME-WAIT must send a higher ISN or timestamp, RFC 6191), and
+    // each run starts its clients' port cycles further on.
+    let wall0 = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as Nanos);
+    let mut tries = vec![(wall0 / SECOND).wrapping_mul(4) as u32; n];
     let mut rng = cfg.seed | 1;
     let mut totals = Totals::default();
     let mut rx: Burst<Q::Frame> = Burst::new();
@@ -166,7 +173,7 @@ pub fn run<Q: Queues>(q: &mut Q, cfg: &CoreConfig, stop: &AtomicBool, live: &Liv
                         tx: &mut tx,
                         totals: &mut totals,
                     };
-                    conn.on_timer(&mut ctx, |ep| fresh(ep, &mut tries[s], s, cfg, &mut rng, now));
+                    conn.on_timer(&mut ctx, |ep| fresh(ep, &mut tries[s], s, cfg, &mut rng, (now, wall0)));
                 }
                 in_flight += usize::from(!conn.idle());
             }
@@ -200,21 +207,31 @@ pub fn run<Q: Queues>(q: &mut Q, cfg: &CoreConfig, stop: &AtomicBool, live: &Liv
     }
 }
 
-/// A new attempt of client `s`: the next port of its cycle, an ISN that
-/// grows with time as RFC 6528's does (a 4 µs clock plus a per-connection
-/// offset), so that a reused 4-tuple is accepted past the origin's
-/// TIME-WAIT.
-fn fresh(ep: &Endpoints, tries: &mut u32, s: usize, cfg: &CoreConfig, rng: &mut u64, now: Nanos) -> Attempt {
+/// A new attempt of client `s`: the next port of its cycle; an ISN that
+/// grows with the wall clock as RFC 6528's does (a 4 µs clock plus a keyed
+/// hash of the 4-tuple); timestamps from a millisecond clock plus a hash of
+/// the address pair (Linux's `tsoffset`), so that both grow across runs.
+fn fresh(
+    ep: &Endpoints,
+    tries: &mut u32,
+    s: usize,
+    cfg: &CoreConfig,
+    rng: &mut u64,
+    (now, wall0): (Nanos, Nanos),
+) -> Attempt {
     let sport = cfg.layout.port(s, *tries);
     *tries = tries.wrapping_add(1);
-    let mut h = (u64::from(u32::from(ep.src)) << 16 | u64::from(sport)) ^ cfg.seed;
+    let pair = u64::from(u32::from(ep.src)) << 32 | u64::from(u32::from(ep.dst));
+    let mut h = (pair ^ u64::from(sport) << 16 ^ u64::from(ep.dport)) ^ cfg.seed;
     let offset = next(&mut h) as u32;
-    let r = next(rng);
+    let mut h = pair ^ cfg.seed.rotate_left(17);
+    let ts_offset = next(&mut h) as u32;
+    let wall = wall0.saturating_add(now);
     Attempt {
         sport,
-        isn: ((now / 4000) as u32).wrapping_add(offset),
-        ip_id: r as u16,
-        ts_base: (r >> 32) as u32,
+        isn: ((wall / 4000) as u32).wrapping_add(offset),
+        ip_id: next(rng) as u16,
+        ts_base: ts_offset.wrapping_add((wall0 / MILLISECOND) as u32),
     }
 }
 

@@ -233,8 +233,9 @@ fn challenge_ack_is_answered_by_a_rst_moat_accepts_then_the_syn_again() {
         "Moat verifies the source"
     );
     assert_eq!(p.src, IpAddr::V4(CLIENT));
-    // Nothing more until the SYN's timer: then the same SYN again, 1 s later.
-    assert_eq!(s.conn.timer(), SECOND);
+    // Nothing more until the SYN's timer, re-armed as Linux 5.10+ does: the
+    // same SYN again 8 ms after the challenge, not at the 1 s RTO.
+    assert_eq!(s.conn.timer(), s.now + 8 * MILLISECOND);
     s.timer();
     let again = seen(&s.take_sent().pop().unwrap());
     assert_eq!((again.flags, again.seq, again.sport), (SYN, first.seq, first.sport));
@@ -243,12 +244,30 @@ fn challenge_ack_is_answered_by_a_rst_moat_accepts_then_the_syn_again() {
     assert_eq!((c.tried, c.completed, c.failed_total()), (1, 1, 0));
     assert_eq!((c.challenge_rsts, c.syn_retransmits, c.reconnects), (1, 1, 0));
     let ttfb = s.totals.ttfb_ms(0.5).unwrap();
-    assert!((1001.0..1010.0).contains(&ttfb), "one RTO and two hops: {ttfb} ms");
+    assert!((11.0..11.1).contains(&ttfb), "challenge, 8 ms, two hops: {ttfb} ms");
     assert_eq!(s.conn.stats.completed, 1);
     // The next connection starts after the think time, from the next port.
     assert_eq!(s.conn.timer(), s.now + s.timing.think);
     s.timer();
     assert_eq!(seen(&s.take_sent().pop().unwrap()).sport, 40002);
+}
+
+#[test]
+fn before_linux_5_10_the_syn_after_a_challenge_waits_for_its_rto() {
+    let mut s = Sim::new();
+    s.timing.challenge_retry = 0;
+    s.timer();
+    let syn = s.take_sent().pop().unwrap();
+    s.deliver(MILLISECOND, &challenge(SynAuth::ChallengeAck, &syn, 0));
+    assert_eq!(seen(&s.take_sent().pop().unwrap()).flags, RST);
+    assert_eq!(s.conn.timer(), SECOND);
+    // A second challenge after a retransmission does not re-arm the timer
+    // either way (Linux: only while `icsk_retransmits` is 0).
+    s.timing.challenge_retry = 8 * MILLISECOND;
+    s.timer();
+    let again = s.take_sent().pop().unwrap();
+    s.deliver(MILLISECOND, &challenge(SynAuth::ChallengeAck, &again, s.now));
+    assert_eq!(s.conn.timer(), SECOND + 2 * SECOND, "the doubled RTO");
 }
 
 #[test]

@@ -101,6 +101,9 @@ pub struct RunArgs {
     /// The SYN's first retransmission timeout in milliseconds (Linux: 1000), doubling after each.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub syn_rto_ms: u64,
+    /// Milliseconds after a challenge-ack before the SYN goes again, when it was not retransmitted yet (Linux 5.10+: two jiffies, 8 ms at HZ=250); 0: at its RTO, as older kernels do.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub challenge_retry_ms: u64,
     /// New connections after a reset before the first response byte (cookie-reset's reset included).
     #[arg(long, default_value_t = 3)]
     pub reconnects: u32,

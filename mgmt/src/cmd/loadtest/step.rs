@@ -247,6 +247,7 @@ fn core_config(a: &RunArgs, core: u32, src_mac: [u8; 6], dst_mac: [u8; 6]) -> an
         request: http::request(&host, &a.path),
         timing: Timing {
             syn_rto: a.syn_rto_ms * MILLISECOND,
+            challenge_retry: a.challenge_retry_ms * MILLISECOND,
             timeout: nanos(a.timeout),
             reconnects: a.reconnects,
             reconnect_delay: a.reconnect_ms * MILLISECOND,
