@@ -57,7 +57,9 @@ CLIENT2=10.10.0.4/24
 CLIENT3=10.10.0.5/24
 MOAT_OUTSIDE=10.10.0.1
 VIP_NET=203.0.113.0/24
-VIPS=(203.0.113.10 203.0.113.11)
+# .12 serves the load test's service without SYN authentication
+# (mgmt/tests/loadtest.rs); e2e_live does not use it.
+VIPS=(203.0.113.10 203.0.113.11 203.0.113.12)
 TUNNEL_LOCAL=192.168.77.2/24
 TUNNEL_REMOTE=192.168.77.1
 DSR_ORIGIN=10.20.0.1/30

@@ -25,6 +25,11 @@ use std::path::PathBuf;
 pub use plot::PlotArgs;
 pub use sweep::SweepArgs;
 
+/// The header line of `sweep`'s CSV.
+pub fn csv_header() -> String {
+    sweep::header()
+}
+
 /// Arguments of `moat loadtest`.
 #[derive(clap::Args, Debug)]
 pub struct LoadtestArgs {
@@ -197,7 +202,9 @@ mod tests {
         assert_eq!((r.first, r.count), (Ipv4Addr::new(10, 10, 0, 100), 100));
         assert_eq!(r.to_string(), "10.10.0.100-10.10.0.199");
         assert_eq!(addr_range("10.0.0.1").unwrap().count, 1);
-        assert!(addr_range("10.0.0.2-10.0.0.1").unwrap_err().contains("before the first"));
+        assert!(addr_range("10.0.0.2-10.0.0.1")
+            .unwrap_err()
+            .contains("before the first"));
         assert!(addr_range("10.0.0.1-x").is_err());
         assert_eq!(mac("02:00:00:00:77:0a").unwrap(), [2, 0, 0, 0, 0x77, 10]);
         assert!(mac("02:00:00:00:77").is_err());

@@ -75,7 +75,12 @@ fn parse(text: &str) -> anyhow::Result<Sweep> {
         !l.trim().is_empty()
     });
     let header: Vec<&str> = lines.next().context("no header line")?.split(',').collect();
-    let col = |name: &str| header.iter().position(|c| *c == name).with_context(|| format!("no column {name}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|c| *c == name)
+            .with_context(|| format!("no column {name}"))
+    };
     let (flood, pps) = (col("flood")?, col("flood_offered_pps")?);
     let cols = [
         col("legit_success")?,
@@ -127,7 +132,12 @@ fn err(e: impl std::fmt::Display) -> anyhow::Error {
 fn draw(s: &Sweep, out: &std::path::Path) -> anyhow::Result<()> {
     let all = || s.series.values().flatten();
     let xmax = all().map(|p| p.pps).fold(0.0, f64::max).max(1.0) * 1.05;
-    let ttfbs = || all().flat_map(|p| [p.p50, p.p99, p.curl_p50]).flatten().filter(|v| *v > 0.0);
+    let ttfbs = || {
+        all()
+            .flat_map(|p| [p.p50, p.p99, p.curl_p50])
+            .flatten()
+            .filter(|v| *v > 0.0)
+    };
     let ymin = ttfbs().fold(f64::MAX, f64::min).min(1.0) * 0.5;
     let ymax = ttfbs().fold(0.0, f64::max).max(10.0) * 2.0;
 
@@ -192,9 +202,13 @@ fn draw(s: &Sweep, out: &std::path::Path) -> anyhow::Result<()> {
     for (i, pts) in s.series.values().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
         let p50 = pts.iter().filter_map(|p| Some((p.pps, p.p50?)));
-        chart.draw_series(LineSeries::new(p50, c.stroke_width(2))).map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(p50, c.stroke_width(2)))
+            .map_err(err)?;
         let p99 = pts.iter().filter_map(|p| Some((p.pps, p.p99?)));
-        chart.draw_series(LineSeries::new(p99, c.stroke_width(1))).map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(p99, c.stroke_width(1)))
+            .map_err(err)?;
         let curl = pts.iter().filter_map(|p| Some((p.pps, p.curl_p50?)));
         chart
             .draw_series(curl.map(|p| Cross::new(p, 5, c.stroke_width(2))))
@@ -234,7 +248,12 @@ mod tests {
         draw(&parse(CSV).unwrap(), &out).unwrap();
         let svg = std::fs::read_to_string(&out).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
-        for text in ["a sweep, here, today", "syn-flood (generated clients", "ack-flood", "TTFB (ms)"] {
+        for text in [
+            "a sweep, here, today",
+            "syn-flood (generated clients",
+            "ack-flood",
+            "TTFB (ms)",
+        ] {
             assert!(svg.contains(text), "{text} missing");
         }
         assert!(svg.matches("<polyline").count() >= 4, "lines for the series");

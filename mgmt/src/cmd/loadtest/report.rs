@@ -142,7 +142,11 @@ impl RunReport {
             "  tcp: {} handshakes, {} challenge RSTs, {} SYN retransmits, {} request retransmits, {} resets, {} reconnects\n",
             c.handshakes, c.challenge_rsts, c.syn_retransmits, c.data_retransmits, c.resets_received, c.reconnects
         ));
-        let starved = self.per_client.iter().filter(|(_, s)| s.tried > 0 && s.completed == 0).count();
+        let starved = self
+            .per_client
+            .iter()
+            .filter(|(_, s)| s.tried > 0 && s.completed == 0)
+            .count();
         s.push_str(&format!(
             "  clients with no completed connection: {starved} of {}\n",
             self.per_client.len()
@@ -157,7 +161,11 @@ impl RunReport {
                 f.sent,
                 f.secs,
                 f.pps(),
-                if f.target_pps == 0 { "max".to_string() } else { f.target_pps.to_string() },
+                if f.target_pps == 0 {
+                    "max".to_string()
+                } else {
+                    f.target_pps.to_string()
+                },
                 f.errors
             ));
         }

@@ -46,7 +46,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
 /// Checks what can be checked before opening anything.
 fn validate(a: &RunArgs) -> anyhow::Result<Option<Vec<(Profile, u32)>>> {
     if a.iface == a.rx_iface {
-        bail!("--iface and --rx-iface are both {}: the answers must come back on another interface", a.iface);
+        bail!(
+            "--iface and --rx-iface are both {}: the answers must come back on another interface",
+            a.iface
+        );
     }
     if a.gateway.is_none() && a.dst_mac.is_none() {
         bail!("give --gateway (Moat's outside address, resolved by ARP) or --dst-mac");
@@ -370,16 +373,36 @@ mod tests {
 
     #[test]
     fn the_core_config_follows_the_flags() {
-        let a = args(&["--port", "8080", "--path", "/x", "--syn-rto-ms", "3000", "--timeout", "7", "--think-ms", "0"]);
+        let a = args(&[
+            "--port",
+            "8080",
+            "--path",
+            "/x",
+            "--syn-rto-ms",
+            "3000",
+            "--timeout",
+            "7",
+            "--think-ms",
+            "0",
+        ]);
         let c = core_config(&a, 0, [2; 6], [4; 6]).unwrap();
-        assert_eq!((c.dport, c.timing.syn_rto, c.timing.timeout, c.timing.think), (8080, 3 * SECOND, 7 * SECOND, 0));
+        assert_eq!(
+            (c.dport, c.timing.syn_rto, c.timing.timeout, c.timing.think),
+            (8080, 3 * SECOND, 7 * SECOND, 0)
+        );
         let req = String::from_utf8(c.request).unwrap();
-        assert!(req.starts_with("GET /x HTTP/1.1\r\nHost: 203.0.113.10:8080\r\n"), "{req}");
+        assert!(
+            req.starts_with("GET /x HTTP/1.1\r\nHost: 203.0.113.10:8080\r\n"),
+            "{req}"
+        );
         assert_eq!(c.layout.clients(), 100);
     }
 
     #[test]
     fn kernel_counters_are_read() {
-        assert!(kernel_tcp_out_segs().is_some(), "/proc/net/snmp has Tcp: OutSegs on Linux");
+        assert!(
+            kernel_tcp_out_segs().is_some(),
+            "/proc/net/snmp has Tcp: OutSegs on Linux"
+        );
     }
 }

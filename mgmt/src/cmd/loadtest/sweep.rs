@@ -75,7 +75,11 @@ pub const LEGIT_COLUMNS: [&str; 16] = [
 #[derive(clap::Args, Debug, Clone)]
 pub struct SweepArgs {
     /// Flood types: generator profiles (syn-flood, ack-flood, dns-reflection, udp-flood, ...) or `mix` (syn-flood=1,ack-flood=1,dns-reflection=1).
-    #[arg(long, value_delimiter = ',', default_value = "syn-flood,ack-flood,dns-reflection,mix")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "syn-flood,ack-flood,dns-reflection,mix"
+    )]
     pub floods: Vec<String>,
     /// Flood rates in packets per second; 0 is the baseline, run once before the floods.
     #[arg(long, value_delimiter = ',', default_value = "0,1000,5000,20000")]
@@ -159,13 +163,19 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<()> {
 
 /// The run flags, checked by `run`'s own parser.
 fn validate(a: &SweepArgs) -> anyhow::Result<RunArgs> {
-    if let Some(f) = a.run.iter().find(|f| OWN_FLAGS.iter().any(|o| f.as_str() == *o || f.starts_with(&format!("{o}=")))) {
+    if let Some(f) = a.run.iter().find(|f| {
+        OWN_FLAGS
+            .iter()
+            .any(|o| f.as_str() == *o || f.starts_with(&format!("{o}=")))
+    }) {
         bail!("{f} after `--`: the sweep sets it for each step");
     }
     let parsed = RunOnly::try_parse_from(std::iter::once("run".to_string()).chain(a.run.iter().cloned()))
         .map_err(|e| anyhow::anyhow!("the `moat loadtest run` flags after `--`: {e}"))?;
     for f in &a.floods {
-        dataplane::gen::parse_mix(flood_mix(f)).map_err(anyhow::Error::msg).with_context(|| format!("--floods {f}"))?;
+        dataplane::gen::parse_mix(flood_mix(f))
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--floods {f}"))?;
     }
     if a.rates.is_empty() {
         bail!("--rates: no rate");
@@ -217,14 +227,29 @@ impl Api {
             return Ok(r.into_string()?);
         };
         let out = Command::new("ip")
-            .args(["netns", "exec", ns, "curl", "-sS", "--fail", "--max-time", "5", "-X", method, "-H"])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "curl",
+                "-sS",
+                "--fail",
+                "--max-time",
+                "5",
+                "-X",
+                method,
+                "-H",
+            ])
             .arg(&auth)
             .arg(&url)
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("ip netns exec {ns} curl {url}"))?;
         if !out.status.success() {
-            bail!("{method} {url} in {ns}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "{method} {url} in {ns}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -251,14 +276,24 @@ fn iface_counter(ns: Option<&str>, iface: &str, name: &str) -> anyhow::Result<u6
 }
 
 /// One step: the run's process, Moat's counters around it, the CSV row.
-fn step(a: &SweepArgs, api: &Api, r: &RunArgs, dir: &Path, (i, flood, rate): (usize, &str, u64)) -> anyhow::Result<String> {
+fn step(
+    a: &SweepArgs,
+    api: &Api,
+    r: &RunArgs,
+    dir: &Path,
+    (i, flood, rate): (usize, &str, u64),
+) -> anyhow::Result<String> {
     if a.flush_verified {
-        api.call("DELETE", "/api/v1/verified").context("flushing Moat's verified sources")?;
+        api.call("DELETE", "/api/v1/verified")
+            .context("flushing Moat's verified sources")?;
     }
     let ns = a.inet_ns.as_deref();
     let json = dir.join(format!("step{i}.json"));
     let before = api.get("/api/v1/stats")?;
-    let wire0 = (iface_counter(ns, &r.iface, "tx_packets")?, iface_counter(ns, &r.iface, "tx_dropped")?);
+    let wire0 = (
+        iface_counter(ns, &r.iface, "tx_packets")?,
+        iface_counter(ns, &r.iface, "tx_dropped")?,
+    );
     let exe = std::env::current_exe().context("the moat binary's path")?;
     let mut c = match ns {
         Some(ns) => {
@@ -269,7 +304,8 @@ fn step(a: &SweepArgs, api: &Api, r: &RunArgs, dir: &Path, (i, flood, rate): (us
         None => Command::new(&exe),
     };
     c.args(["loadtest", "run"]).args(&a.run);
-    c.args(["--duration", &a.step_secs.to_string(), "--quiet", "--json"]).arg(&json);
+    c.args(["--duration", &a.step_secs.to_string(), "--quiet", "--json"])
+        .arg(&json);
     if rate > 0 {
         c.args(["--flood", flood_mix(flood), "--flood-pps", &rate.to_string()]);
     }
@@ -283,7 +319,10 @@ fn step(a: &SweepArgs, api: &Api, r: &RunArgs, dir: &Path, (i, flood, rate): (us
     }
     std::thread::sleep(Duration::from_secs_f64(a.settle_secs));
     let after = api.get("/api/v1/stats")?;
-    let wire1 = (iface_counter(ns, &r.iface, "tx_packets")?, iface_counter(ns, &r.iface, "tx_dropped")?);
+    let wire1 = (
+        iface_counter(ns, &r.iface, "tx_packets")?,
+        iface_counter(ns, &r.iface, "tx_dropped")?,
+    );
     let result: Value = serde_json::from_slice(&std::fs::read(&json)?).context("the step's JSON")?;
     let wire = (wire1.0.saturating_sub(wire0.0), wire1.1.saturating_sub(wire0.1));
     Ok(row((i, flood, rate), &result, &before, &after, wire))
@@ -306,7 +345,9 @@ fn opt(x: Option<f64>, digits: usize) -> String {
 /// after.
 pub fn row((i, flood, rate): (usize, &str, u64), r: &Value, before: &Value, after: &Value, wire: (u64, u64)) -> String {
     let delta = |path: &[&str]| num(after, path).saturating_sub(num(before, path));
-    let secs = float(r, &["flood", "secs"]).or(float(r, &["elapsed_secs"])).unwrap_or(0.0);
+    let secs = float(r, &["flood", "secs"])
+        .or(float(r, &["elapsed_secs"]))
+        .unwrap_or(0.0);
     let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
     let sent = num(r, &["flood", "sent"]);
     let moat_rx = delta(&["ports", "outside", "rx_packets"]);
@@ -344,7 +385,10 @@ pub fn row((i, flood, rate): (usize, &str, u64), r: &Value, before: &Value, afte
         num(g, &["tcp", "challenge_rsts"]),
     );
     let c = &r["curl"];
-    let failed: u64 = ["timeout", "reset", "bad_answer"].iter().map(|k| num(c, &["failed", k])).sum();
+    let failed: u64 = ["timeout", "reset", "bad_answer"]
+        .iter()
+        .map(|k| num(c, &["failed", k]))
+        .sum();
     let _ = write!(
         s,
         ",{},{},{failed},{},{},{}",
@@ -363,13 +407,19 @@ fn default_title() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            })
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    format!("moat loadtest sweep, {} ({cpu}, {cores} cores), {}", host.trim(), utc(secs))
+    format!(
+        "moat loadtest sweep, {} ({cpu}, {cores} cores), {}",
+        host.trim(),
+        utc(secs)
+    )
 }
 
 /// `YYYY-MM-DD HH:MM UTC` of Unix seconds (the civil-from-days algorithm of
@@ -447,12 +497,24 @@ mod tests {
             run: run.iter().map(|s| s.to_string()).collect(),
         };
         let ok = [
-            "--iface", "a", "--rx-iface", "b", "--src", "10.0.0.1-10.0.0.9", "--vip", "10.1.1.1", "--gateway", "10.0.0.254",
+            "--iface",
+            "a",
+            "--rx-iface",
+            "b",
+            "--src",
+            "10.0.0.1-10.0.0.9",
+            "--vip",
+            "10.1.1.1",
+            "--gateway",
+            "10.0.0.254",
         ];
         assert_eq!(validate(&args(&ok)).unwrap().iface, "a");
         let mut own = ok.to_vec();
         own.extend(["--duration", "3"]);
-        assert!(validate(&args(&own)).unwrap_err().to_string().contains("the sweep sets it"));
+        assert!(validate(&args(&own))
+            .unwrap_err()
+            .to_string()
+            .contains("the sweep sets it"));
         assert!(validate(&args(&["--iface", "a"])).is_err());
         let mut bad = args(&ok);
         bad.floods = vec!["tsunami".into()];
