@@ -183,7 +183,7 @@ impl Sim {
         let out: Vec<Seen> = self.take_sent().iter().map(|f| seen(f)).collect();
         assert_eq!(out.len(), 2, "ACK and request: {out:?}");
         assert_eq!((out[0].flags, out[0].ack), (ACK, IRS + 1));
-        assert_eq!(out[0].tsval.is_some(), true, "timestamps agreed");
+        assert!(out[0].tsval.is_some(), "timestamps agreed");
         assert_eq!(out[1].flags, PSH | ACK);
         assert_eq!(out[1].payload, self.request);
         let seq = out[1].seq.wrapping_add(self.request.len() as u32);
@@ -403,4 +403,170 @@ fn out_of_order_data_draws_a_duplicate_ack_and_strangers_are_strays() {
     assert!(s.conn.idle());
     s.deliver(MILLISECOND, &synack);
     assert_eq!(s.totals.c.rx_stray, 1);
+}
+
+/// A wire for the whole engine: frames the clients send on the outside
+/// port are answered at once by a minimal origin (SYN-ACK, the page and
+/// its FIN, the ACK of the client's FIN) on the inside port, as by direct
+/// server return.
+struct OriginQueues {
+    pool: crate::port::Pool,
+    inside: std::collections::VecDeque<Vec<u8>>,
+    /// Frames to deliver on the outside port (strays from elsewhere).
+    outside: std::collections::VecDeque<Vec<u8>>,
+    sent: u64,
+}
+
+impl OriginQueues {
+    fn answer(&mut self, frame: &[u8]) {
+        let s = seen(frame);
+        let p = parse(frame).unwrap();
+        let IpAddr::V4(client) = p.src else { panic!("IPv4") };
+        let ep = Endpoints {
+            src_mac: [2, 0, 0, 0, 0, 3],
+            dst_mac: [2, 0, 0, 0, 0, 1],
+            src: VIP,
+            dst: client,
+            sport: 80,
+            dport: s.sport,
+        };
+        let mut reply = |seq: u32, ack: u32, flags: u8, payload: &[u8]| {
+            let seg = Segment {
+                seq,
+                ack,
+                flags,
+                window: 509,
+                options: Options::None,
+                ip_id: 0,
+                payload,
+            };
+            let mut f = vec![0; frames::frame_len(&seg)];
+            frames::write(&ep, &seg, &mut f).unwrap();
+            self.inside.push_back(f);
+        };
+        const IRS: u32 = 77;
+        if s.flags == SYN {
+            reply(IRS, s.seq + 1, SYN | ACK, &[]);
+        } else if !s.payload.is_empty() {
+            reply(IRS + 1, s.seq + s.payload.len() as u32, PSH | ACK | FIN, PAGE);
+        } else if s.flags & FIN != 0 {
+            reply(IRS + 2 + PAGE.len() as u32, s.seq + 1, ACK, &[]);
+        }
+    }
+}
+
+impl crate::port::Queues for OriginQueues {
+    type Frame = crate::port::HeapFrame;
+
+    fn rx_burst(&mut self, port: crate::port::PortId, out: &mut crate::port::Burst<Self::Frame>, max: usize) -> usize {
+        let q = match port {
+            crate::port::PortId::Outside => &mut self.outside,
+            crate::port::PortId::Inside => &mut self.inside,
+        };
+        let mut n = 0;
+        while n < max && !out.is_full() {
+            let Some(bytes) = q.pop_front() else { break };
+            let mut f = self.pool.alloc().expect("pool");
+            assert!(f.fill(&bytes));
+            out.push(f);
+            n += 1;
+        }
+        n
+    }
+
+    fn tx_burst(&mut self, port: crate::port::PortId, frames: &mut crate::port::Burst<Self::Frame>) -> usize {
+        assert_eq!(port, crate::port::PortId::Outside, "clients send toward Moat only");
+        let n = frames.len();
+        for f in frames.drain(..) {
+            use crate::port::Frame;
+            let bytes = f.data().to_vec();
+            self.answer(&bytes);
+            self.sent += 1;
+            self.pool.free(f);
+        }
+        n
+    }
+
+    fn free(&mut self, f: Self::Frame) {
+        self.pool.free(f);
+    }
+
+    fn alloc(&mut self) -> Option<Self::Frame> {
+        self.pool.alloc()
+    }
+}
+
+#[test]
+fn the_engine_runs_its_clients_to_the_end_and_finds_them_by_address_and_port() {
+    use super::engine::{run, CoreConfig};
+    use super::layout::Layout;
+    use super::stats::Live;
+    use std::sync::atomic::AtomicBool;
+
+    // Core 0 of 2: the clients on 10.10.0.100 and .102 (three of the five).
+    let layout = Layout::new(CLIENT, 4, 5, 2, 0).unwrap();
+    let cfg = CoreConfig {
+        layout,
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        dst: VIP,
+        dport: 80,
+        request: http::request("203.0.113.10", "/"),
+        timing: Timing {
+            think: 5 * MILLISECOND,
+            ..Timing::default()
+        },
+        duration: 150 * MILLISECOND,
+        ramp: 10 * MILLISECOND,
+        seed: 3,
+    };
+    let mut q = OriginQueues {
+        pool: crate::port::Pool::new(64),
+        inside: Default::default(),
+        outside: Default::default(),
+        sent: 0,
+    };
+    // A frame for the other core's address, and one for no client.
+    let stray = |dst: Ipv4Addr| {
+        let ep = Endpoints {
+            src_mac: [2; 6],
+            dst_mac: [2; 6],
+            src: VIP,
+            dst,
+            sport: 80,
+            dport: 32768,
+        };
+        let seg = Segment {
+            seq: 1,
+            ack: 1,
+            flags: SYN | ACK,
+            window: 1,
+            options: Options::None,
+            ip_id: 0,
+            payload: &[],
+        };
+        let mut f = vec![0; frames::frame_len(&seg)];
+        frames::write(&ep, &seg, &mut f).unwrap();
+        f
+    };
+    q.outside.push_back(stray(Ipv4Addr::new(10, 10, 0, 101)));
+    q.outside.push_back(stray(Ipv4Addr::new(10, 10, 0, 99)));
+    let live = Live::default();
+    let r = run(&mut q, &cfg, &AtomicBool::new(false), &live);
+    let c = r.totals.c;
+    assert_eq!(r.clients.len(), 3);
+    let addrs: Vec<Ipv4Addr> = r.clients.iter().map(|(a, _)| *a).collect();
+    assert_eq!(addrs, [CLIENT, Ipv4Addr::new(10, 10, 0, 102), CLIENT]);
+    assert!(
+        c.completed >= 3 && c.completed == c.tried && c.failed_total() == 0,
+        "{c:?}"
+    );
+    assert!(r.clients.iter().all(|(_, s)| s.completed >= 1));
+    assert_eq!(c.rx_stray, 2);
+    // SYN, ACK, request, and the FIN that also acknowledges the origin's
+    // (sent with the page) per connection.
+    assert_eq!(c.tx_frames, 4 * c.tried);
+    assert_eq!(q.sent, c.tx_frames);
+    assert_eq!(live.read()[1], c.completed, "the last figures are published");
+    assert!(r.elapsed >= cfg.duration);
 }
