@@ -40,7 +40,7 @@ pub enum Command {
     Run(cmd::run::RunArgs),
     /// Scrub a capture offline: clean pcap (GRE-encapsulated), replies pcap, JSON report.
     Scrub(cmd::scrub::ScrubArgs),
-    /// Generate legitimate and attack traffic to a pcap (seeded, deterministic).
+    /// Generate legitimate and attack traffic (seeded, deterministic) to a pcap, or send it on a live port at a set rate.
     Gen(cmd::gen::GenArgs),
     /// Measure Mpps per worker on the memory backend (SYN flood, ACK flood, clean GRE path) for 1..N workers.
     Bench(cmd::bench::BenchArgs),
