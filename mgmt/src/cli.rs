@@ -40,7 +40,7 @@ pub enum Command {
     Run(cmd::run::RunArgs),
     /// Scrub a capture offline: clean pcap (GRE-encapsulated), replies pcap, JSON report.
     Scrub(cmd::scrub::ScrubArgs),
-    /// Generate legitimate and attack traffic to a pcap (seeded, deterministic).
+    /// Generate legitimate and attack traffic (seeded, deterministic) to a pcap, or send it on a live port at a set rate.
     Gen(cmd::gen::GenArgs),
     /// Load-test a node live: generated clients that answer Moat's challenges, beside a flood; sweeps and plots.
     Loadtest(cmd::loadtest::LoadtestArgs),

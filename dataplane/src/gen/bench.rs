@@ -104,7 +104,9 @@ fn established(n: usize, vip: Ipv4Addr, macs: Macs) -> Vec<Vec<u8>> {
             window: 64240,
             options: &LINUX_SYN_OPTIONS,
         };
-        out.push(wire::tcp(&macs, &net, &syn, &[]));
+        let mut f = Vec::new();
+        wire::tcp(&mut f, &macs, &net, &syn, &[]);
+        out.push(f);
         for k in 0..CLEAN_SEGMENTS - 1 {
             let seg = Seg {
                 seq: isn.wrapping_add(1 + (k * payload.len()) as u32),
@@ -114,7 +116,9 @@ fn established(n: usize, vip: Ipv4Addr, macs: Macs) -> Vec<Vec<u8>> {
                 options: &[],
                 ..syn
             };
-            out.push(wire::tcp(&macs, &net.with_id(k as u16 + 1), &seg, &payload));
+            let mut f = Vec::new();
+            wire::tcp(&mut f, &macs, &net.with_id(k as u16 + 1), &seg, &payload);
+            out.push(f);
         }
     }
     out

@@ -9,6 +9,7 @@
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
+use arrayvec::ArrayVec;
 use classifier::time::Nanos;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -40,21 +41,24 @@ fn spoofed(ctx: &mut Ctx, ittl: u8, df: bool) -> Net {
     }
 }
 
-fn random_bytes(rng: &mut ChaCha8Rng, len: usize) -> Vec<u8> {
-    (0..len).map(|_| rng.gen()).collect()
+/// Replaces `buf`'s contents with `len` random bytes (one draw each).
+fn random_bytes(rng: &mut ChaCha8Rng, buf: &mut Vec<u8>, len: usize) {
+    buf.clear();
+    buf.extend((0..len).map(|_| rng.gen::<u8>()));
 }
 
 pub(crate) fn syn(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     let mirai = ctx.rng.gen_bool(0.5);
     let net = spoofed(ctx, 64, mirai);
     let rng = &mut ctx.rng;
-    let (window, opts) = if mirai {
-        let mut o = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
-        o.extend_from_slice(&rng.gen::<u32>().to_be_bytes());
-        o.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 6]);
-        (rng.gen(), o)
+    let mut opts = ArrayVec::<u8, 40>::new();
+    let window = if mirai {
+        opts.extend([2, 4, 0x05, 0xb4, 4, 2, 8, 10]);
+        opts.extend(rng.gen::<u32>().to_be_bytes());
+        opts.extend([0, 0, 0, 0, 1, 3, 3, 6]);
+        rng.gen()
     } else {
-        (512, Vec::new())
+        512
     };
     let seg = Seg {
         sport: rng.gen(),
@@ -65,7 +69,9 @@ pub(crate) fn syn(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
         window,
         options: &opts,
     };
-    q.push(at, Profile::SynFlood, wire::tcp(&ctx.macs(), &net, &seg, &[]));
+    let mut f = q.buf();
+    wire::tcp(&mut f, &ctx.macs(), &net, &seg, &[]);
+    q.push(at, Profile::SynFlood, f);
 }
 
 pub(crate) fn ack(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
@@ -78,7 +84,7 @@ pub(crate) fn ack(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     } else {
         (ACK, 0)
     };
-    let payload = random_bytes(&mut ctx.rng, len);
+    random_bytes(&mut ctx.rng, &mut ctx.payload, len);
     let rng = &mut ctx.rng;
     let seg = Seg {
         sport: rng.gen(),
@@ -89,7 +95,9 @@ pub(crate) fn ack(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
         window: rng.gen(),
         options: &[],
     };
-    q.push(at, Profile::AckFlood, wire::tcp(&ctx.macs(), &net, &seg, &payload));
+    let mut f = q.buf();
+    wire::tcp(&mut f, &ctx.macs(), &net, &seg, &ctx.payload);
+    q.push(at, Profile::AckFlood, f);
 }
 
 pub(crate) fn rst(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
@@ -106,7 +114,9 @@ pub(crate) fn rst(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
         window: 0,
         options: &[],
     };
-    q.push(at, Profile::RstFlood, wire::tcp(&ctx.macs(), &net, &seg, &[]));
+    let mut f = q.buf();
+    wire::tcp(&mut f, &ctx.macs(), &net, &seg, &[]);
+    q.push(at, Profile::RstFlood, f);
 }
 
 pub(crate) fn udp(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
@@ -114,16 +124,15 @@ pub(crate) fn udp(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     let rng = &mut ctx.rng;
     let dport = if rng.gen_bool(0.5) { ctx.cfg.udp_port } else { rng.gen() };
     let len = rng.gen_range(0..=1400);
-    let mut payload = random_bytes(rng, len);
+    let payload = &mut ctx.payload;
+    random_bytes(rng, payload, len);
     let magic = &ctx.cfg.game_magic;
     // Flood payloads must not pass the game's payload rule by chance.
     if !magic.is_empty() && payload.starts_with(magic) {
         payload[0] = !magic[0];
     }
     let sport = ctx.rng.gen();
-    q.push(
-        at,
-        Profile::UdpFlood,
-        wire::udp(&ctx.macs(), &net, sport, dport, &payload),
-    );
+    let mut f = q.buf();
+    wire::udp(&mut f, &ctx.macs(), &net, sport, dport, &ctx.payload);
+    q.push(at, Profile::UdpFlood, f);
 }

@@ -28,9 +28,30 @@ pub(crate) fn event(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     }
 }
 
-fn payload(ctx: &mut Ctx) -> Vec<u8> {
+/// A datagram's random payload, written over the context's payload buffer.
+fn payload(ctx: &mut Ctx) {
     let len = ctx.rng.gen_range(1500..=4000);
-    (0..len).map(|_| ctx.rng.gen()).collect()
+    ctx.payload.clear();
+    ctx.payload.extend((0..len).map(|_| ctx.rng.gen::<u8>()));
+}
+
+/// Queues `l4` (a transport header and payload) cut into fragments, one
+/// every [`GAP`] from `at`, built by `fragment(out, offset, more, chunk)`.
+fn queue_fragments(
+    ctx: &Ctx,
+    q: &mut Sched,
+    at: Nanos,
+    chunk_len: usize,
+    fragment: impl Fn(&mut Vec<u8>, &wire::Macs, u16, bool, &[u8]),
+) {
+    let l4 = &ctx.l4;
+    let n = l4.len().div_ceil(chunk_len);
+    for (i, chunk) in l4.chunks(chunk_len).enumerate() {
+        let offset = (i * chunk_len / 8) as u16;
+        let mut f = q.buf();
+        fragment(&mut f, &ctx.macs(), offset, i + 1 < n, chunk);
+        q.push(at.saturating_add(GAP * i as u64), Profile::Frag, f);
+    }
 }
 
 fn v4_datagram(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
@@ -44,14 +65,17 @@ fn v4_datagram(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
         df: false,
         id,
     };
-    let data = payload(ctx);
-    let (proto, l4) = if ctx.rng.gen_ratio(7, 10) {
+    payload(ctx);
+    ctx.l4.clear();
+    let proto = if ctx.rng.gen_ratio(7, 10) {
         let dport = if ctx.rng.gen_bool(0.5) {
             ctx.cfg.udp_port
         } else {
             ctx.rng.gen()
         };
-        (IpNumber::UDP, wire::udp_bytes(&net, ctx.rng.gen(), dport, &data))
+        let sport = ctx.rng.gen();
+        wire::udp_bytes(&mut ctx.l4, &net, sport, dport, &ctx.payload);
+        IpNumber::UDP
     } else {
         let rng = &mut ctx.rng;
         let seg = Seg {
@@ -63,14 +87,12 @@ fn v4_datagram(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
             window: rng.gen(),
             options: &[],
         };
-        (IpNumber::TCP, wire::tcp_bytes(&net, &seg, &data))
+        wire::tcp_bytes(&mut ctx.l4, &net, &seg, &ctx.payload);
+        IpNumber::TCP
     };
-    let n = l4.len().div_ceil(V4_CHUNK);
-    for (i, chunk) in l4.chunks(V4_CHUNK).enumerate() {
-        let offset = (i * V4_CHUNK / 8) as u16;
-        let f = wire::ipv4_fragment(&ctx.macs(), (src, dst, ttl, id), proto, offset, i + 1 < n, chunk);
-        q.push(at.saturating_add(GAP * i as u64), Profile::Frag, f);
-    }
+    queue_fragments(ctx, q, at, V4_CHUNK, |out, macs, offset, more, chunk| {
+        wire::ipv4_fragment(out, macs, (src, dst, ttl, id), proto, offset, more, chunk);
+    });
 }
 
 fn v4_lone(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
@@ -83,14 +105,17 @@ fn v4_lone(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     if more {
         len &= !7;
     }
-    let chunk: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
-    let f = wire::ipv4_fragment(
+    ctx.payload.clear();
+    ctx.payload.extend((0..len).map(|_| rng.gen::<u8>()));
+    let mut f = q.buf();
+    wire::ipv4_fragment(
+        &mut f,
         &ctx.macs(),
         (src, ctx.cfg.vip, ttl, id),
         IpNumber::UDP,
         offset,
         more,
-        &chunk,
+        &ctx.payload,
     );
     q.push(at, Profile::Frag, f);
 }
@@ -100,7 +125,7 @@ fn v6_datagram(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     let dst = ctx.cfg.vip6;
     let hops = 64 - ctx.rng.gen_range(4..=24);
     let id = ctx.rng.gen();
-    let data = payload(ctx);
+    payload(ctx);
     let net = Net::V6 {
         src,
         dst,
@@ -112,18 +137,10 @@ fn v6_datagram(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     } else {
         ctx.rng.gen()
     };
-    let l4 = wire::udp_bytes(&net, ctx.rng.gen(), dport, &data);
-    let n = l4.len().div_ceil(V6_CHUNK);
-    for (i, chunk) in l4.chunks(V6_CHUNK).enumerate() {
-        let offset = (i * V6_CHUNK / 8) as u16;
-        let f = wire::ipv6_fragment(
-            &ctx.macs(),
-            (src, dst, hops, id),
-            IpNumber::UDP,
-            offset,
-            i + 1 < n,
-            chunk,
-        );
-        q.push(at.saturating_add(GAP * i as u64), Profile::Frag, f);
-    }
+    let sport = ctx.rng.gen();
+    ctx.l4.clear();
+    wire::udp_bytes(&mut ctx.l4, &net, sport, dport, &ctx.payload);
+    queue_fragments(ctx, q, at, V6_CHUNK, |out, macs, offset, more, chunk| {
+        wire::ipv6_fragment(out, macs, (src, dst, hops, id), IpNumber::UDP, offset, more, chunk);
+    });
 }

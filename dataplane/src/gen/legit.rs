@@ -28,6 +28,9 @@
 //! - without secrets, the client's answer cannot be computed, so it is not
 //!   generated: the SYN is retransmitted at +1 s and +3 s, then nothing.
 
+use std::io::Write;
+
+use arrayvec::ArrayVec;
 use classifier::cookie::{self, Tuple};
 use classifier::policy::SynAuth;
 use classifier::time::{Nanos, MILLISECOND, SECOND};
@@ -98,24 +101,24 @@ impl Os {
     }
 
     /// The SYN's options, in the stack's order (kind, length, value).
-    fn syn_options(self, mss: u16, tsval: u32) -> Vec<u8> {
+    fn syn_options(self, mss: u16, tsval: u32) -> ArrayVec<u8, 40> {
         let [m0, m1] = mss.to_be_bytes();
         let ts = tsval.to_be_bytes();
+        let mut o = ArrayVec::new();
         match self {
             Os::Linux => {
-                let mut o = vec![2, 4, m0, m1, 4, 2, 8, 10];
-                o.extend_from_slice(&ts);
-                o.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 7]);
-                o
+                o.extend([2, 4, m0, m1, 4, 2, 8, 10]);
+                o.extend(ts);
+                o.extend([0, 0, 0, 0, 1, 3, 3, 7]);
             }
-            Os::Windows => vec![2, 4, m0, m1, 1, 3, 3, 8, 1, 1, 4, 2],
+            Os::Windows => o.extend([2, 4, m0, m1, 1, 3, 3, 8, 1, 1, 4, 2]),
             Os::Mac => {
-                let mut o = vec![2, 4, m0, m1, 1, 3, 3, 6, 1, 1, 8, 10];
-                o.extend_from_slice(&ts);
-                o.extend_from_slice(&[0, 0, 0, 0, 4, 2, 0, 0]);
-                o
+                o.extend([2, 4, m0, m1, 1, 3, 3, 6, 1, 1, 8, 10]);
+                o.extend(ts);
+                o.extend([0, 0, 0, 0, 4, 2, 0, 0]);
             }
         }
+        o
     }
 
     fn user_agent(self) -> &'static str {
@@ -251,7 +254,8 @@ impl Flow {
         net
     }
 
-    fn syn(&mut self, ctx: &mut Ctx, at: Nanos) -> Vec<u8> {
+    /// Queues the SYN, sent at `at`.
+    fn syn(&mut self, ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
         let opts = self.os.syn_options(self.mss, self.tsval(at));
         let seg = Seg {
             sport: self.sport,
@@ -263,28 +267,33 @@ impl Flow {
             options: &opts,
         };
         let net = self.next_net(ctx);
-        wire::tcp(&ctx.macs(), &net, &seg, &[])
+        let mut f = q.buf();
+        wire::tcp(&mut f, &ctx.macs(), &net, &seg, &[]);
+        q.push(at, Profile::Legit, f);
     }
 
-    /// A segment after the handshake; `ts` adds the timestamp option when
-    /// the stack uses it (not on answers to Moat, which sends none).
+    /// Queues a segment after the handshake, sent at `at`; `ts` adds the
+    /// timestamp option when the stack uses it (not on answers to Moat,
+    /// which sends none).
+    #[allow(clippy::too_many_arguments)]
     fn seg(
         &mut self,
         ctx: &mut Ctx,
+        q: &mut Sched,
         at: Nanos,
         flags: u8,
         (seq, ack): (u32, u32),
         ts: bool,
         payload: &[u8],
-    ) -> Vec<u8> {
-        let mut opts = Vec::new();
+    ) {
+        let mut opts = ArrayVec::<u8, 40>::new();
         if ts && self.os.has_ts() {
             let tsecr = self
                 .server_ts
                 .wrapping_add((at.saturating_sub(self.t0) / MILLISECOND) as u32);
-            opts.extend_from_slice(&[1, 1, 8, 10]);
-            opts.extend_from_slice(&self.tsval(at).to_be_bytes());
-            opts.extend_from_slice(&tsecr.to_be_bytes());
+            opts.extend([1, 1, 8, 10]);
+            opts.extend(self.tsval(at).to_be_bytes());
+            opts.extend(tsecr.to_be_bytes());
         }
         let window = if flags & RST != 0 { 0 } else { self.os.data_window() };
         let seg = Seg {
@@ -297,32 +306,35 @@ impl Flow {
             options: &opts,
         };
         let net = self.next_net(ctx);
-        wire::tcp(&ctx.macs(), &net, &seg, payload)
+        let mut f = q.buf();
+        wire::tcp(&mut f, &ctx.macs(), &net, &seg, payload);
+        q.push(at, Profile::Legit, f);
     }
 
+    /// The request, written into the context's payload buffer, which the
+    /// caller takes (and gives back).
     fn request(&self, ctx: &mut Ctx) -> Vec<u8> {
-        let host = match self.net {
-            Net::V4 { dst, .. } => dst.to_string(),
-            Net::V6 { dst, .. } => format!("[{dst}]"),
-        };
         let path = PATHS[ctx.rng.gen_range(0..PATHS.len())];
-        format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n",
-            self.os.user_agent()
-        )
-        .into_bytes()
+        let mut b = std::mem::take(&mut ctx.payload);
+        b.clear();
+        let ua = self.os.user_agent();
+        // Writing into a Vec cannot fail.
+        let _ = match self.net {
+            Net::V4 { dst, .. } => write!(b, "GET {path} HTTP/1.1\r\nHost: {dst}\r\n"),
+            Net::V6 { dst, .. } => write!(b, "GET {path} HTTP/1.1\r\nHost: [{dst}]\r\n"),
+        };
+        let _ = write!(b, "User-Agent: {ua}\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n");
+        b
     }
 
     /// A connection whose SYN passes at `t`: SYN, handshake ACK, one or two
     /// requests each followed by ACKs of the response, FIN, last ACK.
     fn session(&mut self, ctx: &mut Ctx, q: &mut Sched, t: Nanos) {
-        let f = self.syn(ctx, t);
-        q.push(t, Profile::Legit, f);
+        self.syn(ctx, q, t);
         let mut t = t.saturating_add(self.rtt);
         let mut seq = self.isn.wrapping_add(1);
         let mut ack = self.server_isn.wrapping_add(1);
-        let f = self.seg(ctx, t, ACK, (seq, ack), true, &[]);
-        q.push(t, Profile::Legit, f);
+        self.seg(ctx, q, t, ACK, (seq, ack), true, &[]);
         let requests = if ctx.rng.gen_ratio(3, 10) { 2 } else { 1 };
         for r in 0..requests {
             // The first request follows the handshake at once; a second one
@@ -334,9 +346,9 @@ impl Flow {
             };
             t = t.saturating_add(gap);
             let req = self.request(ctx);
-            let f = self.seg(ctx, t, PSH | ACK, (seq, ack), true, &req);
-            q.push(t, Profile::Legit, f);
+            self.seg(ctx, q, t, PSH | ACK, (seq, ack), true, &req);
             seq = seq.wrapping_add(req.len() as u32);
+            ctx.payload = req;
             // Delayed ACKs (RFC 9293 §3.8.6.3): one per two full segments,
             // at most four modelled per response.
             let resp: u32 = ctx.rng.gen_range(300..=60_000);
@@ -347,18 +359,15 @@ impl Flow {
                 } else {
                     self.rtt / 4 + 100 * MICROSECOND
                 });
-                let f = self.seg(ctx, t, ACK, (seq, ack.wrapping_add(resp / acks * k)), true, &[]);
-                q.push(t, Profile::Legit, f);
+                self.seg(ctx, q, t, ACK, (seq, ack.wrapping_add(resp / acks * k)), true, &[]);
             }
             ack = ack.wrapping_add(resp / acks * acks);
         }
         t = t.saturating_add(ctx.rng.gen_range(1..=100) * MILLISECOND);
-        let f = self.seg(ctx, t, FIN | ACK, (seq, ack), true, &[]);
-        q.push(t, Profile::Legit, f);
+        self.seg(ctx, q, t, FIN | ACK, (seq, ack), true, &[]);
         // The server's FIN arrives one RTT later and is acknowledged.
         t = t.saturating_add(self.rtt);
-        let f = self.seg(ctx, t, ACK, (seq.wrapping_add(1), ack.wrapping_add(1)), true, &[]);
-        q.push(t, Profile::Legit, f);
+        self.seg(ctx, q, t, ACK, (seq.wrapping_add(1), ack.wrapping_add(1)), true, &[]);
     }
 }
 
@@ -386,32 +395,29 @@ fn web(ctx: &mut Ctx, q: &mut Sched, at: Nanos, v6: bool) {
     }
     let Some(secrets) = ctx.cfg.secrets.clone() else {
         for dt in [0, SECOND, 3 * SECOND] {
-            let t = at.saturating_add(dt);
-            let s = f.syn(ctx, t);
-            q.push(t, Profile::Legit, s);
+            f.syn(ctx, q, at.saturating_add(dt));
         }
         return;
     };
     let c = cookie::make(&secrets, &f.tuple(), at, cookie::mss_index(f.mss));
-    let s = f.syn(ctx, at);
-    q.push(at, Profile::Legit, s);
+    f.syn(ctx, q, at);
     let answered = at.saturating_add(f.rtt);
     let verified = &mut ctx.verified[f.client];
     *verified = (*verified).min(answered);
     if auth == SynAuth::ChallengeAck {
-        let r = f.seg(ctx, answered, RST, (c, 0), false, &[]);
-        q.push(answered, Profile::Legit, r);
+        f.seg(ctx, q, answered, RST, (c, 0), false, &[]);
         f.session(ctx, q, at.saturating_add(SECOND));
     } else {
-        let a = f.seg(
+        let isn = f.isn;
+        f.seg(
             ctx,
+            q,
             answered,
             ACK,
-            (f.isn.wrapping_add(1), c.wrapping_add(1)),
+            (isn.wrapping_add(1), c.wrapping_add(1)),
             false,
             &[],
         );
-        q.push(answered, Profile::Legit, a);
         let again = answered.saturating_add(200 * MILLISECOND + ctx.rng.gen_range(0..=20) * MILLISECOND);
         let mut g = f.reconnect(ctx, again);
         g.session(ctx, q, again);
@@ -439,12 +445,15 @@ fn game(ctx: &mut Ctx, q: &mut Sched, at: Nanos, v6: bool) {
     let mut flow = Flow { net, ..f };
     for seq in 0..n {
         let t = at.saturating_add(tick * u64::from(seq));
-        let mut payload = ctx.cfg.game_magic.clone();
+        let payload = &mut ctx.payload;
+        payload.clear();
+        payload.extend_from_slice(&ctx.cfg.game_magic);
         payload.extend_from_slice(&seq.to_be_bytes());
         let extra = ctx.rng.gen_range(16..=160);
         payload.extend((0..extra).map(|_| ctx.rng.gen::<u8>()));
         let net = flow.next_net(ctx);
-        let frame = wire::udp(&ctx.macs(), &net, sport, ctx.cfg.udp_port, &payload);
+        let mut frame = q.buf();
+        wire::udp(&mut frame, &ctx.macs(), &net, sport, ctx.cfg.udp_port, &ctx.payload);
         q.push(t, Profile::Legit, frame);
     }
 }

@@ -68,7 +68,7 @@ fn source(ctx: &mut Ctx, ttl: u8) -> Net {
     }
 }
 
-fn tcp_with_flags(ctx: &mut Ctx, net: &Net, sport: u16, flags: u8) -> Vec<u8> {
+fn tcp_with_flags(ctx: &mut Ctx, f: &mut Vec<u8>, net: &Net, sport: u16, flags: u8) {
     let rng = &mut ctx.rng;
     let seg = Seg {
         sport,
@@ -79,60 +79,56 @@ fn tcp_with_flags(ctx: &mut Ctx, net: &Net, sport: u16, flags: u8) -> Vec<u8> {
         window: rng.gen(),
         options: &[],
     };
-    wire::tcp(&ctx.macs(), net, &seg, &[])
+    wire::tcp(f, &ctx.macs(), net, &seg, &[]);
 }
 
-fn udp(ctx: &mut Ctx, net: &Net) -> Vec<u8> {
+fn udp(ctx: &mut Ctx, f: &mut Vec<u8>, net: &Net) {
     let len = ctx.rng.gen_range(8..=512);
-    let payload: Vec<u8> = (0..len).map(|_| ctx.rng.gen()).collect();
+    ctx.payload.clear();
+    ctx.payload.extend((0..len).map(|_| ctx.rng.gen::<u8>()));
     let sport = ctx.rng.gen();
-    wire::udp(&ctx.macs(), net, sport, ctx.cfg.udp_port, &payload)
+    wire::udp(f, &ctx.macs(), net, sport, ctx.cfg.udp_port, &ctx.payload);
 }
 
-/// A packet with `defect`.
-pub(crate) fn build(ctx: &mut Ctx, defect: Defect) -> Vec<u8> {
+/// Writes a packet with `defect` over `f`.
+pub(crate) fn build(ctx: &mut Ctx, defect: Defect, f: &mut Vec<u8>) {
+    f.clear();
     let ttl = 64 - ctx.rng.gen_range(4..=24);
     let net = source(ctx, ttl);
     let sport = ctx.rng.gen();
-    let syn = |ctx: &mut Ctx| tcp_with_flags(ctx, &net, sport, SYN);
+    let syn = |ctx: &mut Ctx, f: &mut Vec<u8>| tcp_with_flags(ctx, f, &net, sport, SYN);
     match defect {
         Defect::TruncatedEthernet => {
-            let mut f = syn(ctx);
+            syn(ctx, f);
             f.truncate(ctx.rng.gen_range(1..IP_AT));
-            f
         }
         Defect::TruncatedIpv4 => {
-            let mut f = syn(ctx);
+            syn(ctx, f);
             f.truncate(IP_AT + ctx.rng.gen_range(1..20));
-            f
         }
         Defect::ShortIhl => {
-            let mut f = syn(ctx);
+            syn(ctx, f);
             f[IP_AT] = 0x40 | ctx.rng.gen_range(0..5u8);
-            f
         }
         Defect::TotalLenBeyondFrame => {
-            let mut f = syn(ctx);
+            syn(ctx, f);
             let claimed = (f.len() - IP_AT + ctx.rng.gen_range(1..=1000)) as u16;
             f[IP_AT + 2..IP_AT + 4].copy_from_slice(&claimed.to_be_bytes());
-            wire::refresh_ipv4_checksum(&mut f);
-            f
+            wire::refresh_ipv4_checksum(f);
         }
         Defect::BadIpv4Checksum => {
-            let mut f = syn(ctx);
+            syn(ctx, f);
             f[IP_AT + 10] ^= ctx.rng.gen_range(1..=255u8);
-            f
         }
         Defect::TcpShortDoff => {
-            let mut f = syn(ctx);
+            syn(ctx, f);
             f[L4_AT + 12] = ctx.rng.gen_range(0..5u8) << 4;
-            f
         }
-        Defect::TcpNullFlags => tcp_with_flags(ctx, &net, sport, 0),
-        Defect::TcpSynFin => tcp_with_flags(ctx, &net, sport, SYN | FIN),
-        Defect::TcpXmas => tcp_with_flags(ctx, &net, sport, FIN | PSH | URG),
+        Defect::TcpNullFlags => tcp_with_flags(ctx, f, &net, sport, 0),
+        Defect::TcpSynFin => tcp_with_flags(ctx, f, &net, sport, SYN | FIN),
+        Defect::TcpXmas => tcp_with_flags(ctx, f, &net, sport, FIN | PSH | URG),
         Defect::UdpLenMismatch => {
-            let mut f = udp(ctx, &net);
+            udp(ctx, f, &net);
             let real = f.len() - L4_AT;
             // Half claim more than the datagram holds, half less (but still
             // at least the 8-byte header, so only the mismatch is wrong).
@@ -142,7 +138,6 @@ pub(crate) fn build(ctx: &mut Ctx, defect: Defect) -> Vec<u8> {
                 ctx.rng.gen_range(8..real)
             };
             f[L4_AT + 4..L4_AT + 6].copy_from_slice(&(claimed as u16).to_be_bytes());
-            f
         }
         Defect::Land => {
             let vip = ctx.cfg.vip;
@@ -154,24 +149,24 @@ pub(crate) fn build(ctx: &mut Ctx, defect: Defect) -> Vec<u8> {
                 id: ctx.rng.gen(),
             };
             let port = ctx.cfg.tcp_port;
-            tcp_with_flags(ctx, &land, port, SYN)
+            tcp_with_flags(ctx, f, &land, port, SYN);
         }
         Defect::ZeroTtl => {
-            let mut f = if ctx.rng.gen_bool(0.5) {
-                syn(ctx)
+            if ctx.rng.gen_bool(0.5) {
+                syn(ctx, f);
             } else {
-                udp(ctx, &net)
-            };
+                udp(ctx, f, &net);
+            }
             f[IP_AT + 8] = 0;
-            wire::refresh_ipv4_checksum(&mut f);
-            f
+            wire::refresh_ipv4_checksum(f);
         }
     }
 }
 
 pub(crate) fn event(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     let defect = Defect::ALL[ctx.rng.gen_range(0..Defect::ALL.len())];
-    let f = build(ctx, defect);
+    let mut f = q.buf();
+    build(ctx, defect, &mut f);
     q.push(at, Profile::Malformed, f);
 }
 
@@ -183,7 +178,13 @@ mod tests {
 
     fn frames(defect: Defect) -> Vec<Vec<u8>> {
         let mut ctx = super::super::test_ctx(7);
-        (0..50).map(|_| build(&mut ctx, defect)).collect()
+        (0..50)
+            .map(|_| {
+                let mut f = Vec::new();
+                build(&mut ctx, defect, &mut f);
+                f
+            })
+            .collect()
     }
 
     fn len_error_at(f: &[u8], layer: Layer) -> bool {

@@ -188,6 +188,10 @@ pub struct GenPacket {
     pub profile: Profile,
 }
 
+/// Initial capacity of the scratch buffers: the largest payload built at
+/// once (a memcached answer: up to 10,000 value bytes and its header).
+const SCRATCH: usize = 16 * 1024;
+
 /// Client and reflector address pools; fixed at start from the seed.
 const CLIENTS4: usize = 16_384;
 const CLIENTS6: usize = 4_096;
@@ -208,6 +212,10 @@ pub(crate) struct Ctx {
     pub verified: Vec<Nanos>,
     /// Reflectors for DNS, NTP and memcached, in that order.
     pub reflectors: [Vec<Ipv4Addr>; 3],
+    /// Scratch buffers reused for payloads and transport segments, so that
+    /// building a packet allocates nothing once they have grown.
+    pub payload: Vec<u8>,
+    pub l4: Vec<u8>,
 }
 
 impl Ctx {
@@ -311,6 +319,8 @@ impl Generator {
             clients6,
             verified: vec![u64::MAX; CLIENTS4 + CLIENTS6],
             reflectors,
+            payload: Vec::with_capacity(SCRATCH),
+            l4: Vec::with_capacity(SCRATCH),
         };
         Generator {
             ctx,

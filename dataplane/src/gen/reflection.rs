@@ -13,6 +13,8 @@
 //!   split over UDP datagrams of at most 1400 bytes, each with memcached's
 //!   8-byte UDP frame header (request id, sequence, total).
 
+use std::io::Write;
+
 use classifier::time::Nanos;
 use rand::Rng;
 
@@ -38,9 +40,10 @@ fn from_reflector(ctx: &mut Ctx, pool: usize) -> Net {
 
 const DOMAINS: [&str; 5] = ["isc.org", "ripe.net", "cpsc.gov", "example.com", "dnssec-tools.org"];
 
-/// A DNS response to `<domain> ANY`, `target` bytes or a little less.
-fn dns_answer(rng: &mut impl Rng, target: usize) -> Vec<u8> {
-    let mut m = Vec::with_capacity(target);
+/// A DNS response to `<domain> ANY`, `target` bytes or a little less,
+/// written over `m`.
+fn dns_answer(rng: &mut impl Rng, m: &mut Vec<u8>, target: usize) {
+    m.clear();
     m.extend_from_slice(&rng.gen::<u16>().to_be_bytes());
     // QR, RD, RA; one question, answers counted below, one additional (OPT).
     m.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 1]);
@@ -68,27 +71,25 @@ fn dns_answer(rng: &mut impl Rng, target: usize) -> Vec<u8> {
     m[6..8].copy_from_slice(&answers.to_be_bytes());
     // OPT: root name, type 41, UDP payload size 4096, no extended flags.
     m.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
-    m
 }
 
 pub(crate) fn dns(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     let net = from_reflector(ctx, 0);
     let target = ctx.rng.gen_range(520..=1472);
-    let payload = dns_answer(&mut ctx.rng, target);
+    dns_answer(&mut ctx.rng, &mut ctx.payload, target);
     let dport = ctx.rng.gen_range(1024..=65535);
-    q.push(
-        at,
-        Profile::DnsReflection,
-        wire::udp(&ctx.macs(), &net, 53, dport, &payload),
-    );
+    let mut f = q.buf();
+    wire::udp(&mut f, &ctx.macs(), &net, 53, dport, &ctx.payload);
+    q.push(at, Profile::DnsReflection, f);
 }
 
 /// Monlist entries per response packet and their size (`struct info_monitor_1`).
 const MON_ITEMS: usize = 6;
 const MON_ITEM_LEN: usize = 72;
 
-fn monlist(rng: &mut impl Rng, seq: u8, more: bool) -> Vec<u8> {
-    let mut m = Vec::with_capacity(8 + MON_ITEMS * MON_ITEM_LEN);
+/// A monlist response packet, written over `m`.
+fn monlist(rng: &mut impl Rng, m: &mut Vec<u8>, seq: u8, more: bool) {
+    m.clear();
     // Response bit, "more" bit, version 2, mode 7 (private).
     m.push(0x80 | if more { 0x40 } else { 0 } | (2 << 3) | 7);
     m.push(seq & 0x7f);
@@ -104,7 +105,6 @@ fn monlist(rng: &mut impl Rng, seq: u8, more: bool) -> Vec<u8> {
         item[31] = 4; // version
         m.extend_from_slice(&item); // v6_flag 0, unused, addr6 and daddr6 zero
     }
-    m
 }
 
 pub(crate) fn ntp(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
@@ -112,14 +112,12 @@ pub(crate) fn ntp(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     let dport = ctx.rng.gen_range(1024..=65535);
     let burst = ctx.rng.gen_range(1..=4u8);
     for seq in 0..burst {
-        let payload = monlist(&mut ctx.rng, seq, seq + 1 < burst);
+        monlist(&mut ctx.rng, &mut ctx.payload, seq, seq + 1 < burst);
         let t = at.saturating_add(NANOS_10US * u64::from(seq));
         let net = net.with_id(ctx.rng.gen());
-        q.push(
-            t,
-            Profile::NtpReflection,
-            wire::udp(&ctx.macs(), &net, 123, dport, &payload),
-        );
+        let mut f = q.buf();
+        wire::udp(&mut f, &ctx.macs(), &net, 123, dport, &ctx.payload);
+        q.push(t, Profile::NtpReflection, f);
     }
 }
 
@@ -131,14 +129,18 @@ pub(crate) fn memcached(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
     let dport = ctx.rng.gen_range(1024..=65535);
     let request_id: u16 = ctx.rng.gen();
     let value_len = ctx.rng.gen_range(2_000..=10_000usize);
-    let key = format!("k{:08x}", ctx.rng.gen::<u32>());
-    let mut body = format!("VALUE {key} 0 {value_len}\r\n").into_bytes();
+    let key = ctx.rng.gen::<u32>();
+    let mut body = std::mem::take(&mut ctx.l4);
+    let mut payload = std::mem::take(&mut ctx.payload);
+    body.clear();
+    // Writing into a Vec cannot fail.
+    let _ = write!(body, "VALUE k{key:08x} 0 {value_len}\r\n");
     body.extend((0..value_len).map(|_| ctx.rng.gen_range(b'a'..=b'z')));
     body.extend_from_slice(b"\r\nEND\r\n");
     let chunk = MEMCACHED_DGRAM - 8;
     let total = body.len().div_ceil(chunk);
     for (i, part) in body.chunks(chunk).enumerate() {
-        let mut payload = Vec::with_capacity(8 + part.len());
+        payload.clear();
         payload.extend_from_slice(&request_id.to_be_bytes());
         payload.extend_from_slice(&(i as u16).to_be_bytes());
         payload.extend_from_slice(&(total as u16).to_be_bytes());
@@ -146,10 +148,10 @@ pub(crate) fn memcached(ctx: &mut Ctx, q: &mut Sched, at: Nanos) {
         payload.extend_from_slice(part);
         let t = at.saturating_add(NANOS_10US * i as u64);
         let net = net.with_id(ctx.rng.gen());
-        q.push(
-            t,
-            Profile::MemcachedReflection,
-            wire::udp(&ctx.macs(), &net, 11211, dport, &payload),
-        );
+        let mut f = q.buf();
+        wire::udp(&mut f, &ctx.macs(), &net, 11211, dport, &payload);
+        q.push(t, Profile::MemcachedReflection, f);
     }
+    ctx.l4 = body;
+    ctx.payload = payload;
 }

@@ -50,24 +50,31 @@ pub(crate) struct Sched {
     spare: Vec<Vec<u8>>,
 }
 
-/// Most spare buffers kept: more than a burst's worth in flight at once.
+/// Spare buffers kept at least (more while more packets are queued: a
+/// live sender gives back one buffer per packet it sends).
 const SPARE: usize = 1024;
+
+/// Capacity of a recycled buffer: the largest generated frame (1514 bytes,
+/// a full-size IPv4 fragment) fits, so a reused buffer never grows.
+pub const FRAME_CAP: usize = 1536;
 
 impl Sched {
     /// An empty buffer to build a frame in: a recycled one when there is
-    /// one (its capacity kept), else a new one.
-    #[allow(dead_code)] // used by the frame builders next
+    /// one, else a new, empty one (the builders reserve what they need).
     pub fn buf(&mut self) -> Vec<u8> {
-        let mut b = self.spare.pop().unwrap_or_default();
-        b.clear();
-        b
+        self.spare.pop().unwrap_or_default()
     }
 
-    /// Keeps `frame`'s buffer for [`Sched::buf`] (up to [`SPARE`]).
-    pub fn recycle(&mut self, frame: Vec<u8>) {
-        if self.spare.len() < SPARE && frame.capacity() > 0 {
-            self.spare.push(frame);
+    /// Keeps `frame`'s buffer for [`Sched::buf`], emptied and grown to
+    /// [`FRAME_CAP`] (once in its life), while fewer than [`SPARE`] or
+    /// the packets queued are kept.
+    pub fn recycle(&mut self, mut frame: Vec<u8>) {
+        if self.spare.len() >= SPARE.max(self.heap.len()) {
+            return;
         }
+        frame.clear();
+        frame.reserve(FRAME_CAP);
+        self.spare.push(frame);
     }
 
     /// Queues `frame`, sent at `ts` by `profile`.

@@ -121,21 +121,19 @@ fn ipv6_header(src: Ipv6Addr, dst: Ipv6Addr, hops: u8, flow: u32, next: IpNumber
     }
 }
 
-/// Ethernet + IP header of `net` around the transport bytes `l4`.
-pub fn ip_frame(macs: &Macs, net: &Net, proto: IpNumber, l4: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + 40 + l4.len());
+/// Appends the Ethernet and IP headers of `net` for `l4_len` transport
+/// bytes of `proto`.
+fn ip_headers(out: &mut Vec<u8>, macs: &Macs, net: &Net, proto: IpNumber, l4_len: usize) {
     match *net {
         Net::V4 { src, dst, ttl, df, id } => {
-            f.extend_from_slice(&ethernet(macs, EtherType::IPV4));
-            f.extend_from_slice(&ipv4_header((src, dst, ttl, df, id), proto, l4.len(), (0, false)).to_bytes());
+            out.extend_from_slice(&ethernet(macs, EtherType::IPV4));
+            out.extend_from_slice(&ipv4_header((src, dst, ttl, df, id), proto, l4_len, (0, false)).to_bytes());
         }
         Net::V6 { src, dst, hops, flow } => {
-            f.extend_from_slice(&ethernet(macs, EtherType::IPV6));
-            f.extend_from_slice(&ipv6_header(src, dst, hops, flow, proto, l4.len()).to_bytes());
+            out.extend_from_slice(&ethernet(macs, EtherType::IPV6));
+            out.extend_from_slice(&ipv6_header(src, dst, hops, flow, proto, l4_len).to_bytes());
         }
     }
-    f.extend_from_slice(l4);
-    f
 }
 
 /// A TCP segment's fields; `options` are raw option bytes (at most 40, padded
@@ -151,8 +149,8 @@ pub struct Seg<'a> {
     pub options: &'a [u8],
 }
 
-/// TCP header and payload with a valid checksum for `net`.
-pub fn tcp_bytes(net: &Net, seg: &Seg, payload: &[u8]) -> Vec<u8> {
+/// The TCP header of `seg` with a valid checksum for `net` and `payload`.
+fn tcp_header(net: &Net, seg: &Seg, payload: &[u8]) -> TcpHeader {
     let mut h = TcpHeader::new(seg.sport, seg.dport, seg.seq, seg.window);
     h.acknowledgment_number = seg.ack;
     h.fin = seg.flags & FIN != 0;
@@ -167,19 +165,28 @@ pub fn tcp_bytes(net: &Net, seg: &Seg, payload: &[u8]) -> Vec<u8> {
         Net::V6 { src, dst, .. } => h.calc_checksum_ipv6_raw(src.octets(), dst.octets(), payload),
     }
     .unwrap_or(0);
-    let mut b = Vec::with_capacity(h.header_len() + payload.len());
-    b.extend_from_slice(&h.to_bytes());
-    b.extend_from_slice(payload);
-    b
+    h
 }
 
-/// A whole TCP frame.
-pub fn tcp(macs: &Macs, net: &Net, seg: &Seg, payload: &[u8]) -> Vec<u8> {
-    ip_frame(macs, net, IpNumber::TCP, &tcp_bytes(net, seg, payload))
+/// Appends the TCP header and payload, with a valid checksum for `net`.
+pub fn tcp_bytes(out: &mut Vec<u8>, net: &Net, seg: &Seg, payload: &[u8]) {
+    out.reserve(60 + payload.len());
+    out.extend_from_slice(&tcp_header(net, seg, payload).to_bytes());
+    out.extend_from_slice(payload);
 }
 
-/// UDP header and payload with a valid checksum for `net`.
-pub fn udp_bytes(net: &Net, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+/// Appends a whole TCP frame.
+pub fn tcp(out: &mut Vec<u8>, macs: &Macs, net: &Net, seg: &Seg, payload: &[u8]) {
+    let h = tcp_header(net, seg, payload);
+    let l4_len = h.header_len() + payload.len();
+    out.reserve(14 + 40 + l4_len);
+    ip_headers(out, macs, net, IpNumber::TCP, l4_len);
+    out.extend_from_slice(&h.to_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The UDP header for `payload` with a valid checksum for `net`.
+fn udp_header(net: &Net, sport: u16, dport: u16, payload: &[u8]) -> UdpHeader {
     let mut h = UdpHeader {
         source_port: sport,
         destination_port: dport,
@@ -192,43 +199,50 @@ pub fn udp_bytes(net: &Net, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         Net::V6 { src, dst, .. } => h.calc_checksum_ipv6_raw(src.octets(), dst.octets(), payload),
     }
     .unwrap_or(0);
-    let mut b = Vec::with_capacity(UdpHeader::LEN + payload.len());
-    b.extend_from_slice(&h.to_bytes());
-    b.extend_from_slice(payload);
-    b
+    h
 }
 
-/// A whole UDP frame.
-pub fn udp(macs: &Macs, net: &Net, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    ip_frame(macs, net, IpNumber::UDP, &udp_bytes(net, sport, dport, payload))
+/// Appends the UDP header and payload, with a valid checksum for `net`.
+pub fn udp_bytes(out: &mut Vec<u8>, net: &Net, sport: u16, dport: u16, payload: &[u8]) {
+    out.extend_from_slice(&udp_header(net, sport, dport, payload).to_bytes());
+    out.extend_from_slice(payload);
 }
 
-/// One IPv4 fragment: `chunk` at `offset` 8-byte units of the datagram.
+/// Appends a whole UDP frame.
+pub fn udp(out: &mut Vec<u8>, macs: &Macs, net: &Net, sport: u16, dport: u16, payload: &[u8]) {
+    out.reserve(14 + 40 + UdpHeader::LEN + payload.len());
+    ip_headers(out, macs, net, IpNumber::UDP, UdpHeader::LEN + payload.len());
+    udp_bytes(out, net, sport, dport, payload);
+}
+
+/// Appends one IPv4 fragment: `chunk` at `offset` 8-byte units of the datagram.
 pub fn ipv4_fragment(
+    out: &mut Vec<u8>,
     macs: &Macs,
     net: (Ipv4Addr, Ipv4Addr, u8, u16),
     proto: IpNumber,
     offset: u16,
     more: bool,
     chunk: &[u8],
-) -> Vec<u8> {
+) {
     let (src, dst, ttl, id) = net;
-    let mut f = Vec::with_capacity(34 + chunk.len());
-    f.extend_from_slice(&ethernet(macs, EtherType::IPV4));
-    f.extend_from_slice(&ipv4_header((src, dst, ttl, false, id), proto, chunk.len(), (offset, more)).to_bytes());
-    f.extend_from_slice(chunk);
-    f
+    out.reserve(34 + chunk.len());
+    out.extend_from_slice(&ethernet(macs, EtherType::IPV4));
+    out.extend_from_slice(&ipv4_header((src, dst, ttl, false, id), proto, chunk.len(), (offset, more)).to_bytes());
+    out.extend_from_slice(chunk);
 }
 
-/// One IPv6 fragment (RFC 8200 §4.5): fixed header, Fragment header, `chunk`.
+/// Appends one IPv6 fragment (RFC 8200 §4.5): fixed header, Fragment
+/// header, `chunk`.
 pub fn ipv6_fragment(
+    out: &mut Vec<u8>,
     macs: &Macs,
     net: (Ipv6Addr, Ipv6Addr, u8, u32),
     proto: IpNumber,
     offset: u16,
     more: bool,
     chunk: &[u8],
-) -> Vec<u8> {
+) {
     let (src, dst, hops, id) = net;
     let fh = Ipv6FragmentHeader::new(
         proto,
@@ -237,12 +251,11 @@ pub fn ipv6_fragment(
         id,
     );
     let ip = ipv6_header(src, dst, hops, 0, IpNumber::IPV6_FRAGMENTATION_HEADER, 8 + chunk.len());
-    let mut f = Vec::with_capacity(62 + chunk.len());
-    f.extend_from_slice(&ethernet(macs, EtherType::IPV6));
-    f.extend_from_slice(&ip.to_bytes());
-    f.extend_from_slice(&fh.to_bytes());
-    f.extend_from_slice(chunk);
-    f
+    out.reserve(62 + chunk.len());
+    out.extend_from_slice(&ethernet(macs, EtherType::IPV6));
+    out.extend_from_slice(&ip.to_bytes());
+    out.extend_from_slice(&fh.to_bytes());
+    out.extend_from_slice(chunk);
 }
 
 /// Offset of the IPv4 header in an untagged Ethernet frame.
@@ -299,7 +312,8 @@ mod tests {
             window: 64240,
             options: &[2, 4, 5, 0xb4],
         };
-        let f = tcp(&MACS, &net, &seg, b"");
+        let mut f = Vec::new();
+        tcp(&mut f, &MACS, &net, &seg, b"");
         let p = SlicedPacket::from_ethernet(&f).unwrap();
         let Some(NetSlice::Ipv4(ip)) = &p.net else {
             panic!("not ipv4")
@@ -328,13 +342,15 @@ mod tests {
             hops: 60,
             flow: 5,
         };
-        let f = udp(&MACS, &net, 5000, 7777, b"GAME1234");
+        let mut f = Vec::new();
+        udp(&mut f, &MACS, &net, 5000, 7777, b"GAME1234");
         let p = SlicedPacket::from_ethernet(&f).unwrap();
         let Some(TransportSlice::Udp(u)) = &p.transport else {
             panic!("not udp")
         };
         assert_eq!(u.payload(), b"GAME1234");
-        let frag = ipv6_fragment(&MACS, (s, d, 60, 99), IpNumber::UDP, 185, false, &[0; 64]);
+        let mut frag = Vec::new();
+        ipv6_fragment(&mut frag, &MACS, (s, d, 60, 99), IpNumber::UDP, 185, false, &[0; 64]);
         let p = SlicedPacket::from_ethernet(&frag).unwrap();
         assert!(p.transport.is_none(), "a non-first fragment has no transport header");
     }

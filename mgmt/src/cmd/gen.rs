@@ -1,5 +1,6 @@
 //! `moat gen`: writes a pcap of generated legitimate and attack traffic
-//! (see `dataplane::gen`) and prints how many packets each profile made.
+//! (see `dataplane::gen`) and prints how many packets each profile made,
+//! or sends the same frames on a live port (`--iface`, see [`super::gen_live`]).
 //!
 //! The same arguments always write the same bytes. With `--secret-file`
 //! (the cluster's cookie secret, as in `[node] cookie_secret_file`), the
@@ -7,7 +8,7 @@
 //! scrub of the capture with the same secret passes them.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use classifier::policy::SynAuth;
@@ -15,13 +16,55 @@ use classifier::time::SECOND;
 use dataplane::gen::{parse_mix, GenConfig, Generator, Profile};
 use dataplane::pcap::{create_output, STDIO};
 
-/// Largest `--pps`: the generator queues every packet of an event when
-/// the event starts (a web session's packets span about a second), so the
-/// packets it holds grow with the rate: about a second's worth of
-/// legitimate sessions. Above one event per nanosecond it never stopped
-/// growing. The same bound as the memory backend's `pps`
+/// Largest `--pps` of a capture, and the generator's event rate on a live
+/// port: the generator queues every packet of an event when the event
+/// starts (a web session's packets span about a second), so the packets
+/// it holds grow with the rate: about a second's worth of legitimate
+/// sessions. Above one event per nanosecond it never stopped growing. The
+/// same bound as the memory backend's `pps`
 /// ([`crate::config::MAX_MEMORY_PPS`]).
 pub const MAX_PPS: u64 = crate::config::MAX_MEMORY_PPS;
+
+/// Largest `--pps` on a live port: 10^9 frames a second, beyond what one
+/// host sends.
+pub const MAX_LIVE_PPS: u64 = 1_000_000_000;
+
+/// Packets written or sent when neither `--count` nor `--duration` says.
+pub const DEFAULT_COUNT: u64 = 100_000;
+
+/// `--pps`: a rate, or as fast as the port takes frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// `max` or `0`.
+    Max,
+    Pps(u64),
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rate::Max => f.write_str("max"),
+            Rate::Pps(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+/// Parses `--pps`: `max` or `0`, or 1 to [`MAX_LIVE_PPS`] (a capture
+/// takes at most [`MAX_PPS`]; [`config`] says so).
+pub fn rate(s: &str) -> Result<Rate, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("max") {
+        return Ok(Rate::Max);
+    }
+    match s.parse::<u64>() {
+        Ok(0) => Ok(Rate::Max),
+        Ok(p) if p <= MAX_LIVE_PPS => Ok(Rate::Pps(p)),
+        _ => Err(format!(
+            "\"{s}\": packets per second from 1 to {MAX_LIVE_PPS}, or max (0) for as fast as the port takes \
+             them (a capture: 1 to {MAX_PPS})"
+        )),
+    }
+}
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct GenArgs {
@@ -33,9 +76,9 @@ pub struct GenArgs {
     /// Packet shares, e.g. "legit=60,syn-flood=20,udp-flood=20" (with `--profile mix`).
     #[arg(long)]
     pub mix: Option<String>,
-    /// Packets to write.
-    #[arg(long, default_value_t = 100_000)]
-    pub count: u64,
+    /// Packets to write or send (default 100000; with --iface and --duration: no limit).
+    #[arg(long)]
+    pub count: Option<u64>,
     /// Random seed: the same seed and arguments write the same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -54,10 +97,11 @@ pub struct GenArgs {
     /// The service's UDP port (game clients, UDP floods).
     #[arg(long, default_value_t = 7777)]
     pub udp_port: u16,
-    /// New flows/packets per second (the spacing of events), 1 to 1000000
-    /// (the generator keeps about a second of traffic in memory).
-    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=MAX_PPS))]
-    pub pps: u64,
+    /// New flows/packets per second: the spacing of events in a capture, 1 to 1000000 (the
+    /// generator keeps about a second of traffic in memory); with --iface the send rate,
+    /// 1 to 1000000000, or max (or 0) for as fast as the port takes them.
+    #[arg(long, default_value = "100000", value_parser = rate)]
+    pub pps: Rate,
     /// Capture start, Unix seconds (default 2026-01-01T00:00:00Z).
     #[arg(long)]
     pub start: Option<u64>,
@@ -67,9 +111,31 @@ pub struct GenArgs {
     /// The service's SYN authentication mode: challenge-ack, cookie-reset or off.
     #[arg(long, default_value = "challenge-ack")]
     pub syn_auth: String,
-    /// The pcap to write (`-`: standard output).
+    /// The pcap to write (`-`: standard output). Either this or --iface.
+    #[arg(long, required_unless_present = "iface", conflicts_with = "iface")]
+    pub out: Option<PathBuf>,
+    /// Send on this network interface (AF_PACKET, needs CAP_NET_RAW) instead of writing a
+    /// pcap; with --eal, the DPDK device name (e.g. net_pcap0, 0000:03:00.0).
     #[arg(long)]
-    pub out: PathBuf,
+    pub iface: Option<String>,
+    /// Send through DPDK with these EAL arguments, split on white space
+    /// (e.g. "--no-huge -m 512 --no-pci --vdev net_null0"); needs a build with --features dpdk.
+    #[arg(long, requires = "iface", allow_hyphen_values = true)]
+    pub eal: Option<String>,
+    /// Stop sending after this many seconds (with --iface).
+    #[arg(long, requires = "iface", value_parser = crate::cli::seconds)]
+    pub duration: Option<f64>,
+    /// Sender threads, pinned to the first N CPUs (with --iface; default 1, not pinned).
+    #[arg(long, requires = "iface", conflicts_with = "cores",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::cli::MAX_WORKERS)))]
+    pub threads: Option<u32>,
+    /// One sender thread pinned to each of these CPUs, e.g. 0,1 (with --iface).
+    #[arg(long, requires = "iface", value_delimiter = ',')]
+    pub cores: Option<Vec<usize>>,
+    /// Frames per send call (with --iface), 1 to 512.
+    #[arg(long, default_value_t = 64, requires = "iface",
+          value_parser = clap::value_parser!(u32).range(1..=dataplane::port::MAX_BURST as i64))]
+    pub burst: u32,
 }
 
 /// The generator configuration `args` ask for.
@@ -82,9 +148,15 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
     if !(0.0..=1.0).contains(&args.ipv6_share) {
         bail!("--ipv6-share {} is not between 0 and 1", args.ipv6_share);
     }
-    if !(1..=MAX_PPS).contains(&args.pps) {
-        bail!("--pps {} is not between 1 and {MAX_PPS}", args.pps);
-    }
+    let pps = match (args.pps, &args.iface) {
+        (Rate::Pps(p), None) if !(1..=MAX_PPS).contains(&p) => bail!("--pps {p} is not between 1 and {MAX_PPS}"),
+        (Rate::Max, None) => {
+            bail!("--pps max (or 0) is only for a live port (--iface); a capture needs 1 to {MAX_PPS}")
+        }
+        (Rate::Pps(p), _) => p.min(MAX_PPS),
+        // As fast as possible: events as close together as the generator takes.
+        (Rate::Max, Some(_)) => MAX_PPS,
+    };
     let syn_auth = SynAuth::from_name(&args.syn_auth).with_context(|| {
         format!(
             "--syn-auth {:?}: expected challenge-ack, cookie-reset or off",
@@ -110,7 +182,7 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
     };
     Ok(GenConfig {
         mix,
-        count: args.count,
+        count: args.count.unwrap_or(DEFAULT_COUNT),
         seed: args.seed,
         vip: args.vip,
         vip6: args.vip6,
@@ -118,20 +190,20 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
         tcp_port: args.tcp_port,
         udp_port: args.udp_port,
         start,
-        pps: args.pps,
+        pps,
         secrets,
         syn_auth,
         ..defaults
     })
 }
 
-/// Writes the capture and returns the packets written per profile.
-pub fn generate(args: &GenArgs) -> anyhow::Result<[u64; Profile::ALL.len()]> {
+/// Writes the capture to `path` and returns the packets written per profile.
+pub fn generate(args: &GenArgs, path: &Path) -> anyhow::Result<[u64; Profile::ALL.len()]> {
     let cfg = config(args)?;
-    if args.out.as_os_str() == STDIO {
+    if path.as_os_str() == STDIO {
         super::output::stdout_usable("--out")?;
     }
-    let mut out = create_output(&args.out)?;
+    let mut out = create_output(path)?;
     let mut counts = [0u64; Profile::ALL.len()];
     for p in Generator::new(cfg) {
         out.write(p.ts, &p.frame)?;
@@ -142,17 +214,22 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<[u64; Profile::ALL.len()]> {
 }
 
 pub fn run(args: &GenArgs) -> anyhow::Result<()> {
-    let counts = generate(args)?;
+    let path = match (&args.out, &args.iface) {
+        (Some(path), None) => path,
+        (None, Some(iface)) => return super::gen_live::run(args, iface),
+        _ => bail!("give either --out FILE (a capture) or --iface IF (a live port)"),
+    };
+    let counts = generate(args, path)?;
     let total: u64 = counts.iter().sum();
     // With the capture on standard output, the summary goes to standard error.
-    let mut summary = format!("wrote {total} packets to {}\n", args.out.display());
+    let mut summary = format!("wrote {total} packets to {}\n", path.display());
     for p in Profile::ALL {
         let n = counts[p.index()];
         if n > 0 {
             summary.push_str(&format!("  {:<22} {n:>10}\n", p.name()));
         }
     }
-    if args.out.as_os_str() == STDIO {
+    if path.as_os_str() == STDIO {
         eprint!("{summary}");
         Ok(())
     } else {
@@ -181,6 +258,7 @@ mod tests {
     fn defaults_match_the_generator() {
         let c = config(&args(&[])).unwrap();
         let d = GenConfig::default();
+        assert_eq!(c.count, DEFAULT_COUNT);
         assert_eq!(
             (c.count, c.seed, c.vip, c.vip6, c.pps, c.start),
             (d.count, d.seed, d.vip, d.vip6, d.pps, d.start)
@@ -202,11 +280,12 @@ mod tests {
         assert!(e(&["--profile", "bogus"]).contains("unknown profile"));
         assert!(e(&["--profile", "legit", "--mix", "frag=1"]).contains("--mix needs --profile mix"));
         assert!(e(&["--ipv6-share", "1.5"]).contains("not between 0 and 1"));
-        let mut zero = args(&[]);
-        zero.pps = 0;
-        assert!(format!("{:#}", config(&zero).unwrap_err()).contains("--pps 0 is not between 1 and 1000000"));
+        assert!(e(&["--pps", "0"]).contains("--pps max (or 0) is only for a live port"));
+        assert!(e(&["--pps", "max"]).contains("only for a live port"));
+        assert!(e(&["--pps", "1000001"]).contains("--pps 1000001 is not between 1 and 1000000"));
         assert!(Cli::try_parse_from(["moat", "--out", "x", "--pps", "1000000000000000000"]).is_err());
-        assert!(Cli::try_parse_from(["moat", "--out", "x", "--pps", "0"]).is_err());
+        assert!(Cli::try_parse_from(["moat", "--out", "x", "--pps", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["moat", "--out", "x", "--pps", "fast"]).is_err());
         assert!(e(&["--syn-auth", "maybe"]).contains("expected challenge-ack"));
         assert!(e(&["--secret-file", "/nonexistent/secret"]).contains("--secret-file /nonexistent/secret"));
         assert!(e(&["--start", "99999999999"]).contains("after 2106"));
@@ -229,8 +308,7 @@ mod tests {
                 "--syn-auth",
                 "cookie-reset",
             ]);
-            a.out = PathBuf::from(&p);
-            let counts = generate(&a).unwrap();
+            let counts = generate(&a, Path::new(&p)).unwrap();
             assert_eq!(counts.iter().sum::<u64>(), 500);
             std::fs::read(path).unwrap()
         };

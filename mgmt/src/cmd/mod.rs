@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod drain;
 pub mod gen;
+pub mod gen_live;
 pub mod loadtest;
 pub mod output;
 pub mod report;

@@ -104,8 +104,18 @@ struct Local {
 /// last queue set and the stats reader).
 #[derive(Debug)]
 struct Ports {
-    info: [PortInfo; 2],
+    /// The devices: outside and inside, or one device for both
+    /// ([`open_single`]).
+    info: Vec<PortInfo>,
+    /// Index into `info` of each [`PortId`].
+    slot: [usize; 2],
     counters: Vec<Arc<CachePadded<QueueCounters>>>,
+}
+
+impl Ports {
+    fn of(&self, port: PortId) -> &PortInfo {
+        &self.info[self.slot[port.index()]]
+    }
 }
 
 impl Drop for Ports {
@@ -122,13 +132,13 @@ pub struct DpdkStats(Arc<Ports>);
 
 impl DpdkStats {
     pub fn info(&self, port: PortId) -> &PortInfo {
-        &self.0.info[port.index()]
+        self.0.of(port)
     }
 }
 
 impl DeviceStatsReader for DpdkStats {
     fn device_stats(&self, port: PortId) -> Result<DeviceStats, String> {
-        let p = &self.0.info[port.index()];
+        let p = self.0.of(port);
         let s = ethdev::stats(&p.name, p.id)?;
         let mut d = DeviceStats {
             ipackets: s.ipackets,
@@ -150,7 +160,7 @@ impl DeviceStatsReader for DpdkStats {
     }
 
     fn link_up(&self, port: PortId) -> Option<bool> {
-        ethdev::link_up(self.0.info[port.index()].id)
+        ethdev::link_up(self.0.of(port).id)
     }
 }
 
@@ -201,24 +211,59 @@ pub fn open(o: &DpdkOptions) -> Result<Dpdk, DpdkError> {
             }
         }
     }
-    let info: [PortInfo; 2] = info.try_into().map_err(|_| DpdkError("two ports expected".into()))?;
-    let counters: Vec<_> = (0..o.workers)
-        .map(|_| Arc::new(CachePadded::new(QueueCounters::default())))
-        .collect();
     let alloc_pool = pool_of(info[0].socket).ok_or_else(|| DpdkError("no mempool".into()))?;
     let software = matches!(info[0].spread, Spread::Software { .. });
-    let mut meshes = if software {
+    let meshes = if software {
         steer::mesh(o.workers, o.steer_ring).into_iter().map(Some).collect()
     } else {
         (0..o.workers).map(|_| None).collect::<Vec<_>>()
     };
-    let ids = [info[0].id, info[1].id];
-    let macs = [info[0].mac, info[1].mac];
-    let ports = Arc::new(Ports { info, counters });
-    let queues = (0..o.workers)
+    Ok(assemble(info, [0, 1], alloc_pool, meshes))
+}
+
+/// Opens one device (`device`, found by name after EAL starts with
+/// `eal_args`) with `queues` RX and TX queues, for a sender (`moat gen`):
+/// both [`PortId`]s name it, nothing is spread (each queue set keeps what
+/// its RX queue gets). The mempool is sized as [`DpdkOptions::auto_mbufs`]
+/// for that many workers.
+pub fn open_single(eal_args: &[String], device: &str, queues: usize) -> Result<Dpdk, DpdkError> {
+    let o = DpdkOptions {
+        eal_args: eal_args.to_vec(),
+        workers: queues,
+        ..DpdkOptions::default()
+    };
+    if queues == 0 || queues > usize::from(u16::MAX) {
+        return Err(DpdkError(format!("{queues} queues is out of range")));
+    }
+    eal::init(&o.eal_args)?;
+    let id = ethdev::port_by_name(device)?;
+    let (di, socket) = ethdev::info(device, id)?;
+    let mbufs = u32::try_from(o.auto_mbufs()).unwrap_or(u32::MAX);
+    let pool = ethdev::mempool(&format!("moat_mbufs_s{socket}"), mbufs, o.mbuf_cache, socket)?;
+    let sizes = ethdev::QueueSizes {
+        queues: queues as u16,
+        rx_desc: o.rx_desc,
+        tx_desc: o.tx_desc,
+        link_wait: o.link_wait,
+    };
+    let info = ethdev::setup(device, id, &di, socket, pool, sizes, false)?;
+    Ok(assemble(vec![info], [0, 0], pool, (0..queues).map(|_| None).collect()))
+}
+
+/// The queue sets over started ports `info` (`slot`: which one each
+/// [`PortId`] is), one per entry of `meshes`.
+fn assemble(info: Vec<PortInfo>, slot: [usize; 2], alloc_pool: Mempool, mut meshes: Vec<Option<steer::Mesh>>) -> Dpdk {
+    let workers = meshes.len();
+    let counters: Vec<_> = (0..workers)
+        .map(|_| Arc::new(CachePadded::new(QueueCounters::default())))
+        .collect();
+    let ids = slot.map(|i| info[i].id);
+    let macs = slot.map(|i| info[i].mac);
+    let ports = Arc::new(Ports { info, slot, counters });
+    let queues = (0..workers)
         .map(|w| DpdkQueues {
             worker: w,
-            workers: o.workers,
+            workers,
             ids,
             macs,
             queue: w as u16,
@@ -235,10 +280,10 @@ pub fn open(o: &DpdkOptions) -> Result<Dpdk, DpdkError> {
             _ports: Arc::clone(&ports),
         })
         .collect();
-    Ok(Dpdk {
+    Dpdk {
         queues,
         stats: DpdkStats(ports),
-    })
+    }
 }
 
 /// Mbuf pointers for one `rte_eth_rx_burst`/`rte_eth_tx_burst` call; they
