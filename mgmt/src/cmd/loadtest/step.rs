@@ -36,6 +36,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<()> {
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&r.json())? + "\n";
         if path.as_os_str() == "-" {
+            // The JSON alone on standard output; the summary goes aside.
+            eprint!("{}", r.summary());
             return crate::cmd::output::print_stdout(&text);
         }
         std::fs::write(path, text).with_context(|| format!("--json {}", path.display()))?;
