@@ -137,7 +137,10 @@ fn three_segments_at_every_pair_of_offsets() {
 
 /// A hello (which of three), its record fragmentation, cut points, an
 /// arrival order, and retransmissions of random ranges.
-fn split_case() -> impl Strategy<Value = (usize, Vec<usize>, Vec<usize>, Vec<usize>, Vec<(usize, usize)>)> {
+/// Which hello, record sizes, cut points, order keys, retransmissions.
+type SplitCase = (usize, Vec<usize>, Vec<usize>, Vec<usize>, Vec<(usize, usize)>);
+
+fn split_case() -> impl Strategy<Value = SplitCase> {
     (
         0..3usize,
         // Records of 50 bytes and more: the ~45 record headers of a 2 KB

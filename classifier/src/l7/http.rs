@@ -161,10 +161,23 @@ pub enum HttpParse<'a> {
     Request(Request<'a>),
 }
 
-/// `tchar` (RFC 9110 §5.6.2): the bytes of a method token and a field name.
+/// `tchar` (RFC 9110 §5.6.2), the bytes of a method token and a field
+/// name, as a table: one load per byte on the hot path.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(b, b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'..=b'`' | b'|' | b'~');
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
 
 /// Bytes of a request-target: visible ASCII and obs-text, no controls, no SP.
@@ -540,6 +553,14 @@ mod tests {
             b"PURGE /",
         ] {
             assert!(!starts_request(s), "{:?}", String::from_utf8_lossy(s));
+        }
+    }
+
+    #[test]
+    fn tchar_table() {
+        let want = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        for b in 0..=255u8 {
+            assert_eq!(is_tchar(b), want(b), "{b:#04x}");
         }
     }
 

@@ -140,27 +140,61 @@ pub fn alpn_chars(first: Option<&[u8]>) -> [u8; 2] {
     }
 }
 
-/// Feeds `v` as 4 lower-case hex digits, preceded by a comma unless first.
-fn feed_hex(h: &mut Sha256, v: u16, first: bool) {
-    let d = [
-        b',',
-        HEX[usize::from(v >> 12)],
-        HEX[usize::from(v >> 8 & 0xf)],
-        HEX[usize::from(v >> 4 & 0xf)],
-        HEX[usize::from(v & 0xf)],
-    ];
-    h.update(if first { &d[1..] } else { &d[..] });
+/// A comma-separated list of 4-digit lower-case hex values, fed to SHA-256
+/// through a stack buffer (one `update` per ~60 values, not per value).
+struct HexList {
+    h: Sha256,
+    buf: [u8; 320],
+    n: usize,
+    first: bool,
 }
 
-/// The first 12 hex digits of the digest.
-fn hash12(h: Sha256) -> [u8; 12] {
-    let d = h.finalize();
-    let mut out = [0u8; 12];
-    for (i, b) in d.iter().take(6).enumerate() {
-        out[2 * i] = HEX[usize::from(b >> 4)];
-        out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+impl HexList {
+    fn new() -> Self {
+        HexList {
+            h: Sha256::new(),
+            buf: [0; 320],
+            n: 0,
+            first: true,
+        }
     }
-    out
+
+    fn byte(&mut self, b: u8) {
+        if self.n == self.buf.len() {
+            self.h.update(&self.buf[..self.n]);
+            self.n = 0;
+        }
+        self.buf[self.n] = b;
+        self.n += 1;
+    }
+
+    fn push(&mut self, v: u16) {
+        if !self.first {
+            self.byte(b',');
+        }
+        self.first = false;
+        for shift in [12, 8, 4, 0] {
+            self.byte(HEX[usize::from(v >> shift & 0xf)]);
+        }
+    }
+
+    /// `_`, then a new list.
+    fn separator(&mut self) {
+        self.byte(b'_');
+        self.first = true;
+    }
+
+    /// The first 12 hex digits of the digest.
+    fn hash12(mut self) -> [u8; 12] {
+        self.h.update(&self.buf[..self.n]);
+        let d = self.h.finalize();
+        let mut out = [0u8; 12];
+        for (i, b) in d.iter().take(6).enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+        out
+    }
 }
 
 /// Copies the values `it` yields into `buf`; the count, or an error past
@@ -201,15 +235,12 @@ pub fn ja4(hello: &ClientHello<'_>, transport: Transport) -> Result<Ja4, Ja4Erro
 
     let ciphers = &mut ciphers[..nc];
     ciphers.sort_unstable();
-    out[11..23].copy_from_slice(&match ciphers.is_empty() {
-        true => *b"000000000000",
-        false => {
-            let mut h = Sha256::new();
-            for (i, &c) in ciphers.iter().enumerate() {
-                feed_hex(&mut h, c, i == 0);
-            }
-            hash12(h)
-        }
+    out[11..23].copy_from_slice(&if ciphers.is_empty() {
+        *b"000000000000"
+    } else {
+        let mut h = HexList::new();
+        ciphers.iter().for_each(|&c| h.push(c));
+        h.hash12()
     });
 
     let exts = &mut exts[..ne];
@@ -219,22 +250,19 @@ pub fn ja4(hello: &ClientHello<'_>, transport: Transport) -> Result<Ja4, Ja4Erro
         .copied()
         .filter(|&e| e != ext::SERVER_NAME && e != ext::ALPN)
         .peekable();
-    out[24..36].copy_from_slice(&match listed.peek() {
-        None => *b"000000000000",
-        Some(_) => {
-            let mut h = Sha256::new();
-            for (i, e) in listed.enumerate() {
-                feed_hex(&mut h, e, i == 0);
+    out[24..36].copy_from_slice(&if listed.peek().is_none() {
+        *b"000000000000"
+    } else {
+        let mut h = HexList::new();
+        listed.for_each(|e| h.push(e));
+        let sigs = hello.signature_algorithms.unwrap_or_default();
+        for (i, s) in sigs.iter().filter(|&s| !is_grease(s)).enumerate() {
+            if i == 0 {
+                h.separator();
             }
-            let sigs = hello.signature_algorithms.unwrap_or_default();
-            for (i, s) in sigs.iter().filter(|&s| !is_grease(s)).enumerate() {
-                if i == 0 {
-                    h.update(b"_");
-                }
-                feed_hex(&mut h, s, i == 0);
-            }
-            hash12(h)
+            h.push(s);
         }
+        h.hash12()
     });
     Ok(Ja4(out))
 }

@@ -111,7 +111,7 @@ pub struct U16List<'a>(&'a [u8]);
 impl<'a> U16List<'a> {
     /// `None` for an odd length.
     fn new(b: &'a [u8]) -> Option<Self> {
-        (b.len() % 2 == 0).then_some(U16List(b))
+        b.len().is_multiple_of(2).then_some(U16List(b))
     }
 
     pub fn len(&self) -> usize {
@@ -270,15 +270,34 @@ fn read_vec16(b: &[u8]) -> Option<(&[u8], &[u8])> {
     take(rest, usize::from(n))
 }
 
+/// Why gathering a hello stopped short: the outcomes of [`TlsParse`] that
+/// carry no hello (small, unlike `TlsParse`).
+#[derive(Clone, Copy)]
+enum Stop {
+    Incomplete(usize),
+    NotTls,
+    Malformed(TlsError),
+}
+
+impl From<Stop> for TlsParse<'_> {
+    fn from(s: Stop) -> Self {
+        match s {
+            Stop::Incomplete(need) => TlsParse::Incomplete { need },
+            Stop::NotTls => TlsParse::NotTls,
+            Stop::Malformed(e) => TlsParse::Malformed(e),
+        }
+    }
+}
+
 /// Checks the record header at `data[pos..]`: `Ok(Some(len))` for a
 /// handshake record, `Ok(None)` when the header is cut, `Err` for a bad one.
 /// `first` decides whether a bad type or version means "not TLS at all".
-fn record_header(data: &[u8], pos: usize, first: bool) -> Result<Option<usize>, TlsParse<'static>> {
+fn record_header(data: &[u8], pos: usize, first: bool) -> Result<Option<usize>, Stop> {
     let h = data.get(pos..).unwrap_or(&[]);
     let bad = if first {
-        TlsParse::NotTls
+        Stop::NotTls
     } else {
-        TlsParse::Malformed(TlsError::Interleaved)
+        Stop::Malformed(TlsError::Interleaved)
     };
     // Content type 22, version major 3, minor 0 (SSL 3.0) to 4.
     if h.first().is_some_and(|&t| t != CONTENT_HANDSHAKE)
@@ -290,10 +309,10 @@ fn record_header(data: &[u8], pos: usize, first: bool) -> Result<Option<usize>, 
     let Some(len) = h.get(3..5) else { return Ok(None) };
     let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
     if len == 0 {
-        return Err(TlsParse::Malformed(TlsError::EmptyRecord));
+        return Err(Stop::Malformed(TlsError::EmptyRecord));
     }
     if len > MAX_RECORD_LEN {
-        return Err(TlsParse::Malformed(TlsError::RecordTooLong));
+        return Err(Stop::Malformed(TlsError::RecordTooLong));
     }
     Ok(Some(len))
 }
@@ -309,7 +328,7 @@ pub fn parse_client_hello<'a>(data: &'a [u8], scratch: &'a mut [u8]) -> TlsParse
                 need: RECORD_HEADER_LEN,
             }
         }
-        Err(e) => return e,
+        Err(e) => return e.into(),
     };
     let record_version = u16::from_be_bytes([data[1], data[2]]);
     let body = &data[RECORD_HEADER_LEN..];
@@ -332,7 +351,7 @@ pub fn parse_client_hello<'a>(data: &'a [u8], scratch: &'a mut [u8]) -> TlsParse
     }
     match gather(data, rec_len, scratch) {
         Ok(msg) => finish(parse_handshake(msg), record_version),
-        Err(e) => e,
+        Err(e) => e.into(),
     }
 }
 
@@ -345,7 +364,7 @@ fn finish(r: Result<ClientHello<'_>, TlsError>, record_version: u16) -> TlsParse
 
 /// Copies the handshake message's fragments, record after record, into
 /// `scratch`; returns the whole message once every byte is there.
-fn gather<'s>(data: &[u8], first_len: usize, scratch: &'s mut [u8]) -> Result<&'s [u8], TlsParse<'static>> {
+fn gather<'s>(data: &[u8], first_len: usize, scratch: &'s mut [u8]) -> Result<&'s [u8], Stop> {
     let mut got = 0usize;
     // Bytes of the message wanted: its 4-byte header until that is read.
     let mut want = 4usize;
@@ -361,18 +380,18 @@ fn gather<'s>(data: &[u8], first_len: usize, scratch: &'s mut [u8]) -> Result<&'
             let n = (avail_end - i).min(want - got);
             let dst = scratch
                 .get_mut(got..got + n)
-                .ok_or(TlsParse::Malformed(TlsError::TooLong))?;
+                .ok_or(Stop::Malformed(TlsError::TooLong))?;
             dst.copy_from_slice(&data[i..i + n]);
             got += n;
             i += n;
             if !header_read && got == 4 {
                 if scratch[0] != CLIENT_HELLO {
-                    return Err(TlsParse::Malformed(TlsError::NotClientHello));
+                    return Err(Stop::Malformed(TlsError::NotClientHello));
                 }
                 header_read = true;
                 want = 4 + (usize::from(scratch[1]) << 16 | usize::from(scratch[2]) << 8 | usize::from(scratch[3]));
                 if want > scratch.len() {
-                    return Err(TlsParse::Malformed(TlsError::TooLong));
+                    return Err(Stop::Malformed(TlsError::TooLong));
                 }
             }
             if header_read && got == want {
@@ -380,18 +399,12 @@ fn gather<'s>(data: &[u8], first_len: usize, scratch: &'s mut [u8]) -> Result<&'
             }
         }
         if avail_end < body_end {
-            return Err(TlsParse::Incomplete {
-                need: body_end.min(i + (want - got)),
-            });
+            return Err(Stop::Incomplete(body_end.min(i + (want - got))));
         }
         pos = body_end;
         rec_len = match record_header(data, pos, false) {
             Ok(Some(len)) => len,
-            Ok(None) => {
-                return Err(TlsParse::Incomplete {
-                    need: pos + RECORD_HEADER_LEN,
-                })
-            }
+            Ok(None) => return Err(Stop::Incomplete(pos + RECORD_HEADER_LEN)),
             Err(e) => return Err(e),
         };
     }
