@@ -107,6 +107,17 @@ pub enum Ja4Error {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The two lower-case hex digits of each byte.
+const HEX2: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
 fn version_code(v: u16) -> [u8; 2] {
     match v {
         0x0304 => *b"13",
@@ -159,28 +170,26 @@ impl HexList {
         }
     }
 
-    fn byte(&mut self, b: u8) {
-        if self.n == self.buf.len() {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.n + bytes.len() > self.buf.len() {
             self.h.update(&self.buf[..self.n]);
             self.n = 0;
         }
-        self.buf[self.n] = b;
-        self.n += 1;
+        self.buf[self.n..self.n + bytes.len()].copy_from_slice(bytes);
+        self.n += bytes.len();
     }
 
     fn push(&mut self, v: u16) {
-        if !self.first {
-            self.byte(b',');
-        }
+        let [hi, lo] = v.to_be_bytes();
+        let (h, l) = (HEX2[usize::from(hi)], HEX2[usize::from(lo)]);
+        let d = [b',', h[0], h[1], l[0], l[1]];
+        self.write(if self.first { &d[1..] } else { &d });
         self.first = false;
-        for shift in [12, 8, 4, 0] {
-            self.byte(HEX[usize::from(v >> shift & 0xf)]);
-        }
     }
 
     /// `_`, then a new list.
     fn separator(&mut self) {
-        self.byte(b'_');
+        self.write(b"_");
         self.first = true;
     }
 
