@@ -79,7 +79,10 @@ pub struct ReassemblyConfig {
 }
 
 impl Default for ReassemblyConfig {
-    /// 2048 flows x 4096 bytes: 8 MiB of data per worker. 4096 bytes hold
+    /// 2048 flows x 4096 bytes: 8 MiB of data per worker, plus the slots
+    /// (104 bytes each with `state::FlowKey` as the key) and the index (4
+    /// bytes per cell, 4096 cells): 8,617,984 bytes in all
+    /// ([`Reassembly::memory_bytes`]). 4096 bytes hold
     /// any real ClientHello (< 2 KiB) and request header prefix; a flow
     /// waits at most 3 s for its next segment (one initial RTO of 1 s, and
     /// room for its retransmission); 32 segments are 8 times what a hello
@@ -290,7 +293,8 @@ impl<K: Copy + Eq + Hash> Reassembly<K> {
             .is_some_and(|(_, s)| now.saturating_sub(self.slots[s as usize].last) < self.cfg.idle)
     }
 
-    /// The contiguous prefix held for `key` (empty when there is none).
+    /// The contiguous prefix held for `key` (empty when there is none),
+    /// whether or not the flow has expired.
     pub fn prefix(&self, key: &K) -> &[u8] {
         match self.find(key, self.hasher.hash_one(key)) {
             Some((_, s)) => self.bytes(s, self.slots[s as usize].prefix_len()),
