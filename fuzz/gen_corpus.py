@@ -7,7 +7,10 @@ fixtures in classifier/src/parse.rs): frame-level seeds go to `parse`,
 matching view's target. `fp_rules` gets fingerprint and rule texts, `pcap`
 hand-made captures (classic pcap in both byte orders and time resolutions,
 pcapng with each packet block type), and `classify` record sequences (format
-in src/records.rs) toward the fuzzing policy of src/classify.rs. Then, unless
+in src/records.rs) toward the fuzzing policy of src/classify.rs; the l7
+targets (src/l7.rs) get HTTP requests, ClientHellos made by OpenSSL through
+Python's ssl over a memory BIO plus those of classifier/tests/l7_support,
+reassembly operation records and A2S queries. Then, unless
 --no-rust is given, `cargo run --example seeds` adds the seeds made with the
 project's own code: `moat gen`'s traffic profiles for `classify`, a
 `PcapWriter` capture for `pcap`.
@@ -215,6 +218,60 @@ corpus["classify"] = [
     records([(0, neighbor_solicit(LINK_LOCAL, OWN_IP6)), (5, neighbor_solicit(bytes(16), OWN_IP6, slla=False))]),
     records([(1, to_vip(6, tcp(opts=WIN_OPTS), src=bytes([100, 64, 1, 2])))] * 12),
 ]
+
+# l7 targets (src/l7.rs). `http`: requests as clients send them, and cut.
+REQ = (b"GET /login?next=%2F HTTP/1.1\r\nHost: www.example.com:8080\r\nUser-Agent: curl/7.88.1\r\n"
+       b"Accept: */*\r\n\r\n")
+corpus["http"] = [REQ, REQ[:30], b"POST /api HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi",
+                  b"\r\nGET http://h.example/x HTTP/1.1\nHost: [2001:db8::1]:80\n\n",
+                  b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"CONNECT h.example:443 HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n"]
+
+
+def openssl_hello(sni=None, alpn=None, tls12=False) -> bytes:
+    """A ClientHello made by OpenSSL (Python's ssl over a memory BIO)."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    if tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    out = ssl.MemoryBIO()
+    conn = ctx.wrap_bio(ssl.MemoryBIO(), out, server_hostname=sni)
+    try:
+        conn.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def refragment(rec: bytes, n: int) -> bytes:
+    msg = rec[5:]
+    return b"".join(b"\x16\x03\x03" + struct.pack("!H", len(msg[i:i + n])) + msg[i:i + n] for i in range(0, len(msg), n))
+
+
+SUPPORT = os.path.join(HERE, "..", "classifier", "tests", "l7_support")
+hellos = [openssl_hello("www.example.com", ["h2", "http/1.1"]), openssl_hello(), openssl_hello("a.example", ["http/1.1"], True),
+          openssl_hello("b" * 60 + ".example", [f"proto-{i}" for i in range(60)])]
+for name in ("curl-7.88-sni.hex", "openssl-3.0-padded-2135.hex"):
+    with open(os.path.join(SUPPORT, name)) as f:
+        hellos.append(bytes.fromhex("".join(f.read().split())))
+corpus["tls"] = hellos + [refragment(hellos[0], 100), hellos[0][:200]]
+
+# `reassembly`: records of key | flags | offset(2) | len/3 | dt (src/l7.rs):
+# in order, out of order, a corrupted overlap, a removal, a wild offset.
+corpus["reassembly"] = [
+    b"".join(struct.pack("!BBHBB", 1, 0, off, 50, 1) for off in range(0, 600, 150)),
+    b"".join(struct.pack("!BBHBB", k, 0, off, 40, 0) for k in (2, 3) for off in (240, 120, 0)),
+    struct.pack("!BBHBB", 4, 0, 0, 30, 1) + struct.pack("!BBHBB", 4, 3, 45, 30, 1) + struct.pack("!BBHBB", 4, 0x80, 0, 0, 1),
+    struct.pack("!BBHBB", 5, 0x40, 10, 30, 255) + b"".join(struct.pack("!BBHBB", k, 0, 0, 3, 200) for k in range(8)),
+]
+
+# `a2s`: each query, with and without challenges.
+A2S = b"\xff\xff\xff\xff"
+corpus["a2s"] = [A2S + b"TSource Engine Query\0", A2S + b"TSource Engine Query\0\x78\x56\x34\x12",
+                 A2S + b"U\xff\xff\xff\xff", A2S + b"V\x01\x02\x03\x04", A2S + b"W"]
 
 for target, seeds in corpus.items():
     d = os.path.join(HERE, "corpus", target)

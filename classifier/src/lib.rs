@@ -22,6 +22,7 @@ pub mod build;
 pub mod classify;
 pub mod cookie;
 pub mod fingerprint;
+pub mod l7;
 pub mod parse;
 pub mod policy;
 pub mod sketch;

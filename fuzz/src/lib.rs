@@ -8,7 +8,8 @@
 //!
 //! The other targets live in their own modules: [`classify`] (the stateful
 //! packet path over a sequence of frames, input format in [`records`]),
-//! [`builders`], [`fingerprint`] (`fingerprint` and `fp_rules`) and [`pcap`].
+//! [`builders`], [`fingerprint`] (`fingerprint` and `fp_rules`), [`pcap`] and
+//! [`l7`] (`http`, `tls`, `reassembly`, `a2s`).
 //! [`alloc_limit`] is the counting allocator that bounds `pcap`'s
 //! allocations; [`seeds`] writes the seed corpora that need Rust to make.
 //!
@@ -19,6 +20,7 @@ pub mod alloc_limit;
 pub mod builders;
 pub mod classify;
 pub mod fingerprint;
+pub mod l7;
 pub mod pcap;
 pub mod records;
 pub mod seeds;
