@@ -226,13 +226,16 @@ impl Capture {
     /// not full) and returns its frames; fails if the capturer dropped any.
     fn stop(mut self) -> Vec<Vec<u8>> {
         std::thread::sleep(Duration::from_millis(1500));
-        let mut child = self.child.take().unwrap();
+        // The child stays in `self` until it has exited, so that a failure
+        // here still kills it on drop (it holds the caller's flock too).
+        let child = self.child.as_mut().unwrap();
         let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
         let t = Instant::now();
         while child.try_wait().unwrap().is_none() {
-            assert!(t.elapsed() < Duration::from_secs(10), "the capturer did not stop");
+            assert!(t.elapsed() < Duration::from_secs(10), "the capturer did not stop on SIGINT");
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.child = None;
         let said: Vec<String> = self.stderr.try_iter().collect();
         for l in &said {
             // tcpdump: "N packets dropped by kernel"; dumpcap: "Packets
