@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use dataplane::gen::live::{send_paced, Limit, LiveStats, LiveTotals, Pacer};
+use dataplane::gen::live::{send_paced, Limit, LiveStats, LiveTotals, Pacer, DEFAULT_BURST};
 use dataplane::gen::{GenConfig, Generator};
 use dataplane::port::af_packet::single::{open_single, SingleConfig};
 use dataplane::port::{PortId, Queues};
@@ -108,7 +108,7 @@ pub fn run(args: &GenArgs, iface: &str) -> anyhow::Result<()> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
     }
-    let burst = args.burst as usize;
+    let burst = args.burst.map_or(DEFAULT_BURST, |b| b as usize);
     let report = match &args.eal {
         Some(eal) => dpdk(eal, iface, threads, burst, &stop)?,
         None => {
@@ -187,7 +187,7 @@ impl Report {
 fn drive<Q: Queues>(queues: Vec<Q>, threads: Vec<Thread>, burst: usize, stop: &AtomicBool) -> Report {
     let stats: Vec<LiveStats> = threads.iter().map(|_| LiveStats::default()).collect();
     let start = Instant::now();
-    let errors = std::thread::scope(|s| {
+    let (errors, ends) = std::thread::scope(|s| {
         let handles: Vec<_> = queues
             .into_iter()
             .zip(threads)
@@ -199,22 +199,31 @@ fn drive<Q: Queues>(queues: Vec<Q>, threads: Vec<Thread>, burst: usize, stop: &A
                     }
                     let mut g = Generator::new(t.cfg);
                     let mut pacer = Pacer::new(t.pps).with_burst(burst);
-                    send_paced(&mut q, PortId::Outside, &mut g, &mut pacer, t.limit, stop, st)
+                    let r = send_paced(&mut q, PortId::Outside, &mut g, &mut pacer, t.limit, stop, st);
+                    (r, Instant::now())
                 })
             })
             .collect();
         live_lines(&stats, start, || handles.iter().all(|h| h.is_finished()));
-        handles
-            .into_iter()
-            .filter_map(|h| match h.join() {
-                Ok(r) => r.err(),
-                Err(_) => Some("a sender thread panicked".to_string()),
-            })
-            .collect::<Vec<_>>()
+        let mut errors = Vec::new();
+        let mut ends = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok((r, end)) => {
+                    ends.push(end);
+                    errors.extend(r.err());
+                }
+                Err(_) => errors.push("a sender thread panicked".to_string()),
+            }
+        }
+        (errors, ends)
     });
+    // From the start to the last sender's end (not to when the reporter,
+    // polling, noticed it).
+    let last = ends.into_iter().max().unwrap_or_else(Instant::now);
     Report {
         totals: sum(&stats),
-        elapsed: start.elapsed(),
+        elapsed: last.duration_since(start),
         errors,
     }
 }
@@ -314,7 +323,6 @@ mod tests {
             Cli::try_parse_from(v).map(|_| ()).unwrap_err().to_string()
         };
         assert!(parse(&["--iface", "lo", "--pps", "1000000001"]).contains("1 to 1000000000"));
-        assert!(parse(&["--out", "x", "--duration", "1"]).contains("--iface"));
         assert!(parse(&["--out", "x", "--iface", "lo"]).contains("cannot be used with"));
         assert!(parse(&["--iface", "lo", "--threads", "2", "--cores", "0"]).contains("cannot be used with"));
         assert!(parse(&["--iface", "lo", "--burst", "513"]).contains("513"));
