@@ -149,7 +149,9 @@ impl Veth {
             let setting = format!("net.ipv6.conf.{key}.disable_ipv6=1");
             sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", &setting]);
         }
-        sh(&["ip", "-n", ns, "link", "add", "name", &v.a, "type", "veth", "peer", "name", &v.b]);
+        sh(&[
+            "ip", "-n", ns, "link", "add", "name", &v.a, "type", "veth", "peer", "name", &v.b,
+        ]);
         for dev in [&v.a, &v.b] {
             let off = ["rx", "off", "tx", "off", "tso", "off", "gso", "off", "gro", "off"];
             sh(&[&["ip", "netns", "exec", ns, "ethtool", "-K", dev][..], &off].concat());
@@ -161,8 +163,16 @@ impl Veth {
     /// `moat gen --iface a ARGS` inside the namespace.
     fn send(&self, args: &[&str]) -> Output {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, env!("CARGO_BIN_EXE_moat"), "gen", "--iface", &self.a])
-            .args(args);
+        c.args([
+            "netns",
+            "exec",
+            &self.ns,
+            env!("CARGO_BIN_EXE_moat"),
+            "gen",
+            "--iface",
+            &self.a,
+        ])
+        .args(args);
         run_bounded(c, Duration::from_secs(120))
     }
 }
@@ -195,7 +205,11 @@ impl Capture {
             // Classic pcap, not pcapng; 32 MiB buffer.
             _ => c.args(["-P", "-B", "32", "-f", &filter]),
         };
-        let mut child = c.stderr(Stdio::piped()).stdout(Stdio::null()).spawn().expect("capturer");
+        let mut child = c
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("capturer");
         let (tx, rx) = mpsc::channel();
         let err = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -256,7 +270,11 @@ impl Drop for Capture {
 }
 
 fn secret() -> String {
-    common::root().join("examples/cluster.secret").to_str().unwrap().to_string()
+    common::root()
+        .join("examples/cluster.secret")
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -319,7 +337,11 @@ fn a_flood_at_full_speed_and_two_threads() {
     let out = v.send(&[&flood[..], &["--pps", "max"]].concat());
     assert!(out.status.success(), "moat gen --iface: {}", text(&out.stderr));
     let got = cap.stop();
-    let want = reference(dir.path(), "flood-ref.pcap", &[&flood[..], &["--pps", "1000000"]].concat());
+    let want = reference(
+        dir.path(),
+        "flood-ref.pcap",
+        &[&flood[..], &["--pps", "1000000"]].concat(),
+    );
     assert_same(&got, &want, "SYN flood at --pps max vs the capture at 1000000");
     assert_eq!(summary(&text(&out.stdout)), (20000, 0));
 
@@ -331,10 +353,22 @@ fn a_flood_at_full_speed_and_two_threads() {
     let cap = Capture::start(&v, &dir.path().join("two.pcap"));
     let base = ["--profile", "udp-flood", "--pps", "4000"];
     let out = v.send(&[&base[..], &["--count", "2000", "--seed", "5", "--threads", "2"]].concat());
-    assert!(out.status.success(), "moat gen --iface --threads 2: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "moat gen --iface --threads 2: {}",
+        text(&out.stderr)
+    );
     let got = cap.stop();
-    let t0 = reference(dir.path(), "t0.pcap", &[&base[..], &["--count", "1000", "--seed", "5"]].concat());
-    let t1 = reference(dir.path(), "t1.pcap", &[&base[..], &["--count", "1000", "--seed", "6"]].concat());
+    let t0 = reference(
+        dir.path(),
+        "t0.pcap",
+        &[&base[..], &["--count", "1000", "--seed", "5"]].concat(),
+    );
+    let t1 = reference(
+        dir.path(),
+        "t1.pcap",
+        &[&base[..], &["--count", "1000", "--seed", "6"]].concat(),
+    );
     let set0: std::collections::HashSet<&Vec<u8>> = t0.iter().collect();
     let (from0, from1): (Vec<Vec<u8>>, Vec<Vec<u8>>) = got.into_iter().partition(|f| set0.contains(f));
     assert_same(&from0, &t0, "thread 0 (seed 5)");
@@ -355,7 +389,10 @@ fn bad_ports_and_cores_are_named() {
     );
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("--iface moat-nosuch0: moat-nosuch0: if_nametoindex"), "{err}");
+    assert!(
+        err.contains("--iface moat-nosuch0: moat-nosuch0: if_nametoindex"),
+        "{err}"
+    );
     let out = run_bounded(
         {
             let mut c = moat();
@@ -408,7 +445,10 @@ mod dpdk {
             .find_map(|l| l.strip_prefix("Uid:"))
             .and_then(|ids| ids.split_whitespace().nth(1))
             == Some("0");
-        common::can_run(test, (!root).then(|| "not root (DPDK's EAL needs root here)".to_string()))
+        common::can_run(
+            test,
+            (!root).then(|| "not root (DPDK's EAL needs root here)".to_string()),
+        )
     }
 
     /// EAL arguments for virtual devices, a file prefix of its own.
@@ -459,14 +499,8 @@ mod dpdk {
         let out = run_bounded(
             {
                 let mut c = moat();
-                c.args(["gen", "--iface", "net_null0", "--eal", &eal("null", "net_null0")]).args([
-                    "--profile",
-                    "udp-flood",
-                    "--pps",
-                    "max",
-                    "--duration",
-                    "2.5",
-                ]);
+                c.args(["gen", "--iface", "net_null0", "--eal", &eal("null", "net_null0")])
+                    .args(["--profile", "udp-flood", "--pps", "max", "--duration", "2.5"]);
                 c
             },
             Duration::from_secs(60),

@@ -401,7 +401,9 @@ pub fn row((i, flood, rate): (usize, &str, u64), r: &Value, before: &Value, afte
     s
 }
 
-/// "moat loadtest sweep, HOST (CPU, N cores), YYYY-MM-DD HH:MM UTC".
+/// "moat loadtest sweep, HOST (CPU, N cores, load average L), YYYY-MM-DD
+/// HH:MM UTC": the load average at the start says how much else the machine
+/// was running.
 fn default_title() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
