@@ -240,13 +240,19 @@ impl Capture {
     /// not full) and returns its frames; fails if the capturer dropped any.
     fn stop(mut self) -> Vec<Vec<u8>> {
         std::thread::sleep(Duration::from_millis(1500));
-        let mut child = self.child.take().unwrap();
+        // The child stays in `self` until it has exited, so that a failure
+        // here still kills it on drop (it holds the caller's flock too).
+        let child = self.child.as_mut().unwrap();
         let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
         let t = Instant::now();
         while child.try_wait().unwrap().is_none() {
-            assert!(t.elapsed() < Duration::from_secs(10), "the capturer did not stop");
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the capturer did not stop on SIGINT"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
+        self.child = None;
         let said: Vec<String> = self.stderr.try_iter().collect();
         for l in &said {
             // tcpdump: "N packets dropped by kernel"; dumpcap: "Packets
@@ -379,41 +385,30 @@ fn a_flood_at_full_speed_and_two_threads() {
 
 #[test]
 fn bad_ports_and_cores_are_named() {
-    let out = run_bounded(
-        {
-            let mut c = moat();
-            c.args(["gen", "--iface", "moat-nosuch0", "--count", "1"]);
-            c
-        },
-        Duration::from_secs(30),
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("--iface moat-nosuch0: moat-nosuch0: if_nametoindex"),
-        "{err}"
-    );
-    let out = run_bounded(
-        {
-            let mut c = moat();
-            c.args(["gen", "--iface", "lo", "--cores", "4095"]);
-            c
-        },
-        Duration::from_secs(30),
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("--cores 4095: no such CPU"), "{err}");
-    let out = run_bounded(
-        {
-            let mut c = moat();
-            c.args(["gen", "--iface", "lo", "--pps", "2000000000"]);
-            c
-        },
-        Duration::from_secs(30),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("1 to 1000000000"), "{}", text(&out.stderr));
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--iface", "moat-nosuch0", "--count", "1"],
+            "--iface moat-nosuch0: moat-nosuch0: if_nametoindex",
+        ),
+        (&["--iface", "lo", "--cores", "4095"], "--cores 4095: no such CPU"),
+        (&["--iface", "lo", "--pps", "2000000000"], "1 to 1000000000"),
+        (
+            &["--out", "x.pcap", "--pps", "max"],
+            "--pps max (or 0) is only for a live port",
+        ),
+        (&["--out", "x.pcap", "--duration", "1"], "--duration is for a live port"),
+        (&["--out", "x.pcap", "--threads", "1"], "--threads is for a live port"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (args, want) in cases {
+        let mut c = moat();
+        c.current_dir(dir.path()).arg("gen").args(*args);
+        let out = run_bounded(c, Duration::from_secs(30));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(!dir.path().join("x.pcap").exists(), "nothing written");
     // Without CAP_NET_RAW (as nobody), the error says what is missing.
     if !common::on_path("setpriv") || common::missing_prerequisite(&[], "").is_some() {
         eprintln!("no setpriv or not root: the permission case is skipped");

@@ -132,10 +132,10 @@ pub struct GenArgs {
     /// One sender thread pinned to each of these CPUs, e.g. 0,1 (with --iface).
     #[arg(long, requires = "iface", value_delimiter = ',')]
     pub cores: Option<Vec<usize>>,
-    /// Frames per send call (with --iface), 1 to 512.
-    #[arg(long, default_value_t = 64, requires = "iface",
+    /// Frames per send call (with --iface), 1 to 512 (default 64).
+    #[arg(long, requires = "iface",
           value_parser = clap::value_parser!(u32).range(1..=dataplane::port::MAX_BURST as i64))]
-    pub burst: u32,
+    pub burst: Option<u32>,
 }
 
 /// The generator configuration `args` ask for.
@@ -197,6 +197,19 @@ pub fn config(args: &GenArgs) -> anyhow::Result<GenConfig> {
     })
 }
 
+/// The first flag given that only a live port takes.
+fn live_only(args: &GenArgs) -> Option<&'static str> {
+    [
+        ("--eal", args.eal.is_some()),
+        ("--duration", args.duration.is_some()),
+        ("--threads", args.threads.is_some()),
+        ("--cores", args.cores.is_some()),
+        ("--burst", args.burst.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(flag, given)| given.then_some(flag))
+}
+
 /// Writes the capture to `path` and returns the packets written per profile.
 pub fn generate(args: &GenArgs, path: &Path) -> anyhow::Result<[u64; Profile::ALL.len()]> {
     let cfg = config(args)?;
@@ -219,6 +232,9 @@ pub fn run(args: &GenArgs) -> anyhow::Result<()> {
         (None, Some(iface)) => return super::gen_live::run(args, iface),
         _ => bail!("give either --out FILE (a capture) or --iface IF (a live port)"),
     };
+    if let Some(flag) = live_only(args) {
+        bail!("{flag} is for a live port (--iface), not a capture (--out)");
+    }
     let counts = generate(args, path)?;
     let total: u64 = counts.iter().sum();
     // With the capture on standard output, the summary goes to standard error.
@@ -299,8 +315,7 @@ mod tests {
         std::fs::write(&secret, b"a cluster secret, 16 bytes or more").unwrap();
         let out = |name: &str| {
             let path = dir.path().join(name);
-            let p = path.to_str().unwrap().to_string();
-            let mut a = args(&[
+            let a = args(&[
                 "--count",
                 "500",
                 "--secret-file",
@@ -308,7 +323,7 @@ mod tests {
                 "--syn-auth",
                 "cookie-reset",
             ]);
-            let counts = generate(&a, Path::new(&p)).unwrap();
+            let counts = generate(&a, &path).unwrap();
             assert_eq!(counts.iter().sum::<u64>(), 500);
             std::fs::read(path).unwrap()
         };
