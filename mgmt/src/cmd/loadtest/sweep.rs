@@ -416,9 +416,13 @@ fn default_title() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "unknown".into());
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     format!(
-        "moat loadtest sweep, {} ({cpu}, {cores} cores), {}",
+        "moat loadtest sweep, {} ({cpu}, {cores} cores, load average {load}), {}",
         host.trim(),
         utc(secs)
     )
@@ -521,6 +525,7 @@ mod tests {
         let mut bad = args(&ok);
         bad.floods = vec!["tsunami".into()];
         assert!(format!("{:#}", validate(&bad).unwrap_err()).contains("--floods tsunami"));
-        assert!(default_title().contains("UTC"));
+        let title = default_title();
+        assert!(title.contains("UTC") && title.contains("load average "), "{title}");
     }
 }
