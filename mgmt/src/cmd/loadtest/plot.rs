@@ -155,6 +155,9 @@ fn draw(s: &Sweep, out: &std::path::Path) -> anyhow::Result<()> {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .x_desc("flood offered to Moat (packets/s)")
         .y_desc("success (%)")
         .draw()
@@ -195,6 +198,9 @@ fn draw(s: &Sweep, out: &std::path::Path) -> anyhow::Result<()> {
         .map_err(err)?;
     chart
         .configure_mesh()
+        .light_line_style(WHITE)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
         .x_desc("flood offered to Moat (packets/s)")
         .y_desc("TTFB (ms)")
         .draw()

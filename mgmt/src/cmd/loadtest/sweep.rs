@@ -401,7 +401,9 @@ pub fn row((i, flood, rate): (usize, &str, u64), r: &Value, before: &Value, afte
     s
 }
 
-/// "moat loadtest sweep, HOST (CPU, N cores), YYYY-MM-DD HH:MM UTC".
+/// "moat loadtest sweep, HOST (CPU, N cores, load average L), YYYY-MM-DD
+/// HH:MM UTC": the load average at the start says how much else the machine
+/// was running.
 fn default_title() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -414,9 +416,13 @@ fn default_title() -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(String::from))
+        .unwrap_or_else(|| "unknown".into());
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     format!(
-        "moat loadtest sweep, {} ({cpu}, {cores} cores), {}",
+        "moat loadtest sweep, {} ({cpu}, {cores} cores, load average {load}), {}",
         host.trim(),
         utc(secs)
     )
@@ -519,6 +525,7 @@ mod tests {
         let mut bad = args(&ok);
         bad.floods = vec!["tsunami".into()];
         assert!(format!("{:#}", validate(&bad).unwrap_err()).contains("--floods tsunami"));
-        assert!(default_title().contains("UTC"));
+        let title = default_title();
+        assert!(title.contains("UTC") && title.contains("load average "), "{title}");
     }
 }
