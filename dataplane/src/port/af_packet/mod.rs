@@ -341,6 +341,18 @@ fn join_fanout(sock: &Socket, group: Option<u16>, workers: usize) -> io::Result<
     }
 }
 
+/// Sends `frames` from the front on `sock` and counts them: the frames
+/// sent, or one error when the kernel refused the batch (the frames stay in
+/// `frames` for the caller). Returns how many were sent.
+fn transmit(tx: &mut TxScratch, sock: &Socket, stats: &mut PortStats, frames: &[AfPacketFrame]) -> usize {
+    let sent = tx.send(sock, frames).unwrap_or_else(|_| {
+        stats.tx_errors += 1;
+        0
+    });
+    stats.tx_packets += sent as u64;
+    sent
+}
+
 /// Takes up to `max` frames from `ring` into `out` (see the module docs:
 /// truncated frames freed and counted, VLAN tags written back).
 fn receive(ring: &mut Ring, stats: &mut PortStats, out: &mut Burst<AfPacketFrame>, max: usize) -> usize {
@@ -469,14 +481,7 @@ impl Queues for AfPacketQueues {
 
     fn tx_burst(&mut self, port: PortId, frames: &mut Burst<AfPacketFrame>) -> usize {
         let p = &mut self.ports[port.index()];
-        let sent = match p.tx.send(&p.sock, frames) {
-            Ok(n) => n,
-            Err(_) => {
-                p.stats.tx_errors += 1;
-                0
-            }
-        };
-        p.stats.tx_packets += sent as u64;
+        let sent = transmit(&mut p.tx, &p.sock, &mut p.stats, frames);
         for f in frames.drain(..sent) {
             self.give_back(f);
         }

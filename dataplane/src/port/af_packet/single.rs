@@ -184,14 +184,7 @@ impl Queues for SingleQueues {
     }
 
     fn tx_burst(&mut self, _port: PortId, frames: &mut Burst<AfPacketFrame>) -> usize {
-        let sent = match self.tx.send(&self.sock, frames) {
-            Ok(n) => n,
-            Err(_) => {
-                self.stats.tx_errors += 1;
-                0
-            }
-        };
-        self.stats.tx_packets += sent as u64;
+        let sent = super::transmit(&mut self.tx, &self.sock, &mut self.stats, frames);
         for f in frames.drain(..sent) {
             self.give_back(f);
         }

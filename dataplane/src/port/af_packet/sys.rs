@@ -108,30 +108,21 @@ impl Socket {
     /// Binds to interface `ifindex` for every protocol: from here on the
     /// socket receives that interface's frames.
     pub fn bind(&self, ifindex: u32) -> io::Result<()> {
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ALL_PROTOCOLS;
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: `sll` is a valid sockaddr_ll and the length says so.
-        check(unsafe {
-            libc::bind(
-                self.as_raw_fd(),
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })?;
-        Ok(())
+        self.bind_protocol(ifindex, ALL_PROTOCOLS)
     }
 
     /// Binds to interface `ifindex` for sending only: with protocol 0 the
     /// socket receives nothing (the kernel queues no copy of the
     /// interface's traffic to it).
     pub fn bind_send_only(&self, ifindex: u32) -> io::Result<()> {
+        self.bind_protocol(ifindex, 0)
+    }
+
+    fn bind_protocol(&self, ifindex: u32, protocol: u16) -> io::Result<()> {
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
         let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = 0;
+        sll.sll_protocol = protocol;
         sll.sll_ifindex = ifindex as i32;
         // SAFETY: `sll` is a valid sockaddr_ll and the length says so.
         check(unsafe {
