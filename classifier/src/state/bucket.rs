@@ -182,13 +182,19 @@ impl SourceTable {
     /// table. A source not in the table starts with full buckets.
     #[inline]
     pub fn allow(&mut self, src: IpAddr, service: u16, now: Nanos, which: SourceLimit, rate_per_s: u32) -> bool {
+        self.allow_key(AddrKey::new(src), service, now, which, rate_per_s)
+    }
+
+    /// [`SourceTable::allow`] by table key (untagged; the packet path).
+    #[inline]
+    pub fn allow_key(&mut self, src: AddrKey, service: u16, now: Nanos, which: SourceLimit, rate_per_s: u32) -> bool {
         if rate_per_s == 0 {
             return true;
         }
         let rate = u64::from(rate_per_s);
         // Burst = rate tokens: at most 4.3e18 nano-tokens, fits a u64.
         let cap = rate * TOKEN;
-        let key = AddrKey::tagged(src, service);
+        let key = src.with_tag(service);
         let i = which as usize;
         match self.table.probe(&key) {
             Ok(hit) => match self.table.get_mut(hit).and_then(|levels| levels.get_mut(i)) {
@@ -220,6 +226,19 @@ impl SourceTable {
         first: (SourceLimit, u32),
         second: (SourceLimit, u32),
     ) -> Result<(), SourceLimit> {
+        self.allow_two_key(AddrKey::new(src), service, now, first, second)
+    }
+
+    /// [`SourceTable::allow_two`] by table key (untagged; the packet path).
+    #[inline]
+    pub fn allow_two_key(
+        &mut self,
+        src: AddrKey,
+        service: u16,
+        now: Nanos,
+        first: (SourceLimit, u32),
+        second: (SourceLimit, u32),
+    ) -> Result<(), SourceLimit> {
         if first.1 == 0 && second.1 == 0 {
             return Ok(());
         }
@@ -237,7 +256,7 @@ impl SourceTable {
             }
             Ok(())
         };
-        let key = AddrKey::tagged(src, service);
+        let key = src.with_tag(service);
         match self.table.probe(&key) {
             Ok(hit) => self.table.get_mut(hit).map_or(Ok(()), take),
             Err(miss) => {

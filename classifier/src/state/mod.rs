@@ -47,7 +47,7 @@ pub mod table;
 pub mod verified;
 
 pub use bucket::{SourceLimit, SourceTable, TokenBucket};
-pub use flow::{FlowKey, FlowTable, Insert};
+pub use flow::{FlowId, FlowKey, FlowTable, Insert};
 pub use verified::VerifiedTable;
 
 use crate::policy::Policy;
@@ -126,10 +126,6 @@ pub struct WorkerState {
     pub services: Vec<ServiceBuckets>,
     /// Global emergency cap (rate 0 = unlimited).
     pub global: TokenBucket,
-    /// The service the last classified packet was addressed to, whatever
-    /// its verdict (`None`: it never reached the service lookup), so that
-    /// callers count drops and replies per service without a second lookup.
-    pub last_service: Option<crate::policy::ServiceId>,
     /// The source the last classified packet verified (a challenge
     /// answered) with its TTL, until the caller takes it: the dataplane
     /// hands it to the cluster bus. Sources verified any other way (a
@@ -152,7 +148,6 @@ impl WorkerState {
                 .map(|s| ServiceBuckets::new(&s.limits, workers))
                 .collect(),
             global: one_second(per_worker(policy.global_pps, workers)),
-            last_service: None,
             just_verified: None,
         }
     }

@@ -389,6 +389,23 @@ impl AddrKey {
         }
     }
 
+    /// The key of an address of the family `v6` says (the packet path).
+    #[inline]
+    pub const fn of(a: crate::parse::Addr, v6: bool) -> Self {
+        AddrKey {
+            hi: a.hi,
+            lo: a.lo,
+            tag: 0,
+            v6,
+        }
+    }
+
+    /// The same key tagged with `tag`.
+    #[inline]
+    pub const fn with_tag(self, tag: u16) -> Self {
+        AddrKey { tag, ..self }
+    }
+
     /// The key of `ip` tagged with `tag` (e.g. a service index).
     #[inline]
     pub fn tagged(ip: IpAddr, tag: u16) -> Self {

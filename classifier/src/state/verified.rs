@@ -31,7 +31,13 @@ impl VerifiedTable {
     /// Is `src` verified at `now`? An expired entry is absent (and freed).
     #[inline]
     pub fn is_verified(&mut self, src: IpAddr, now: Nanos) -> bool {
-        let Ok(hit) = self.table.probe(&AddrKey::new(src)) else {
+        self.is_verified_key(AddrKey::new(src), now)
+    }
+
+    /// [`VerifiedTable::is_verified`] by table key (the packet path).
+    #[inline]
+    pub fn is_verified_key(&mut self, src: AddrKey, now: Nanos) -> bool {
+        let Ok(hit) = self.table.probe(&src) else {
             return false;
         };
         // The reference bit set on an expired entry does not matter: the

@@ -178,7 +178,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
                 sh.mail.share_verified(ip, ttl);
             }
             if let Some(t) = taken {
-                let service = parsed.and(pipe.state().last_service);
+                let service = parsed.and(pipe.last_service());
                 sampler.push(t, now, parsed.as_ref(), service, out, &mut lc);
             }
             match out {
