@@ -83,9 +83,62 @@ pub fn classify_rx(
     rx: Rx,
     reply: &mut [u8],
 ) -> Decision {
+    classify_hashed(st, pol, now, frame, p, rx, Hashes::default(), reply)
+}
+
+/// Stage one of a burst (DESIGN.md, the two-stage worker loop): the hashes
+/// of the table keys a packet's checks probe, computed ahead so that the
+/// worker can prefetch the index lines those probes start at
+/// ([`Hashes::lines`]) while it prepares the rest of the burst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hashes {
+    /// Of the TCP flow (TCP packets).
+    pub flow: Option<u64>,
+    /// Of the source address in the verified sources (TCP and ICMP, whose
+    /// checks may ask whether the source is verified).
+    pub src: Option<u64>,
+}
+
+impl Hashes {
+    /// The hashes of `p`'s keys in `st`'s tables.
+    #[inline]
+    pub fn of(st: &WorkerState, p: &Parsed) -> Self {
+        let flow = p.tcp().map(|t| st.flows.hash(&FlowId::of(p, t)));
+        let src = match p.l4 {
+            L4::Tcp(_) | L4::Icmp { .. } | L4::Icmpv6 { .. } => Some(st.verified.hash(&AddrKey::of(p.src, p.is_v6()))),
+            _ => None,
+        };
+        Hashes { flow, src }
+    }
+
+    /// The index lines the probes with these hashes read first (null
+    /// where there is no hash): the addresses to prefetch.
+    #[inline]
+    pub fn lines(&self, st: &WorkerState) -> [*const u8; 2] {
+        [
+            self.flow.map_or(core::ptr::null(), |h| st.flows.index_line(h)),
+            self.src.map_or(core::ptr::null(), |h| st.verified.index_line(h)),
+        ]
+    }
+}
+
+/// Stage two: [`classify_rx`] with the [`Hashes`] of stage one (any hash
+/// that is `None` is computed when needed).
+#[allow(clippy::too_many_arguments)] // classify_rx's arguments and the hashes
+#[inline]
+pub fn classify_hashed(
+    st: &mut WorkerState,
+    pol: &Policy,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    rx: Rx,
+    h: Hashes,
+    reply: &mut [u8],
+) -> Decision {
     let mut d = Decision::early(Verdict::Drop(DropReason::NoService));
     d.syn = p.is_pure_syn();
-    d.verdict = match decide(st, pol, now, frame, p, rx, reply, &mut d) {
+    d.verdict = match decide(st, pol, now, frame, p, rx, h, reply, &mut d) {
         Ok(v) => v,
         Err(r) => Verdict::Drop(r),
     };
@@ -101,6 +154,7 @@ fn decide(
     frame: &[u8],
     p: &Parsed,
     rx: Rx,
+    h: Hashes,
     reply: &mut [u8],
     d: &mut Decision,
 ) -> R {
@@ -135,6 +189,7 @@ fn decide(
         frame,
         p,
         src: AddrKey::of(p.src, v6),
+        h,
         trusted,
     };
     match (p.frag, pol.sanity.fragments) {
@@ -274,6 +329,8 @@ struct Ctx<'a> {
     p: &'a Parsed,
     /// The source as a table key (verified sources, per-source buckets).
     src: AddrKey,
+    /// Stage one's hashes.
+    h: Hashes,
     /// ACL-allowed source: no SYN authentication, no per-source limits.
     trusted: bool,
 }
@@ -335,7 +392,11 @@ impl Ctx<'_> {
 
     #[inline]
     fn verified(&mut self) -> bool {
-        self.st.verified.is_verified_key(self.src, self.now)
+        let hash = match self.h.src {
+            Some(h) => h,
+            None => self.st.verified.hash(&self.src),
+        };
+        self.st.verified.is_verified_hashed(hash, self.src, self.now)
     }
 
     fn tcp(&mut self, t: &TcpInfo, reply: &mut [u8]) -> R {
@@ -366,7 +427,11 @@ impl Ctx<'_> {
         // (ACK/RST floods from spoofed sources) must not cost a table insert
         // each, nor evict the buckets of real clients.
         let key = FlowId::of(p, t);
-        if self.st.flows.touch_id(&key, now, pol.timeouts.flow_idle) {
+        let hash = match self.h.flow {
+            Some(h) => h,
+            None => self.st.flows.hash(&key),
+        };
+        if self.st.flows.touch_hashed(hash, &key, now, pol.timeouts.flow_idle) {
             if t.flags & (flags::FIN | flags::RST) != 0 {
                 self.st.flows.remove_id(&key);
             }
@@ -426,7 +491,11 @@ impl Ctx<'_> {
         let key = FlowId::of(p, t);
         let idle = pol.timeouts.flow_idle;
         // A retransmitted SYN of a flow already admitted is not a new flow.
-        if !self.st.flows.touch_id(&key, now, idle) {
+        let hash = match self.h.flow {
+            Some(h) => h,
+            None => self.st.flows.hash(&key),
+        };
+        if !self.st.flows.touch_hashed(hash, &key, now, idle) {
             self.src_limit(SourceLimit::NewFlow)?;
             self.st.flows.insert_id(key, now, idle);
         }

@@ -7,7 +7,7 @@
 //! the offline scrubber run exactly this code.
 
 use classifier::build::{self, GreHeader, GreParams};
-use classifier::classify::{classify_rx, Rx};
+use classifier::classify::{classify_hashed, Hashes, Rx};
 use classifier::parse::{self, Parsed, L4};
 use classifier::policy::{Policy, ServiceId};
 use classifier::state::bucket::TokenBucket;
@@ -15,7 +15,20 @@ use classifier::state::{StateConfig, WorkerState};
 use classifier::time::Nanos;
 use classifier::verdict::{Decision, DropReason, Pass, Verdict};
 
-use crate::port::{Csum, Frame, HeapFrame};
+use crate::port::{Csum, Frame, HeapFrame, MAX_BURST};
+use crate::prefetch::prefetch;
+
+/// Stage one's result for one frame of a burst: its parse summary and table
+/// hashes, or why it did not parse.
+pub type Prepared = Result<(Parsed, Hashes), DropReason>;
+
+/// Stage one's results for a whole burst, in frame order (a fixed array on
+/// the worker's stack).
+pub type PreparedBurst = arrayvec::ArrayVec<Prepared, MAX_BURST>;
+
+/// How many frames ahead of the one it parses stage one prefetches frame
+/// data (DPDK l3fwd's `PREFETCH_OFFSET`).
+const PREFETCH_AHEAD: usize = 4;
 
 /// Largest frame the pipeline handles (jumbo frames included).
 pub const MAX_FRAME: usize = 9216;
@@ -283,6 +296,48 @@ impl Pipeline {
         self.core.process(policy, now, f, parsed)
     }
 
+    /// Stage one of a burst (DESIGN.md; DPDK l3fwd, Gatekeeper): parses
+    /// every frame, computes its table hashes and prefetches the index
+    /// lines its probes will read, and the data of the frames a few ahead,
+    /// so that stage two ([`Pipeline::process_prepared`], frame by frame in
+    /// the same order) finds them in cache. Replaces `out`'s contents.
+    #[inline]
+    pub fn prepare<F: Frame>(&self, frames: &[F], out: &mut PreparedBurst) {
+        out.clear();
+        let st = &self.core.state;
+        for (i, f) in frames.iter().enumerate() {
+            if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
+                prefetch(ahead.data().as_ptr());
+            }
+            let pr = parse::parse(f.data()).map(|p| {
+                let h = Hashes::of(st, &p);
+                for line in h.lines(st) {
+                    prefetch(line);
+                }
+                (p, h)
+            });
+            if out.try_push(pr).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Stage two for one frame of the burst given to [`Pipeline::prepare`]:
+    /// [`Pipeline::process_frame`] with the parse and hashes of stage one
+    /// (`pre`, which must be that frame's and is the parse summary for
+    /// reports).
+    #[inline]
+    pub fn process_prepared<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, pre: &Prepared) -> Outcome {
+        let c = &mut self.core;
+        c.counters.rx_packets += 1;
+        c.counters.rx_bytes += f.data().len() as u64;
+        c.last_service = None;
+        match pre {
+            Ok((p, h)) => c.execute(policy, now, f, p, *h),
+            Err(r) => c.drop(*r),
+        }
+    }
+
     /// Between bursts: frees expired entries among the next `budget` slots
     /// of each per-core table (flows idle past the policy's timeout,
     /// verified sources past their TTL, source buckets idle a second), so
@@ -347,18 +402,18 @@ impl Core {
             Err(r) => return self.drop(r),
         };
         *parsed = Some(p);
-        self.execute(policy, now, f, &p)
+        self.execute(policy, now, f, &p, Hashes::default())
     }
 
     /// Classifies a parsed frame and carries out the decision: a plain
     /// executor, it looks nothing up that the decision does not carry.
     #[inline]
-    fn execute<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed) -> Outcome {
+    fn execute<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed, h: Hashes) -> Outcome {
         let len = f.data().len();
         let rx = Rx {
             ip_csum_good: f.ip_csum_good(),
         };
-        let d = classify_rx(&mut self.state, policy, now, f.data(), p, rx, &mut self.reply[..]);
+        let d = classify_hashed(&mut self.state, policy, now, f.data(), p, rx, h, &mut self.reply[..]);
         let out = self.carry_out(policy, now, f, p, &d);
         self.last_service = d.service;
         if let Some(s) = d.service {

@@ -128,7 +128,25 @@ impl FlowTable {
     /// [`FlowTable::touch`] by the packed key (the packet path).
     #[inline]
     pub fn touch_id(&mut self, id: &FlowId, now: Nanos, idle: Nanos) -> bool {
-        let Ok(hit) = self.table.probe(id) else {
+        self.touch_hashed(self.hash(id), id, now, idle)
+    }
+
+    /// The hash a probe for `id` starts from (stage one of a burst).
+    #[inline]
+    pub fn hash(&self, id: &FlowId) -> u64 {
+        self.table.hash(id)
+    }
+
+    /// The index line a probe with `hash` reads first (to prefetch).
+    #[inline]
+    pub fn index_line(&self, hash: u64) -> *const u8 {
+        self.table.index_line(hash)
+    }
+
+    /// [`FlowTable::touch_id`] with the key's [`FlowTable::hash`].
+    #[inline]
+    pub fn touch_hashed(&mut self, hash: u64, id: &FlowId, now: Nanos, idle: Nanos) -> bool {
+        let Ok(hit) = self.table.probe_hashed(hash, id) else {
             return false;
         };
         // One slot access: the reference bit set on an expired entry does
