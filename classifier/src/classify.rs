@@ -92,32 +92,37 @@ pub fn classify_rx(
 /// ([`Hashes::lines`]) while it prepares the rest of the burst.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Hashes {
-    /// Of the TCP flow (TCP packets).
+    /// Of the TCP flow (TCP packets but SYNs).
     pub flow: Option<u64>,
-    /// Of the source address in the verified sources (TCP and ICMP, whose
-    /// checks may ask whether the source is verified).
+    /// Of the source address, in the verified sources and the per-source
+    /// buckets alike (they share hash keys): every IP packet.
     pub src: Option<u64>,
 }
 
 impl Hashes {
-    /// The hashes of `p`'s keys in `st`'s tables.
+    /// The hashes of `p`'s keys in `st`'s tables, valid for `st` only
+    /// (its verified sources and per-source buckets share hash keys,
+    /// [`WorkerState::new`]).
     #[inline]
     pub fn of(st: &WorkerState, p: &Parsed) -> Self {
-        let flow = p.tcp().map(|t| st.flows.hash(&FlowId::of(p, t)));
-        let src = match p.l4 {
-            L4::Tcp(_) | L4::Icmp { .. } | L4::Icmpv6 { .. } => Some(st.verified.hash(&AddrKey::of(p.src, p.is_v6()))),
-            _ => None,
-        };
+        // A SYN probes the flows only once its source is authenticated: a
+        // spoofed SYN flood never does, so its hash waits until needed.
+        let flow = p
+            .tcp()
+            .filter(|t| !flags::is_pure_syn(t.flags))
+            .map(|t| st.flows.hash(&FlowId::of(p, t)));
+        let src = (p.l3 != L3::Arp).then(|| st.verified.hash(&AddrKey::of(p.src, p.is_v6())));
         Hashes { flow, src }
     }
 
     /// The index lines the probes with these hashes read first (null
     /// where there is no hash): the addresses to prefetch.
     #[inline]
-    pub fn lines(&self, st: &WorkerState) -> [*const u8; 2] {
+    pub fn lines(&self, st: &WorkerState) -> [*const u8; 3] {
         [
             self.flow.map_or(core::ptr::null(), |h| st.flows.index_line(h)),
             self.src.map_or(core::ptr::null(), |h| st.verified.index_line(h)),
+            self.src.map_or(core::ptr::null(), |h| st.sources.index_line(h)),
         ]
     }
 }
@@ -348,7 +353,13 @@ impl Ctx<'_> {
             SourceLimit::Icmp => (l.src_icmp_pps, DropReason::RateLimitIcmpSource),
         };
         // Rate 0 (unlimited, the default) must not cost a table call per packet.
-        if rate == 0 || self.trusted || self.st.sources.allow_key(self.src, self.id, self.now, which, rate) {
+        if rate == 0
+            || self.trusted
+            || self
+                .st
+                .sources
+                .allow_hashed(self.h.src, self.src, self.id, self.now, which, rate)
+        {
             Ok(())
         } else {
             Err(reason)
@@ -371,11 +382,14 @@ impl Ctx<'_> {
         if self.trusted || (pps == 0 && rate == 0) {
             return Ok(());
         }
-        match self
-            .st
-            .sources
-            .allow_two_key(self.src, self.id, self.now, (SourceLimit::Pps, pps), (which, rate))
-        {
+        match self.st.sources.allow_two_hashed(
+            self.h.src,
+            self.src,
+            self.id,
+            self.now,
+            (SourceLimit::Pps, pps),
+            (which, rate),
+        ) {
             Ok(()) => Ok(()),
             Err(w) if w == which => Err(reason),
             Err(_) => Err(DropReason::RateLimitSource),

@@ -138,10 +138,13 @@ impl WorkerState {
     /// `workers`: number of workers sharing the node-wide limits (each gets
     /// rate / workers, at least 1).
     pub fn new(cfg: &StateConfig, policy: &Policy, workers: u32) -> Self {
+        // One set of hash keys for both tables keyed by source address: a
+        // source is hashed once for both (stage one of a burst).
+        let by_source = ahash::RandomState::new();
         WorkerState {
             flows: FlowTable::with_capacity(cfg.flows),
-            verified: VerifiedTable::with_capacity(cfg.verified),
-            sources: SourceTable::with_capacity(cfg.sources),
+            verified: VerifiedTable::with_hasher(cfg.verified, by_source.clone()),
+            sources: SourceTable::with_hasher(cfg.sources, by_source),
             services: policy
                 .services
                 .iter()

@@ -143,6 +143,12 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     /// A table for `cap` entries, clamped to `1..=MAX_CAPACITY`, with all of
     /// its memory reserved now.
     pub fn with_capacity(cap: usize) -> Self {
+        Self::with_hasher(cap, ahash::RandomState::new())
+    }
+
+    /// [`Table::with_capacity`] with the given hash keys (tables whose keys
+    /// hash alike share them, so that one hash probes both).
+    pub fn with_hasher(cap: usize, hasher: ahash::RandomState) -> Self {
         let cap = cap.clamp(1, MAX_CAPACITY);
         // At most half full: see the module docs.
         let size = (2 * cap).next_power_of_two();
@@ -155,7 +161,7 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
             sweep_at: 0,
             len: 0,
             cap,
-            hasher: ahash::RandomState::new(),
+            hasher,
         }
     }
 
@@ -215,10 +221,9 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     pub fn probe_hashed(&self, hash: u64, key: &K) -> Result<Hit, Miss> {
         let t = tag(hash);
         let mut at = self.home(t);
-        // Terminates: the index is at most half full, so an empty entry
-        // comes within `index.len()` steps.
-        for _ in 0..self.index.len() {
-            let e = self.index.get(at).copied().unwrap_or(EMPTY);
+        // Ends at an empty entry: the index is at most half full, so one
+        // comes within a few steps (and `get` ends it at worst).
+        while let Some(&e) = self.index.get(at) {
             if e == EMPTY {
                 break;
             }
@@ -273,8 +278,9 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     /// algorithm R): no tombstones.
     fn unlink(&mut self, mut at: usize) {
         let mut next = at;
-        for _ in 0..self.index.len() {
+        loop {
             next = (next + 1) & self.mask;
+            // The run after `at` ends at an empty entry (at most half full).
             let e = self.index.get(next).copied().unwrap_or(EMPTY);
             if e == EMPTY {
                 break;
@@ -303,14 +309,13 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     fn link(&mut self, hash: u64, slot: u32) {
         let t = tag(hash);
         let mut at = self.home(t);
-        for _ in 0..self.index.len() {
-            match self.index.get_mut(at) {
-                Some(x) if *x == EMPTY => {
-                    *x = (u64::from(t) << 32) | u64::from(slot);
-                    return;
-                }
-                _ => at = (at + 1) & self.mask,
+        // At most half full: an empty entry comes within a few steps.
+        while let Some(x) = self.index.get_mut(at) {
+            if *x == EMPTY {
+                *x = (u64::from(t) << 32) | u64::from(slot);
+                return;
             }
+            at = (at + 1) & self.mask;
         }
     }
 
@@ -364,15 +369,15 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
         };
         let t = tag(self.hash(&s.key));
         let mut at = self.home(t);
-        for _ in 0..self.index.len() {
-            match self.index.get(at).copied() {
-                None | Some(EMPTY) => return,
-                Some(e) if e as u32 as usize == slot => {
-                    self.unlink(at);
-                    return;
-                }
-                Some(_) => at = (at + 1) & self.mask,
+        while let Some(&e) = self.index.get(at) {
+            if e == EMPTY {
+                return;
             }
+            if e as u32 as usize == slot {
+                self.unlink(at);
+                return;
+            }
+            at = (at + 1) & self.mask;
         }
     }
 
@@ -530,11 +535,14 @@ impl AddrKey {
 
 impl Hash for AddrKey {
     /// One word for IPv4, two for IPv6: ahash costs one multiply per word.
-    /// `1.2.3.4` and `::1.2.3.4` hash alike; equality tells them apart.
+    /// `1.2.3.4` and `::1.2.3.4` hash alike, and so do the tags of one
+    /// address; equality tells them apart. Without the tag, one hash serves
+    /// the verified sources and the per-source buckets, which share a
+    /// hasher ([`Table::with_hasher`]): stage one of a burst hashes a
+    /// source once for both.
     #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
-        // An IPv4 address uses the low 32 bits of `lo`: the tag goes above.
-        h.write_u64(self.lo ^ (u64::from(self.tag) << 48));
+        h.write_u64(self.lo);
         if self.v6 {
             h.write_u64(self.hi);
         }

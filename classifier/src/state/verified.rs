@@ -28,6 +28,14 @@ impl VerifiedTable {
         }
     }
 
+    /// [`VerifiedTable::with_capacity`] with the hash keys of the
+    /// per-source buckets (one hash of a source probes both tables).
+    pub fn with_hasher(cap: usize, hasher: ahash::RandomState) -> Self {
+        VerifiedTable {
+            table: Table::with_hasher(cap, hasher),
+        }
+    }
+
     /// Is `src` verified at `now`? An expired entry is absent (and freed).
     #[inline]
     pub fn is_verified(&mut self, src: IpAddr, now: Nanos) -> bool {
