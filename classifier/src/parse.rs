@@ -40,7 +40,7 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::wire::{self, be16, be32, ethernet, ipv4, ipv6, tcp, udp, EtherType, IpProtocol};
+use crate::wire::{self, be16, ethernet, ipv4, ipv6, tcp, udp, EtherType, IpProtocol};
 use crate::DropReason;
 
 /// The network-layer protocol of a frame.
@@ -386,27 +386,44 @@ fn parse_arp(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
     })
 }
 
-#[inline]
+/// A big-endian `u16` of a fixed-size header (no bounds check: the index is
+/// a constant within the array).
+#[inline(always)]
+fn h16<const N: usize>(h: &[u8; N], at: usize) -> u16 {
+    u16::from_be_bytes([h[at], h[at + 1]])
+}
+
+/// A big-endian `u32` of a fixed-size header.
+#[inline(always)]
+fn h32<const N: usize>(h: &[u8; N], at: usize) -> u32 {
+    u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
+}
+
+// The fixed headers are read as arrays (`first_chunk`): one length check
+// each, where indexing the slice checked every field again.
+#[inline(always)]
 fn parse_ipv4(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
     use ipv4::field as f;
-    let ip = &frame[l2.off..];
-    if ip.len() < ipv4::HEADER_LEN || ip[f::VER_IHL] >> 4 != 4 {
+    let ip = frame.get(l2.off..).unwrap_or(&[]);
+    let Some(h) = ip.first_chunk::<{ ipv4::HEADER_LEN }>() else {
+        return Err(DropReason::BadIpHeader);
+    };
+    if h[f::VER_IHL] >> 4 != 4 {
         return Err(DropReason::BadIpHeader);
     }
-    let ihl = usize::from(ip[f::VER_IHL] & 0x0f) * 4;
-    let total = usize::from(be16(ip, f::LENGTH));
+    let ihl = usize::from(h[f::VER_IHL] & 0x0f) * 4;
+    let total = usize::from(h16(h, f::LENGTH));
     if ihl < ipv4::HEADER_LEN || total < ihl || total > ip.len() {
         return Err(DropReason::BadIpHeader);
     }
-    let ip = &ip[..total];
-    let flags_off = be16(ip, f::FLG_OFF);
+    let flags_off = h16(h, f::FLG_OFF);
     let frag = match (flags_off & ipv4::OFFSET_MASK != 0, flags_off & ipv4::MF != 0) {
         (true, _) => Frag::Later,
         (false, true) => Frag::First,
         (false, false) => Frag::None,
     };
-    let proto = ip[f::PROTOCOL];
-    let l4 = parse_l4(&ip[ihl..], proto, frag, false)?;
+    let proto = h[f::PROTOCOL];
+    let l4 = parse_l4(ip.get(ihl..total).unwrap_or(&[]), proto, frag, false)?;
     // l2.off <= 22, ihl <= 60, total <= 65535 and l4 offsets are within the
     // IPv4 packet: l3 offset + 60 + 60 fits, and the payload offset/len are
     // bounded by the total length. Checked conversion keeps this honest.
@@ -416,12 +433,12 @@ fn parse_ipv4(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
         vlan_id: l2.vlan_id,
         l3_offset: l2.off as u16,
         l3: L3::Ipv4,
-        src: Addr::v4(be32(ip, f::SRC_ADDR.start)),
-        dst: Addr::v4(be32(ip, f::DST_ADDR.start)),
-        ttl: ip[f::TTL],
-        ip_id: be16(ip, f::IDENT),
+        src: Addr::v4(h32(h, f::SRC_ADDR.start)),
+        dst: Addr::v4(h32(h, f::DST_ADDR.start)),
+        ttl: h[f::TTL],
+        ip_id: h16(h, f::IDENT),
         df: flags_off & ipv4::DF != 0,
-        ecn: ip[f::DSCP_ECN] & 0x03,
+        ecn: h[f::DSCP_ECN] & 0x03,
         ip_header_len: ihl as u8,
         l3_len: total as u16,
         frag,
@@ -495,7 +512,7 @@ struct L4Parsed {
 
 /// Parses the L4 header at the start of `seg` (the IP payload after any
 /// extension headers, bounded by the IP length).
-#[inline]
+#[inline(always)]
 fn parse_l4(seg: &[u8], proto: u8, frag: Frag, v6: bool) -> Result<L4Parsed, DropReason> {
     let none = L4Parsed {
         l4: L4::None,
@@ -508,22 +525,22 @@ fn parse_l4(seg: &[u8], proto: u8, frag: Frag, v6: bool) -> Result<L4Parsed, Dro
     match (IpProtocol::from(proto), v6) {
         (IpProtocol::Tcp, _) => {
             use tcp::field as f;
-            if seg.len() < tcp::HEADER_LEN {
+            let Some(h) = seg.first_chunk::<{ tcp::HEADER_LEN }>() else {
                 return Err(DropReason::BadL4Header);
-            }
-            let doff = usize::from(seg[f::DATA_OFF] >> 4) * 4;
+            };
+            let doff = usize::from(h[f::DATA_OFF] >> 4) * 4;
             if doff < tcp::HEADER_LEN || doff > seg.len() {
                 return Err(DropReason::BadL4Header);
             }
             Ok(L4Parsed {
                 l4: L4::Tcp(TcpInfo {
-                    sport: be16(seg, f::SRC_PORT),
-                    dport: be16(seg, f::DST_PORT),
-                    seq: be32(seg, f::SEQ_NUM),
-                    ack: be32(seg, f::ACK_NUM),
-                    flags: seg[f::FLAGS],
-                    window: be16(seg, f::WIN_SIZE),
-                    urgent: be16(seg, f::URGENT),
+                    sport: h16(h, f::SRC_PORT),
+                    dport: h16(h, f::DST_PORT),
+                    seq: h32(h, f::SEQ_NUM),
+                    ack: h32(h, f::ACK_NUM),
+                    flags: h[f::FLAGS],
+                    window: h16(h, f::WIN_SIZE),
+                    urgent: h16(h, f::URGENT),
                     header_len: doff as u8,
                 }),
                 header_len: doff,
@@ -532,10 +549,10 @@ fn parse_l4(seg: &[u8], proto: u8, frag: Frag, v6: bool) -> Result<L4Parsed, Dro
         }
         (IpProtocol::Udp, _) => {
             use udp::field as f;
-            if seg.len() < udp::HEADER_LEN {
+            let Some(h) = seg.first_chunk::<{ udp::HEADER_LEN }>() else {
                 return Err(DropReason::BadL4Header);
-            }
-            let ulen = usize::from(be16(seg, f::LENGTH));
+            };
+            let ulen = usize::from(h16(h, f::LENGTH));
             // A first fragment holds only part of the datagram the length
             // field counts. Otherwise the field must equal the IP payload:
             // shorter is legal for RFC 768 but no stack sends it, and bytes
@@ -546,8 +563,8 @@ fn parse_l4(seg: &[u8], proto: u8, frag: Frag, v6: bool) -> Result<L4Parsed, Dro
             }
             Ok(L4Parsed {
                 l4: L4::Udp {
-                    sport: be16(seg, f::SRC_PORT),
-                    dport: be16(seg, f::DST_PORT),
+                    sport: h16(h, f::SRC_PORT),
+                    dport: h16(h, f::DST_PORT),
                 },
                 header_len: udp::HEADER_LEN,
                 payload_len: end - udp::HEADER_LEN,
