@@ -127,6 +127,16 @@ impl Acl {
         }
     }
 
+    /// [`Acl::lookup`] by integer address (the packet path).
+    #[inline]
+    pub fn lookup_addr(&self, addr: crate::parse::Addr, v6: bool) -> Option<AclAction> {
+        if v6 {
+            self.v6.lookup(addr.v6_bits(), 128)
+        } else {
+            self.v4.lookup(u128::from(addr.v4_bits()), 32)
+        }
+    }
+
     /// The same match through the trie (control side, and the reference the
     /// flat table is tested against).
     pub fn lookup_slow(&self, addr: IpAddr) -> Option<AclAction> {

@@ -18,12 +18,13 @@ use core::net::IpAddr;
 
 use crate::build;
 use crate::fingerprint::{tcp_fingerprint, udp_fingerprint};
-use crate::parse::{self, Frag, Parsed, TcpInfo, L3, L4};
+use crate::parse::{self, Addr, Frag, Parsed, TcpInfo, L3, L4};
 use crate::policy::{FragPolicy, Policy, Service, ServiceId, SynAuth};
-use crate::state::{FlowKey, SourceLimit, WorkerState};
+use crate::state::table::AddrKey;
+use crate::state::{FlowId, SourceLimit, WorkerState};
 use crate::synauth::{self, flags};
 use crate::time::Nanos;
-use crate::verdict::{DropReason, Pass, Verdict};
+use crate::verdict::{Decision, DropReason, Pass, Verdict};
 use crate::wire::checksum;
 
 type R = Result<Verdict, DropReason>;
@@ -32,9 +33,16 @@ type R = Result<Verdict, DropReason>;
 /// verdict is [`Verdict::Reply`] (128 bytes are always enough).
 #[inline]
 pub fn classify(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], reply: &mut [u8]) -> Verdict {
+    classify_frame(st, pol, now, frame, reply).verdict
+}
+
+/// [`classify`] with the whole [`Decision`]: the service, whether the
+/// packet is a SYN, the MTU of a `too_big` drop.
+#[inline]
+pub fn classify_frame(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], reply: &mut [u8]) -> Decision {
     match parse::parse(frame) {
-        Ok(p) => classify_parsed(st, pol, now, frame, &p, reply),
-        Err(r) => Verdict::Drop(r),
+        Ok(p) => classify_rx(st, pol, now, frame, &p, Rx::default(), reply),
+        Err(r) => Decision::early(Verdict::Drop(r)),
     }
 }
 
@@ -49,7 +57,7 @@ pub fn classify_parsed(
     p: &Parsed,
     reply: &mut [u8],
 ) -> Verdict {
-    classify_rx(st, pol, now, frame, p, Rx::default(), reply)
+    classify_rx(st, pol, now, frame, p, Rx::default(), reply).verdict
 }
 
 /// What the receiving NIC already checked of a frame.
@@ -62,7 +70,9 @@ pub struct Rx {
     pub ip_csum_good: bool,
 }
 
-/// [`classify_parsed`] with what the NIC verified on receipt (`rx`).
+/// [`classify_parsed`] with what the NIC verified on receipt (`rx`), and
+/// the whole [`Decision`]: everything the dataplane needs to carry the
+/// verdict out without looking anything up again.
 #[inline]
 pub fn classify_rx(
     st: &mut WorkerState,
@@ -72,15 +82,87 @@ pub fn classify_rx(
     p: &Parsed,
     rx: Rx,
     reply: &mut [u8],
-) -> Verdict {
-    st.last_service = None;
-    match decide(st, pol, now, frame, p, rx, reply) {
-        Ok(v) => v,
-        Err(r) => Verdict::Drop(r),
+) -> Decision {
+    classify_hashed(st, pol, now, frame, p, rx, Hashes::default(), reply)
+}
+
+/// Stage one of a burst (DESIGN.md, the two-stage worker loop): the hashes
+/// of the table keys a packet's checks probe, computed ahead so that the
+/// worker can prefetch the index lines those probes start at
+/// ([`Hashes::lines`]) while it prepares the rest of the burst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hashes {
+    /// Of the TCP flow (TCP packets but SYNs).
+    pub flow: Option<u64>,
+    /// Of the source address, in the verified sources and the per-source
+    /// buckets alike (they share hash keys): every IP packet.
+    pub src: Option<u64>,
+}
+
+impl Hashes {
+    /// The hashes of `p`'s keys in `st`'s tables, valid for `st` only
+    /// (its verified sources and per-source buckets share hash keys,
+    /// [`WorkerState::new`]).
+    #[inline]
+    pub fn of(st: &WorkerState, p: &Parsed) -> Self {
+        // A SYN probes the flows only once its source is authenticated: a
+        // spoofed SYN flood never does, so its hash waits until needed.
+        let flow = p
+            .tcp()
+            .filter(|t| !flags::is_pure_syn(t.flags))
+            .map(|t| st.flows.hash(&FlowId::of(p, t)));
+        let src = (p.l3 != L3::Arp).then(|| st.verified.hash(&AddrKey::of(p.src, p.is_v6())));
+        Hashes { flow, src }
+    }
+
+    /// The index lines the probes with these hashes read first (null
+    /// where there is no hash): the addresses to prefetch.
+    #[inline]
+    pub fn lines(&self, st: &WorkerState) -> [*const u8; 3] {
+        [
+            self.flow.map_or(core::ptr::null(), |h| st.flows.index_line(h)),
+            self.src.map_or(core::ptr::null(), |h| st.verified.index_line(h)),
+            self.src.map_or(core::ptr::null(), |h| st.sources.index_line(h)),
+        ]
     }
 }
 
-fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Parsed, rx: Rx, reply: &mut [u8]) -> R {
+/// Stage two: [`classify_rx`] with the [`Hashes`] of stage one (any hash
+/// that is `None` is computed when needed).
+#[allow(clippy::too_many_arguments)] // classify_rx's arguments and the hashes
+#[inline]
+pub fn classify_hashed(
+    st: &mut WorkerState,
+    pol: &Policy,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    rx: Rx,
+    h: Hashes,
+    reply: &mut [u8],
+) -> Decision {
+    let mut d = Decision::early(Verdict::Drop(DropReason::NoService));
+    d.syn = p.is_pure_syn();
+    d.verdict = match decide(st, pol, now, frame, p, rx, h, reply, &mut d) {
+        Ok(v) => v,
+        Err(r) => Verdict::Drop(r),
+    };
+    d
+}
+
+#[allow(clippy::too_many_arguments)] // classify_rx's arguments and the decision it fills
+#[inline]
+fn decide(
+    st: &mut WorkerState,
+    pol: &Policy,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    rx: Rx,
+    h: Hashes,
+    reply: &mut [u8],
+    d: &mut Decision,
+) -> R {
     if p.l3 == L3::Arp {
         return arp(pol, frame, p, reply);
     }
@@ -91,21 +173,28 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
         return Err(DropReason::RateLimitGlobal);
     }
     ip_sanity(pol, frame, p, rx)?;
-    let trusted = match pol.acl.lookup(p.src) {
+    let v6 = p.is_v6();
+    let trusted = match pol.acl.lookup_addr(p.src, v6) {
         Some(crate::acl::AclAction::Deny) => return Err(DropReason::AclDeny),
         Some(crate::acl::AclAction::Allow) => true,
         None => false,
     };
-    let id = pol.service_for(p.dst).ok_or(DropReason::NoService)?;
-    st.last_service = Some(id);
+    let id = pol.service_for_addr(p.dst, v6).ok_or(DropReason::NoService)?;
+    d.service = Some(id);
+    let svc = &pol.services[usize::from(id)];
+    // What the executor needs for a packet too big for the tunnel (the
+    // path MTU it reports), whatever the verdict.
+    d.mtu = pol.origins[usize::from(svc.origin)].mtu;
     let mut cx = Ctx {
         st,
         pol,
-        svc: &pol.services[usize::from(id)],
+        svc,
         id,
         now,
         frame,
         p,
+        src: AddrKey::of(p.src, v6),
+        h,
         trusted,
     };
     match (p.frag, pol.sanity.fragments) {
@@ -136,7 +225,10 @@ fn decide(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], p: &Pars
 fn arp(pol: &Policy, frame: &[u8], p: &Parsed, reply: &mut [u8]) -> R {
     // ARP op 1 = request (RFC 826); parse guarantees the 28-byte body.
     let op = u16::from_be_bytes([frame[usize::from(p.l3_offset) + 6], frame[usize::from(p.l3_offset) + 7]]);
-    let mac = pol.own_mac(p.dst).filter(|_| op == 1).ok_or(DropReason::ArpIgnored)?;
+    let mac = pol
+        .own_mac(p.dst_ip())
+        .filter(|_| op == 1)
+        .ok_or(DropReason::ArpIgnored)?;
     let len = build::arp_reply(frame, p, mac, reply).ok_or(DropReason::ArpIgnored)?;
     Ok(Verdict::Reply { len })
 }
@@ -177,7 +269,7 @@ fn ip_sanity(pol: &Policy, frame: &[u8], p: &Parsed, rx: Rx) -> Result<(), DropR
     if p.src == p.dst {
         return Err(DropReason::Land);
     }
-    if bogus_source(p.src) {
+    if bogus_source(p.src, p.is_v6()) {
         return Err(DropReason::BadSource);
     }
     if p.ttl < pol.sanity.min_ttl {
@@ -207,11 +299,16 @@ fn ipv4_header_sum(hdr: &[u8]) -> u16 {
 /// `tcp_v6_conn_request`), and since ACL rules are per family it would
 /// otherwise slip past an IPv4 deny rule.
 #[inline]
-fn bogus_source(a: IpAddr) -> bool {
-    match a {
-        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_loopback() || a.is_unspecified(),
-        IpAddr::V6(a) => a.is_multicast() || a.is_loopback() || a.is_unspecified() || a.to_ipv4_mapped().is_some(),
+fn bogus_source(a: Addr, v6: bool) -> bool {
+    if !v6 {
+        // 224.0.0.0/4 (multicast), 127.0.0.0/8, 0.0.0.0 and 255.255.255.255,
+        // as `Ipv4Addr::is_*` define them.
+        let a = a.v4_bits();
+        return a >> 28 == 0xe || a >> 24 == 127 || a == 0 || a == u32::MAX;
     }
+    let (hi, lo) = (a.hi, a.lo);
+    // ff00::/8, ::1, ::, ::ffff:0:0/96 (`Ipv6Addr::is_*`, `to_ipv4_mapped`).
+    hi >> 56 == 0xff || (hi == 0 && (lo <= 1 || lo >> 32 == 0xffff))
 }
 
 /// Flag combinations no TCP stack sends (scans and floods): none of
@@ -235,6 +332,10 @@ struct Ctx<'a> {
     now: Nanos,
     frame: &'a [u8],
     p: &'a Parsed,
+    /// The source as a table key (verified sources, per-source buckets).
+    src: AddrKey,
+    /// Stage one's hashes.
+    h: Hashes,
     /// ACL-allowed source: no SYN authentication, no per-source limits.
     trusted: bool,
 }
@@ -252,7 +353,13 @@ impl Ctx<'_> {
             SourceLimit::Icmp => (l.src_icmp_pps, DropReason::RateLimitIcmpSource),
         };
         // Rate 0 (unlimited, the default) must not cost a table call per packet.
-        if rate == 0 || self.trusted || self.st.sources.allow(self.p.src, self.id, self.now, which, rate) {
+        if rate == 0
+            || self.trusted
+            || self
+                .st
+                .sources
+                .allow_hashed(self.h.src, self.src, self.id, self.now, which, rate)
+        {
             Ok(())
         } else {
             Err(reason)
@@ -275,11 +382,14 @@ impl Ctx<'_> {
         if self.trusted || (pps == 0 && rate == 0) {
             return Ok(());
         }
-        match self
-            .st
-            .sources
-            .allow_two(self.p.src, self.id, self.now, (SourceLimit::Pps, pps), (which, rate))
-        {
+        match self.st.sources.allow_two_hashed(
+            self.h.src,
+            self.src,
+            self.id,
+            self.now,
+            (SourceLimit::Pps, pps),
+            (which, rate),
+        ) {
             Ok(()) => Ok(()),
             Err(w) if w == which => Err(reason),
             Err(_) => Err(DropReason::RateLimitSource),
@@ -290,13 +400,17 @@ impl Ctx<'_> {
     /// and noted for the cluster bus ([`WorkerState::just_verified`]).
     fn verify_source(&mut self) {
         let ttl = self.pol.timeouts.verified_ttl;
-        self.st.verified.verify(self.p.src, self.now, ttl);
-        self.st.just_verified = Some((self.p.src, ttl));
+        self.st.verified.verify(self.p.src_ip(), self.now, ttl);
+        self.st.just_verified = Some((self.p.src_ip(), ttl));
     }
 
     #[inline]
     fn verified(&mut self) -> bool {
-        self.st.verified.is_verified(self.p.src, self.now)
+        let hash = match self.h.src {
+            Some(h) => h,
+            None => self.st.verified.hash(&self.src),
+        };
+        self.st.verified.is_verified_hashed(hash, self.src, self.now)
     }
 
     fn tcp(&mut self, t: &TcpInfo, reply: &mut [u8]) -> R {
@@ -326,15 +440,14 @@ impl Ctx<'_> {
         // they pass or draw a reply: a flood of segments that die here
         // (ACK/RST floods from spoofed sources) must not cost a table insert
         // each, nor evict the buckets of real clients.
-        let key = FlowKey {
-            src: p.src,
-            dst: p.dst,
-            sport: t.sport,
-            dport: t.dport,
+        let key = FlowId::of(p, t);
+        let hash = match self.h.flow {
+            Some(h) => h,
+            None => self.st.flows.hash(&key),
         };
-        if self.st.flows.touch(&key, now, pol.timeouts.flow_idle) {
+        if self.st.flows.touch_hashed(hash, &key, now, pol.timeouts.flow_idle) {
             if t.flags & (flags::FIN | flags::RST) != 0 {
-                self.st.flows.remove(&key);
+                self.st.flows.remove_id(&key);
             }
             self.src_limit(SourceLimit::Pps)?;
             return self.finish(false);
@@ -389,17 +502,16 @@ impl Ctx<'_> {
                 .ok_or(DropReason::BadL4Header)?;
             return Ok(Verdict::Reply { len });
         }
-        let key = FlowKey {
-            src: p.src,
-            dst: p.dst,
-            sport: t.sport,
-            dport: t.dport,
-        };
+        let key = FlowId::of(p, t);
         let idle = pol.timeouts.flow_idle;
         // A retransmitted SYN of a flow already admitted is not a new flow.
-        if !self.st.flows.touch(&key, now, idle) {
+        let hash = match self.h.flow {
+            Some(h) => h,
+            None => self.st.flows.hash(&key),
+        };
+        if !self.st.flows.touch_hashed(hash, &key, now, idle) {
             self.src_limit(SourceLimit::NewFlow)?;
-            self.st.flows.insert(key, now, idle);
+            self.st.flows.insert_id(key, now, idle);
         }
         self.finish(true)
     }
@@ -480,7 +592,7 @@ impl Ctx<'_> {
         }
         Ok(Verdict::Pass(Pass {
             service: self.id,
-            l3_offset: self.p.l3_offset,
+            origin: self.svc.origin,
             syn,
         }))
     }

@@ -25,16 +25,27 @@
 //!
 //! The bytes are read directly rather than through the [`crate::wire`] views
 //! so that the common Ethernet/IPv4/TCP case is a handful of loads and
-//! compares; the views remain the reference, and tests check that both
-//! agree field by field.
+//! compares, but at the views' own offsets (`wire::*::field`) and with
+//! their protocol enums; the views remain the reference, and tests check
+//! that both agree field by field.
+//!
+//! # Layout
+//!
+//! [`Parsed`] is `Copy`, 80 bytes, `repr(C)` so that everything the drop
+//! paths read (addresses, the L4 summary, L3 offset and length, protocol,
+//! fragment state, TTL) is in its first 64-byte line. Addresses are
+//! integers ([`Addr`]): the tables hash them, the ACL and the service
+//! lookup index by them, and the cookie MAC and the reply builders write
+//! them, all without converting an `IpAddr`.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::wire::{self, be16, be32};
+use crate::wire::{self, be16, ethernet, ipv4, ipv6, tcp, udp, EtherType, IpProtocol};
 use crate::DropReason;
 
 /// The network-layer protocol of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum L3 {
     /// IPv4 (EtherType 0x0800).
     Ipv4,
@@ -46,6 +57,7 @@ pub enum L3 {
 
 /// Fragmentation state of an IP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Frag {
     /// Not a fragment (an IPv6 atomic fragment, offset 0 without M, counts
     /// as not fragmented: it carries the whole packet).
@@ -54,6 +66,76 @@ pub enum Frag {
     First,
     /// Non-first fragment: no L4 header.
     Later,
+}
+
+/// An IP address as two integers: an IPv4 address in the low 32 bits of
+/// `lo` with `hi == 0`, an IPv6 address as its high and low 64 bits. The
+/// family is not in the value: it is the packet's ([`Parsed::l3`]), so that
+/// comparing two addresses of one packet is two integer compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Addr {
+    pub hi: u64,
+    pub lo: u64,
+}
+
+impl Addr {
+    /// An IPv4 address (host order).
+    #[inline]
+    pub const fn v4(a: u32) -> Self {
+        Addr { hi: 0, lo: a as u64 }
+    }
+
+    /// An IPv6 address (host order).
+    #[inline]
+    pub const fn v6(a: u128) -> Self {
+        Addr {
+            hi: (a >> 64) as u64,
+            lo: a as u64,
+        }
+    }
+
+    /// The address of `ip`, and whether it is IPv6.
+    #[inline]
+    pub fn from_ip(ip: IpAddr) -> (Self, bool) {
+        match ip {
+            IpAddr::V4(a) => (Addr::v4(u32::from(a)), false),
+            IpAddr::V6(a) => (Addr::v6(u128::from(a)), true),
+        }
+    }
+
+    /// The IPv4 address (the low 32 bits).
+    #[inline]
+    pub const fn v4_bits(self) -> u32 {
+        self.lo as u32
+    }
+
+    /// The 128 bits (an IPv4 address as `::a.b.c.d`).
+    #[inline]
+    pub const fn v6_bits(self) -> u128 {
+        ((self.hi as u128) << 64) | self.lo as u128
+    }
+
+    /// As an `IpAddr` of the family `v6` says.
+    #[inline]
+    pub fn to_ip(self, v6: bool) -> IpAddr {
+        if v6 {
+            IpAddr::V6(Ipv6Addr::from(self.v6_bits()))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(self.v4_bits()))
+        }
+    }
+}
+
+impl From<Ipv4Addr> for Addr {
+    fn from(a: Ipv4Addr) -> Self {
+        Addr::v4(u32::from(a))
+    }
+}
+
+impl From<Ipv6Addr> for Addr {
+    fn from(a: Ipv6Addr) -> Self {
+        Addr::v6(u128::from(a))
+    }
 }
 
 /// The TCP header fields the classifier uses.
@@ -107,53 +189,86 @@ pub enum L4 {
     None,
 }
 
-/// Summary of one frame. Offsets are from the start of the frame.
+/// Summary of one frame. Offsets are from the start of the frame. The first
+/// 64 bytes hold what the drop paths read (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct Parsed {
-    /// Number of VLAN tags (0, 1 or 2).
-    pub vlans: u8,
-    /// VLAN ID of the outermost tag, 0 when untagged.
-    pub vlan_id: u16,
+    /// Source address; for ARP the sender protocol address.
+    pub src: Addr,
+    /// Destination address; for ARP the target protocol address.
+    pub dst: Addr,
+    /// The L4 header.
+    pub l4: L4,
     /// Offset of the IP (or ARP) header: 14 + 4 per tag.
     pub l3_offset: u16,
-    /// Network-layer protocol.
-    pub l3: L3,
-    /// Source address; for ARP the sender protocol address.
-    pub src: IpAddr,
-    /// Destination address; for ARP the target protocol address.
-    pub dst: IpAddr,
-    /// IPv4 TTL or IPv6 hop limit (0 for ARP).
-    pub ttl: u8,
-    /// IPv4 identification (0 for IPv6 and ARP).
-    pub ip_id: u16,
-    /// IPv4 don't-fragment flag (false for IPv6 and ARP).
-    pub df: bool,
-    /// ECN bits of the IPv4 TOS / IPv6 traffic class.
-    pub ecn: u8,
-    /// Length of the IPv4 options in bytes (0 for IPv6 and ARP).
-    pub ip_options_len: u8,
-    /// IPv4 IHL*4; 40 for IPv6 (extension headers are in
-    /// `l4_offset - l3_offset`); 28 for ARP.
-    pub ip_header_len: u16,
     /// IPv4 total length / IPv6 40 + payload length / ARP 28: the L3 packet
     /// without L2 padding.
     pub l3_len: u16,
+    /// Network-layer protocol.
+    pub l3: L3,
     /// Fragmentation state.
     pub frag: Frag,
+    /// IPv4 TTL or IPv6 hop limit (0 for ARP).
+    pub ttl: u8,
     /// Final L4 protocol number (after IPv6 extension headers; 0 for ARP).
     pub proto: u8,
+    // Second line: what replies, encapsulation and fingerprints read.
     /// Offset of the L4 header (for a non-first fragment: of its data).
     pub l4_offset: u16,
-    /// The L4 header.
-    pub l4: L4,
     /// Offset of the L4 payload (after the TCP/UDP/ICMP header).
     pub payload_offset: u16,
     /// Length of the L4 payload, bounded by the IP/UDP length fields; 0 when
     /// none.
     pub payload_len: u16,
+    /// IPv4 identification (0 for IPv6 and ARP).
+    pub ip_id: u16,
+    /// VLAN ID of the outermost tag, 0 when untagged.
+    pub vlan_id: u16,
+    /// IPv4 IHL*4; 40 for IPv6 (extension headers are in
+    /// `l4_offset - l3_offset`); 28 for ARP.
+    pub ip_header_len: u8,
+    /// Number of VLAN tags (0, 1 or 2).
+    pub vlans: u8,
+    /// ECN bits of the IPv4 TOS / IPv6 traffic class.
+    pub ecn: u8,
+    /// IPv4 don't-fragment flag (false for IPv6 and ARP).
+    pub df: bool,
 }
 
+// One line for the drop paths, two in all (STYLE.md: hot sizes are pinned).
+const _: () = assert!(core::mem::size_of::<Parsed>() <= 80);
+const _: () = assert!(core::mem::offset_of!(Parsed, proto) < 64);
+
 impl Parsed {
+    /// Whether the packet is IPv6.
+    #[inline]
+    pub fn is_v6(&self) -> bool {
+        self.l3 == L3::Ipv6
+    }
+
+    /// The source address as an `IpAddr`.
+    #[inline]
+    pub fn src_ip(&self) -> IpAddr {
+        self.src.to_ip(self.is_v6())
+    }
+
+    /// The destination address as an `IpAddr`.
+    #[inline]
+    pub fn dst_ip(&self) -> IpAddr {
+        self.dst.to_ip(self.is_v6())
+    }
+
+    /// Length of the IPv4 options in bytes (0 for IPv6 and ARP).
+    #[inline]
+    pub fn ip_options_len(&self) -> u8 {
+        if self.l3 == L3::Ipv4 {
+            self.ip_header_len.saturating_sub(ipv4::HEADER_LEN as u8)
+        } else {
+            0
+        }
+    }
+
     /// The L3 packet (IP header to the end of the IP length, or the ARP
     /// packet) in `frame`, which must be the frame that was parsed; empty if
     /// it is not.
@@ -175,52 +290,64 @@ impl Parsed {
     }
 
     /// The TCP header fields, if this is TCP with its header present.
+    #[inline]
     pub fn tcp(&self) -> Option<&TcpInfo> {
         match &self.l4 {
             L4::Tcp(t) => Some(t),
             _ => None,
         }
     }
+
+    /// The TCP flags, 0 when the packet is not TCP.
+    #[inline]
+    pub fn tcp_flags(&self) -> u8 {
+        self.tcp().map_or(0, |t| t.flags)
+    }
+
+    /// A TCP connection request ([`wire::tcp::flags::is_pure_syn`]).
+    #[inline]
+    pub fn is_pure_syn(&self) -> bool {
+        matches!(self.l4, L4::Tcp(t) if tcp::flags::is_pure_syn(t.flags))
+    }
 }
 
-/// Ethernet header length and the TPIDs recognised as VLAN tags (the same
-/// rules as [`wire::EthernetFrame`]).
-const ETH_LEN: usize = 14;
-const TPID_C: u16 = 0x8100;
-const TPID_S: u16 = 0x88a8;
+const ETH_LEN: usize = ethernet::HEADER_LEN;
 
 /// Parses `frame` (an Ethernet II frame without FCS). See the module docs.
-#[inline]
+/// Always inlined: returned through memory, the 80-byte summary costs more
+/// to copy than the parse itself.
+#[inline(always)]
 pub fn parse(frame: &[u8]) -> Result<Parsed, DropReason> {
     if frame.len() < ETH_LEN {
         return Err(DropReason::TruncatedL2);
     }
-    let mut ethertype = be16(frame, 12);
+    let mut ethertype = EtherType::from(be16(frame, ethernet::field::ETHERTYPE));
     let mut off = ETH_LEN;
     let mut vlans = 0u8;
     let mut vlan_id = 0u16;
-    if ethertype == TPID_C || ethertype == TPID_S {
-        if frame.len() < off + 4 {
+    // Tags as in wire::ethernet: an S- or C-tag outside, a C-tag inside.
+    if matches!(ethertype, EtherType::Vlan | EtherType::QinQ) {
+        if frame.len() < off + ethernet::TAG_LEN {
             return Err(DropReason::TruncatedL2);
         }
         vlan_id = be16(frame, off) & 0x0fff;
-        ethertype = be16(frame, off + 2);
-        off += 4;
+        ethertype = EtherType::from(be16(frame, off + 2));
+        off += ethernet::TAG_LEN;
         vlans = 1;
-        if ethertype == TPID_C {
-            if frame.len() < off + 4 {
+        if ethertype == EtherType::Vlan {
+            if frame.len() < off + ethernet::TAG_LEN {
                 return Err(DropReason::TruncatedL2);
             }
-            ethertype = be16(frame, off + 2);
-            off += 4;
+            ethertype = EtherType::from(be16(frame, off + 2));
+            off += ethernet::TAG_LEN;
             vlans = 2;
         }
     }
     let l2 = L2 { vlans, vlan_id, off };
     match ethertype {
-        0x0800 => parse_ipv4(frame, l2),
-        0x86dd => parse_ipv6(frame, l2),
-        0x0806 => parse_arp(frame, l2),
+        EtherType::Ipv4 => parse_ipv4(frame, l2),
+        EtherType::Ipv6 => parse_ipv6(frame, l2),
+        EtherType::Arp => parse_arp(frame, l2),
         _ => Err(DropReason::NonIp),
     }
 }
@@ -242,14 +369,13 @@ fn parse_arp(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
         vlan_id: l2.vlan_id,
         l3_offset,
         l3: L3::Arp,
-        src: IpAddr::V4(arp.source_protocol_addr()),
-        dst: IpAddr::V4(arp.target_protocol_addr()),
+        src: Addr::v4(u32::from(arp.source_protocol_addr())),
+        dst: Addr::v4(u32::from(arp.target_protocol_addr())),
         ttl: 0,
         ip_id: 0,
         df: false,
         ecn: 0,
-        ip_options_len: 0,
-        ip_header_len: wire::arp::PACKET_LEN as u16,
+        ip_header_len: wire::arp::PACKET_LEN as u8,
         l3_len: wire::arp::PACKET_LEN as u16,
         frag: Frag::None,
         proto: 0,
@@ -260,26 +386,44 @@ fn parse_arp(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
     })
 }
 
-#[inline]
+/// A big-endian `u16` of a fixed-size header (no bounds check: the index is
+/// a constant within the array).
+#[inline(always)]
+fn h16<const N: usize>(h: &[u8; N], at: usize) -> u16 {
+    u16::from_be_bytes([h[at], h[at + 1]])
+}
+
+/// A big-endian `u32` of a fixed-size header.
+#[inline(always)]
+fn h32<const N: usize>(h: &[u8; N], at: usize) -> u32 {
+    u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]])
+}
+
+// The fixed headers are read as arrays (`first_chunk`): one length check
+// each, where indexing the slice checked every field again.
+#[inline(always)]
 fn parse_ipv4(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
-    let ip = &frame[l2.off..];
-    if ip.len() < 20 || ip[0] >> 4 != 4 {
+    use ipv4::field as f;
+    let ip = frame.get(l2.off..).unwrap_or(&[]);
+    let Some(h) = ip.first_chunk::<{ ipv4::HEADER_LEN }>() else {
+        return Err(DropReason::BadIpHeader);
+    };
+    if h[f::VER_IHL] >> 4 != 4 {
         return Err(DropReason::BadIpHeader);
     }
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let total = usize::from(be16(ip, 2));
-    if ihl < 20 || total < ihl || total > ip.len() {
+    let ihl = usize::from(h[f::VER_IHL] & 0x0f) * 4;
+    let total = usize::from(h16(h, f::LENGTH));
+    if ihl < ipv4::HEADER_LEN || total < ihl || total > ip.len() {
         return Err(DropReason::BadIpHeader);
     }
-    let ip = &ip[..total];
-    let flags_off = be16(ip, 6);
-    let frag = match (flags_off & 0x1fff != 0, flags_off & 0x2000 != 0) {
+    let flags_off = h16(h, f::FLG_OFF);
+    let frag = match (flags_off & ipv4::OFFSET_MASK != 0, flags_off & ipv4::MF != 0) {
         (true, _) => Frag::Later,
         (false, true) => Frag::First,
         (false, false) => Frag::None,
     };
-    let proto = ip[9];
-    let l4 = parse_l4(&ip[ihl..], proto, frag, false)?;
+    let proto = h[f::PROTOCOL];
+    let l4 = parse_l4(ip.get(ihl..total).unwrap_or(&[]), proto, frag, false)?;
     // l2.off <= 22, ihl <= 60, total <= 65535 and l4 offsets are within the
     // IPv4 packet: l3 offset + 60 + 60 fits, and the payload offset/len are
     // bounded by the total length. Checked conversion keeps this honest.
@@ -289,14 +433,13 @@ fn parse_ipv4(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
         vlan_id: l2.vlan_id,
         l3_offset: l2.off as u16,
         l3: L3::Ipv4,
-        src: IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
-        dst: IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
-        ttl: ip[8],
-        ip_id: be16(ip, 4),
-        df: flags_off & 0x4000 != 0,
-        ecn: ip[1] & 0x03,
-        ip_options_len: (ihl - 20) as u8,
-        ip_header_len: ihl as u16,
+        src: Addr::v4(h32(h, f::SRC_ADDR.start)),
+        dst: Addr::v4(h32(h, f::DST_ADDR.start)),
+        ttl: h[f::TTL],
+        ip_id: h16(h, f::IDENT),
+        df: flags_off & ipv4::DF != 0,
+        ecn: h[f::DSCP_ECN] & 0x03,
+        ip_header_len: ihl as u8,
         l3_len: total as u16,
         frag,
         proto,
@@ -308,42 +451,44 @@ fn parse_ipv4(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
 }
 
 fn parse_ipv6(frame: &[u8], l2: L2) -> Result<Parsed, DropReason> {
+    use ipv6::field as f;
     let ip = &frame[l2.off..];
-    if ip.len() < 40 || ip[0] >> 4 != 6 {
+    if ip.len() < ipv6::HEADER_LEN || ip[0] >> 4 != 6 {
         return Err(DropReason::BadIpHeader);
     }
-    let total = 40 + usize::from(be16(ip, 4));
+    let total = ipv6::HEADER_LEN + usize::from(be16(ip, f::LENGTH));
     if total > ip.len() {
         return Err(DropReason::BadIpHeader);
     }
-    let payload = &ip[40..total];
-    let (proto, ext_len, _, frag_hdr) = wire::ipv6::walk(payload, ip[6]).map_err(|_| DropReason::BadIpHeader)?;
+    let payload = &ip[ipv6::HEADER_LEN..total];
+    let (proto, ext_len, _, frag_hdr) =
+        wire::ipv6::walk(payload, ip[f::NXT_HDR]).map_err(|_| DropReason::BadIpHeader)?;
     let frag = match frag_hdr {
         Some(f) if f.offset != 0 => Frag::Later,
         Some(f) if f.more => Frag::First,
         _ => Frag::None,
     };
     let l4 = parse_l4(&payload[ext_len..], proto, frag, true)?;
-    let mut src = [0u8; 16];
-    src.copy_from_slice(&ip[8..24]);
-    let mut dst = [0u8; 16];
-    dst.copy_from_slice(&ip[24..40]);
-    let base = l2.off + 40 + ext_len;
+    let addr = |r: core::ops::Range<usize>| {
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&ip[r]);
+        Addr::v6(u128::from_be_bytes(b))
+    };
+    let base = l2.off + ipv6::HEADER_LEN + ext_len;
     Ok(Parsed {
         vlans: l2.vlans,
         vlan_id: l2.vlan_id,
         l3_offset: l2.off as u16,
         l3: L3::Ipv6,
-        src: IpAddr::V6(Ipv6Addr::from(src)),
-        dst: IpAddr::V6(Ipv6Addr::from(dst)),
-        ttl: ip[7],
+        src: addr(f::SRC_ADDR),
+        dst: addr(f::DST_ADDR),
+        ttl: ip[f::HOP_LIMIT],
         ip_id: 0,
         df: false,
         // Traffic class spans bits 4..12 of the first word; ECN is its low
         // two bits, i.e. bits 4..6 of byte 1.
         ecn: (ip[1] >> 4) & 0x03,
-        ip_options_len: 0,
-        ip_header_len: 40,
+        ip_header_len: ipv6::HEADER_LEN as u8,
         l3_len: to_u16(total)?,
         frag,
         proto,
@@ -367,7 +512,7 @@ struct L4Parsed {
 
 /// Parses the L4 header at the start of `seg` (the IP payload after any
 /// extension headers, bounded by the IP length).
-#[inline]
+#[inline(always)]
 fn parse_l4(seg: &[u8], proto: u8, frag: Frag, v6: bool) -> Result<L4Parsed, DropReason> {
     let none = L4Parsed {
         l4: L4::None,
@@ -377,65 +522,68 @@ fn parse_l4(seg: &[u8], proto: u8, frag: Frag, v6: bool) -> Result<L4Parsed, Dro
     if frag == Frag::Later {
         return Ok(none);
     }
-    match (proto, v6) {
-        (6, _) => {
-            if seg.len() < 20 {
+    match (IpProtocol::from(proto), v6) {
+        (IpProtocol::Tcp, _) => {
+            use tcp::field as f;
+            let Some(h) = seg.first_chunk::<{ tcp::HEADER_LEN }>() else {
                 return Err(DropReason::BadL4Header);
-            }
-            let doff = usize::from(seg[12] >> 4) * 4;
-            if doff < 20 || doff > seg.len() {
+            };
+            let doff = usize::from(h[f::DATA_OFF] >> 4) * 4;
+            if doff < tcp::HEADER_LEN || doff > seg.len() {
                 return Err(DropReason::BadL4Header);
             }
             Ok(L4Parsed {
                 l4: L4::Tcp(TcpInfo {
-                    sport: be16(seg, 0),
-                    dport: be16(seg, 2),
-                    seq: be32(seg, 4),
-                    ack: be32(seg, 8),
-                    flags: seg[13],
-                    window: be16(seg, 14),
-                    urgent: be16(seg, 18),
+                    sport: h16(h, f::SRC_PORT),
+                    dport: h16(h, f::DST_PORT),
+                    seq: h32(h, f::SEQ_NUM),
+                    ack: h32(h, f::ACK_NUM),
+                    flags: h[f::FLAGS],
+                    window: h16(h, f::WIN_SIZE),
+                    urgent: h16(h, f::URGENT),
                     header_len: doff as u8,
                 }),
                 header_len: doff,
                 payload_len: seg.len() - doff,
             })
         }
-        (17, _) => {
-            if seg.len() < 8 {
+        (IpProtocol::Udp, _) => {
+            use udp::field as f;
+            let Some(h) = seg.first_chunk::<{ udp::HEADER_LEN }>() else {
                 return Err(DropReason::BadL4Header);
-            }
-            let ulen = usize::from(be16(seg, 4));
+            };
+            let ulen = usize::from(h16(h, f::LENGTH));
             // A first fragment holds only part of the datagram the length
             // field counts. Otherwise the field must equal the IP payload:
             // shorter is legal for RFC 768 but no stack sends it, and bytes
             // past the datagram are a smuggling channel, so it is refused.
             let end = if frag == Frag::First { seg.len().min(ulen) } else { ulen };
-            if ulen < 8 || end > seg.len() || (frag != Frag::First && ulen != seg.len()) {
+            if ulen < udp::HEADER_LEN || end > seg.len() || (frag != Frag::First && ulen != seg.len()) {
                 return Err(DropReason::BadL4Header);
             }
             Ok(L4Parsed {
                 l4: L4::Udp {
-                    sport: be16(seg, 0),
-                    dport: be16(seg, 2),
+                    sport: h16(h, f::SRC_PORT),
+                    dport: h16(h, f::DST_PORT),
                 },
-                header_len: 8,
-                payload_len: end - 8,
+                header_len: udp::HEADER_LEN,
+                payload_len: end - udp::HEADER_LEN,
             })
         }
-        (1, false) | (58, true) => {
-            if seg.len() < 8 {
+        (IpProtocol::Icmp, false) | (IpProtocol::Icmpv6, true) => {
+            use wire::icmp::field as f;
+            if seg.len() < wire::icmp::HEADER_LEN {
                 return Err(DropReason::BadL4Header);
             }
-            let (ty, code) = (seg[0], seg[1]);
+            let (ty, code) = (seg[f::TYPE], seg[f::CODE]);
             Ok(L4Parsed {
                 l4: if v6 {
                     L4::Icmpv6 { ty, code }
                 } else {
                     L4::Icmp { ty, code }
                 },
-                header_len: 8,
-                payload_len: seg.len() - 8,
+                header_len: wire::icmp::HEADER_LEN,
+                payload_len: seg.len() - wire::icmp::HEADER_LEN,
             })
         }
         _ => Ok(none),
@@ -505,10 +653,10 @@ mod tests {
     fn linux_syn() {
         let p = parse(&LINUX_SYN).unwrap();
         assert_eq!((p.vlans, p.vlan_id, p.l3_offset, p.l3), (0, 0, 14, L3::Ipv4));
-        assert_eq!(p.src, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
-        assert_eq!(p.dst, IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)));
+        assert_eq!(p.src_ip(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(p.dst_ip(), IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)));
         assert_eq!(
-            (p.ttl, p.ip_id, p.df, p.ecn, p.ip_options_len),
+            (p.ttl, p.ip_id, p.df, p.ecn, p.ip_options_len()),
             (64, 0x1c46, true, 0, 0)
         );
         assert_eq!((p.ip_header_len, p.l3_len, p.frag, p.proto), (20, 60, Frag::None, 6));
@@ -535,7 +683,7 @@ mod tests {
     fn vlan_ipv6_udp_with_extension_header() {
         let p = parse(&VLAN_V6_UDP).unwrap();
         assert_eq!((p.vlans, p.vlan_id, p.l3_offset, p.l3), (1, 42, 18, L3::Ipv6));
-        assert_eq!(p.src, "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(p.src_ip(), "2001:db8::1".parse::<IpAddr>().unwrap());
         assert_eq!((p.ttl, p.ip_id, p.df, p.ecn), (63, 0, false, 1));
         assert_eq!((p.ip_header_len, p.l3_len, p.proto, p.l4_offset), (40, 60, 17, 66));
         assert_eq!(p.l4, L4::Udp { sport: 53, dport: 5353 });
@@ -547,8 +695,8 @@ mod tests {
     fn qinq_arp() {
         let p = parse(&QINQ_ARP).unwrap();
         assert_eq!((p.vlans, p.vlan_id, p.l3_offset, p.l3), (2, 100, 22, L3::Arp));
-        assert_eq!(p.src, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
-        assert_eq!(p.dst, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
+        assert_eq!(p.src_ip(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(p.dst_ip(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)));
         assert_eq!((p.l4, p.proto, p.l3_len), (L4::None, 0, 28));
         let mut bad = QINQ_ARP;
         bad[27] = 16; // protocol length

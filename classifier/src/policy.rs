@@ -461,6 +461,16 @@ impl Policy {
         }
     }
 
+    /// [`Policy::service_for`] by integer address (the packet path).
+    #[inline]
+    pub fn service_for_addr(&self, dst: crate::parse::Addr, v6: bool) -> Option<ServiceId> {
+        if v6 {
+            self.vip6.get(&dst.v6_bits()).copied()
+        } else {
+            self.vip4.get(&dst.v4_bits()).copied()
+        }
+    }
+
     /// The MAC of the node's address `ip`, if it is one.
     #[inline]
     pub fn own_mac(&self, ip: IpAddr) -> Option<[u8; 6]> {

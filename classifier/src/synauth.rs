@@ -33,8 +33,8 @@ const CHALLENGE_WINDOW: u16 = 65535;
 #[inline]
 fn tuple(p: &Parsed, t: &TcpInfo) -> Tuple {
     Tuple {
-        src: p.src,
-        dst: p.dst,
+        src: p.src_ip(),
+        dst: p.dst_ip(),
         sport: t.sport,
         dport: t.dport,
     }

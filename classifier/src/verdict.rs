@@ -20,12 +20,43 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
     /// Index of the service in [`crate::Policy::services`].
-    pub service: u16,
-    /// Offset of the IP header in the frame (the L2 header is stripped on
-    /// encapsulation).
-    pub l3_offset: u16,
+    pub service: crate::policy::ServiceId,
+    /// Index of the service's origin in [`crate::Policy::origins`]: the
+    /// tunnel to encapsulate toward.
+    pub origin: crate::policy::OriginId,
     /// The packet is a TCP SYN: clamp its MSS to the origin's MTU.
     pub syn: bool,
+}
+
+/// Everything the dataplane needs to carry out one packet's fate
+/// (DESIGN.md: the verdict is the whole contract), so that it never looks
+/// the policy up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The service the packet was addressed to, whatever its verdict;
+    /// `None` when it never reached the service lookup (ARP, neighbour
+    /// discovery, sanity checks, ACL deny, no service).
+    pub service: Option<crate::policy::ServiceId>,
+    /// The packet is a TCP connection request
+    /// ([`crate::wire::tcp::flags::is_pure_syn`]).
+    pub syn: bool,
+    /// The tunnel MTU of the service's origin (0 without a service): what
+    /// an ICMP error reports for a `too_big` drop.
+    pub mtu: u16,
+}
+
+impl Decision {
+    /// A verdict reached before the service lookup.
+    #[inline]
+    pub const fn early(verdict: Verdict) -> Self {
+        Decision {
+            verdict,
+            service: None,
+            syn: false,
+            mtu: 0,
+        }
+    }
 }
 
 macro_rules! drop_reasons {

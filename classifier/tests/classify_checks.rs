@@ -66,7 +66,7 @@ fn node_services(f: impl FnOnce(&mut Vec<Service>)) -> Node {
 fn pass(service: u16) -> Verdict {
     Verdict::Pass(Pass {
         service,
-        l3_offset: 14,
+        origin: 0,
         syn: false,
     })
 }
@@ -74,7 +74,7 @@ fn pass(service: u16) -> Verdict {
 fn pass_syn(service: u16) -> Verdict {
     Verdict::Pass(Pass {
         service,
-        l3_offset: 14,
+        origin: 0,
         syn: true,
     })
 }
@@ -337,7 +337,7 @@ fn nic_verified_ip_checksum_skips_the_sum_only() {
     let good = Rx { ip_csum_good: true };
     let run = |n: &mut Node, f: &[u8], rx: Rx| {
         let p = parse(f).expect("parses");
-        classify_rx(&mut n.st, &n.pol, T0, f, &p, rx, &mut n.reply)
+        classify_rx(&mut n.st, &n.pol, T0, f, &p, rx, &mut n.reply).verdict
     };
     let ok = udp4(b"hello").build();
     let land = Pkt::udp(game4(), 1000, game4(), 27015, b"x").build();
@@ -505,26 +505,31 @@ fn no_service() {
     assert_eq!(n.run(T0, &f), drop(DropReason::NoService));
 }
 
-/// `last_service` names the service of every packet that reached the
-/// lookup, whatever its verdict, and is cleared for those that did not.
+/// The decision names the service of every packet that reached the
+/// lookup, whatever its verdict, and none for those that did not.
 #[test]
-fn last_service_for_every_verdict() {
+fn decision_service_for_every_verdict() {
     let mut n = node();
     let f = Pkt::syn(client4(), 1, vip4(), 22, 1).build();
-    assert_eq!(n.run(T0, &f), drop(DropReason::PortNotAllowed));
-    assert_eq!(n.st.last_service, Some(WEB), "drop after the lookup");
+    let d = n.decide(T0, &f);
+    assert_eq!(d.verdict, drop(DropReason::PortNotAllowed));
+    assert_eq!(d.service, Some(WEB), "drop after the lookup");
     let f = Pkt::syn(client4(), 2, vip4(), 443, 1).build();
-    assert!(matches!(n.run(T0, &f), Verdict::Reply { .. }));
-    assert_eq!(n.st.last_service, Some(WEB), "challenge");
+    let d = n.decide(T0, &f);
+    assert!(matches!(d.verdict, Verdict::Reply { .. }));
+    assert_eq!(d.service, Some(WEB), "challenge");
     let f = Pkt::udp(client6(), 50000, game6(), 27015, b"x").build();
-    assert_eq!(n.run(T0, &f), pass(GAME6));
-    assert_eq!(n.st.last_service, Some(GAME6), "pass");
+    let d = n.decide(T0, &f);
+    assert_eq!(d.verdict, pass(GAME6));
+    assert_eq!(d.service, Some(GAME6), "pass");
     let f = Pkt::syn(client4(), 1, ip("192.0.2.1"), 443, 1).build();
-    assert_eq!(n.run(T0, &f), drop(DropReason::NoService));
-    assert_eq!(n.st.last_service, None, "no service");
+    let d = n.decide(T0, &f);
+    assert_eq!(d.verdict, drop(DropReason::NoService));
+    assert_eq!(d.service, None, "no service");
     let f = Pkt::syn(ip("224.0.0.1"), 1, vip4(), 443, 1).build();
-    assert_eq!(n.run(T0, &f), drop(DropReason::BadSource));
-    assert_eq!(n.st.last_service, None, "dropped before the lookup");
+    let d = n.decide(T0, &f);
+    assert_eq!(d.verdict, drop(DropReason::BadSource));
+    assert_eq!(d.service, None, "dropped before the lookup");
 }
 
 #[test]

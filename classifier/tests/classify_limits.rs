@@ -125,7 +125,7 @@ fn rate_limit_syn() {
         n.run(T0 + 334 * MS, &f),
         Verdict::Pass(classifier::verdict::Pass {
             service: 0,
-            l3_offset: 14,
+            origin: 0,
             syn: true
         })
     );

@@ -85,7 +85,7 @@ fn check_reply(node: &Node, v: Verdict) {
     let r = node.reply();
     let p = parse(r).expect("a reply parses");
     match p.l3 {
-        L3::Arp => assert_eq!(p.src, moat4()),
+        L3::Arp => assert_eq!(p.src_ip(), moat4()),
         L3::Ipv4 | L3::Ipv6 => {
             let seen = TcpSeen::from_reply(r);
             assert!(seen.flags & fl::RST != 0 || seen.flags == fl::SYN | fl::ACK, "{seen:?}");
@@ -226,7 +226,7 @@ proptest! {
             let v = node.run(now, &f);
             check_reply(&node, v);
             if let Verdict::Pass(p) = v {
-                prop_assert!(usize::from(p.l3_offset) < f.len());
+                prop_assert!(usize::from(p.origin) < node.pol.origins.len());
                 prop_assert!(usize::from(p.service) < node.pol.services.len());
             }
         }
@@ -336,7 +336,7 @@ fn answer(syn: &Pkt, r: &TcpSeen) -> Vec<u8> {
 fn from_frame(frame: &[u8]) -> Pkt {
     let p = parse(frame).expect("parsed before");
     let t = p.tcp().expect("tcp");
-    Pkt::tcp(p.src, t.sport, p.dst, t.dport, t.flags)
+    Pkt::tcp(p.src_ip(), t.sport, p.dst_ip(), t.dport, t.flags)
 }
 
 #[test]

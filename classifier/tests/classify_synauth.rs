@@ -24,10 +24,10 @@ use common::net::*;
 const SPORT: u16 = 40312;
 const ISN: u32 = 0x9e3f_1a22;
 
-fn pass(service: u16, l3_offset: u16, syn: bool) -> Verdict {
+fn pass(service: u16, syn: bool) -> Verdict {
     Verdict::Pass(Pass {
         service,
-        l3_offset,
+        origin: 0,
         syn,
     })
 }
@@ -58,7 +58,7 @@ fn challenge_ack_syn(node: &mut Node, now: u64, syn: &Pkt) -> TcpSeen {
 }
 
 /// The whole challenge-ack exchange for one client packet template.
-fn challenge_ack_end_to_end(syn: Pkt, service: u16, l3_offset: u16) {
+fn challenge_ack_end_to_end(syn: Pkt, service: u16) {
     let mut node = Node::new(web_policy(SynAuth::ChallengeAck));
     let now = T0 + 5 * SECOND;
     let r = challenge_ack_syn(&mut node, now, &syn);
@@ -91,7 +91,7 @@ fn challenge_ack_end_to_end(syn: Pkt, service: u16, l3_offset: u16) {
 
     // The SYN retransmission (1 s later on Linux) passes and makes a flow.
     let t2 = now + SECOND;
-    assert_eq!(node.run(t2, &syn.build()), pass(service, l3_offset, true));
+    assert_eq!(node.run(t2, &syn.build()), pass(service, true));
     assert!(node.has_flow(&syn.flow_key(), t2));
 
     // The handshake's ACK, data, then FIN: all pass.
@@ -103,16 +103,13 @@ fn challenge_ack_end_to_end(syn: Pkt, service: u16, l3_offset: u16) {
         p.vlan = syn.vlan;
         p
     };
-    assert_eq!(
-        node.run(t2 + MS, &seg(fl::ACK).build()),
-        pass(service, l3_offset, false)
-    );
+    assert_eq!(node.run(t2 + MS, &seg(fl::ACK).build()), pass(service, false));
     let data = seg(fl::PSH | fl::ACK).payload(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n");
-    assert_eq!(node.run(t2 + 2 * MS, &data.build()), pass(service, l3_offset, false));
+    assert_eq!(node.run(t2 + 2 * MS, &data.build()), pass(service, false));
     assert_eq!(node.st.flows.len(), 1);
     assert_eq!(
         node.run(t2 + 3 * MS, &seg(fl::FIN | fl::ACK).build()),
-        pass(service, l3_offset, false)
+        pass(service, false)
     );
     // FIN ends the flow; the source stays verified.
     assert_eq!(node.st.flows.len(), 0);
@@ -122,18 +119,18 @@ fn challenge_ack_end_to_end(syn: Pkt, service: u16, l3_offset: u16) {
 
 #[test]
 fn challenge_ack_ipv4() {
-    challenge_ack_end_to_end(Pkt::syn(client4(), SPORT, vip4(), 443, ISN), 0, 14);
+    challenge_ack_end_to_end(Pkt::syn(client4(), SPORT, vip4(), 443, ISN), 0);
 }
 
 #[test]
 fn challenge_ack_ipv6() {
-    challenge_ack_end_to_end(Pkt::syn(client6(), SPORT, vip6(), 443, ISN), 1, 14);
+    challenge_ack_end_to_end(Pkt::syn(client6(), SPORT, vip6(), 443, ISN), 1);
 }
 
 #[test]
 fn challenge_ack_vlan_reply_keeps_the_tag() {
-    challenge_ack_end_to_end(Pkt::syn(client4(), SPORT, vip4(), 80, ISN).vlan(42), 0, 18);
-    challenge_ack_end_to_end(Pkt::syn(client6(), SPORT, vip6(), 80, ISN).vlan(4094), 1, 18);
+    challenge_ack_end_to_end(Pkt::syn(client4(), SPORT, vip4(), 80, ISN).vlan(42), 0);
+    challenge_ack_end_to_end(Pkt::syn(client6(), SPORT, vip6(), 80, ISN).vlan(4094), 1);
 }
 
 /// A SYN at `T0`, its cookie, and a node that sent it.
@@ -224,11 +221,11 @@ fn challenge_ack_verified_source_keeps_passing_without_challenge() {
     for (i, port) in (41000..41005).enumerate() {
         let now = T0 + 2 * MS + i as u64 * SECOND;
         let syn2 = Pkt::syn(client4(), port, vip4(), 443, ISN);
-        assert_eq!(node.run(now, &syn2.build()), pass(0, 14, true));
+        assert_eq!(node.run(now, &syn2.build()), pass(0, true));
     }
     // Verified at T0+1 ms until T0+1 ms+ttl (exclusive).
     let last = Pkt::syn(client4(), 50000, vip4(), 443, ISN);
-    assert_eq!(node.run(T0 + MS + ttl - 1, &last.build()), pass(0, 14, true));
+    assert_eq!(node.run(T0 + MS + ttl - 1, &last.build()), pass(0, true));
     let after = Pkt::syn(client4(), 50001, vip4(), 443, ISN);
     assert!(matches!(node.run(T0 + MS + ttl, &after.build()), Verdict::Reply { .. }));
     assert!(!node.verified(syn.src, T0 + MS + ttl));
@@ -248,9 +245,9 @@ fn verified_source_rst_without_flow_passes() {
     let abort = Pkt::tcp(client4(), 41234, vip4(), 443, fl::RST | fl::ACK)
         .seq(77)
         .ack(88);
-    assert_eq!(node.run(T0 + 2 * MS, &abort.build()), pass(0, 14, false));
+    assert_eq!(node.run(T0 + 2 * MS, &abort.build()), pass(0, false));
     let bare = rst(client4(), 41235, 99);
-    assert_eq!(node.run(T0 + 3 * MS, &bare.build()), pass(0, 14, false));
+    assert_eq!(node.run(T0 + 3 * MS, &bare.build()), pass(0, false));
     // An unverified source's stray RST is still a bad cookie.
     let stray = rst(ip("198.51.100.99"), 41235, 99);
     assert_eq!(
@@ -316,8 +313,7 @@ fn cookie_reset_end_to_end(syn: Pkt, mss_sent: Option<u16>, service: u16) {
     let k = syn.flow_key();
     let mut again = Pkt::syn(k.src, k.sport + 1, k.dst, k.dport, ISN ^ 0xffff);
     again.vlan = syn.vlan;
-    let l3 = if syn.vlan.is_some() { 18 } else { 14 };
-    assert_eq!(node.run(now + 3 * MS, &again.build()), pass(service, l3, true));
+    assert_eq!(node.run(now + 3 * MS, &again.build()), pass(service, true));
 }
 
 #[test]
@@ -368,7 +364,7 @@ fn another_node_with_the_same_secret_accepts_the_answer() {
         b.run(T0 + 300 * MS, &rst(client4(), SPORT, c).build()),
         Verdict::Drop(DropReason::ChallengeAnswered)
     );
-    assert_eq!(b.run(T0 + SECOND, &syn.build()), pass(0, 14, true));
+    assert_eq!(b.run(T0 + SECOND, &syn.build()), pass(0, true));
     // A node with another secret refuses it.
     let mut other = Node::new(policy_with([0x99; 16], vec![web("web", vip4(), SynAuth::ChallengeAck)]));
     assert_eq!(
@@ -393,11 +389,11 @@ fn another_node_with_the_same_secret_accepts_the_answer() {
 fn syn_auth_off_passes_syn_and_creates_a_flow() {
     let mut node = Node::new(web_policy(SynAuth::Off));
     let syn = Pkt::syn(client4(), SPORT, vip4(), 443, ISN);
-    assert_eq!(node.run(T0, &syn.build()), pass(0, 14, true));
+    assert_eq!(node.run(T0, &syn.build()), pass(0, true));
     assert!(node.has_flow(&syn.flow_key(), T0));
     assert!(!node.verified(client4(), T0), "off verifies nobody");
     let ack = ack_pkt(&syn, ISN.wrapping_add(1), 5);
-    assert_eq!(node.run(T0 + MS, &ack.build()), pass(0, 14, false));
+    assert_eq!(node.run(T0 + MS, &ack.build()), pass(0, false));
     // An ACK of another 4-tuple has no flow.
     let mut stray = ack_pkt(&syn, ISN.wrapping_add(1), 5);
     if let L4::Tcp { sport, .. } = &mut stray.l4 {
@@ -409,7 +405,7 @@ fn syn_auth_off_passes_syn_and_creates_a_flow() {
     assert_eq!(node.run(T0 + MS, &r.build()), Verdict::Drop(DropReason::TcpNoFlow));
     // IPv6 too.
     let syn6 = Pkt::syn(client6(), SPORT, vip6(), 80, ISN);
-    assert_eq!(node.run(T0, &syn6.build()), pass(1, 14, true));
+    assert_eq!(node.run(T0, &syn6.build()), pass(1, true));
     assert_eq!(node.st.flows.len(), 2);
 }
 
@@ -417,10 +413,10 @@ fn syn_auth_off_passes_syn_and_creates_a_flow() {
 fn flows_end_on_rst_and_expire_when_idle() {
     let mut node = Node::new(web_policy(SynAuth::Off));
     let syn = Pkt::syn(client4(), SPORT, vip4(), 443, ISN);
-    assert_eq!(node.run(T0, &syn.build()), pass(0, 14, true));
+    assert_eq!(node.run(T0, &syn.build()), pass(0, true));
     let k = syn.flow_key();
     let abort = Pkt::tcp(k.src, k.sport, k.dst, k.dport, fl::RST | fl::ACK).seq(ISN.wrapping_add(1));
-    assert_eq!(node.run(T0 + MS, &abort.build()), pass(0, 14, false));
+    assert_eq!(node.run(T0 + MS, &abort.build()), pass(0, false));
     assert_eq!(node.st.flows.len(), 0);
     assert_eq!(
         node.run(T0 + 2 * MS, &ack_pkt(&syn, 1, 1).build()),
@@ -429,10 +425,10 @@ fn flows_end_on_rst_and_expire_when_idle() {
     // Idle timeout (120 s by default): the last packet at T0+1 s keeps it
     // until just before T0+121 s.
     let idle = node.pol.timeouts.flow_idle;
-    assert_eq!(node.run(T0 + SECOND, &syn.build()), pass(0, 14, true));
+    assert_eq!(node.run(T0 + SECOND, &syn.build()), pass(0, true));
     assert_eq!(
         node.run(T0 + SECOND + idle - 1, &ack_pkt(&syn, 1, 1).build()),
-        pass(0, 14, false)
+        pass(0, false)
     );
     let t = T0 + 2 * SECOND + 2 * idle;
     assert_eq!(

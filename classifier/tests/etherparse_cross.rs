@@ -357,8 +357,8 @@ fn agree(frame: &[u8]) {
         Some(NetHeaders::Ipv4(ip, _)) => {
             let v = wire::Ipv4Packet::new_checked(l3).unwrap();
             assert_eq!(p.l3, L3::Ipv4);
-            assert_eq!(p.src, IpAddr::V4(Ipv4Addr::from(ip.source)));
-            assert_eq!(p.dst, IpAddr::V4(Ipv4Addr::from(ip.destination)));
+            assert_eq!(p.src_ip(), IpAddr::V4(Ipv4Addr::from(ip.source)));
+            assert_eq!(p.dst_ip(), IpAddr::V4(Ipv4Addr::from(ip.destination)));
             assert_eq!((v.src_addr(), v.dst_addr()), (ip.source.into(), ip.destination.into()));
             assert_eq!((p.ttl, v.ttl()), (ip.time_to_live, ip.time_to_live));
             assert_eq!((p.ip_id, v.ident()), (ip.identification, ip.identification));
@@ -367,7 +367,7 @@ fn agree(frame: &[u8]) {
             assert_eq!(v.frag_offset(), ip.fragment_offset.value() * 8);
             assert_eq!((p.ecn, v.ecn()), (ip.ecn.value(), ip.ecn.value()));
             assert_eq!(v.dscp(), ip.dscp.value());
-            assert_eq!(usize::from(p.ip_options_len), ip.options.len());
+            assert_eq!(usize::from(p.ip_options_len()), ip.options.len());
             assert_eq!(v.options(), &ip.options[..]);
             assert_eq!(usize::from(p.ip_header_len), ip.header_len());
             assert_eq!(v.header_len(), ip.header_len());
@@ -381,8 +381,8 @@ fn agree(frame: &[u8]) {
         Some(NetHeaders::Ipv6(ip, ext)) => {
             let v = wire::Ipv6Packet::new_checked(l3).unwrap();
             assert_eq!(p.l3, L3::Ipv6);
-            assert_eq!(p.src, IpAddr::V6(Ipv6Addr::from(ip.source)));
-            assert_eq!(p.dst, IpAddr::V6(Ipv6Addr::from(ip.destination)));
+            assert_eq!(p.src_ip(), IpAddr::V6(Ipv6Addr::from(ip.source)));
+            assert_eq!(p.dst_ip(), IpAddr::V6(Ipv6Addr::from(ip.destination)));
             assert_eq!((v.src_addr(), v.dst_addr()), (ip.source.into(), ip.destination.into()));
             assert_eq!((p.ttl, v.hop_limit()), (ip.hop_limit, ip.hop_limit));
             assert_eq!(v.traffic_class(), ip.traffic_class);
@@ -390,7 +390,7 @@ fn agree(frame: &[u8]) {
             assert_eq!(v.flow_label(), ip.flow_label.value());
             assert_eq!(v.payload_len(), ip.payload_length);
             assert_eq!(usize::from(p.l3_len), 40 + usize::from(ip.payload_length));
-            assert_eq!((p.ip_id, p.df, p.ip_options_len, p.ip_header_len), (0, false, 0, 40));
+            assert_eq!((p.ip_id, p.df, p.ip_options_len(), p.ip_header_len), (0, false, 0, 40));
             let w = v.ext_walk().unwrap();
             assert_eq!(usize::from(p.l4_offset), usize::from(p.l3_offset) + w.l4_offset);
             assert_eq!(w.l4_offset, 40 + ext.header_len());
@@ -423,7 +423,7 @@ fn agree(frame: &[u8]) {
             assert_eq!((v.syn(), v.ack(), v.fin(), v.rst()), (t.syn, t.ack, t.fin, t.rst));
             assert_eq!((v.psh(), v.urg(), v.ece(), v.cwr()), (t.psh, t.urg, t.ece, t.cwr));
             assert_eq!(v.checksum(), t.checksum);
-            assert!(v.verify_checksum(p.src, p.dst));
+            assert!(v.verify_checksum(p.src_ip(), p.dst_ip()));
             let theirs: Vec<_> = t.options.elements_iter().map(|o| o.unwrap()).collect();
             let ours: Vec<_> = v
                 .options_iter()
@@ -444,7 +444,7 @@ fn agree(frame: &[u8]) {
             );
             assert_eq!((v.src_port(), v.dst_port()), (u.source_port, u.destination_port));
             assert_eq!((v.len(), v.checksum()), (u.length, u.checksum));
-            assert!(v.verify_checksum(p.src, p.dst));
+            assert!(v.verify_checksum(p.src_ip(), p.dst_ip()));
             assert_eq!(v.payload(), p.payload(frame));
         }
         Some(TransportHeader::Icmpv4(c)) => {
@@ -460,7 +460,7 @@ fn agree(frame: &[u8]) {
             let b = c.to_bytes();
             assert_eq!(p.l4, L4::Icmpv6 { ty: b[0], code: b[1] });
             assert_eq!((v.msg_type(), v.msg_code(), v.checksum()), (b[0], b[1], c.checksum));
-            let (IpAddr::V6(s), IpAddr::V6(d)) = (p.src, p.dst) else {
+            let (IpAddr::V6(s), IpAddr::V6(d)) = (p.src_ip(), p.dst_ip()) else {
                 panic!()
             };
             assert!(v.verify_checksum(s, d));
@@ -565,7 +565,7 @@ fn ipv4_options_agree() {
     };
     let f = fixed(Vlan::Single(7), ip, linux_syn_proto());
     agree(&f);
-    assert_eq!(parse(&f).unwrap().ip_options_len, 8);
+    assert_eq!(parse(&f).unwrap().ip_options_len(), 8);
 }
 
 #[test]
@@ -699,7 +699,7 @@ proptest! {
         let got: Vec<_> = r.options.elements_iter().map(|o| o.unwrap()).collect();
         prop_assert_eq!(got, want);
         let rp = parse(out).unwrap();
-        prop_assert_eq!((rp.src, rp.dst, rp.ttl, rp.vlans, rp.vlan_id), (p.dst, p.src, 64, p.vlans, p.vlan_id));
+        prop_assert_eq!((rp.src_ip(), rp.dst_ip(), rp.ttl, rp.vlans, rp.vlan_id), (p.dst_ip(), p.src_ip(), 64, p.vlans, p.vlan_id));
         match &h.net {
             Some(NetHeaders::Ipv4(ip, _)) => prop_assert!(ip.dont_fragment && ip.identification == 0),
             Some(NetHeaders::Ipv6(ip, _)) => prop_assert_eq!(ip.hop_limit, 64),

@@ -7,15 +7,28 @@
 //! the offline scrubber run exactly this code.
 
 use classifier::build::{self, GreHeader, GreParams};
-use classifier::parse::{self, Parsed, L3, L4};
+use classifier::classify::{classify_hashed, Hashes, Rx};
+use classifier::parse::{self, Parsed, L4};
 use classifier::policy::{Policy, ServiceId};
 use classifier::state::bucket::TokenBucket;
 use classifier::state::{StateConfig, WorkerState};
-use classifier::synauth::flags;
 use classifier::time::Nanos;
-use classifier::verdict::{DropReason, Verdict};
+use classifier::verdict::{Decision, DropReason, Pass, Verdict};
 
-use crate::port::{Csum, Frame, HeapFrame};
+use crate::port::{Csum, Frame, HeapFrame, MAX_BURST};
+use crate::prefetch::prefetch;
+
+/// Stage one's result for one frame of a burst: its parse summary and table
+/// hashes, or why it did not parse.
+pub type Prepared = Result<(Parsed, Hashes), DropReason>;
+
+/// Stage one's results for a whole burst, in frame order (a fixed array on
+/// the worker's stack).
+pub type PreparedBurst = arrayvec::ArrayVec<Prepared, MAX_BURST>;
+
+/// How many frames ahead of the one it parses stage one prefetches frame
+/// data (DPDK l3fwd's `PREFETCH_OFFSET`).
+const PREFETCH_AHEAD: usize = 4;
 
 /// Largest frame the pipeline handles (jumbo frames included).
 pub const MAX_FRAME: usize = 9216;
@@ -179,6 +192,8 @@ pub struct Pipeline {
 #[derive(Debug)]
 struct Core {
     state: WorkerState,
+    /// The service of the last decision carried out (samples name it).
+    last_service: Option<ServiceId>,
     /// Encapsulation toward each origin of the policy (same index), and the
     /// headers precomputed from it.
     gre: Vec<GreParams>,
@@ -199,6 +214,7 @@ impl Pipeline {
         Pipeline {
             core: Core {
                 state: WorkerState::new(sizes, policy, workers),
+                last_service: None,
                 next_hop_ok: vec![true; gre.len()],
                 hdr: gre.iter().map(GreHeader::new).collect(),
                 gre,
@@ -212,6 +228,13 @@ impl Pipeline {
 
     pub fn counters(&self) -> &Counters {
         &self.core.counters
+    }
+
+    /// The service the last processed frame was addressed to, from its
+    /// decision (`None`: it never reached the service lookup).
+    #[inline]
+    pub fn last_service(&self) -> Option<ServiceId> {
+        self.core.last_service
     }
 
     pub fn state(&self) -> &WorkerState {
@@ -273,6 +296,48 @@ impl Pipeline {
         self.core.process(policy, now, f, parsed)
     }
 
+    /// Stage one of a burst (DESIGN.md; DPDK l3fwd, Gatekeeper): parses
+    /// every frame, computes its table hashes and prefetches the index
+    /// lines its probes will read, and the data of the frames a few ahead,
+    /// so that stage two ([`Pipeline::process_prepared`], frame by frame in
+    /// the same order) finds them in cache. Replaces `out`'s contents.
+    #[inline]
+    pub fn prepare<F: Frame>(&self, frames: &[F], out: &mut PreparedBurst) {
+        out.clear();
+        let st = &self.core.state;
+        for (i, f) in frames.iter().enumerate() {
+            if let Some(ahead) = frames.get(i + PREFETCH_AHEAD) {
+                prefetch(ahead.data().as_ptr());
+            }
+            let pr = parse::parse(f.data()).map(|p| {
+                let h = Hashes::of(st, &p);
+                for line in h.lines(st) {
+                    prefetch(line);
+                }
+                (p, h)
+            });
+            if out.try_push(pr).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Stage two for one frame of the burst given to [`Pipeline::prepare`]:
+    /// [`Pipeline::process_frame`] with the parse and hashes of stage one
+    /// (`pre`, which must be that frame's and is the parse summary for
+    /// reports).
+    #[inline]
+    pub fn process_prepared<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, pre: &Prepared) -> Outcome {
+        let c = &mut self.core;
+        c.counters.rx_packets += 1;
+        c.counters.rx_bytes += f.data().len() as u64;
+        c.last_service = None;
+        match pre {
+            Ok((p, h)) => c.execute(policy, now, f, p, *h),
+            Err(r) => c.drop(*r),
+        }
+    }
+
     /// Between bursts: frees expired entries among the next `budget` slots
     /// of each per-core table (flows idle past the policy's timeout,
     /// verified sources past their TTL, source buckets idle a second), so
@@ -331,38 +396,45 @@ impl Core {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += len as u64;
         *parsed = None;
+        self.last_service = None;
         let p = match parse::parse(f.data()) {
             Ok(p) => p,
             Err(r) => return self.drop(r),
         };
         *parsed = Some(p);
-        let rx = classifier::classify::Rx {
+        self.execute(policy, now, f, &p, Hashes::default())
+    }
+
+    /// Classifies a parsed frame and carries out the decision: a plain
+    /// executor, it looks nothing up that the decision does not carry.
+    #[inline]
+    fn execute<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed, h: Hashes) -> Outcome {
+        let len = f.data().len();
+        let rx = Rx {
             ip_csum_good: f.ip_csum_good(),
         };
-        let verdict =
-            classifier::classify::classify_rx(&mut self.state, policy, now, f.data(), &p, rx, &mut self.reply[..]);
-        let out = self.carry_out(policy, now, f, &p, verdict);
-        if let Some(s) = self.state.last_service {
-            self.count_service(s, &p, len, out);
+        let d = classify_hashed(&mut self.state, policy, now, f.data(), p, rx, h, &mut self.reply[..]);
+        let out = self.carry_out(policy, now, f, p, &d);
+        self.last_service = d.service;
+        if let Some(s) = d.service {
+            self.count_service(s, p, len, d.syn, out);
         }
         out
     }
 
     /// Per-service figures of a packet that reached the service lookup.
     #[inline]
-    fn count_service(&mut self, s: ServiceId, p: &Parsed, len: usize, out: Outcome) {
+    fn count_service(&mut self, s: ServiceId, p: &Parsed, len: usize, syn: bool, out: Outcome) {
         let Some(c) = self.counters.services.get_mut(usize::from(s)) else {
             return;
         };
         c.packets += 1;
         c.bytes += len as u64;
         match p.l4 {
-            L4::Tcp(t) => {
+            L4::Tcp(_) => {
                 c.tcp += 1;
-                if flags::is_pure_syn(t.flags) {
-                    c.syns += 1;
-                    c.new_flows += u64::from(matches!(out, Outcome::Forward { .. }));
-                }
+                c.syns += u64::from(syn);
+                c.new_flows += u64::from(syn && matches!(out, Outcome::Forward { .. }));
             }
             L4::Udp { .. } => c.udp += 1,
             L4::Icmp { .. } | L4::Icmpv6 { .. } => c.icmp += 1,
@@ -371,11 +443,11 @@ impl Core {
         c.dropped += u64::from(matches!(out, Outcome::Drop(_)));
     }
 
-    /// Carries out `verdict` on the frame (see [`Outcome`]).
+    /// Carries out the decision on the frame (see [`Outcome`]).
     #[inline]
-    fn carry_out<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed, verdict: Verdict) -> Outcome {
-        match verdict {
-            Verdict::Drop(DropReason::TooBig) => self.too_big(policy, now, f, p),
+    fn carry_out<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed, d: &Decision) -> Outcome {
+        match d.verdict {
+            Verdict::Drop(DropReason::TooBig) => self.too_big(now, f, p, d.mtu),
             Verdict::Drop(r) => self.drop(r),
             Verdict::Reply { len } => {
                 // Every backend's frame holds at least REPLY_ROOM bytes.
@@ -385,7 +457,7 @@ impl Core {
                 self.counters.replies += 1;
                 Outcome::Reply
             }
-            Verdict::Pass(pass) => self.forward(policy, f, p, pass.service, pass.syn),
+            Verdict::Pass(pass) => self.forward(policy, f, p, pass),
         }
     }
 
@@ -393,12 +465,13 @@ impl Core {
     /// inner L2 header (and any Ethernet padding) is cut off and the outer
     /// Ethernet/IPv4/GRE headers are written into the headroom.
     #[inline]
-    fn forward<F: Frame>(&mut self, policy: &Policy, f: &mut F, p: &Parsed, service: u16, syn: bool) -> Outcome {
-        let origin = usize::from(policy.services[usize::from(service)].origin);
+    fn forward<F: Frame>(&mut self, policy: &Policy, f: &mut F, p: &Parsed, pass: Pass) -> Outcome {
+        let (origin, service) = (usize::from(pass.origin), pass.service);
         if !self.next_hop_ok.get(origin).copied().unwrap_or(false) {
             return self.drop(DropReason::NoNextHop);
         }
-        if syn && build::clamp_mss(f.data_mut(), p, policy.origins[origin].mss_for(p.l3 == L3::Ipv6)) {
+        let mss = policy.origins.get(origin).map_or(0, |o| o.mss_for(p.is_v6()));
+        if pass.syn && build::clamp_mss(f.data_mut(), p, mss) {
             self.counters.mss_clamped += 1;
         }
         if f.csum() == Csum::Partial && build::complete_l4_checksum(f.data_mut(), p) {
@@ -421,15 +494,9 @@ impl Core {
     /// A packet larger than its origin's tunnel: dropped as `too_big`, and,
     /// within the ICMP rate, answered with the path MTU so that the sender
     /// can lower its packet size (RFC 1191, RFC 8201).
-    fn too_big<F: Frame>(&mut self, policy: &Policy, now: Nanos, f: &mut F, p: &Parsed) -> Outcome {
+    fn too_big<F: Frame>(&mut self, now: Nanos, f: &mut F, p: &Parsed, mtu: u16) -> Outcome {
         self.counters.dropped[DropReason::TooBig as usize] += 1;
-        let mtu = policy
-            .service_for(p.dst)
-            .map(|s| policy.origins[usize::from(policy.services[usize::from(s)].origin)].mtu);
-        let Some(mtu) = mtu else {
-            return Outcome::Drop(DropReason::TooBig);
-        };
-        if self.icmp.rate() == 0 || !self.icmp.take(now) {
+        if mtu == 0 || self.icmp.rate() == 0 || !self.icmp.take(now) {
             return Outcome::Drop(DropReason::TooBig);
         }
         match build::icmp_too_big(f.data(), p, mtu, &mut self.reply[..]) {

@@ -82,7 +82,10 @@ fn tcp_reply(frame: &[u8], p: &Parsed) {
         let n = n.expect("a TCP frame gets a reply");
         assert!((build::ETH_MIN_FRAME..=128).contains(&n), "reply of {n} bytes");
         let r = parse(&out[..n]).expect("the reply parses");
-        assert_eq!((r.src, r.dst, r.vlans, r.vlan_id), (p.dst, p.src, p.vlans, p.vlan_id));
+        assert_eq!(
+            (r.src_ip(), r.dst_ip(), r.vlans, r.vlan_id),
+            (p.dst_ip(), p.src_ip(), p.vlans, p.vlan_id)
+        );
         let rt = r.tcp().expect("the reply is TCP");
         assert_eq!((rt.sport, rt.dport), (t.dport, t.sport));
         assert_eq!((rt.seq, rt.ack, rt.flags, rt.window), (seq, ack, flags, window));
@@ -102,7 +105,10 @@ fn checksums_ok(frame: &[u8], p: &Parsed) {
         assert!(wire::Ipv4Packet::new_checked(l3).expect("IPv4").verify_checksum());
     }
     let seg = wire::TcpPacket::new_checked(p.l4_bytes(frame)).expect("TCP header");
-    assert!(seg.verify_checksum(p.src, p.dst), "TCP checksum of a built frame");
+    assert!(
+        seg.verify_checksum(p.src_ip(), p.dst_ip()),
+        "TCP checksum of a built frame"
+    );
 }
 
 fn arp_reply(frame: &[u8], p: &Parsed) {
@@ -115,7 +121,7 @@ fn arp_reply(frame: &[u8], p: &Parsed) {
     };
     assert!((build::ETH_MIN_FRAME..=128).contains(&n), "ARP reply of {n} bytes");
     let r = parse(&out[..n]).expect("the ARP reply parses");
-    assert_eq!((r.l3, r.src, r.dst), (L3::Arp, p.dst, p.src));
+    assert_eq!((r.l3, r.src_ip(), r.dst_ip()), (L3::Arp, p.dst_ip(), p.src_ip()));
     let l2 = usize::from(r.l3_offset);
     let a = wire::ArpPacket::new_checked(&out[l2..n]).expect("ARP body");
     assert_eq!(a.operation(), wire::ArpOperation::Reply);
@@ -135,7 +141,7 @@ fn nd(frame: &[u8], p: &Parsed) {
         assert_eq!(p.l4, L4::Icmpv6 { ty: 135, code: 0 });
         assert_eq!((p.ttl, p.frag), (255, Frag::None));
         assert!(!ns.target.is_multicast() && p.l4_bytes(frame).len() >= 24);
-        assert_eq!(IpAddr::V6(ns.src), p.src);
+        assert_eq!(IpAddr::V6(ns.src), p.src_ip());
     }
     for ns in [valid, Some(forged)].into_iter().flatten() {
         let mut small = [0u8; SMALL];
@@ -153,7 +159,10 @@ fn nd(frame: &[u8], p: &Parsed) {
         } else {
             ns.src
         };
-        assert_eq!((r.src, r.dst, r.ttl), (IpAddr::V6(ns.target), IpAddr::V6(dst), 255));
+        assert_eq!(
+            (r.src_ip(), r.dst_ip(), r.ttl),
+            (IpAddr::V6(ns.target), IpAddr::V6(dst), 255)
+        );
         assert_eq!(
             (r.vlans, r.vlan_id, r.l4),
             (p.vlans, p.vlan_id, L4::Icmpv6 { ty: 136, code: 0 })
@@ -201,7 +210,8 @@ fn gre(frame: &[u8], p: &Parsed, g: GreParams) {
 
 fn clamp(frame: &[u8], p: &Parsed) {
     let L4::Tcp(t) = p.l4 else { return };
-    let sum_ok = |f: &[u8]| wire::TcpPacket::new_checked(p.l4_bytes(f)).is_ok_and(|s| s.verify_checksum(p.src, p.dst));
+    let sum_ok =
+        |f: &[u8]| wire::TcpPacket::new_checked(p.l4_bytes(f)).is_ok_and(|s| s.verify_checksum(p.src_ip(), p.dst_ip()));
     let was_ok = sum_ok(frame);
     for max in [0, 536, 1460, u16::MAX] {
         let mut copy = frame.to_vec();
@@ -243,13 +253,13 @@ fn too_big(frame: &[u8], p: &Parsed) {
 /// promises.
 fn check_too_big(out: &[u8], frame: &[u8], p: &Parsed, mtu: u16) {
     let r = parse(out).expect("the ICMP error parses");
-    assert_eq!((r.src, r.dst, r.ttl), (p.dst, p.src, 64));
+    assert_eq!((r.src_ip(), r.dst_ip(), r.ttl), (p.dst_ip(), p.src_ip(), 64));
     assert_eq!((r.vlans, r.vlan_id, r.frag), (p.vlans, p.vlan_id, Frag::None));
     assert_eq!((&out[..6], &out[6..12]), (&frame[6..12], &frame[..6]));
     let msg = r.l4_bytes(out);
     let quote = &msg[8..];
     assert!(p.l3_bytes(frame).starts_with(quote), "the quote is the packet's start");
-    match (r.l4, r.dst, r.src) {
+    match (r.l4, r.dst_ip(), r.src_ip()) {
         (L4::Icmp { ty: 3, code: 4 }, _, _) => {
             assert!(p.df && p.frag != Frag::Later, "RFC 1122 §3.2.2");
             assert!(
@@ -299,7 +309,7 @@ fn complete_checksum(frame: &[u8], p: &Parsed) {
         assert_eq!((&copy[..at], &copy[at + 2..]), (&frame[..at], &frame[at + 2..]));
         assert_eq!(parse(&copy).as_ref(), Ok(p));
         let seg = p.l4_bytes(&copy);
-        let ok = match (p.l4, p.src, p.dst) {
+        let ok = match (p.l4, p.src_ip(), p.dst_ip()) {
             (L4::Tcp(_), s, d) => wire::TcpPacket::new_checked(seg).is_ok_and(|t| t.verify_checksum(s, d)),
             (L4::Udp { .. }, s, d) => wire::UdpPacket::new_checked(seg).is_ok_and(|u| u.verify_checksum(s, d)),
             (_, IpAddr::V6(s), IpAddr::V6(d)) => {
@@ -320,7 +330,7 @@ fn arp(frame: &[u8], p: &Parsed) {
         assert_eq!(p.l3, L3::Arp);
         assert_eq!(
             (IpAddr::V4(a.sender_ip), IpAddr::V4(a.target_ip), a.vlan_id),
-            (p.src, p.dst, p.vlan_id)
+            (p.src_ip(), p.dst_ip(), p.vlan_id)
         );
         assert!(matches!(a.op, wire::ArpOperation::Request | wire::ArpOperation::Reply));
     } else if p.l3 == L3::Arp {
@@ -330,7 +340,7 @@ fn arp(frame: &[u8], p: &Parsed) {
         assert!(!matches!(op, wire::ArpOperation::Request | wire::ArpOperation::Reply));
     }
     // A request from the frame's first bytes reads back.
-    let (IpAddr::V4(a), IpAddr::V4(b)) = (p.src, p.dst) else {
+    let (IpAddr::V4(a), IpAddr::V4(b)) = (p.src_ip(), p.dst_ip()) else {
         return;
     };
     let mac: [u8; 6] = frame[..6].try_into().expect("6 bytes");

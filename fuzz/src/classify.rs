@@ -227,11 +227,12 @@ fn check_reply(reply: &[u8], len: usize) {
 
 fn check_pass(pol: &Policy, frame: &[u8], pass: Pass) {
     let svc = pol.services.get(usize::from(pass.service)).expect("pass to a service");
-    let l3 = usize::from(pass.l3_offset);
-    assert!(l3 < frame.len(), "l3_offset {l3} of a {}-byte frame", frame.len());
     let p = parse(frame).expect("a passed frame parses");
-    assert_eq!(p.l3_offset, pass.l3_offset);
-    assert_eq!(p.dst, svc.vip, "passed to the service of another VIP");
+    let l3 = usize::from(p.l3_offset);
+    assert!(l3 < frame.len(), "l3_offset {l3} of a {}-byte frame", frame.len());
+    assert_eq!(p.dst_ip(), svc.vip, "passed to the service of another VIP");
+    assert_eq!(pass.origin, svc.origin, "passed toward another service's origin");
+    assert_eq!(pass.syn, p.is_pure_syn(), "the SYN flag of the verdict");
     let origin = &pol.origins[usize::from(svc.origin)];
     // DropReason::TooBig: nothing larger than the tunnel goes toward it.
     let mtu = origin.mtu;
@@ -239,7 +240,7 @@ fn check_pass(pol: &Policy, frame: &[u8], pass: Pass) {
     // What the pipeline does next: clamp a SYN's MSS, then encapsulate.
     let mut copy = frame.to_vec();
     if pass.syn {
-        build::clamp_mss(&mut copy, &p, origin.mss_for(p.dst.is_ipv6()));
+        build::clamp_mss(&mut copy, &p, origin.mss_for(p.dst_ip().is_ipv6()));
     }
     let mut out = vec![0u8; usize::from(p.l3_len) + build::gre_overhead(true)];
     let n = build::gre_encap(p.l3_bytes(&copy), &gre(pol), &mut out).expect("a passed packet encapsulates");

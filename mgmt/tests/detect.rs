@@ -473,7 +473,7 @@ mod offline {
             let parsed = classifier::parse::parse(&pkt.frame).ok();
             let service = parsed
                 .as_ref()
-                .and_then(|p| vips.iter().position(|v| *v == p.dst))
+                .and_then(|p| vips.iter().position(|v| *v == p.dst_ip()))
                 .map(|i| i as u16);
             let out = match scrubber.feed(pkt.ts, &mut pkt.frame) {
                 Action::Forward { service, .. } => Outcome::Forward { service },

@@ -70,7 +70,7 @@ pub fn icmp_too_big(frame: &[u8], p: &Parsed, mtu: u16, out: &mut [u8]) -> Optio
     if invoking.len() != usize::from(p.l3_len) || invoking.len() <= usize::from(mtu) {
         return None;
     }
-    match (p.l3, p.src, p.dst) {
+    match (p.l3, p.src_ip(), p.dst_ip()) {
         (L3::Ipv4, IpAddr::V4(client), IpAddr::V4(vip)) => {
             let ok = p.df
                 && p.frag != Frag::Later

@@ -21,7 +21,7 @@
 //! and [`arp_sender`] (`arp`), [`neighbor_solicit`] and [`nd_advert`]
 //! (`nd`), [`complete_l4_checksum`] (`offload`).
 
-use core::net::{IpAddr, Ipv4Addr};
+use core::net::Ipv4Addr;
 
 use crate::parse::{Parsed, L3, L4};
 use crate::wire::{self, checksum, tcp::flags, EtherType, IpProtocol, TcpOption};
@@ -109,8 +109,11 @@ pub fn tcp_reply(
         seg[20..24].copy_from_slice(&[2, 4, (m >> 8) as u8, m as u8]);
         sum += 0x0204 + u32::from(m);
     }
-    let pseudo = match (p.dst, p.src) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+    // The reply goes from the packet's destination to its source.
+    let (src, dst) = (p.dst, p.src);
+    let pseudo = match p.l3 {
+        L3::Ipv4 => {
+            let (src, dst) = (src.v4_bits(), dst.v4_bits());
             let total = (ip_len + tcp_len) as u16;
             let ip = &mut out[l2..l2 + ip_len];
             // Version 4, IHL 5, DSCP/ECN 0, id 0, DF, TTL, protocol TCP.
@@ -128,21 +131,22 @@ pub fn tcp_reply(
                 0,
                 0,
             ]);
-            ip[12..16].copy_from_slice(&src.octets());
-            ip[16..20].copy_from_slice(&dst.octets());
-            let addrs = fold32(u32::from(src)) + fold32(u32::from(dst));
+            ip[12..16].copy_from_slice(&src.to_be_bytes());
+            ip[16..20].copy_from_slice(&dst.to_be_bytes());
+            let addrs = fold32(src) + fold32(dst);
             let ip_sum = 0x4500 + u32::from(total) + 0x4000 + ((u32::from(REPLY_TTL) << 8) | 6) + addrs;
             ip[10..12].copy_from_slice(&(!fold(ip_sum)).to_be_bytes());
             addrs + 6 + tcp_len as u32
         }
-        (IpAddr::V6(src), IpAddr::V6(dst)) => {
+        L3::Ipv6 => {
+            let (src, dst) = (src.v6_bits(), dst.v6_bits());
             let ip = &mut out[l2..l2 + ip_len];
             ip[0..8].copy_from_slice(&[0x60, 0, 0, 0, 0, tcp_len as u8, 6, REPLY_TTL]);
-            ip[8..24].copy_from_slice(&src.octets());
-            ip[24..40].copy_from_slice(&dst.octets());
-            fold128(u128::from(src)) + fold128(u128::from(dst)) + 6 + tcp_len as u32
+            ip[8..24].copy_from_slice(&src.to_be_bytes());
+            ip[24..40].copy_from_slice(&dst.to_be_bytes());
+            fold128(src) + fold128(dst) + 6 + tcp_len as u32
         }
-        _ => return None,
+        L3::Arp => return None,
     };
     let csum = !fold(sum + pseudo);
     out[l2 + ip_len + 16..l2 + ip_len + 18].copy_from_slice(&csum.to_be_bytes());
@@ -381,7 +385,7 @@ mod tests {
         let p = parse(frame).unwrap();
         wire::TcpPacket::new_checked(p.l4_bytes(frame))
             .unwrap()
-            .verify_checksum(p.src, p.dst)
+            .verify_checksum(p.src_ip(), p.dst_ip())
     }
 
     /// LINUX_SYN with correct IP and TCP checksums.
@@ -506,7 +510,7 @@ mod tests {
         assert_eq!(n, gre_overhead(true) + 60);
         let o = parse(&out[..n]).unwrap();
         assert_eq!((o.proto, o.df, o.ip_id, o.ecn, o.ttl), (47, true, 0, 3, 64));
-        assert_eq!(o.src, IpAddr::V4(g.tunnel_src));
+        assert_eq!(o.src, g.tunnel_src.into());
         assert!(wire::Ipv4Packet::new_checked(o.l3_bytes(&out[..n]))
             .unwrap()
             .verify_checksum());

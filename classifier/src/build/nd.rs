@@ -107,7 +107,7 @@ pub fn neighbor_solicit(frame: &[u8], p: &Parsed) -> Option<NeighborSolicit> {
     let (L3::Ipv6, L4::Icmpv6 { ty, code: 0 }, Frag::None) = (p.l3, p.l4, p.frag) else {
         return None;
     };
-    let (IpAddr::V6(src), IpAddr::V6(dst)) = (p.src, p.dst) else {
+    let (IpAddr::V6(src), IpAddr::V6(dst)) = (p.src_ip(), p.dst_ip()) else {
         return None;
     };
     if ty != icmpv6::types::NEIGHBOR_SOLICIT || p.ttl != ND_HOP_LIMIT {

@@ -46,7 +46,7 @@ pub fn complete_l4_checksum(frame: &mut [u8], p: &Parsed) -> bool {
     let Some(seg) = frame.get_mut(l4..end).filter(|s| s.len() >= min_len && direct) else {
         return false;
     };
-    let pseudo = match (p.src, p.dst) {
+    let pseudo = match (p.src_ip(), p.dst_ip()) {
         (IpAddr::V4(s), IpAddr::V4(d)) => match u16::try_from(seg.len()) {
             Ok(len) => checksum::pseudo_header_v4(s, d, proto.into(), len),
             Err(_) => return false,
@@ -117,7 +117,7 @@ mod tests {
     fn partial(f: &[u8], at: usize) -> Vec<u8> {
         let p = parse(f).unwrap();
         let len = p.l4_bytes(f).len();
-        let pseudo = match (p.src, p.dst) {
+        let pseudo = match (p.src_ip(), p.dst_ip()) {
             (IpAddr::V4(s), IpAddr::V4(d)) => checksum::pseudo_header_v4(s, d, p.proto, len as u16),
             (IpAddr::V6(s), IpAddr::V6(d)) => checksum::pseudo_header_v6(s, d, p.proto, len as u32),
             _ => unreachable!(),
@@ -136,7 +136,7 @@ mod tests {
     fn l4_ok(f: &[u8]) -> bool {
         let p = parse(f).unwrap();
         let seg = p.l4_bytes(f);
-        match (p.l4, p.src, p.dst) {
+        match (p.l4, p.src_ip(), p.dst_ip()) {
             (L4::Tcp(_), s, d) => wire::TcpPacket::new_checked(seg).unwrap().verify_checksum(s, d),
             (L4::Udp { .. }, s, d) => wire::UdpPacket::new_checked(seg).unwrap().verify_checksum(s, d),
             (L4::Icmpv6 { .. }, IpAddr::V6(s), IpAddr::V6(d)) => {

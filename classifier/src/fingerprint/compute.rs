@@ -24,7 +24,7 @@ pub fn tcp_fingerprint(frame: &[u8], p: &Parsed) -> Option<TcpFingerprint> {
     let mut fp = TcpFingerprint {
         ver,
         ittl: initial_ttl(p.ttl),
-        olen: p.ip_options_len,
+        olen: p.ip_options_len(),
         mss: None,
         window: t.window,
         wscale: None,

@@ -174,6 +174,21 @@ impl SourceTable {
         }
     }
 
+    /// [`SourceTable::with_capacity`] with the hash keys of the verified
+    /// sources (one hash of a source probes both tables).
+    pub fn with_hasher(cap: usize, hasher: ahash::RandomState) -> Self {
+        SourceTable {
+            table: Table::with_hasher(cap, hasher),
+        }
+    }
+
+    /// The index line a probe with `hash` (the source's hash in the
+    /// verified sources, [`crate::state::VerifiedTable::hash`]) reads first.
+    #[inline]
+    pub fn index_line(&self, hash: u64) -> *const u8 {
+        self.table.index_line(hash)
+    }
+
     /// Takes one token from the bucket `which` of `src` toward `service`,
     /// refilled at `rate_per_s` with burst = max(rate_per_s, 1) (one second's
     /// worth). Buckets are per (source, service): a source's traffic to one
@@ -182,15 +197,37 @@ impl SourceTable {
     /// table. A source not in the table starts with full buckets.
     #[inline]
     pub fn allow(&mut self, src: IpAddr, service: u16, now: Nanos, which: SourceLimit, rate_per_s: u32) -> bool {
+        self.allow_key(AddrKey::new(src), service, now, which, rate_per_s)
+    }
+
+    /// [`SourceTable::allow`] by table key (untagged; the packet path).
+    #[inline]
+    pub fn allow_key(&mut self, src: AddrKey, service: u16, now: Nanos, which: SourceLimit, rate_per_s: u32) -> bool {
+        self.allow_hashed(None, src, service, now, which, rate_per_s)
+    }
+
+    /// [`SourceTable::allow_key`] with the source's hash when stage one
+    /// computed it (the tag does not change a key's hash).
+    #[inline]
+    pub fn allow_hashed(
+        &mut self,
+        hash: Option<u64>,
+        src: AddrKey,
+        service: u16,
+        now: Nanos,
+        which: SourceLimit,
+        rate_per_s: u32,
+    ) -> bool {
         if rate_per_s == 0 {
             return true;
         }
         let rate = u64::from(rate_per_s);
         // Burst = rate tokens: at most 4.3e18 nano-tokens, fits a u64.
         let cap = rate * TOKEN;
-        let key = AddrKey::tagged(src, service);
+        let key = src.with_tag(service);
         let i = which as usize;
-        match self.table.probe(&key) {
+        let hash = hash.unwrap_or_else(|| self.table.hash(&key));
+        match self.table.probe_hashed(hash, &key) {
             Ok(hit) => match self.table.get_mut(hit).and_then(|levels| levels.get_mut(i)) {
                 Some(level) => level.take(now, rate, cap),
                 None => true,
@@ -220,6 +257,34 @@ impl SourceTable {
         first: (SourceLimit, u32),
         second: (SourceLimit, u32),
     ) -> Result<(), SourceLimit> {
+        self.allow_two_key(AddrKey::new(src), service, now, first, second)
+    }
+
+    /// [`SourceTable::allow_two`] by table key (untagged; the packet path).
+    #[inline]
+    pub fn allow_two_key(
+        &mut self,
+        src: AddrKey,
+        service: u16,
+        now: Nanos,
+        first: (SourceLimit, u32),
+        second: (SourceLimit, u32),
+    ) -> Result<(), SourceLimit> {
+        self.allow_two_hashed(None, src, service, now, first, second)
+    }
+
+    /// [`SourceTable::allow_two_key`] with the source's hash when stage one
+    /// computed it.
+    #[inline]
+    pub fn allow_two_hashed(
+        &mut self,
+        hash: Option<u64>,
+        src: AddrKey,
+        service: u16,
+        now: Nanos,
+        first: (SourceLimit, u32),
+        second: (SourceLimit, u32),
+    ) -> Result<(), SourceLimit> {
         if first.1 == 0 && second.1 == 0 {
             return Ok(());
         }
@@ -237,8 +302,9 @@ impl SourceTable {
             }
             Ok(())
         };
-        let key = AddrKey::tagged(src, service);
-        match self.table.probe(&key) {
+        let key = src.with_tag(service);
+        let hash = hash.unwrap_or_else(|| self.table.hash(&key));
+        match self.table.probe_hashed(hash, &key) {
             Ok(hit) => self.table.get_mut(hit).map_or(Ok(()), take),
             Err(miss) => {
                 let mut levels = [Level::FULL; 4];

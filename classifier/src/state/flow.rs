@@ -36,7 +36,7 @@ pub enum Insert {
 /// ports in one word, and one byte of family flags (bit 0: source is IPv6,
 /// bit 1: destination is IPv6), so the key is exact in 40 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct FlowId {
+pub struct FlowId {
     src: [u64; 2],
     dst: [u64; 2],
     ports: u32,
@@ -44,6 +44,17 @@ struct FlowId {
 }
 
 impl FlowId {
+    /// The flow of a parsed TCP segment (both addresses of its family).
+    #[inline]
+    pub fn of(p: &crate::parse::Parsed, t: &crate::parse::TcpInfo) -> Self {
+        FlowId {
+            src: [p.src.hi, p.src.lo],
+            dst: [p.dst.hi, p.dst.lo],
+            ports: (u32::from(t.sport) << 16) | u32::from(t.dport),
+            families: if p.is_v6() { 3 } else { 0 },
+        }
+    }
+
     #[inline]
     fn new(k: &FlowKey) -> Self {
         let (src, s6) = words(k.src);
@@ -111,7 +122,31 @@ impl FlowTable {
     /// last-seen time. An expired flow is absent (and its slot is freed).
     #[inline]
     pub fn touch(&mut self, key: &FlowKey, now: Nanos, idle: Nanos) -> bool {
-        let Ok(hit) = self.table.probe(&FlowId::new(key)) else {
+        self.touch_id(&FlowId::new(key), now, idle)
+    }
+
+    /// [`FlowTable::touch`] by the packed key (the packet path).
+    #[inline]
+    pub fn touch_id(&mut self, id: &FlowId, now: Nanos, idle: Nanos) -> bool {
+        self.touch_hashed(self.hash(id), id, now, idle)
+    }
+
+    /// The hash a probe for `id` starts from (stage one of a burst).
+    #[inline]
+    pub fn hash(&self, id: &FlowId) -> u64 {
+        self.table.hash(id)
+    }
+
+    /// The index line a probe with `hash` reads first (to prefetch).
+    #[inline]
+    pub fn index_line(&self, hash: u64) -> *const u8 {
+        self.table.index_line(hash)
+    }
+
+    /// [`FlowTable::touch_id`] with the key's [`FlowTable::hash`].
+    #[inline]
+    pub fn touch_hashed(&mut self, hash: u64, id: &FlowId, now: Nanos, idle: Nanos) -> bool {
+        let Ok(hit) = self.table.probe_hashed(hash, id) else {
             return false;
         };
         // One slot access: the reference bit set on an expired entry does
@@ -131,7 +166,11 @@ impl FlowTable {
 
     /// Records a flow (its SYN passed), or refreshes it if it is live.
     pub fn insert(&mut self, key: FlowKey, now: Nanos, idle: Nanos) -> Insert {
-        let id = FlowId::new(&key);
+        self.insert_id(FlowId::new(&key), now, idle)
+    }
+
+    /// [`FlowTable::insert`] by the packed key (the packet path).
+    pub fn insert_id(&mut self, id: FlowId, now: Nanos, idle: Nanos) -> Insert {
         match self.table.probe(&id) {
             Ok(hit) => {
                 let was_live = self.table.get(hit).is_some_and(|&last| live(last, now, idle));
@@ -156,7 +195,12 @@ impl FlowTable {
 
     /// Forgets a flow (FIN or RST seen). Returns whether it was stored.
     pub fn remove(&mut self, key: &FlowKey) -> bool {
-        match self.table.probe(&FlowId::new(key)) {
+        self.remove_id(&FlowId::new(key))
+    }
+
+    /// [`FlowTable::remove`] by the packed key (the packet path).
+    pub fn remove_id(&mut self, id: &FlowId) -> bool {
+        match self.table.probe(id) {
             Ok(hit) => {
                 self.table.remove(hit);
                 true

@@ -47,7 +47,7 @@ pub mod table;
 pub mod verified;
 
 pub use bucket::{SourceLimit, SourceTable, TokenBucket};
-pub use flow::{FlowKey, FlowTable, Insert};
+pub use flow::{FlowId, FlowKey, FlowTable, Insert};
 pub use verified::VerifiedTable;
 
 use crate::policy::Policy;
@@ -126,10 +126,6 @@ pub struct WorkerState {
     pub services: Vec<ServiceBuckets>,
     /// Global emergency cap (rate 0 = unlimited).
     pub global: TokenBucket,
-    /// The service the last classified packet was addressed to, whatever
-    /// its verdict (`None`: it never reached the service lookup), so that
-    /// callers count drops and replies per service without a second lookup.
-    pub last_service: Option<crate::policy::ServiceId>,
     /// The source the last classified packet verified (a challenge
     /// answered) with its TTL, until the caller takes it: the dataplane
     /// hands it to the cluster bus. Sources verified any other way (a
@@ -142,17 +138,19 @@ impl WorkerState {
     /// `workers`: number of workers sharing the node-wide limits (each gets
     /// rate / workers, at least 1).
     pub fn new(cfg: &StateConfig, policy: &Policy, workers: u32) -> Self {
+        // One set of hash keys for both tables keyed by source address: a
+        // source is hashed once for both (stage one of a burst).
+        let by_source = ahash::RandomState::new();
         WorkerState {
             flows: FlowTable::with_capacity(cfg.flows),
-            verified: VerifiedTable::with_capacity(cfg.verified),
-            sources: SourceTable::with_capacity(cfg.sources),
+            verified: VerifiedTable::with_hasher(cfg.verified, by_source.clone()),
+            sources: SourceTable::with_hasher(cfg.sources, by_source),
             services: policy
                 .services
                 .iter()
                 .map(|s| ServiceBuckets::new(&s.limits, workers))
                 .collect(),
             global: one_second(per_worker(policy.global_pps, workers)),
-            last_service: None,
             just_verified: None,
         }
     }

@@ -1,6 +1,6 @@
 //! The fixed-capacity table under every per-core table (flows, verified
 //! sources, per-source buckets): a slot array with CLOCK (second chance)
-//! eviction and a hashbrown index of slot numbers.
+//! eviction and an index of slot numbers.
 //!
 //! Contract:
 //! - All memory is reserved by [`Table::with_capacity`]; no operation
@@ -12,12 +12,16 @@
 //! - Nothing panics: slot numbers come only from the index, which only holds
 //!   numbers below `slots.len()`, and every access goes through `get`.
 //!
-//! Why the index never grows: hashbrown grows when an insert finds no free
-//! bucket, and erased entries may leave tombstones that count as used. When
-//! that happens it rehashes in place (no allocation) as long as
-//! `len + 1 <= full_capacity / 2`. The index is reserved for `2 * cap`
-//! entries, so `full_capacity >= 2 * cap` and, with `len <= cap - 1` before
-//! an insert, the in-place branch is always the one taken.
+//! The index is open addressing with linear probing over `u64` entries
+//! (32 bits of the key's hash, then the slot number), at most half full:
+//! it has a power of two of at least `2 * cap` entries, so a probe ends at
+//! an empty entry within a few neighbours, eight to a cache line. A removal
+//! shifts the entries after it back (Knuth's algorithm R), so there are no
+//! tombstones and nothing ever needs a rehash. The first line a key's probe
+//! reads is known from its hash alone ([`Table::index_line`]): the worker
+//! computes the hashes of a whole burst first and prefetches those lines
+//! (DESIGN.md, the two-stage burst), then probes with the hashes it has
+//! ([`Table::probe_hashed`]).
 //!
 //! Eviction (CLOCK): each slot has a reference bit, set by a *hit* (a lookup
 //! that used the entry), not by the insert. The hand clears set bits as it
@@ -31,10 +35,9 @@
 use core::hash::{Hash, Hasher};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use hashbrown::HashTable;
-
 /// Largest capacity of one table: slot numbers are `u32` in the index, and
-/// twice the capacity must still be a sane hashbrown reservation.
+/// the index (twice the capacity, rounded up to a power of two) must have
+/// positions that fit the 32 hash bits an entry keeps.
 pub const MAX_CAPACITY: usize = 1 << 30;
 
 /// Most slots the hand visits for one eviction before it evicts the slot it
@@ -66,17 +69,27 @@ struct Slot<K, V> {
     mark: Mark,
 }
 
+/// An empty index entry: no slot has the number `u32::MAX`.
+const EMPTY: u64 = u64::MAX;
+
+/// The 32 hash bits an index entry keeps (the high half: ahash mixes its
+/// output, and the low bits of the position come from these).
+#[inline]
+fn tag(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
 /// Size of one slot of a `Table<K, V>`, for compile-time size asserts on the
 /// hot tables (STYLE.md: sizes of hot structs are pinned).
 pub const fn slot_size<K, V>() -> usize {
     core::mem::size_of::<Slot<K, V>>()
 }
 
-/// A successful probe: the key's hash and its slot. Valid until the next
-/// call that changes the table.
+/// A successful probe: the key's slot and its position in the index. Valid
+/// until the next call that changes the table.
 #[derive(Clone, Copy, Debug)]
 pub struct Hit {
-    hash: u64,
+    pos: u32,
     slot: u32,
 }
 
@@ -102,8 +115,10 @@ pub struct Table<K, V> {
     /// Filled by `push` up to `cap` (the `Vec` never reallocates: its
     /// capacity is `cap`), then recycled in place.
     slots: Vec<Slot<K, V>>,
-    /// Slot numbers, hashed by their slot's key.
-    index: HashTable<u32>,
+    /// `hash32 << 32 | slot` per entry, [`EMPTY`] where none (module docs).
+    index: Box<[u64]>,
+    /// `index.len() - 1`.
+    mask: usize,
     /// Slots freed by `remove`/`sweep`; at most `cap` of them.
     free: Vec<u32>,
     hand: usize,
@@ -128,17 +143,25 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     /// A table for `cap` entries, clamped to `1..=MAX_CAPACITY`, with all of
     /// its memory reserved now.
     pub fn with_capacity(cap: usize) -> Self {
+        Self::with_hasher(cap, ahash::RandomState::new())
+    }
+
+    /// [`Table::with_capacity`] with the given hash keys (tables whose keys
+    /// hash alike share them, so that one hash probes both).
+    pub fn with_hasher(cap: usize, hasher: ahash::RandomState) -> Self {
         let cap = cap.clamp(1, MAX_CAPACITY);
+        // At most half full: see the module docs.
+        let size = (2 * cap).next_power_of_two();
         Table {
             slots: Vec::with_capacity(cap),
-            // Twice the capacity: see the module docs.
-            index: HashTable::with_capacity(2 * cap),
+            index: vec![EMPTY; size].into_boxed_slice(),
+            mask: size - 1,
             free: Vec::with_capacity(cap),
             hand: 0,
             sweep_at: 0,
             len: 0,
             cap,
-            hasher: ahash::RandomState::new(),
+            hasher,
         }
     }
 
@@ -162,26 +185,57 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     pub fn memory_bytes(&self) -> usize {
         self.slots.capacity() * core::mem::size_of::<Slot<K, V>>()
             + self.free.capacity() * core::mem::size_of::<u32>()
-            + self.index.allocation_size()
+            + self.index.len() * core::mem::size_of::<u64>()
     }
 
+    /// The hash of `key` (random per table), for [`Table::probe_hashed`]
+    /// and [`Table::index_line`].
     #[inline]
-    fn hash(&self, key: &K) -> u64 {
+    pub fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    /// The index position where the probe of a key with this hash starts.
+    #[inline]
+    fn home(&self, hash32: u32) -> usize {
+        hash32 as usize & self.mask
+    }
+
+    /// The address of the first index entry the probe of a key with this
+    /// hash reads: what a worker prefetches a burst ahead. Only an address,
+    /// never dereferenced here.
+    #[inline]
+    pub fn index_line(&self, hash: u64) -> *const u8 {
+        let at = self.home(tag(hash));
+        self.index.as_ptr().wrapping_add(at).cast()
     }
 
     /// Looks `key` up.
     #[inline]
     pub fn probe(&self, key: &K) -> Result<Hit, Miss> {
-        let hash = self.hash(key);
-        let slots = &self.slots;
-        match self
-            .index
-            .find(hash, |&i| slots.get(i as usize).is_some_and(|s| s.key == *key))
-        {
-            Some(&slot) => Ok(Hit { hash, slot }),
-            None => Err(Miss { hash }),
+        self.probe_hashed(self.hash(key), key)
+    }
+
+    /// Looks `key` up with its hash ([`Table::hash`]) computed earlier.
+    #[inline]
+    pub fn probe_hashed(&self, hash: u64, key: &K) -> Result<Hit, Miss> {
+        let t = tag(hash);
+        let mut at = self.home(t);
+        // Ends at an empty entry: the index is at most half full, so one
+        // comes within a few steps (and `get` ends it at worst).
+        while let Some(&e) = self.index.get(at) {
+            if e == EMPTY {
+                break;
+            }
+            if (e >> 32) as u32 == t {
+                let slot = e as u32;
+                if self.slots.get(slot as usize).is_some_and(|s| s.key == *key) {
+                    return Ok(Hit { pos: at as u32, slot });
+                }
+            }
+            at = (at + 1) & self.mask;
         }
+        Err(Miss { hash })
     }
 
     /// The value of a hit, without counting it as a use.
@@ -209,9 +263,59 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
 
     /// Removes the entry of a hit.
     pub fn remove(&mut self, hit: Hit) {
-        if let Ok(e) = self.index.find_entry(hit.hash, |&i| i == hit.slot) {
-            e.remove();
+        if self
+            .index
+            .get(hit.pos as usize)
+            .is_some_and(|&e| e as u32 == hit.slot && e != EMPTY)
+        {
+            self.unlink(hit.pos as usize);
             self.release(hit.slot);
+        }
+    }
+
+    /// Empties index position `at` and shifts the entries after it back
+    /// where their probes still find them (Knuth, TAOCP vol. 3, 6.4,
+    /// algorithm R): no tombstones.
+    fn unlink(&mut self, mut at: usize) {
+        let mut next = at;
+        loop {
+            next = (next + 1) & self.mask;
+            // The run after `at` ends at an empty entry (at most half full).
+            let e = self.index.get(next).copied().unwrap_or(EMPTY);
+            if e == EMPTY {
+                break;
+            }
+            let home = self.home((e >> 32) as u32);
+            // The entry at `next` may move to `at` unless its home lies
+            // cyclically in (at, next].
+            let stays = if at <= next {
+                at < home && home <= next
+            } else {
+                at < home || home <= next
+            };
+            if !stays {
+                if let Some(x) = self.index.get_mut(at) {
+                    *x = e;
+                }
+                at = next;
+            }
+        }
+        if let Some(x) = self.index.get_mut(at) {
+            *x = EMPTY;
+        }
+    }
+
+    /// Adds `slot` to the index under `hash`.
+    fn link(&mut self, hash: u64, slot: u32) {
+        let t = tag(hash);
+        let mut at = self.home(t);
+        // At most half full: an empty entry comes within a few steps.
+        while let Some(x) = self.index.get_mut(at) {
+            if *x == EMPTY {
+                *x = (u64::from(t) << 32) | u64::from(slot);
+                return;
+            }
+            at = (at + 1) & self.mask;
         }
     }
 
@@ -253,10 +357,7 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
             let placed = if live { Placed::Evicted } else { Placed::Expired };
             (victim as u32, placed)
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index.insert_unique(miss.hash, slot, |&i| {
-            slots.get(i as usize).map_or(0, |s| hasher.hash_one(s.key))
-        });
+        self.link(miss.hash, slot);
         self.len += 1;
         placed
     }
@@ -266,9 +367,17 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
         let Some(s) = self.slots.get(slot) else {
             return;
         };
-        let hash = self.hash(&s.key);
-        if let Ok(e) = self.index.find_entry(hash, |&i| i as usize == slot) {
-            e.remove();
+        let t = tag(self.hash(&s.key));
+        let mut at = self.home(t);
+        while let Some(&e) = self.index.get(at) {
+            if e == EMPTY {
+                return;
+            }
+            if e as u32 as usize == slot {
+                self.unlink(at);
+                return;
+            }
+            at = (at + 1) & self.mask;
         }
     }
 
@@ -334,7 +443,7 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
 
     /// Forgets every entry, keeping all reserved memory.
     pub fn clear(&mut self) {
-        self.index.clear();
+        self.index.fill(EMPTY);
         self.slots.clear();
         self.free.clear();
         self.hand = 0;
@@ -389,6 +498,23 @@ impl AddrKey {
         }
     }
 
+    /// The key of an address of the family `v6` says (the packet path).
+    #[inline]
+    pub const fn of(a: crate::parse::Addr, v6: bool) -> Self {
+        AddrKey {
+            hi: a.hi,
+            lo: a.lo,
+            tag: 0,
+            v6,
+        }
+    }
+
+    /// The same key tagged with `tag`.
+    #[inline]
+    pub const fn with_tag(self, tag: u16) -> Self {
+        AddrKey { tag, ..self }
+    }
+
     /// The key of `ip` tagged with `tag` (e.g. a service index).
     #[inline]
     pub fn tagged(ip: IpAddr, tag: u16) -> Self {
@@ -409,11 +535,14 @@ impl AddrKey {
 
 impl Hash for AddrKey {
     /// One word for IPv4, two for IPv6: ahash costs one multiply per word.
-    /// `1.2.3.4` and `::1.2.3.4` hash alike; equality tells them apart.
+    /// `1.2.3.4` and `::1.2.3.4` hash alike, and so do the tags of one
+    /// address; equality tells them apart. Without the tag, one hash serves
+    /// the verified sources and the per-source buckets, which share a
+    /// hasher ([`Table::with_hasher`]): stage one of a burst hashes a
+    /// source once for both.
     #[inline]
     fn hash<H: Hasher>(&self, h: &mut H) {
-        // An IPv4 address uses the low 32 bits of `lo`: the tag goes above.
-        h.write_u64(self.lo ^ (u64::from(self.tag) << 48));
+        h.write_u64(self.lo);
         if self.v6 {
             h.write_u64(self.hi);
         }
@@ -540,6 +669,44 @@ mod tests {
             assert_eq!(t.len(), 1);
         }
         assert!(t.probe(&99).is_ok());
+    }
+
+    proptest::proptest! {
+        /// The index agrees with a map through inserts, removals, evictions
+        /// and sweeps of colliding keys (a small table: long probe runs that
+        /// wrap around its end).
+        #[test]
+        fn index_agrees_with_a_model(ops in proptest::collection::vec((0u8..3, 0u32..40), 1..400)) {
+            let mut t = Table::<u32, u32>::with_capacity(16);
+            let mut model = std::collections::HashMap::new();
+            for (op, k) in ops {
+                match (op, t.probe(&k)) {
+                    (0, Err(miss)) => {
+                        t.insert(miss, k, k, never);
+                        model.insert(k, k);
+                        // An eviction made room: forget what the table forgot.
+                        model.retain(|key, _| t.probe(key).is_ok());
+                    }
+                    (1, Ok(hit)) => {
+                        t.remove(hit);
+                        model.remove(&k);
+                    }
+                    (2, _) => {
+                        t.sweep(3, |v| v % 7 == 0);
+                        model.retain(|key, _| t.probe(key).is_ok());
+                    }
+                    _ => {}
+                }
+                proptest::prop_assert_eq!(t.len(), model.len());
+                proptest::prop_assert!(t.len() <= 16);
+                for key in model.keys() {
+                    let hit = t.probe(key);
+                    proptest::prop_assert!(hit.is_ok(), "{} lost", key);
+                    proptest::prop_assert_eq!(hit.ok().and_then(|h| t.get(h)), Some(key));
+                }
+                proptest::prop_assert_eq!(t.index.iter().filter(|&&e| e != EMPTY).count(), t.len());
+            }
+        }
     }
 
     #[test]

@@ -28,10 +28,43 @@ impl VerifiedTable {
         }
     }
 
+    /// [`VerifiedTable::with_capacity`] with the hash keys of the
+    /// per-source buckets (one hash of a source probes both tables).
+    pub fn with_hasher(cap: usize, hasher: ahash::RandomState) -> Self {
+        VerifiedTable {
+            table: Table::with_hasher(cap, hasher),
+        }
+    }
+
     /// Is `src` verified at `now`? An expired entry is absent (and freed).
     #[inline]
     pub fn is_verified(&mut self, src: IpAddr, now: Nanos) -> bool {
-        let Ok(hit) = self.table.probe(&AddrKey::new(src)) else {
+        self.is_verified_key(AddrKey::new(src), now)
+    }
+
+    /// [`VerifiedTable::is_verified`] by table key (the packet path).
+    #[inline]
+    pub fn is_verified_key(&mut self, src: AddrKey, now: Nanos) -> bool {
+        self.is_verified_hashed(self.hash(&src), src, now)
+    }
+
+    /// The hash a probe for `src` starts from (stage one of a burst).
+    #[inline]
+    pub fn hash(&self, src: &AddrKey) -> u64 {
+        self.table.hash(src)
+    }
+
+    /// The index line a probe with `hash` reads first (to prefetch).
+    #[inline]
+    pub fn index_line(&self, hash: u64) -> *const u8 {
+        self.table.index_line(hash)
+    }
+
+    /// [`VerifiedTable::is_verified_key`] with the key's
+    /// [`VerifiedTable::hash`].
+    #[inline]
+    pub fn is_verified_hashed(&mut self, hash: u64, src: AddrKey, now: Nanos) -> bool {
+        let Ok(hit) = self.table.probe_hashed(hash, &src) else {
             return false;
         };
         // The reference bit set on an expired entry does not matter: the

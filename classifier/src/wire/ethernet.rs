@@ -31,7 +31,7 @@ use super::{be16, put16, Error, EtherType, Result};
 pub const MAX_VLANS: usize = 2;
 
 /// Byte ranges of the untagged header.
-mod field {
+pub(crate) mod field {
     use core::ops::Range;
     pub const DESTINATION: Range<usize> = 0..6;
     pub const SOURCE: Range<usize> = 6..12;

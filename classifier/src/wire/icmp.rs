@@ -16,7 +16,7 @@
 
 use super::{be16, be32, checksum, put16, put32, Error, Result};
 
-mod field {
+pub(crate) mod field {
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;
     pub const CHECKSUM: usize = 2;

@@ -26,7 +26,7 @@ use core::net::Ipv4Addr;
 
 use super::{be16, checksum, put16, Error, IpProtocol, Result};
 
-mod field {
+pub(crate) mod field {
     use core::ops::Range;
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;
@@ -44,9 +44,11 @@ mod field {
 pub const HEADER_LEN: usize = 20;
 
 /// Flag bit "don't fragment" in the flags/offset word.
-const DF: u16 = 0x4000;
+pub(crate) const DF: u16 = 0x4000;
 /// Flag bit "more fragments".
-const MF: u16 = 0x2000;
+pub(crate) const MF: u16 = 0x2000;
+/// The fragment offset (in 8-byte units) in the flags/offset word.
+pub(crate) const OFFSET_MASK: u16 = 0x1fff;
 
 view! {
     /// A view of an IPv4 packet (<https://www.rfc-editor.org/rfc/rfc791#section-3.1>).
@@ -111,7 +113,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Fragment offset in bytes (the field counts 8-byte units).
     pub fn frag_offset(&self) -> u16 {
-        (be16(self.buffer.as_ref(), field::FLG_OFF) & 0x1fff) << 3
+        (be16(self.buffer.as_ref(), field::FLG_OFF) & OFFSET_MASK) << 3
     }
 
     /// Time to live.
@@ -182,7 +184,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 
     /// Sets the flags and fragment offset (offset in bytes, a multiple of 8).
     pub fn set_frag(&mut self, dont_frag: bool, more_frags: bool, offset: u16) {
-        let v = (if dont_frag { DF } else { 0 }) | (if more_frags { MF } else { 0 }) | ((offset >> 3) & 0x1fff);
+        let v = (if dont_frag { DF } else { 0 }) | (if more_frags { MF } else { 0 }) | ((offset >> 3) & OFFSET_MASK);
         put16(self.buffer.as_mut(), field::FLG_OFF, v);
     }
 

@@ -35,7 +35,7 @@ use core::net::Ipv6Addr;
 
 use super::{be16, put16, Error, IpProtocol, Result};
 
-mod field {
+pub(crate) mod field {
     use core::ops::Range;
     pub const VER_TC_FLOW: Range<usize> = 0..4;
     pub const LENGTH: usize = 4;

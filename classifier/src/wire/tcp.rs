@@ -29,7 +29,7 @@ use core::net::IpAddr;
 
 use super::{be16, be32, checksum, put16, put32, Error, Result};
 
-mod field {
+pub(crate) mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const SEQ_NUM: usize = 4;

@@ -18,7 +18,7 @@ use core::net::IpAddr;
 
 use super::{be16, checksum, put16, Error, Result};
 
-mod field {
+pub(crate) mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const LENGTH: usize = 4;

@@ -11,10 +11,12 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use classifier::classify::classify_frame;
 use classifier::cookie::{CookieSecrets, Key};
 use classifier::policy::{Origin, OwnAddr, Service, SynAuth};
 use classifier::state::{FlowKey, StateConfig};
 use classifier::time::{Nanos, SECOND};
+use classifier::verdict::Decision;
 use classifier::{classify, Policy, Verdict, WorkerState};
 use etherparse::{
     EtherType, Ethernet2Header, IpFragOffset, IpHeaders, IpNumber, Ipv4Header, Ipv6Extensions, Ipv6FragmentHeader,
@@ -154,6 +156,17 @@ impl Node {
             _ => 0,
         };
         v
+    }
+
+    /// [`Node::run`] with the whole decision (service, SYN, MTU).
+    pub fn decide(&mut self, now: Nanos, frame: &[u8]) -> Decision {
+        self.reply = [0; REPLY_BUF];
+        let d = classify_frame(&mut self.st, &self.pol, now, frame, &mut self.reply);
+        self.last_len = match d.verdict {
+            Verdict::Reply { len } => len,
+            _ => 0,
+        };
+        d
     }
 
     /// The reply written by the last [`Node::run`].

@@ -12,13 +12,9 @@ use etherparse::{
     TcpHeader, TcpOptions, UdpHeader,
 };
 
-/// TCP flag bits (RFC 9293 §3.1), in the header's flag byte.
-pub const FIN: u8 = 0x01;
-pub const SYN: u8 = 0x02;
-pub const RST: u8 = 0x04;
-pub const PSH: u8 = 0x08;
-pub const ACK: u8 = 0x10;
-pub const URG: u8 = 0x20;
+/// TCP flag bits (RFC 9293 §3.1): the classifier's, the product's one
+/// definition.
+pub use classifier::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN, URG};
 
 /// Ethernet addresses of every generated frame.
 #[derive(Debug, Clone, Copy)]

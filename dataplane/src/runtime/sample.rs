@@ -168,7 +168,7 @@ fn summarise(t: Taken, ts: Nanos, parsed: Option<&Parsed>, service: Option<Servi
         fragment: false,
     };
     let Some(p) = parsed else { return s };
-    s.src = p.src;
+    s.src = p.src_ip();
     s.proto = p.proto;
     s.service = service;
     s.fragment = p.frag != parse::Frag::None;

@@ -28,7 +28,7 @@ use classifier::verdict::DropReason;
 use super::neighbors::Neighbors;
 use super::sample::{Sample, Sampler};
 use super::stats::{LoopCounters, SharedStats};
-use crate::pipeline::{Outcome, Pipeline};
+use crate::pipeline::{Outcome, Pipeline, PreparedBurst};
 use crate::port::{send_all, Burst, Frame, PortId, Queues};
 
 /// Table slots swept per millisecond (amortised expiry between bursts).
@@ -135,6 +135,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
     let mut last_tick: Nanos = 0;
     let mut ticks: u64 = 0;
     let mut parsed = None;
+    let mut prepared = PreparedBurst::new();
     // The time of the last frame that carried one (capture backends).
     let mut clock: Option<Nanos> = None;
 
@@ -162,7 +163,10 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
         // Outside: the protected traffic.
         let n_out = q.rx_burst(PortId::Outside, &mut rx, burst);
         lc.ports[0].rx_packets += n_out as u64;
-        for mut f in rx.drain(..) {
+        // Two stages: parse, hash and prefetch the whole burst, then
+        // classify and carry out frame by frame with the lines in cache.
+        pipe.prepare(&rx, &mut prepared);
+        for (i, mut f) in rx.drain(..).enumerate() {
             let now = match f.timestamp() {
                 Some(t) => {
                     clock = Some(t);
@@ -171,15 +175,24 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
                 None => wall,
             };
             let taken = sampler.take(f.data(), &mut lc);
-            let out = pipe.process_frame(&policy, now, &mut f, &mut parsed);
+            // Stage one prepared every frame of the burst (both hold at
+            // most MAX_BURST).
+            let out = match prepared.get(i) {
+                Some(pre) => pipe.process_prepared(&policy, now, &mut f, pre),
+                None => pipe.process_frame(&policy, now, &mut f, &mut parsed),
+            };
             // A challenge answered: offered to the cluster bus (a ring
             // push, or a counted drop).
             if let Some((ip, ttl)) = pipe.state_mut().just_verified.take() {
                 sh.mail.share_verified(ip, ttl);
             }
             if let Some(t) = taken {
-                let service = parsed.and(pipe.state().last_service);
-                sampler.push(t, now, parsed.as_ref(), service, out, &mut lc);
+                let p = match prepared.get(i) {
+                    Some(Ok((p, _))) => Some(p),
+                    Some(Err(_)) => None,
+                    None => parsed.as_ref(),
+                };
+                sampler.push(t, now, p, p.and(pipe.last_service()), out, &mut lc);
             }
             match out {
                 Outcome::Forward { .. } => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),

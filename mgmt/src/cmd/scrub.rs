@@ -94,11 +94,11 @@ impl Scrubber {
             // (answers to verified clients) are not.
             Action::Reply(_) => {
                 if let Some(fp) = suspect_fp(data, p) {
-                    self.col.suspect(p.src, Some(fp));
+                    self.col.suspect(p.src_ip(), Some(fp));
                 }
             }
             Action::Drop(r) if *r != classifier::DropReason::ChallengeAnswered => {
-                self.col.suspect(p.src, suspect_fp(data, p));
+                self.col.suspect(p.src_ip(), suspect_fp(data, p));
             }
             Action::Drop(_) => {}
         }
