@@ -242,7 +242,7 @@ fn receive<T: Tx>(c: &mut Ctx<T>, cfg: &CoreConfig, conns: &mut [Conn], frame: &
         c.totals.c.rx_stray += 1;
         return;
     };
-    let (Some(t), IpAddr::V4(src), IpAddr::V4(dst)) = (p.tcp(), p.src, p.dst) else {
+    let (Some(t), IpAddr::V4(src), IpAddr::V4(dst)) = (p.tcp(), p.src_ip(), p.dst_ip()) else {
         c.totals.c.rx_stray += 1;
         return;
     };

@@ -232,7 +232,7 @@ fn challenge_ack_is_answered_by_a_rst_moat_accepts_then_the_syn_again() {
         synauth::check_rst(&moat(), MOAT_T0 + s.now, &p, t),
         "Moat verifies the source"
     );
-    assert_eq!(p.src, IpAddr::V4(CLIENT));
+    assert_eq!(p.src_ip(), IpAddr::V4(CLIENT));
     // Nothing more until the SYN's timer, re-armed as Linux 5.10+ does: the
     // same SYN again 8 ms after the challenge, not at the 1 s RTO.
     assert_eq!(s.conn.timer(), s.now + 8 * MILLISECOND);
@@ -421,7 +421,7 @@ impl OriginQueues {
     fn answer(&mut self, frame: &[u8]) {
         let s = seen(frame);
         let p = parse(frame).unwrap();
-        let IpAddr::V4(client) = p.src else { panic!("IPv4") };
+        let IpAddr::V4(client) = p.src_ip() else { panic!("IPv4") };
         let ep = Endpoints {
             src_mac: [2, 0, 0, 0, 0, 3],
             dst_mac: [2, 0, 0, 0, 0, 1],
