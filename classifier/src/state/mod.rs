@@ -131,6 +131,67 @@ pub struct WorkerState {
     /// hands it to the cluster bus. Sources verified any other way (a
     /// peer's, an operator's) never land here, so they are not shared again.
     pub just_verified: Option<(core::net::IpAddr, crate::time::Nanos)>,
+    /// The limit the last classified packet found its source breaking,
+    /// until the caller takes it: the dataplane hands it to the
+    /// management side, which counts a source's violations and bans the
+    /// sources that break limits too often (`[services.blacklist]`). Only
+    /// sources that proved their address (a completed handshake, a
+    /// verified source) are ever noted, so that nobody can get another's
+    /// address banned by spoofing it.
+    pub violation: Option<Violation>,
+}
+
+/// A limit broken by a source that proved its address (see
+/// [`WorkerState::violation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub src: core::net::IpAddr,
+    pub service: crate::policy::ServiceId,
+    pub kind: ViolationKind,
+}
+
+/// Which limit a [`Violation`] broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ViolationKind {
+    /// More concurrent connections than `src_conns`.
+    SrcConns,
+    /// More new connections per second than `src_new_conns_ps`.
+    SrcNewConns,
+    /// A connection that sent no data for `empty_conn_secs` after its
+    /// handshake.
+    EmptyConn,
+    /// A first segment (or a later request) that matched an `l7_rules`
+    /// deny rule.
+    L7Deny,
+    /// Requests over an `l7_rules` limit rule's `per_source_rps`.
+    L7Limit,
+    /// A TCP flow whose first data segment matched none of its port's
+    /// payload rules.
+    PayloadMismatch,
+}
+
+impl ViolationKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [ViolationKind] = &[
+        ViolationKind::SrcConns,
+        ViolationKind::SrcNewConns,
+        ViolationKind::EmptyConn,
+        ViolationKind::L7Deny,
+        ViolationKind::L7Limit,
+        ViolationKind::PayloadMismatch,
+    ];
+
+    /// Stable snake_case name (API, metrics, logs).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ViolationKind::SrcConns => "src_conns",
+            ViolationKind::SrcNewConns => "src_new_conns",
+            ViolationKind::EmptyConn => "empty_conn",
+            ViolationKind::L7Deny => "l7_deny",
+            ViolationKind::L7Limit => "l7_limit",
+            ViolationKind::PayloadMismatch => "payload_mismatch",
+        }
+    }
 }
 
 impl WorkerState {
@@ -152,6 +213,7 @@ impl WorkerState {
                 .collect(),
             global: one_second(per_worker(policy.global_pps, workers)),
             just_verified: None,
+            violation: None,
         }
     }
 
