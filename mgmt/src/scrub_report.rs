@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use classifier::fingerprint::{TcpFingerprint, UdpFingerprint};
 use classifier::sketch::HeavyHitters;
 use classifier::DropReason;
 use dataplane::pipeline::Counters;
@@ -26,11 +25,7 @@ const CM_WIDTH: usize = 1 << 16;
 const CM_DEPTH: usize = 4;
 
 /// A fingerprint of a suspect packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Fp {
-    Tcp(TcpFingerprint),
-    Udp(UdpFingerprint),
-}
+pub use classifier::fingerprint::Fingerprint as Fp;
 
 /// Collects what the report needs while packets are scrubbed.
 #[derive(Debug)]

@@ -292,6 +292,11 @@ fn write_gre_headers(hdr: &mut [u8], head: [u8; 2], inner_len: usize, g: &GrePar
 ///
 /// `None` when the inner packet is not IP (version nibble), the result would
 /// exceed 65535 bytes of outer IP, or `out` is too small.
+///
+/// The copying form, for tests and fuzzing only (feature `testing`): the
+/// product encapsulates in place ([`gre_encap_in_place`]); both write their
+/// headers with the same function.
+#[cfg(any(test, feature = "testing"))]
 pub fn gre_encap(inner_ip: &[u8], g: &GreParams, out: &mut [u8]) -> Option<usize> {
     let oh = gre_overhead(g.key.is_some());
     let len = oh + inner_ip.len();

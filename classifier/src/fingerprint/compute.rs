@@ -10,6 +10,25 @@ use crate::parse::{Parsed, L3, L4};
 use crate::wire::tcp::flags;
 use crate::wire::TcpOption;
 
+/// A packet's fingerprint: the TCP one for a TCP segment, the datagram one
+/// for every other IP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fingerprint {
+    Tcp(TcpFingerprint),
+    Udp(UdpFingerprint),
+}
+
+/// The one packet → fingerprint function of the product (sampling,
+/// detection, the offline report): [`tcp_fingerprint`] for TCP,
+/// [`udp_fingerprint`] for the rest. `None` for ARP and for a TCP segment
+/// whose header is cut short.
+pub fn fingerprint(frame: &[u8], p: &Parsed) -> Option<Fingerprint> {
+    match p.l4 {
+        L4::Tcp(_) => tcp_fingerprint(frame, p).map(Fingerprint::Tcp),
+        _ => udp_fingerprint(frame, p).map(Fingerprint::Udp),
+    }
+}
+
 /// The p0f-style fingerprint of a TCP segment (meant for SYNs, computed for
 /// any TCP segment). `None` unless the frame is TCP with its header present.
 pub fn tcp_fingerprint(frame: &[u8], p: &Parsed) -> Option<TcpFingerprint> {

@@ -35,7 +35,7 @@
 //! [`PAYLOAD_PREFIX`] payload bytes, in hex. Rules may use `*` per field.
 
 mod compute;
-pub use compute::{tcp_fingerprint, udp_fingerprint};
+pub use compute::{fingerprint, tcp_fingerprint, udp_fingerprint, Fingerprint};
 
 use core::fmt;
 use core::str::FromStr;

@@ -14,7 +14,7 @@
 
 use core::net::{IpAddr, Ipv4Addr};
 
-use classifier::fingerprint::{tcp_fingerprint, udp_fingerprint, TcpFingerprint, UdpFingerprint};
+use classifier::fingerprint::{Fingerprint, TcpFingerprint, UdpFingerprint};
 use classifier::parse::{self, Parsed, L4};
 use classifier::policy::ServiceId;
 use classifier::time::Nanos;
@@ -142,15 +142,13 @@ impl Sampler {
 }
 
 fn fingerprint(frame: &[u8]) -> SampleFp {
-    let Ok(p) = parse::parse(frame) else {
-        return SampleFp::None;
-    };
-    if let Some(fp) = tcp_fingerprint(frame, &p) {
-        return SampleFp::Tcp(fp);
-    }
-    match p.l4 {
-        L4::Tcp(_) => SampleFp::None,
-        _ => udp_fingerprint(frame, &p).map_or(SampleFp::None, SampleFp::Udp),
+    match parse::parse(frame)
+        .ok()
+        .and_then(|p| classifier::fingerprint::fingerprint(frame, &p))
+    {
+        Some(Fingerprint::Tcp(fp)) => SampleFp::Tcp(fp),
+        Some(Fingerprint::Udp(fp)) => SampleFp::Udp(fp),
+        None => SampleFp::None,
     }
 }
 

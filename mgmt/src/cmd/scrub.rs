@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use classifier::fingerprint::{tcp_fingerprint, udp_fingerprint};
+use classifier::fingerprint::fingerprint;
 use classifier::parse::{Parsed, L4};
 use classifier::policy::SynAuth;
 use classifier::synauth::flags;
@@ -45,9 +45,8 @@ pub struct ScrubArgs {
 /// for TCP SYNs, the datagram fingerprint for UDP/ICMP/other.
 fn suspect_fp(frame: &[u8], p: &Parsed) -> Option<Fp> {
     match p.l4 {
-        L4::Tcp(t) if flags::is_pure_syn(t.flags) => tcp_fingerprint(frame, p).map(Fp::Tcp),
-        L4::Tcp(_) => None,
-        _ => udp_fingerprint(frame, p).map(Fp::Udp),
+        L4::Tcp(t) if !flags::is_pure_syn(t.flags) => None,
+        _ => fingerprint(frame, p),
     }
 }
 
