@@ -13,7 +13,9 @@
 # the same PMD. Rates are the median of the per-second figures after a
 # two-second warm-up: Moat's `--live` line, testpmd's `--stats-period`.
 # Then, with CALLGRIND=1, instructions per packet of Moat's worker loop
-# (the PMD's RX/TX included) counted by callgrind.
+# (the PMD's RX/TX included) counted by callgrind; with CG_DIR=DIR as well,
+# the callgrind profiles are kept there (DIR/WORKLOAD.cg, and the packet
+# count in DIR/WORKLOAD.packets) for `callgrind_annotate --inclusive=yes`.
 #
 #   benches/dpdk-vs-testpmd.sh [SECONDS]     (default 8; root; needs a
 #   `moat` built with `--features dpdk` in MOAT, default target/release/moat,
@@ -68,5 +70,9 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
     ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$dir/$w.cg.log")
     pk=$(sed -n 's/^  "rx_packets": \([0-9]*\).*/\1/p' "$dir/$w.stats.json" | head -1)
     awk -v w="$w" -v ir="$ir" -v pk="$pk" 'BEGIN { printf "%-10s %8.0f  (%d packets)\n", w, ir / pk, pk }'
+    if [ -n "${CG_DIR:-}" ]; then
+      cp "$dir/$w.cg" "$CG_DIR/$w.cg"
+      echo "$pk" >"$CG_DIR/$w.packets"
+    fi
   done
 fi
