@@ -77,6 +77,7 @@ fn main() {
         inside_ip: Ipv4Addr::new(192, 168, 77, 1),
         inside_mac: [0x02, 0, 0, 0, 0x01, 0x01],
         sample_every: 64,
+        two_stage: dataplane::runtime::TwoStage::On,
     };
     let neighbors = Arc::new(Neighbors::new(&[(NEXT_HOP, Some(mac))], false));
     let mut rt = Runtime::start(policy, neighbors, vec![(setup, q)]).expect("worker starts");

@@ -146,6 +146,7 @@ fn start_sampling(wire: &Shared, pol: Policy, sample_every: u32) -> Runtime {
         inside_ip: IN_IP,
         inside_mac: IN_MAC,
         sample_every,
+        two_stage: dataplane::runtime::TwoStage::Auto,
     };
     let q = Scripted {
         wire: Arc::clone(wire),

@@ -93,6 +93,7 @@ pub fn plan(cfg: &Config, macs: [Option<[u8; 6]>; 2], resolve: bool, rotate: boo
             inside_ip,
             inside_mac: in_mac,
             sample_every: cfg.mgmt.sample_every,
+            two_stage: d.two_stage.into(),
         })
         .collect();
     let services = policy.services.iter().map(|s| s.name.clone()).collect();

@@ -22,7 +22,7 @@ use crossbeam_utils::CachePadded;
 pub use neighbors::{NeighborState, Neighbors};
 pub use sample::{Sample, SampleFp, SampleVerdict};
 pub use stats::{Snapshot, WorkerStats, MAX_SERVICES};
-pub use worker::{wall_clock, Idle, WorkerExit, WorkerSetup};
+pub use worker::{last_level_cache_bytes, wall_clock, Idle, TwoStage, WorkerExit, WorkerSetup};
 
 use crate::port::Queues;
 

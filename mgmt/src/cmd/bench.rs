@@ -58,6 +58,17 @@ pub struct BenchArgs {
     /// detection thread would.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=1 << 24))]
     pub sample_every: u32,
+    /// The two-stage burst, as `[dataplane] two_stage`: auto, on or off.
+    #[arg(long, value_enum, default_value_t = TwoStageArg::Auto)]
+    pub two_stage: TwoStageArg,
+}
+
+/// `--two-stage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TwoStageArg {
+    Auto,
+    On,
+    Off,
 }
 
 /// The parser of worker counts: 1 to 256.
@@ -131,6 +142,11 @@ fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config>
     d.verified_table_size = args.table_size;
     d.source_table_size = args.table_size;
     cfg.mgmt.sample_every = args.sample_every;
+    d.two_stage = match args.two_stage {
+        TwoStageArg::Auto => crate::config::TwoStage::Auto,
+        TwoStageArg::On => crate::config::TwoStage::On,
+        TwoStageArg::Off => crate::config::TwoStage::Off,
+    };
     let cfg = cfg.revalidated()?;
     cfg.memory_gate()?;
     Ok(cfg)

@@ -131,6 +131,26 @@ impl Backend {
     }
 }
 
+/// `[dataplane] two_stage`: see [`dataplane::runtime::TwoStage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TwoStage {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl From<TwoStage> for dataplane::runtime::TwoStage {
+    fn from(t: TwoStage) -> Self {
+        match t {
+            TwoStage::Auto => dataplane::runtime::TwoStage::Auto,
+            TwoStage::On => dataplane::runtime::TwoStage::On,
+            TwoStage::Off => dataplane::runtime::TwoStage::Off,
+        }
+    }
+}
+
 /// `[dataplane]`: backend, workers and the fixed sizes of per-core state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -159,6 +179,9 @@ pub struct DataplaneConfig {
     /// ICMP "fragmentation needed" / "packet too big" errors per second for
     /// the whole node (0 = never send them).
     pub icmp_too_big_pps: u64,
+    /// The two-stage burst: `auto` (on when the workers' tables together
+    /// exceed the last-level cache), `on` or `off`.
+    pub two_stage: TwoStage,
     pub dpdk: DpdkConfig,
     pub af_packet: AfPacketOptions,
     pub pcap: PcapOptions,
@@ -184,6 +207,7 @@ impl Default for DataplaneConfig {
             idle_spins: 256,
             idle_sleep_us: 50,
             icmp_too_big_pps: 100,
+            two_stage: TwoStage::Auto,
             dpdk: DpdkConfig::default(),
             af_packet: AfPacketOptions::default(),
             pcap: PcapOptions::default(),
