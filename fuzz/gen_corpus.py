@@ -273,6 +273,31 @@ A2S = b"\xff\xff\xff\xff"
 corpus["a2s"] = [A2S + b"TSource Engine Query\0", A2S + b"TSource Engine Query\0\x78\x56\x34\x12",
                  A2S + b"U\xff\xff\xff\xff", A2S + b"V\x01\x02\x03\x04", A2S + b"W"]
 
+# `redirect` (src/auth.rs): 9 bytes (address kind and bytes, milliseconds)
+# then a first segment.
+corpus["redirect"] = [b"\0\xc6\x33\x64\x07\0\0\x10\0" + REQ,
+                      b"\x01\x01\x02\0\0\0\x01\0\0" + b"GET /a?x=1&moat_token=00112233445566aa HTTP/1.1\r\n\r\n",
+                      b"\0\x0a\0\0\x01\0\0\0\0" + b"GET /" + b"a" * 420 + b" HTTP/1.1\r\n\r\n"]
+
+# `auth_classify` (src/auth.rs): the http-redirect handshake, A2S queries
+# and the first-packet init packet twice, from an unverified source.
+CLIENT = bytes([100, 64, 1, 2])
+A2S_INFO = b"\xff\xff\xff\xffTSource Engine Query\0"
+def udp_to(dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", 27005, dport, 8 + len(payload), 0) + payload
+corpus["auth_classify"] = [
+    records([(0, to_vip(6, tcp(opts=LINUX_OPTS), src=CLIENT)), (100, to_vip(6, tcp(0x10), src=CLIENT)),
+             (100, to_vip(6, tcp(0x18, payload=REQ), src=CLIENT)), (100, to_vip(6, tcp(0x11), src=CLIENT))]),
+    records([(0, to_vip(17, udp_to(27015, A2S_INFO), src=CLIENT)),
+             (100, to_vip(17, udp_to(27015, A2S_INFO + b"\x01\x02\x03\x04"), src=CLIENT)),
+             (100, to_vip(17, udp_to(27015, b"\xff\xff\xff\xffW"), src=CLIENT))]),
+    # Raw dt fields: scale 1 (ms) | count (src/records.rs).
+    b"".join(struct.pack("!HH", len(f), dt) + f for dt, f in [
+        (0, to_vip(17, udp_to(7777, b"\xde\xad hello"), src=CLIENT)),
+        (1 << 14 | 300, to_vip(17, udp_to(7777, b"\xde\xad hello"), src=CLIENT)),
+        (1 << 14 | 10, to_vip(17, udp_to(7777, b"play"), src=CLIENT))]),
+]
+
 for target, seeds in corpus.items():
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)

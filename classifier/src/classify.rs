@@ -18,19 +18,28 @@ use core::net::IpAddr;
 
 use crate::build;
 use crate::fingerprint::{tcp_fingerprint, udp_fingerprint};
+use crate::l7::redirect;
 use crate::parse::{self, Addr, Frag, Parsed, TcpInfo, L3, L4};
 use crate::policy::{FragPolicy, Policy, Service, ServiceId, SynAuth};
 use crate::state::table::AddrKey;
 use crate::state::{FlowId, SourceLimit, WorkerState};
 use crate::synauth::{self, flags};
 use crate::time::Nanos;
+use crate::udpauth::{self, A2sCheck, Profile, Seen, UdpAuth};
 use crate::verdict::{Decision, DropReason, Pass, Verdict};
 use crate::wire::checksum;
 
 type R = Result<Verdict, DropReason>;
 
+/// Room for any reply [`classify`] writes: `http-redirect`'s answer is the
+/// largest, 14 + 8 (two VLAN tags) + 40 (IPv6) + 20 + 536
+/// ([`redirect::RESPONSE_LEN`]) = 618 bytes.
+pub const REPLY_ROOM: usize = 14 + 8 + 40 + 20 + redirect::RESPONSE_LEN;
+
 /// Classifies one Ethernet frame. `reply` receives a reply frame when the
-/// verdict is [`Verdict::Reply`] (128 bytes are always enough).
+/// verdict is [`Verdict::Reply`] ([`REPLY_ROOM`] bytes are always enough;
+/// 128 are for all but `http-redirect`'s answers, which fall back to a RST
+/// in a smaller buffer).
 #[inline]
 pub fn classify(st: &mut WorkerState, pol: &Policy, now: Nanos, frame: &[u8], reply: &mut [u8]) -> Verdict {
     classify_frame(st, pol, now, frame, reply).verdict
@@ -215,7 +224,7 @@ fn decide(
     }
     match p.l4 {
         L4::Tcp(t) => cx.tcp(&t, reply),
-        L4::Udp { sport, dport } => cx.udp(sport, dport),
+        L4::Udp { sport, dport } => cx.udp(sport, dport, reply),
         L4::Icmp { ty, .. } => cx.icmp(pol.icmp_types.contains(u16::from(ty))),
         L4::Icmpv6 { ty, .. } => cx.icmp(pol.icmpv6_types.contains(u16::from(ty))),
         L4::None => Err(DropReason::PortNotAllowed),
@@ -470,6 +479,7 @@ impl Ctx<'_> {
                     return Err(DropReason::BadCookie);
                 }
             }
+            SynAuth::HttpRedirect if !self.trusted && !self.verified() => return self.http_redirect(t, reply),
             SynAuth::CookieReset if pure_ack && !self.trusted && !self.verified() => {
                 if !synauth::check_ack(&pol.secrets, now, p, t) {
                     return Err(DropReason::BadCookie);
@@ -488,6 +498,34 @@ impl Ctx<'_> {
             return self.finish(false);
         }
         Err(DropReason::TcpNoFlow)
+    }
+
+    /// `http-redirect`: a segment of a connection whose handshake Moat
+    /// completed with a cookie ([`crate::l7::redirect`]). Its first request
+    /// is answered; the ACKs and FINs around it are consumed.
+    fn http_redirect(&mut self, t: &TcpInfo, reply: &mut [u8]) -> R {
+        let (secrets, p, now) = (&self.pol.secrets, self.p, self.now);
+        if t.flags & flags::RST != 0 || t.flags & flags::ACK == 0 {
+            return Err(DropReason::BadCookie);
+        }
+        if !synauth::check_ack(secrets, now, p, t) {
+            // After the response: the client's ACK of it and its FIN.
+            let mut after = *t;
+            after.ack = t.ack.wrapping_sub(redirect::CLOSE_ACK_OFFSET - 1);
+            if p.payload_len == 0 && synauth::check_ack(secrets, now, p, &after) {
+                return Err(DropReason::HttpHandshake);
+            }
+            return Err(DropReason::BadCookie);
+        }
+        if p.payload_len == 0 {
+            return Err(DropReason::HttpHandshake);
+        }
+        self.src_limit(SourceLimit::Pps)?;
+        let (len, verified) = redirect::reply(secrets, now, self.frame, p, t, reply).ok_or(DropReason::BadL4Header)?;
+        if verified {
+            self.verify_source();
+        }
+        Ok(Verdict::Reply { len })
     }
 
     /// A SYN that passed the port, flag and fingerprint checks.
@@ -516,7 +554,7 @@ impl Ctx<'_> {
         self.finish(true)
     }
 
-    fn udp(&mut self, sport: u16, dport: u16) -> R {
+    fn udp(&mut self, sport: u16, dport: u16, reply: &mut [u8]) -> R {
         let (pol, svc, p) = (self.pol, self.svc, self.p);
         // Reflection first: answers from port 53/123/11211... aim at random
         // destination ports, and the reason that explains them is their
@@ -527,6 +565,13 @@ impl Ctx<'_> {
         if !svc.udp_ports.contains(dport) {
             return Err(DropReason::PortNotAllowed);
         }
+        if let Some(auth) = svc.udp_auth_for(dport) {
+            if !self.trusted && !self.verified() {
+                if let Some(v) = self.udp_auth(auth, sport, dport, reply)? {
+                    return Ok(v);
+                }
+            }
+        }
         let rules = svc.payload_rules_for(dport);
         if !rules.is_empty() && !rules.iter().any(|r| r.matches(p.payload(self.frame))) {
             return Err(DropReason::PayloadMismatch);
@@ -534,6 +579,50 @@ impl Ctx<'_> {
         datagram_signatures(pol, self.frame, p)?;
         self.src_limit(SourceLimit::Pps)?;
         self.finish(false)
+    }
+
+    /// UDP game authentication of an unverified source
+    /// ([`crate::udpauth`]): `Ok(None)` when the datagram verified its
+    /// source and goes on through the other checks, `Ok(Some(reply))` for
+    /// an A2S challenge.
+    fn udp_auth(
+        &mut self,
+        auth: &UdpAuth,
+        sport: u16,
+        dport: u16,
+        reply: &mut [u8],
+    ) -> Result<Option<Verdict>, DropReason> {
+        let (pol, p, now) = (self.pol, self.p, self.now);
+        let payload = p.payload(self.frame);
+        match auth.profile {
+            Profile::A2s => match udpauth::a2s_check(&pol.secrets, p.src_ip(), sport, now, payload) {
+                A2sCheck::Valid => {
+                    self.verify_source();
+                    Ok(None)
+                }
+                A2sCheck::Challenge => {
+                    if !self.st.services[usize::from(self.id)].challenges.take(now) {
+                        return Err(DropReason::RateLimitChallenge);
+                    }
+                    let len = udpauth::write_a2s_challenge(&pol.secrets, now, self.frame, p, sport, reply)
+                        .ok_or(DropReason::BadL4Header)?;
+                    Ok(Some(Verdict::Reply { len }))
+                }
+                A2sCheck::Other => Err(DropReason::UdpUnverified),
+            },
+            Profile::FirstPacket(fp) => {
+                if !fp.rule.matches(payload) {
+                    return Err(DropReason::UdpUnverified);
+                }
+                match self.st.first_packets.seen(p, sport, dport, now, &fp) {
+                    Seen::InWindow => {
+                        self.verify_source();
+                        Ok(None)
+                    }
+                    Seen::First | Seen::TooEarly => Err(DropReason::UdpFirstPacket),
+                }
+            }
+        }
     }
 
     /// ICMP and ICMPv6 (neighbour discovery never gets here): type

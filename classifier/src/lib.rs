@@ -29,6 +29,7 @@ pub mod sketch;
 pub mod state;
 pub mod synauth;
 pub mod time;
+pub mod udpauth;
 pub mod verdict;
 pub mod wire;
 

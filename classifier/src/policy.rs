@@ -107,6 +107,11 @@ pub enum SynAuth {
     /// No SYN authentication: every SYN that passes the other checks creates
     /// a flow.
     Off,
+    /// HTTP services: SYN-ACK with a cookie as sequence number (as
+    /// `CookieReset`); the client's first request is answered by Moat with
+    /// a `307` to the same URL carrying a stateless token, and a request
+    /// carrying a valid token verifies the source ([`crate::l7::redirect`]).
+    HttpRedirect,
 }
 
 impl SynAuth {
@@ -115,6 +120,7 @@ impl SynAuth {
             SynAuth::ChallengeAck => "challenge-ack",
             SynAuth::CookieReset => "cookie-reset",
             SynAuth::Off => "off",
+            SynAuth::HttpRedirect => "http-redirect",
         }
     }
     pub fn from_name(s: &str) -> Option<Self> {
@@ -122,6 +128,7 @@ impl SynAuth {
             "challenge-ack" => Some(SynAuth::ChallengeAck),
             "cookie-reset" => Some(SynAuth::CookieReset),
             "off" => Some(SynAuth::Off),
+            "http-redirect" => Some(SynAuth::HttpRedirect),
             _ => None,
         }
     }
@@ -249,6 +256,9 @@ pub struct Service {
     /// reflection ports (e.g. a DNS resolver service expects answers from 53).
     pub allow_src_ports: PortSet,
     pub payload_rules: Vec<PayloadRule>,
+    /// UDP game authentication, one entry per port at most, sorted by port
+    /// ([`crate::udpauth`]).
+    pub udp_auth: Vec<crate::udpauth::UdpAuth>,
 }
 
 impl Service {
@@ -266,7 +276,17 @@ impl Service {
             limits: Limits::default(),
             allow_src_ports: PortSet::default(),
             payload_rules: Vec::new(),
+            udp_auth: Vec::new(),
         }
+    }
+
+    /// The UDP authentication of `port`, if it has one.
+    #[inline]
+    pub fn udp_auth_for(&self, port: u16) -> Option<&crate::udpauth::UdpAuth> {
+        if self.udp_auth.is_empty() {
+            return None;
+        }
+        self.udp_auth.iter().find(|a| a.port == port)
     }
 
     /// Payload rules of UDP `port` (rules are kept sorted by port).
@@ -444,6 +464,7 @@ impl Policy {
         }
         let id = ServiceId::try_from(self.services.len()).map_err(|_| PolicyError::TooManyServices)?;
         service.payload_rules.sort_by_key(|r| r.port);
+        service.udp_auth.sort_by_key(|a| a.port);
         match service.vip {
             IpAddr::V4(a) => self.vip4.insert(u32::from(a), id),
             IpAddr::V6(a) => self.vip6.insert(u128::from(a), id),

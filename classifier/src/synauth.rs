@@ -92,7 +92,9 @@ pub fn challenge(
         SynAuth::ChallengeAck => {
             build::tcp_reply(frame, p, (!c).rotate_left(13), c, syn_ack, CHALLENGE_WINDOW, None, out)
         }
-        SynAuth::CookieReset => {
+        // http-redirect completes the handshake the same way
+        // (l7::redirect).
+        SynAuth::CookieReset | SynAuth::HttpRedirect => {
             let mss = cookie::MSS_TABLE[(c & 7) as usize];
             build::tcp_reply(
                 frame,

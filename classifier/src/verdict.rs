@@ -173,6 +173,17 @@ drop_reasons! {
     /// ICMP or ICMPv6 message over its source's ICMP rate
     /// (`Limits::src_icmp_pps`).
     RateLimitIcmpSource = "rate_limit_icmp_source",
+    /// `http-redirect`: a segment of a connection Moat completed with a SYN
+    /// cookie that carries no request (the client's handshake ACK, a FIN
+    /// or ACK without data): consumed, nothing sent.
+    HttpHandshake = "http_handshake",
+    /// A datagram from an unverified source on a `udp_auth` port that is
+    /// not its authentication (a2s: not a query, or a query shorter than
+    /// the challenge reply; first-packet: not the init packet).
+    UdpUnverified = "udp_unverified",
+    /// `udp_auth` first-packet: the init packet of an unverified source,
+    /// remembered (its first, one too early, or one after the window).
+    UdpFirstPacket = "udp_first_packet",
 }
 
 impl core::fmt::Display for DropReason {
@@ -194,6 +205,7 @@ mod tests {
         assert_eq!(DropReason::from_name("nope"), None);
         // New reasons go last: the numbers of the others never move.
         assert_eq!(DropReason::NdIgnored as usize, 31);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::RateLimitIcmpSource));
+        assert_eq!(DropReason::RateLimitIcmpSource as usize, 33);
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::UdpFirstPacket));
     }
 }

@@ -32,10 +32,17 @@ const PREFETCH_AHEAD: usize = 4;
 
 /// Largest frame the pipeline handles (jumbo frames included).
 pub const MAX_FRAME: usize = 9216;
-/// Room for a reply frame: a SYN-ACK with MSS over IPv6 and two VLAN tags is
-/// 14 + 8 + 40 + 24 = 86 bytes; an ICMPv6 Packet Too Big quotes up to
-/// 256 - 14 - 8 - 48 = 186 bytes of the packet that did not fit.
-pub const REPLY_ROOM: usize = 256;
+/// Room for a reply frame: the largest is `http-redirect`'s answer,
+/// 14 + 8 + 40 + 20 + 536 = 618 bytes ([`classifier::classify::REPLY_ROOM`]);
+/// a SYN-ACK with MSS over IPv6 and two VLAN tags is 86 bytes. Every
+/// backend's frame holds it (DPDK's data room is 2048 bytes, the heap and
+/// AF_PACKET frames [`MAX_FRAME`]).
+pub const REPLY_ROOM: usize = classifier::classify::REPLY_ROOM;
+/// The part of the reply buffer an ICMP error may fill: an ICMPv6 Packet
+/// Too Big quotes up to 256 - 14 - 8 - 48 = 186 bytes of the packet that
+/// did not fit.
+const ICMP_ROOM: usize = 256;
+const _: () = assert!(REPLY_ROOM >= ICMP_ROOM);
 
 /// Per-worker counters; plain integers, owned by the worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -499,7 +506,7 @@ impl Core {
         if mtu == 0 || self.icmp.rate() == 0 || !self.icmp.take(now) {
             return Outcome::Drop(DropReason::TooBig);
         }
-        match build::icmp_too_big(f.data(), p, mtu, &mut self.reply[..]) {
+        match build::icmp_too_big(f.data(), p, mtu, &mut self.reply[..ICMP_ROOM]) {
             Some(len) if f.replace(&self.reply[..len]) => {
                 self.counters.replies += 1;
                 self.counters.icmp_too_big += 1;

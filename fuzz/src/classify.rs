@@ -209,7 +209,7 @@ pub fn run(data: &[u8]) -> Tally {
 /// checksum check (`bad_ip_checksum`) and the fuzzer would explore IPv4 only
 /// as far as that one comparison. The check itself is exercised by the
 /// scrub tests (mgmt/tests/scrub_mix.rs: `moat gen`'s malformed profile).
-fn fix_ipv4_checksum(buf: &mut [u8]) -> &[u8] {
+pub(crate) fn fix_ipv4_checksum(buf: &mut [u8]) -> &[u8] {
     if let Ok(p) = parse(buf) {
         if p.l3 == L3::Ipv4 {
             let l3 = usize::from(p.l3_offset);

@@ -9,7 +9,8 @@
 //! The other targets live in their own modules: [`classify`] (the stateful
 //! packet path over a sequence of frames, input format in [`records`]),
 //! [`builders`], [`fingerprint`] (`fingerprint` and `fp_rules`), [`pcap`] and
-//! [`l7`] (`http`, `tls`, `reassembly`, `a2s`).
+//! [`l7`] (`http`, `tls`, `reassembly`, `a2s`), [`auth`] (`redirect`,
+//! `auth_classify`).
 //! [`alloc_limit`] is the counting allocator that bounds `pcap`'s
 //! allocations; [`seeds`] writes the seed corpora that need Rust to make.
 //!
@@ -17,6 +18,7 @@
 //! unused.
 
 pub mod alloc_limit;
+pub mod auth;
 pub mod builders;
 pub mod classify;
 pub mod fingerprint;

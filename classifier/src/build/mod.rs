@@ -27,6 +27,7 @@ use crate::parse::{Parsed, L3, L4};
 use crate::wire::{self, checksum, tcp::flags, EtherType, IpProtocol, TcpOption};
 
 mod arp;
+mod data;
 mod gre;
 mod icmp;
 mod nd;
@@ -35,6 +36,7 @@ mod offload;
 mod test_frames;
 
 pub use arp::{arp_request, arp_sender, ArpInfo};
+pub use data::{tcp_data_reply, udp_reply};
 pub use gre::GreHeader;
 pub use icmp::{icmp_too_big, MIN_MTU_V4, MIN_MTU_V6, V6_MAX_QUOTE};
 pub use nd::{link_local, nd_advert, neighbor_solicit, solicited_node, NeighborSolicit, NA_LEN, ND_HOP_LIMIT};

@@ -11,6 +11,7 @@
 //! - [`ja4`]: the JA4 TLS client fingerprint of a parsed ClientHello.
 //! - [`reassembly`]: a fixed-memory, in-order reassembly of a flow's first
 //!   client bytes, for hellos and requests split over segments.
+//! - [`redirect`]: the `307` and token of `syn_auth = "http-redirect"`.
 //! - [`a2s`]: Source-engine `A2S_*` queries, `S2C_CHALLENGE` replies and the
 //!   stateless challenge value.
 //!
@@ -29,4 +30,5 @@ pub mod a2s;
 pub mod http;
 pub mod ja4;
 pub mod reassembly;
+pub mod redirect;
 pub mod tls;

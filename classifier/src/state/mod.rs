@@ -139,6 +139,8 @@ pub struct WorkerState {
     /// verified source) are ever noted, so that nobody can get another's
     /// address banned by spoofing it.
     pub violation: Option<Violation>,
+    /// The init packets seen of `udp_auth` first-packet ports (fixed size).
+    pub first_packets: crate::udpauth::FirstPacketTable,
 }
 
 /// A limit broken by a source that proved its address (see
@@ -214,6 +216,7 @@ impl WorkerState {
             global: one_second(per_worker(policy.global_pps, workers)),
             just_verified: None,
             violation: None,
+            first_packets: crate::udpauth::FirstPacketTable::new(),
         }
     }
 
@@ -242,6 +245,7 @@ impl WorkerState {
             + self.verified.memory_bytes()
             + self.sources.memory_bytes()
             + self.services.capacity() * core::mem::size_of::<ServiceBuckets>()
+            + self.first_packets.memory_bytes()
     }
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{from_value, Problem};
-use crate::config::{OnAttackConfig, OriginConfig, ServiceConfig, Thresholds};
+use crate::config::{OnAttackConfig, OriginConfig, ServiceConfig, Thresholds, UdpAuthConfig};
 use crate::control::Rules as RulesConfig;
 use crate::metrics::Rates;
 
@@ -26,6 +26,9 @@ pub enum SynAuthMode {
     ChallengeAck,
     CookieReset,
     Off,
+    /// HTTP only: Moat answers the first request with a 307 carrying a
+    /// token (`classifier::l7::redirect`).
+    HttpRedirect,
 }
 
 /// A nested document as a JSON object only: serde's derived structs also
@@ -138,6 +141,10 @@ pub struct Service {
     pub limits: Limits,
     #[serde(default)]
     pub payload_rules: Vec<PayloadRule>,
+    /// UDP game authentication per port (`a2s`, `first-packet`), as
+    /// `[[services.udp_auth]]`.
+    #[serde(default)]
+    pub udp_auth: Vec<UdpAuthConfig>,
     /// Attack detection thresholds of this service (absent: `[detection]`'s).
     #[serde(default, deserialize_with = "object")]
     pub detection: Thresholds,
@@ -336,6 +343,7 @@ impl Service {
             allow_src_ports: Vec::new(),
             limits: Limits::default(),
             payload_rules: Vec::new(),
+            udp_auth: Vec::new(),
             detection: s.detection,
             on_attack: s.on_attack.clone(),
         })

@@ -64,6 +64,9 @@ pub fn check(args: &CheckArgs) -> Result<String, ConfigError> {
         None => out.push_str("\n  API: off (mgmt.enabled = false)"),
     }
     out.push_str(&format!("\n  {overlay}"));
+    for note in cfg.services.iter().flat_map(crate::config::udpauth::notes) {
+        out.push_str(&format!("\n  {note}"));
+    }
     if let Some(b) = &cfg.bgp {
         out.push_str(&format!("\n  {}", bgp_line(&cfg, b)));
     }

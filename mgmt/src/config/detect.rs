@@ -163,7 +163,7 @@ impl DetectionConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct OnAttackConfig {
     /// SYN authentication mode during the attack (`challenge-ack`,
-    /// `cookie-reset`); absent: unchanged.
+    /// `cookie-reset`, `http-redirect`); absent: unchanged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syn_auth: Option<String>,
     /// Deny the heavy-hitter fingerprints of the attack's sampled packets.
@@ -256,11 +256,11 @@ pub(super) fn service(key: &str, t: &Thresholds, on: &OnAttackConfig) -> Res {
     t.validate(&format!("{key}.detection"))?;
     if let Some(m) = &on.syn_auth {
         match SynAuth::from_name(m) {
-            Some(SynAuth::ChallengeAck | SynAuth::CookieReset) => {}
+            Some(SynAuth::ChallengeAck | SynAuth::CookieReset | SynAuth::HttpRedirect) => {}
             _ => {
                 return Err(ConfigError::at(
                     format!("{key}.on_attack.syn_auth"),
-                    format!("\"{m}\": expected `challenge-ack` or `cookie-reset`"),
+                    format!("\"{m}\": expected `challenge-ack`, `cookie-reset` or `http-redirect`"),
                 ))
             }
         }

@@ -28,6 +28,7 @@ mod files;
 mod gates;
 mod locate;
 mod policy;
+pub mod udpauth;
 mod validate;
 pub mod values;
 
@@ -43,6 +44,7 @@ pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, Webhoo
 pub use files::{read_small_file, SMALL_FILE_MAX};
 pub use gates::{api_token, read_token_file, Gates, Overlay, TableMemory, API_TOKEN_MIN_LEN};
 pub use policy::{secrets_at, secrets_from_file, SecretSource};
+pub use udpauth::UdpAuthConfig;
 pub use validate::{MAX_MEMORY_PPS, MAX_TABLE_SIZE};
 pub use values::{mac_default, Cidr, HexBytes, IfaceAddr, Mac, PortSpec, Proto, TcpRuleText, UdpRuleText};
 
@@ -460,6 +462,9 @@ pub struct ServiceConfig {
     pub limits: LimitsConfig,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub payload_rules: Vec<PayloadRuleConfig>,
+    /// UDP game authentication per port (`udpauth.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub udp_auth: Vec<UdpAuthConfig>,
     /// Thresholds of this service (absent keys: `[detection]`'s).
     #[serde(default)]
     pub detection: Thresholds,

@@ -217,6 +217,12 @@ fn service(i: usize, s: &ServiceConfig, origin: u16) -> Result<Service, ConfigEr
         })?;
         svc.payload_rules.push(rule);
     }
+    for (j, a) in s.udp_auth.iter().enumerate() {
+        let auth = a
+            .build()
+            .ok_or_else(|| ConfigError::at(format!("services[{i}].udp_auth[{j}]"), "not validated"))?;
+        svc.udp_auth.push(auth);
+    }
     Ok(svc)
 }
 

@@ -443,6 +443,7 @@ fn services(services: &[ServiceConfig], origins: &[OriginConfig], ports: &[PortC
         for j in 0..s.payload_rules.len() {
             payload_rule(i, j, s)?;
         }
+        super::udpauth::validate(i, s)?;
     }
     Ok(())
 }

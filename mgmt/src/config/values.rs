@@ -344,7 +344,7 @@ pub(super) mod syn_auth {
         let s = String::deserialize(d)?;
         SynAuth::from_name(&s).ok_or_else(|| {
             serde::de::Error::custom(format!(
-                "unknown syn_auth `{s}`, expected `challenge-ack`, `cookie-reset` or `off`"
+                "unknown syn_auth `{s}`, expected `challenge-ack`, `cookie-reset`, `http-redirect` or `off`"
             ))
         })
     }
