@@ -77,7 +77,7 @@ fn service(name: &str, vip: IpAddr, auth: SynAuth) -> Service {
     s.syn_auth = auth;
     s.limits.src_pps = 20;
     s.limits.src_syn_pps = 4;
-    s.limits.src_new_flows_ps = 3;
+    s.limits.src_new_conns_ps = 3;
     s.limits.service_pps = 40;
     s.limits.challenge_pps = 8;
     s.limits.src_icmp_pps = 2;
@@ -176,6 +176,7 @@ pub fn run(data: &[u8]) -> Tally {
         flows: 8,
         verified: 8,
         sources: 8,
+        reassembly: Default::default(),
     };
     let mut st = WorkerState::new(&sizes, pol, WORKERS);
     let memory = st.memory_bytes();

@@ -27,6 +27,8 @@
 
 pub mod a2s;
 pub mod http;
+pub mod inspect;
 pub mod ja4;
 pub mod reassembly;
+pub mod rules;
 pub mod tls;

@@ -135,13 +135,13 @@ impl TokenBucket {
 }
 
 /// Which of a source's four buckets (DESIGN.md: per-source pps, SYN/s,
-/// new flows/s, ICMP; `Limits::{src_pps, src_syn_pps, src_new_flows_ps,
+/// new flows/s, ICMP; `Limits::{src_pps, src_syn_pps, src_new_conns_ps,
 /// src_icmp_pps}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceLimit {
     Pps,
     Syn,
-    NewFlow,
+    NewConn,
     Icmp,
 }
 
@@ -424,7 +424,7 @@ mod tests {
         assert_eq!(take(&mut t), Ok(()));
         assert_eq!(take(&mut t), Err(SourceLimit::Icmp));
         // The other three levels of the source are untouched by it.
-        for which in [SourceLimit::Syn, SourceLimit::NewFlow] {
+        for which in [SourceLimit::Syn, SourceLimit::NewConn] {
             assert_eq!((0..3).filter(|_| t.allow(ip(1), 0, now, which, 3)).count(), 3);
         }
         assert_eq!(t.len(), 1);
@@ -444,7 +444,7 @@ mod tests {
             3
         );
         assert!(t.allow(ip(1), 0, now, SourceLimit::Pps, 3));
-        assert!(t.allow(ip(1), 0, now, SourceLimit::NewFlow, 3));
+        assert!(t.allow(ip(1), 0, now, SourceLimit::NewConn, 3));
         assert!(t.allow(ip(2), 0, now, SourceLimit::Syn, 3));
         assert_eq!(t.len(), 2);
         // A third of a second later one SYN token is back.

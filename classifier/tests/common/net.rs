@@ -134,6 +134,7 @@ impl Node {
             flows: 1024,
             verified: 1024,
             sources: 1024,
+            reassembly: Default::default(),
         };
         Self::with_config(pol, cfg, 1)
     }
