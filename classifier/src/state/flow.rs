@@ -419,6 +419,11 @@ impl FlowTable {
         )
     }
 
+    /// Every stored flow (expired ones included), in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowId, &Flow)> + '_ {
+        self.table.iter()
+    }
+
     /// Forgets every flow.
     pub fn clear(&mut self) {
         self.table.clear();
