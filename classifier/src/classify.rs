@@ -354,6 +354,8 @@ impl Ctx<'_> {
             SourceLimit::Syn => (l.src_syn_pps, DropReason::RateLimitSyn),
             SourceLimit::NewConn => (l.src_new_conns_ps, DropReason::RateLimitNewFlow),
             SourceLimit::Icmp => (l.src_icmp_pps, DropReason::RateLimitIcmpSource),
+            // Its rate is a rule's, taken by `request_allowed`, never here.
+            SourceLimit::L7 => (0, DropReason::L7Limit),
         };
         // Rate 0 (unlimited, the default) must not cost a table call per packet.
         if rate == 0
@@ -468,8 +470,11 @@ impl Ctx<'_> {
                     if let Some(flow) = self.st.flows.take_id(&key) {
                         self.st.flow_gone(&Gone { id: key, flow });
                     }
-                } else if !judged && plen != 0 {
+                } else if plen != 0 && !judged {
                     return self.first_bytes(t, key, hash, reply);
+                } else if plen != 0 && !self.svc.l7_rules.is_empty() {
+                    // Keep-alive: a later request of a judged flow.
+                    return self.later_request(t, key, reply);
                 }
                 self.src_limit(SourceLimit::Pps)?;
                 return self.finish(false);
@@ -653,12 +658,55 @@ impl Ctx<'_> {
             }
         };
         let (reason, kind) = match judged {
-            Judged::Pending | Judged::Pass | Judged::Unjudgeable | Judged::Limit { .. } => {
-                self.src_limit(SourceLimit::Pps)?;
-                return self.finish(false);
-            }
+            Judged::Limit { per_source_rps } if self.request_allowed(per_source_rps) => return self.pass_segment(),
+            Judged::Pending | Judged::Pass | Judged::Unjudgeable => return self.pass_segment(),
+            Judged::Limit { .. } => (DropReason::L7Limit, ViolationKind::L7Limit),
             Judged::Deny => (DropReason::L7Deny, ViolationKind::L7Deny),
             Judged::PayloadMismatch => (DropReason::TcpPayloadMismatch, ViolationKind::PayloadMismatch),
+        };
+        self.reset_both(t, &key, reason, kind, reply)
+    }
+
+    /// A passed segment of a flow: the source's packet rate, then the
+    /// service's.
+    #[inline]
+    fn pass_segment(&mut self) -> R {
+        self.src_limit(SourceLimit::Pps)?;
+        self.finish(false)
+    }
+
+    /// One request against the source's `per_source_rps` bucket (an
+    /// `l7_rules` limit rule; ACL-allowed sources are not limited).
+    fn request_allowed(&mut self, per_source_rps: u32) -> bool {
+        self.trusted
+            || self
+                .st
+                .sources
+                .allow_hashed(self.h.src, self.src, self.id, self.now, SourceLimit::L7, per_source_rps)
+    }
+
+    /// A data segment of a judged flow of a service with `l7_rules`: when
+    /// it starts an HTTP request (keep-alive), the request is matched like
+    /// a first one: a deny rule resets the connection, a limit rule counts
+    /// it against the source's rate. A request cut by the segment end is
+    /// judged on what the segment holds.
+    #[cold]
+    fn later_request(&mut self, t: &TcpInfo, key: FlowId, reply: &mut [u8]) -> R {
+        let payload = self.p.payload(self.frame);
+        if !crate::l7::http::starts_request(payload) {
+            return self.pass_segment();
+        }
+        let crate::l7::http::HttpParse::Request(req) = crate::l7::http::parse_request(payload) else {
+            return self.pass_segment();
+        };
+        let facts = crate::l7::rules::Facts::of_request(&req);
+        let (reason, kind) = match crate::l7::rules::first_match(&self.svc.l7_rules, &facts).map(|r| r.action) {
+            None => return self.pass_segment(),
+            Some(crate::l7::rules::L7Action::Limit { per_source_rps }) if self.request_allowed(per_source_rps) => {
+                return self.pass_segment()
+            }
+            Some(crate::l7::rules::L7Action::Limit { .. }) => (DropReason::L7Limit, ViolationKind::L7Limit),
+            Some(crate::l7::rules::L7Action::Deny) => (DropReason::L7Deny, ViolationKind::L7Deny),
         };
         self.reset_both(t, &key, reason, kind, reply)
     }

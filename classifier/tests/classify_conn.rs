@@ -299,10 +299,7 @@ fn l7_deny_resets_both_ways() {
     assert!(pass(open(&mut n, T0, a, 40001, 80)));
     let ok = seg(&b, fl::ACK | fl::PSH, 0, b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(pass(n.run(T0 + MS, &ok.build())));
-    assert!(pass(n.run(
-        T0 + MS,
-        &seg(&b, fl::ACK, 37, b"GET /login HTTP/1.1\r\n\r\n").build()
-    )));
+    assert!(pass(n.run(T0 + MS, &seg(&b, fl::ACK, 37, b"login form body").build())));
     let ins = n.st.inspect.as_ref().expect("inspection state");
     assert_eq!((ins.judged, ins.unjudgeable), (2, 0));
 }
@@ -439,4 +436,62 @@ fn sweep_ends_empty_connections_once() {
     assert_eq!((to_client.src, to_client.dst), (vip(), a));
     assert_eq!((to_client.seq, to_client.flags), (SRV_ISN + 1, fl::RST));
     assert_eq!((to_client.src_mac, to_client.dst_mac), (MOAT_MAC, CLIENT_MAC));
+}
+
+#[test]
+fn limit_rules_count_every_request_of_a_keep_alive_connection() {
+    let mut s = deny_login();
+    let mut r = L7Rule::new(L7Action::Limit { per_source_rps: 3 });
+    r.path_prefix = Some(b"/api".as_slice().into());
+    s.l7_rules.push(r);
+    let mut n = node(s);
+    let a = src(1);
+    let c = syn(a, 40000, 80);
+    assert!(pass(open(&mut n, T0, a, 40000, 80)));
+    let req = b"GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n";
+    let step = req.len() as u32;
+    // Three requests a second pass: the first segment, then two more on
+    // the same connection (a body segment in between is not a request).
+    for i in 0..3 {
+        let v = n.run(T0 + MS, &seg(&c, fl::ACK | fl::PSH, i * step, req).build());
+        assert!(pass(v), "request {i}: {v:?}");
+    }
+    assert!(pass(n.run(T0 + MS, &seg(&c, fl::ACK, 3 * step, b"body bytes").build())));
+    let v = n.run(T0 + MS, &seg(&c, fl::ACK | fl::PSH, 3 * step + 10, req).build());
+    assert!(
+        matches!(
+            v,
+            Verdict::ResetBoth {
+                reason: DropReason::L7Limit,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    assert_eq!(n.st.violation.map(|v| v.kind), Some(ViolationKind::L7Limit));
+    assert_eq!(n.st.flows.len(), 0);
+    // Another source has its own rate; a later /login on a keep-alive
+    // connection is denied like a first one.
+    let b = syn(src(2), 40000, 80);
+    assert!(pass(open(&mut n, T0, src(2), 40000, 80)));
+    assert!(pass(n.run(T0 + MS, &seg(&b, fl::ACK, 0, req).build())));
+    let v = n.run(
+        T0 + MS,
+        &seg(&b, fl::ACK, step, b"POST /login HTTP/1.1\r\n\r\n").build(),
+    );
+    assert!(
+        matches!(
+            v,
+            Verdict::ResetBoth {
+                reason: DropReason::L7Deny,
+                ..
+            }
+        ),
+        "{v:?}"
+    );
+    // A second later the first source's bucket has refilled.
+    assert!(pass(open(&mut n, T0 + SECOND, a, 40001, 80)));
+    assert!(pass(
+        n.run(T0 + SECOND + MS, &seg(&syn(a, 40001, 80), fl::ACK, 0, req).build())
+    ));
 }

@@ -143,14 +143,16 @@ pub enum SourceLimit {
     Syn,
     NewConn,
     Icmp,
+    /// HTTP requests matching an `l7_rules` rule with `action = "limit"`.
+    L7,
 }
 
-/// The four levels of one source, indexed by `SourceLimit as usize`.
-type SourceLevels = [Level; 4];
+/// The five levels of one source, indexed by `SourceLimit as usize`.
+type SourceLevels = [Level; 5];
 
-// 24-byte key, four 16-byte levels, the CLOCK mark: 96 bytes with padding
-// (80 with three levels).
-const _: () = assert!(slot_size::<AddrKey, SourceLevels>() <= 96);
+// 24-byte key, five 16-byte levels, the CLOCK mark: 112 bytes with
+// padding (96 with four levels, before the `l7_rules` limit bucket).
+const _: () = assert!(slot_size::<AddrKey, SourceLevels>() <= 112);
 
 /// Per-source buckets (four per source) in a fixed-capacity table keyed by
 /// source address.
@@ -233,7 +235,7 @@ impl SourceTable {
                 None => true,
             },
             Err(miss) => {
-                let mut levels = [Level::FULL; 4];
+                let mut levels = [Level::FULL; 5];
                 let allowed = match levels.get_mut(i) {
                     Some(level) => level.take(now, rate, cap),
                     None => true,
@@ -307,7 +309,7 @@ impl SourceTable {
         match self.table.probe_hashed(hash, &key) {
             Ok(hit) => self.table.get_mut(hit).map_or(Ok(()), take),
             Err(miss) => {
-                let mut levels = [Level::FULL; 4];
+                let mut levels = [Level::FULL; 5];
                 let res = take(&mut levels);
                 self.table.insert(miss, key, levels, |l| stale(l, now));
                 res
