@@ -146,6 +146,63 @@ pub fn to_rule(r: &L7RuleConfig) -> Result<L7Rule, (&'static str, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+
+    /// The demo config with `extra` inserted after the first service's
+    /// `syn_auth` line (its tables then belong to that service).
+    fn demo_with(extra: &str) -> Result<Config, ConfigError> {
+        let text = crate::cmd::demo::DEMO_CONFIG.replacen(
+            "syn_auth = \"challenge-ack\"\n",
+            &format!("syn_auth = \"challenge-ack\"\n{extra}\n"),
+            1,
+        );
+        Config::from_toml_str(&text, "demo", std::path::Path::new("."))
+    }
+
+    #[test]
+    fn the_old_limit_name_is_read_as_the_new_one() {
+        let cfg = demo_with("[services.limits]\nsrc_new_flows_ps = 7").expect("config");
+        let l = &cfg.services[0].limits;
+        assert_eq!((l.src_new_conns_ps, l.src_new_flows_ps), (7, None));
+        assert_eq!(cfg.policy().expect("policy").services[0].limits.src_new_conns_ps, 7);
+        // Written back, only the new name appears.
+        let text = toml::to_string(&cfg.services[0].limits).expect("toml");
+        assert!(
+            text.contains("src_new_conns_ps = 7") && !text.contains("flows"),
+            "{text}"
+        );
+        let e = demo_with("[services.limits]\nsrc_new_flows_ps = 7\nsrc_new_conns_ps = 8").expect_err("refused");
+        assert_eq!(e.key, "services[0].limits.src_new_conns_ps");
+    }
+
+    #[test]
+    fn limits_rules_and_tcp_payload_rules_reach_the_policy() {
+        let cfg = demo_with(
+            "[services.limits]\nsrc_conns = 4\ndst_conns = 1000\ndst_new_conns_ps = 50\nempty_conn_secs = 3\n\
+             [[services.l7_rules]]\npath_prefix = \"/login\"\n\
+             [[services.l7_rules]]\nmethod = \"GET\"\naction = \"limit\"\nper_source_rps = 5\n\
+             [[services.payload_rules]]\nport = \"tcp/80\"\nvalue = \"474554\"",
+        )
+        .expect("config");
+        let pol = cfg.policy().expect("policy");
+        let s = &pol.services[0];
+        let l = &s.limits;
+        assert_eq!(
+            (l.src_conns, l.dst_conns, l.dst_new_conns_ps, l.empty_conn_secs),
+            (4, 1000, 50, 3)
+        );
+        assert_eq!(s.l7_rules.len(), 2);
+        assert_eq!(s.l7_rules[1].action, L7Action::Limit { per_source_rps: 5 });
+        assert_eq!((s.tcp_payload_rules.len(), s.tcp_payload_rules[0].port), (1, 80));
+        assert!(s.payload_rules.iter().all(|r| r.port == 7777));
+        // Refusals name the key.
+        let e = demo_with("[[services.l7_rules]]\nmethod = \"FETCH\"").expect_err("refused");
+        assert_eq!(e.key, "services[0].l7_rules[0].method");
+        let e = demo_with("[[services.payload_rules]]\nport = \"tcp/81\"\nvalue = \"00\"").expect_err("refused");
+        assert!(e.reason.contains("tcp/81"), "{}", e.reason);
+        let e = demo_with("[services.limits]\nempty_conn_secs = 100000").expect_err("refused");
+        assert_eq!(e.key, "services[0].limits.empty_conn_secs");
+    }
 
     #[test]
     fn rules_parse_and_refuse_clearly() {
