@@ -350,11 +350,23 @@ impl WorkerState {
     /// [`WorkerState::ended`] for the caller to reset both ways (and notes
     /// as a violation). Returns the flows freed.
     pub fn sweep_flows(&mut self, now: crate::time::Nanos, idle: crate::time::Nanos, budget: usize) -> usize {
+        // In chunks of at most 64 slots (the flows freed are settled after
+        // each), at most one lap of the table.
+        let mut left = budget.min(self.flows.capacity());
+        let mut freed = 0;
+        while left > 0 {
+            let chunk = left.min(64);
+            freed += self.sweep_chunk(now, idle, chunk);
+            left -= chunk;
+        }
+        freed
+    }
+
+    fn sweep_chunk(&mut self, now: crate::time::Nanos, idle: crate::time::Nanos, budget: usize) -> usize {
         let mut gone = arrayvec::ArrayVec::<flow::Gone, 64>::new();
         let services = &self.services;
         let mut ended = self.ended.is_some();
         let mut empty = None;
-        let budget = budget.min(64);
         let n = self.flows.sweep_each(
             now,
             idle,
