@@ -268,6 +268,10 @@ corpus["reassembly"] = [
     struct.pack("!BBHBB", 5, 0x40, 10, 30, 255) + b"".join(struct.pack("!BBHBB", k, 0, 0, 3, 200) for k in range(8)),
 ]
 
+# `l7_rules`: requests that match the target's rules and not, hellos, junk.
+corpus["l7_rules"] = [b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n", REQ, b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
+                      b"\x00\x17\x03 game", hellos[0], hellos[0][:100]]
+
 # `a2s`: each query, with and without challenges.
 A2S = b"\xff\xff\xff\xff"
 corpus["a2s"] = [A2S + b"TSource Engine Query\0", A2S + b"TSource Engine Query\0\x78\x56\x34\x12",

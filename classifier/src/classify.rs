@@ -19,10 +19,13 @@ use core::net::IpAddr;
 use crate::build;
 use crate::fingerprint::{tcp_fingerprint, udp_fingerprint};
 use crate::l7::redirect;
+use crate::l7::inspect::{self, Judged};
+use crate::l7::reassembly::{self, Insert as Reasm};
 use crate::parse::{self, Addr, Frag, Parsed, TcpInfo, L3, L4};
 use crate::policy::{FragPolicy, Policy, Service, ServiceId, SynAuth};
+use crate::state::flow::{Flow, Gone};
 use crate::state::table::AddrKey;
-use crate::state::{FlowId, SourceLimit, WorkerState};
+use crate::state::{FlowId, Inspect, SourceLimit, Violation, ViolationKind, WorkerState};
 use crate::synauth::{self, flags};
 use crate::time::Nanos;
 use crate::udpauth::{self, A2sCheck, Profile, Seen, UdpAuth};
@@ -358,8 +361,10 @@ impl Ctx<'_> {
         let (rate, reason) = match which {
             SourceLimit::Pps => (l.src_pps, DropReason::RateLimitSource),
             SourceLimit::Syn => (l.src_syn_pps, DropReason::RateLimitSyn),
-            SourceLimit::NewFlow => (l.src_new_flows_ps, DropReason::RateLimitNewFlow),
+            SourceLimit::NewConn => (l.src_new_conns_ps, DropReason::RateLimitNewFlow),
             SourceLimit::Icmp => (l.src_icmp_pps, DropReason::RateLimitIcmpSource),
+            // Its rate is a rule's, taken by `request_allowed`, never here.
+            SourceLimit::L7 => (0, DropReason::L7Limit),
         };
         // Rate 0 (unlimited, the default) must not cost a table call per packet.
         if rate == 0
@@ -454,12 +459,37 @@ impl Ctx<'_> {
             Some(h) => h,
             None => self.st.flows.hash(&key),
         };
-        if self.st.flows.touch_hashed(hash, &key, now, pol.timeouts.flow_idle) {
-            if t.flags & (flags::FIN | flags::RST) != 0 {
-                self.st.flows.remove_id(&key);
+        match self.st.flows.get_hashed(hash, &key, now, pol.timeouts.flow_idle) {
+            Ok(f) => {
+                let plen = p.payload_len;
+                if t.flags & flags::ACK != 0 {
+                    f.establish(now);
+                    f.ack = t.ack;
+                }
+                // Until its first bytes are judged, `seq` stays ISN + 1: the
+                // base of their offsets.
+                let judged = f.bits & Flow::JUDGED != 0;
+                if judged {
+                    f.seq = t.seq.wrapping_add(u32::from(plen));
+                }
+                if plen != 0 {
+                    f.bits |= Flow::DATA;
+                }
+                if t.flags & (flags::FIN | flags::RST) != 0 {
+                    if let Some(flow) = self.st.flows.take_id(&key) {
+                        self.st.flow_gone(&Gone { id: key, flow });
+                    }
+                } else if plen != 0 && !judged {
+                    return self.first_bytes(t, key, hash, reply);
+                } else if plen != 0 && !self.svc.l7_rules.is_empty() {
+                    // Keep-alive: a later request of a judged flow.
+                    return self.later_request(t, key, reply);
+                }
+                self.src_limit(SourceLimit::Pps)?;
+                return self.finish(false);
             }
-            self.src_limit(SourceLimit::Pps)?;
-            return self.finish(false);
+            Err(Some(g)) => self.st.flow_gone(&g),
+            Err(None) => {}
         }
         // No flow: the packet may be the answer to one of our challenges.
         // ACL-allowed sources are never challenged, so nothing they send is
@@ -547,11 +577,204 @@ impl Ctx<'_> {
             Some(h) => h,
             None => self.st.flows.hash(&key),
         };
-        if !self.st.flows.touch_hashed(hash, &key, now, idle) {
-            self.src_limit(SourceLimit::NewFlow)?;
-            self.st.flows.insert_id(key, now, idle);
+        match self.st.flows.get_hashed(hash, &key, now, idle) {
+            Ok(_) => {}
+            Err(gone) => {
+                if let Some(g) = gone {
+                    self.st.flow_gone(&g);
+                }
+                if let Err(r) = self.src_limit(SourceLimit::NewConn) {
+                    self.proven_violation(ViolationKind::SrcNewConns);
+                    return Err(r);
+                }
+                let bits = self.admit(t)?;
+                let flow = Flow::new(now, t.seq, self.id, bits);
+                if let (_, Some(g)) = self.st.flows.insert_flow(key, flow, now, idle) {
+                    self.st.flow_gone(&g);
+                }
+            }
         }
         self.finish(true)
+    }
+
+    /// A source over a limit, noted as a violation when its address is
+    /// proven: it passed SYN authentication to get here (ACL-allowed
+    /// sources have no limits; with `syn_auth = "off"` a SYN proves
+    /// nothing).
+    #[inline]
+    fn proven_violation(&mut self, kind: ViolationKind) {
+        if self.svc.syn_auth != SynAuth::Off && !self.trusted {
+            self.st.violation = Some(Violation {
+                src: self.p.src_ip(),
+                service: self.id,
+                kind,
+            });
+        }
+    }
+
+    /// The connection limits of a new flow (`dst_conns`, `src_conns`,
+    /// `dst_new_conns_ps`), counting it where it passes; returns the bits
+    /// of its [`Flow`]. With no limit and no inspection set, a few
+    /// compares.
+    #[inline]
+    fn admit(&mut self, t: &TcpInfo) -> Result<u8, DropReason> {
+        let (l, id) = (&self.svc.limits, usize::from(self.id));
+        let mut bits = 0;
+        if !self.svc.inspects(t.dport) {
+            bits |= Flow::JUDGED;
+        }
+        if l.empty_conn_secs != 0 {
+            // The RSTs of an empty connection leave with a client frame's
+            // L2 header (no packet of the flow is at hand then).
+            let l2 = usize::from(self.p.l3_offset).min(crate::conn::MAX_L2);
+            if let Some(h) = self.frame.get(..l2) {
+                self.st.l2[..l2].copy_from_slice(h);
+                self.st.l2_len = l2 as u8;
+            }
+        }
+        if l.src_conns == 0 && l.dst_conns == 0 && l.dst_new_conns_ps == 0 {
+            return Ok(bits);
+        }
+        let b = &self.st.services[id];
+        if b.max_conns != 0 && b.conns >= b.max_conns {
+            return Err(DropReason::ConnLimitService);
+        }
+        if l.src_conns != 0 && !self.trusted {
+            if !self.st.conns.try_add(self.src, self.id, l.src_conns) {
+                self.proven_violation(ViolationKind::SrcConns);
+                return Err(DropReason::ConnLimitSource);
+            }
+            bits |= Flow::COUNTED_SRC;
+        }
+        let b = &mut self.st.services[id];
+        if l.dst_new_conns_ps != 0 && !b.new_conns.take(self.now) {
+            if bits & Flow::COUNTED_SRC != 0 {
+                self.st.conns.sub(self.src, self.id);
+            }
+            return Err(DropReason::NewConnLimitService);
+        }
+        if b.max_conns != 0 {
+            b.conns += 1;
+            bits |= Flow::COUNTED_DST;
+        }
+        Ok(bits)
+    }
+
+    /// A data segment of a flow whose first bytes are not judged yet
+    /// (its service inspects them): judged once whole (reassembled when
+    /// they span segments); passed while pending; reset both ways when a
+    /// rule denies it.
+    #[cold]
+    fn first_bytes(&mut self, t: &TcpInfo, key: FlowId, hash: u64, reply: &mut [u8]) -> R {
+        let (svc, p, now, frame) = (self.svc, self.p, self.now, self.frame);
+        let idle = self.pol.timeouts.flow_idle;
+        let rules = svc.tcp_payload_rules_for(t.dport);
+        let st = &mut *self.st;
+        let judged = match (st.flows.get_hashed(hash, &key, now, idle), st.inspect.as_mut()) {
+            (Ok(f), Some(ins)) => {
+                let j = first_bytes_judged(ins, &key, f.seq, t.seq, p.payload(frame), rules, &svc.l7_rules, now);
+                if j != Judged::Pending {
+                    f.bits |= Flow::JUDGED;
+                    f.seq = t.seq.wrapping_add(u32::from(p.payload_len));
+                    ins.judged += 1;
+                    ins.unjudgeable += u64::from(j == Judged::Unjudgeable);
+                    ins.reasm.remove(&key);
+                }
+                j
+            }
+            // No inspection state (a policy swap under way): nothing to
+            // judge with.
+            (Ok(f), None) => {
+                f.bits |= Flow::JUDGED;
+                Judged::Pass
+            }
+            (Err(gone), _) => {
+                if let Some(g) = gone {
+                    st.flow_gone(&g);
+                }
+                return Err(DropReason::TcpNoFlow);
+            }
+        };
+        let (reason, kind) = match judged {
+            Judged::Limit { per_source_rps } if self.request_allowed(per_source_rps) => return self.pass_segment(),
+            Judged::Pending | Judged::Pass | Judged::Unjudgeable => return self.pass_segment(),
+            Judged::Limit { .. } => (DropReason::L7Limit, ViolationKind::L7Limit),
+            Judged::Deny => (DropReason::L7Deny, ViolationKind::L7Deny),
+            Judged::PayloadMismatch => (DropReason::TcpPayloadMismatch, ViolationKind::PayloadMismatch),
+        };
+        self.reset_both(t, &key, reason, kind, reply)
+    }
+
+    /// A passed segment of a flow: the source's packet rate, then the
+    /// service's.
+    #[inline]
+    fn pass_segment(&mut self) -> R {
+        self.src_limit(SourceLimit::Pps)?;
+        self.finish(false)
+    }
+
+    /// One request against the source's `per_source_rps` bucket (an
+    /// `l7_rules` limit rule; ACL-allowed sources are not limited).
+    fn request_allowed(&mut self, per_source_rps: u32) -> bool {
+        self.trusted
+            || self
+                .st
+                .sources
+                .allow_hashed(self.h.src, self.src, self.id, self.now, SourceLimit::L7, per_source_rps)
+    }
+
+    /// A data segment of a judged flow of a service with `l7_rules`: when
+    /// it starts an HTTP request (keep-alive), the request is matched like
+    /// a first one: a deny rule resets the connection, a limit rule counts
+    /// it against the source's rate. A request cut by the segment end is
+    /// judged on what the segment holds.
+    #[cold]
+    fn later_request(&mut self, t: &TcpInfo, key: FlowId, reply: &mut [u8]) -> R {
+        let payload = self.p.payload(self.frame);
+        if !crate::l7::http::starts_request(payload) {
+            return self.pass_segment();
+        }
+        let crate::l7::http::HttpParse::Request(req) = crate::l7::http::parse_request(payload) else {
+            return self.pass_segment();
+        };
+        let facts = crate::l7::rules::Facts::of_request(&req);
+        let (reason, kind) = match crate::l7::rules::first_match(&self.svc.l7_rules, &facts).map(|r| r.action) {
+            None => return self.pass_segment(),
+            Some(crate::l7::rules::L7Action::Limit { per_source_rps }) if self.request_allowed(per_source_rps) => {
+                return self.pass_segment()
+            }
+            Some(crate::l7::rules::L7Action::Limit { .. }) => (DropReason::L7Limit, ViolationKind::L7Limit),
+            Some(crate::l7::rules::L7Action::Deny) => (DropReason::L7Deny, ViolationKind::L7Deny),
+        };
+        self.reset_both(t, &key, reason, kind, reply)
+    }
+
+    /// Ends the flow of `t` on both sides: the flow leaves the table, the
+    /// source's violation is noted (it completed a handshake), a RST toward
+    /// the client goes into `reply` and the pipeline turns the segment into
+    /// the client's RST toward the origin.
+    fn reset_both(
+        &mut self,
+        t: &TcpInfo,
+        key: &FlowId,
+        reason: DropReason,
+        kind: ViolationKind,
+        reply: &mut [u8],
+    ) -> R {
+        if let Some(flow) = self.st.flows.take_id(key) {
+            self.st.flow_gone(&Gone { id: *key, flow });
+        }
+        self.st.note_violation(key, self.id, kind);
+        // RFC 9293 §3.10.7.1 / RFC 5961: a RST is taken at once when its
+        // sequence number is the receiver's next expected one, which is
+        // what the client acknowledged last.
+        let len = build::tcp_reply(self.frame, self.p, t.ack, 0, flags::RST, 0, None, reply).ok_or(reason)?;
+        Ok(Verdict::ResetBoth {
+            len,
+            reason,
+            service: self.id,
+            origin: self.svc.origin,
+        })
     }
 
     fn udp(&mut self, sport: u16, dport: u16, reply: &mut [u8]) -> R {
@@ -684,6 +907,39 @@ impl Ctx<'_> {
             origin: self.svc.origin,
             syn,
         }))
+    }
+}
+
+/// The judgement of a segment of a flow under inspection: `base` is the
+/// flow's ISN + 1, `seq` and `payload` the segment's. A first segment
+/// judgeable on its own skips the reassembly; otherwise the segment joins
+/// the flow's reassembled prefix, judged when it grows.
+#[allow(clippy::too_many_arguments)] // the flow, the segment and the rules
+fn first_bytes_judged(
+    ins: &mut Inspect,
+    key: &FlowId,
+    base: u32,
+    seq: u32,
+    payload: &[u8],
+    rules: &[crate::policy::PayloadRule],
+    l7: &[crate::l7::rules::L7Rule],
+    now: Nanos,
+) -> Judged {
+    let bound = ins.reasm.config().bytes_per_flow;
+    let off = reassembly::rel_offset(seq, base.wrapping_sub(1));
+    if off == 0 {
+        let j = inspect::judge(payload, rules, l7, payload.len() >= bound, &mut ins.scratch);
+        if j != Judged::Pending {
+            return j;
+        }
+    }
+    match ins.reasm.insert(*key, now, off, payload) {
+        Reasm::Prefix(pre) => {
+            let full = pre.len() >= bound;
+            inspect::judge(pre, rules, l7, full, &mut ins.scratch)
+        }
+        Reasm::Held | Reasm::Duplicate => Judged::Pending,
+        Reasm::Outside | Reasm::GaveUp(_) => Judged::Unjudgeable,
     }
 }
 

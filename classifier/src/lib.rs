@@ -20,6 +20,7 @@
 pub mod acl;
 pub mod build;
 pub mod classify;
+pub mod conn;
 pub mod cookie;
 pub mod fingerprint;
 pub mod l7;

@@ -148,7 +148,21 @@ impl SynAuth {
 pub struct Limits {
     pub src_pps: u32,
     pub src_syn_pps: u32,
-    pub src_new_flows_ps: u32,
+    /// New connections (SYNs that passed) per second per source.
+    pub src_new_conns_ps: u32,
+    /// Concurrent connections per source: a flow counts from its first
+    /// passed segment (its SYN) until the client's FIN or RST, its idle
+    /// timeout or its eviction; a SYN beyond it is dropped.
+    pub src_conns: u32,
+    /// Concurrent connections to the whole service on one node (workers
+    /// split it like `service_pps`).
+    pub dst_conns: u64,
+    /// New connections per second to the whole service on one node
+    /// (workers split it like `service_pps`).
+    pub dst_new_conns_ps: u64,
+    /// An established connection whose client sends no data this many
+    /// seconds after its handshake is reset both ways (a violation).
+    pub empty_conn_secs: u32,
     /// ICMP and ICMPv6 messages per second per source address (neighbour
     /// discovery never reaches a service, so it is never counted).
     pub src_icmp_pps: u32,
@@ -183,7 +197,11 @@ impl Default for Limits {
         Limits {
             src_pps: 0,
             src_syn_pps: 0,
-            src_new_flows_ps: 0,
+            src_new_conns_ps: 0,
+            src_conns: 0,
+            dst_conns: 0,
+            dst_new_conns_ps: 0,
+            empty_conn_secs: 0,
             src_icmp_pps: Self::DEFAULT_SRC_ICMP_PPS,
             service_pps: 0,
             challenge_pps: 0,
@@ -259,6 +277,12 @@ pub struct Service {
     /// UDP game authentication, one entry per port at most, sorted by port
     /// ([`crate::udpauth`]).
     pub udp_auth: Vec<crate::udpauth::UdpAuth>,
+    /// Payload rules of TCP ports, judged on each flow's first data bytes
+    /// (`offset` from the first payload byte of the flow): a flow that
+    /// matches none of its port's rules is reset both ways. Sorted by port.
+    pub tcp_payload_rules: Vec<PayloadRule>,
+    /// First-segment rules (`[[services.l7_rules]]`), in config order.
+    pub l7_rules: Vec<crate::l7::rules::L7Rule>,
 }
 
 impl Service {
@@ -277,6 +301,8 @@ impl Service {
             allow_src_ports: PortSet::default(),
             payload_rules: Vec::new(),
             udp_auth: Vec::new(),
+            tcp_payload_rules: Vec::new(),
+            l7_rules: Vec::new(),
         }
     }
 
@@ -287,6 +313,30 @@ impl Service {
             return None;
         }
         self.udp_auth.iter().find(|a| a.port == port)
+    }
+
+    /// Payload rules of TCP `port` (sorted by port like the UDP ones).
+    #[inline]
+    pub fn tcp_payload_rules_for(&self, port: u16) -> &[PayloadRule] {
+        let start = self.tcp_payload_rules.partition_point(|r| r.port < port);
+        let end = self.tcp_payload_rules[start..].partition_point(|r| r.port == port) + start;
+        &self.tcp_payload_rules[start..end]
+    }
+
+    /// Whether flows to TCP `port` have their first data bytes inspected
+    /// (`l7_rules`, or payload rules on that port).
+    #[inline]
+    pub fn inspects(&self, port: u16) -> bool {
+        !self.l7_rules.is_empty() || !self.tcp_payload_rules_for(port).is_empty()
+    }
+
+    /// Whether the service tracks anything per flow beyond its liveness
+    /// (counts, empty connections, inspection): the SYN path sets the
+    /// flow's bits only then.
+    #[inline]
+    pub fn conn_limits(&self) -> bool {
+        let l = &self.limits;
+        l.src_conns != 0 || l.dst_conns != 0
     }
 
     /// Payload rules of UDP `port` (rules are kept sorted by port).
@@ -465,6 +515,7 @@ impl Policy {
         let id = ServiceId::try_from(self.services.len()).map_err(|_| PolicyError::TooManyServices)?;
         service.payload_rules.sort_by_key(|r| r.port);
         service.udp_auth.sort_by_key(|a| a.port);
+        service.tcp_payload_rules.sort_by_key(|r| r.port);
         match service.vip {
             IpAddr::V4(a) => self.vip4.insert(u32::from(a), id),
             IpAddr::V6(a) => self.vip6.insert(u128::from(a), id),

@@ -14,6 +14,19 @@ pub enum Verdict {
     Reply { len: usize },
     /// Drop the packet and count the reason.
     Drop(DropReason),
+    /// End the connection on both sides (issue 15): the packet (a client
+    /// TCP segment) is dropped and counted as `reason`; a RST toward the
+    /// client of `len` bytes was written into the reply buffer (send it out
+    /// the port the packet came in on), and the packet itself is to be
+    /// rewritten into the client's own RST toward the origin
+    /// ([`crate::conn::reset_in_place`]) and encapsulated toward `origin`
+    /// like a passed packet of `service`.
+    ResetBoth {
+        len: usize,
+        reason: DropReason,
+        service: crate::policy::ServiceId,
+        origin: crate::policy::OriginId,
+    },
 }
 
 /// Details the caller needs to re-inject a passed packet.
@@ -184,6 +197,28 @@ drop_reasons! {
     /// `udp_auth` first-packet: the init packet of an unverified source,
     /// remembered (its first, one too early, or one after the window).
     UdpFirstPacket = "udp_first_packet",
+    /// SYN of a source that has `Limits::src_conns` connections open to
+    /// the service.
+    ConnLimitSource = "conn_limit_source",
+    /// SYN to a service that has `Limits::dst_conns` connections open (this
+    /// worker's share).
+    ConnLimitService = "conn_limit_service",
+    /// SYN over the service's `Limits::dst_new_conns_ps` (this worker's
+    /// share).
+    NewConnLimitService = "new_conn_limit_service",
+    /// An established connection that sent no data for
+    /// `Limits::empty_conn_secs`: reset both ways by the flow sweep (counted
+    /// once per connection; no packet of it is at hand).
+    EmptyConn = "empty_conn",
+    /// A first segment (or a later request) matching an `l7_rules` deny
+    /// rule: dropped, the connection reset both ways.
+    L7Deny = "l7_deny",
+    /// A request over an `l7_rules` limit rule's `per_source_rps`: dropped,
+    /// the connection reset both ways.
+    L7Limit = "l7_limit",
+    /// A TCP flow whose first data bytes match none of its port's payload
+    /// rules: dropped, the connection reset both ways.
+    TcpPayloadMismatch = "tcp_payload_mismatch",
 }
 
 impl core::fmt::Display for DropReason {
@@ -206,6 +241,6 @@ mod tests {
         // New reasons go last: the numbers of the others never move.
         assert_eq!(DropReason::NdIgnored as usize, 31);
         assert_eq!(DropReason::RateLimitIcmpSource as usize, 33);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::UdpFirstPacket));
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::TcpPayloadMismatch));
     }
 }

@@ -465,7 +465,7 @@ fn acl_allow_skips_syn_auth_and_source_limits() {
         for s in &mut p.services {
             s.limits.src_pps = 1;
             s.limits.src_syn_pps = 1;
-            s.limits.src_new_flows_ps = 1;
+            s.limits.src_new_conns_ps = 1;
         }
     });
     for port in 40000..40005 {

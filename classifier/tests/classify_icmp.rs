@@ -42,6 +42,7 @@ fn node(limits: Limits, workers: u32, sources: usize) -> Node {
         flows: 1024,
         verified: 1024,
         sources,
+        reassembly: Default::default(),
     };
     Node::with_config(pol, cfg, workers)
 }
@@ -97,7 +98,7 @@ fn defaults_are_on() {
         (
             l.src_pps,
             l.src_syn_pps,
-            l.src_new_flows_ps,
+            l.src_new_conns_ps,
             l.service_pps,
             l.challenge_pps
         ),

@@ -54,6 +54,7 @@ fn burst(node: &mut Node, now: Nanos, frame: &[u8], n: usize, reason: DropReason
         match node.run(now, frame) {
             Verdict::Pass(_) | Verdict::Reply { .. } => ok += 1,
             Verdict::Drop(r) => assert_eq!(r, reason),
+            v @ Verdict::ResetBoth { .. } => panic!("no rule resets here: {v:?}"),
         }
     }
     ok
@@ -142,7 +143,7 @@ fn rate_limit_syn() {
 #[test]
 fn rate_limit_new_flow() {
     let mut n = game_node(Limits {
-        src_new_flows_ps: 2,
+        src_new_conns_ps: 2,
         ..Limits::default()
     });
     let syn = |port: u16| Pkt::syn(src(1), port, game4(), 25565, 1).build();
@@ -164,7 +165,7 @@ fn rate_limit_new_flow() {
     // The SYN limit acts first when both are exhausted.
     let mut n = game_node(Limits {
         src_syn_pps: 1,
-        src_new_flows_ps: 1,
+        src_new_conns_ps: 1,
         ..Limits::default()
     });
     assert!(passed(n.run(T0, &syn(1))));
@@ -204,6 +205,7 @@ fn rate_limit_service_split_among_workers() {
         flows: 64,
         verified: 64,
         sources: 64,
+        reassembly: Default::default(),
     };
     let mut n = Node::with_config(policy_with(KEY, vec![game(limits)]), cfg, 2);
     let ok = (0..8).filter(|i| passed(n.run(T0, &udp_from(src(*i))))).count();

@@ -44,7 +44,7 @@ fn rich_policy(frags: FragPolicy) -> Policy {
     let mut web6 = web("web6", vip6(), SynAuth::ChallengeAck);
     web6.limits.src_pps = 30;
     let mut cookie = web("cookie", cookie4(), SynAuth::CookieReset);
-    cookie.limits.src_new_flows_ps = 5;
+    cookie.limits.src_new_conns_ps = 5;
     cookie.limits.service_pps = 200;
     let mut game = Service::new("game", game4(), 0);
     game.tcp_ports.insert(25565);
@@ -75,6 +75,7 @@ fn small_state() -> StateConfig {
         flows: 16,
         verified: 8,
         sources: 16,
+        reassembly: Default::default(),
     }
 }
 

@@ -115,7 +115,7 @@ fn policy() -> Policy {
     let mut s = Service::new("web", IpAddr::V4(Ipv4Addr::new(192, 0, 2, 80)), origin);
     s.limits.src_pps = 100;
     s.limits.src_syn_pps = 10;
-    s.limits.src_new_flows_ps = 5;
+    s.limits.src_new_conns_ps = 5;
     s.limits.service_pps = 1_000_000;
     s.limits.challenge_pps = 100_000;
     s.limits.icmp_pps = 200;
@@ -148,7 +148,7 @@ fn packet(st: &mut WorkerState, rng: &mut Rng, now: Nanos, vip: IpAddr) -> u32 {
     for (which, rate) in [
         (SourceLimit::Pps, 100),
         (SourceLimit::Syn, 10),
-        (SourceLimit::NewFlow, 5),
+        (SourceLimit::NewConn, 5),
         (SourceLimit::Icmp, 20),
     ] {
         passed += u32::from(st.sources.allow(src, 0, now, which, rate));

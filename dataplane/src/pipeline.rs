@@ -61,6 +61,9 @@ pub struct Counters {
     pub icmp_too_big: u64,
     /// Partial L4 checksums (local senders with offload) completed.
     pub csum_completed: u64,
+    /// Connections reset both ways (a denied first segment, an empty
+    /// connection): a RST toward the origin and one toward the client.
+    pub resets_both: u64,
     pub dropped: [u64; DropReason::COUNT],
     /// Traffic addressed to each service (per service index), whatever
     /// became of it.
@@ -144,6 +147,7 @@ impl Counters {
             mss_clamped: 0,
             icmp_too_big: 0,
             csum_completed: 0,
+            resets_both: 0,
             dropped: [0; DropReason::COUNT],
             services: vec![ServiceCounters::default(); services],
         }
@@ -168,6 +172,11 @@ pub enum Outcome {
     Forward { service: u16 },
     /// The frame is now a reply: send it out the port it came in on.
     Reply,
+    /// The frame is now GRE-encapsulated (a RST toward the origin): send
+    /// it out the inside port, and send [`Pipeline::pending_reply`] (a RST
+    /// toward the client) out the port it came in on. The packet itself
+    /// was dropped and counted (issue 15, a connection reset both ways).
+    ForwardAndReply { service: u16 },
     /// Free the frame; the drop was counted.
     Drop(DropReason),
 }
@@ -179,6 +188,13 @@ pub enum Action<'a> {
     Forward { service: u16, frame: &'a [u8] },
     /// Send this reply out the port the packet came in on.
     Reply(&'a [u8]),
+    /// Send `frame` (GRE-encapsulated) out the inside port and `reply` out
+    /// the port the packet came in on (see [`Outcome::ForwardAndReply`]).
+    ForwardAndReply {
+        service: u16,
+        frame: &'a [u8],
+        reply: &'a [u8],
+    },
     /// Nothing to send; the drop was counted.
     Drop(DropReason),
 }
@@ -209,6 +225,8 @@ struct Core {
     next_hop_ok: Vec<bool>,
     counters: Counters,
     reply: Box<[u8; REPLY_ROOM]>,
+    /// Length of the reply of the last [`Outcome::ForwardAndReply`].
+    reply_len: usize,
     icmp: TokenBucket,
 }
 
@@ -227,10 +245,17 @@ impl Pipeline {
                 gre,
                 counters: Counters::new(policy.services.len()),
                 reply: Box::new([0; REPLY_ROOM]),
+                reply_len: 0,
                 icmp: TokenBucket::new(icmp, icmp),
             },
             scratch: HeapFrame::new(),
         }
+    }
+
+    /// The RST toward the client of the last
+    /// [`Outcome::ForwardAndReply`].
+    pub fn pending_reply(&self) -> &[u8] {
+        &self.core.reply[..self.core.reply_len]
     }
 
     pub fn counters(&self) -> &Counters {
@@ -353,9 +378,55 @@ impl Pipeline {
     /// millisecond. Returns the entries freed.
     pub fn sweep(&mut self, policy: &Policy, now: Nanos, budget: usize) -> usize {
         let st = &mut self.core.state;
-        st.flows.sweep(now, policy.timeouts.flow_idle, budget)
+        st.sweep_flows(now, policy.timeouts.flow_idle, budget)
             + st.verified.sweep(now, budget)
             + st.sources.sweep(now, budget)
+    }
+
+    /// After [`Pipeline::sweep`]: ends the empty connection it found
+    /// ([`WorkerState::ended`]) on both sides. `to_origin` (a fresh frame)
+    /// receives the client's RST toward the origin, GRE-encapsulated, and
+    /// [`Pipeline::pending_reply`] the RST toward the client; `true` when
+    /// both are to be sent. With no frame, or without a client's L2 header
+    /// to send them with, the connection is only counted (its flow is gone
+    /// from the table either way).
+    pub fn reset_ended<F: Frame>(&mut self, policy: &Policy, to_origin: Option<&mut F>) -> bool {
+        let c = &mut self.core;
+        let Some(g) = c.state.ended.take() else {
+            return false;
+        };
+        c.counters.dropped[DropReason::EmptyConn as usize] += 1;
+        c.reply_len = 0;
+        let (Some(f), Some(svc)) = (to_origin, policy.services.get(usize::from(g.flow.service))) else {
+            return false;
+        };
+        let l2 = &c.state.l2[..usize::from(c.state.l2_len)];
+        let mut seg = [0u8; 128];
+        let flags = classifier::wire::tcp::flags::RST | classifier::wire::tcp::flags::ACK;
+        let Some(len) = classifier::conn::client_segment(l2, &g.id, g.flow.seq, g.flow.ack, flags, &mut seg) else {
+            return false;
+        };
+        let Ok(p) = parse::parse(&seg[..len]) else {
+            return false;
+        };
+        let rst = classifier::wire::tcp::flags::RST;
+        let Some(n) = build::tcp_reply(&seg[..len], &p, g.flow.ack, 0, rst, 0, None, &mut c.reply[..]) else {
+            return false;
+        };
+        if !f.replace(&seg[..len]) {
+            return false;
+        }
+        let pass = Pass {
+            service: g.flow.service,
+            origin: svc.origin,
+            syn: false,
+        };
+        if !matches!(c.forward(policy, f, &p, pass), Outcome::Forward { .. }) {
+            return false;
+        }
+        c.reply_len = n;
+        c.counters.resets_both += 1;
+        true
     }
 
     /// Counts a frame dropped before the pipeline saw it (e.g. IP traffic on
@@ -386,6 +457,11 @@ impl Pipeline {
                 frame: self.scratch.data(),
             },
             Outcome::Reply => Action::Reply(self.scratch.data()),
+            Outcome::ForwardAndReply { service } => Action::ForwardAndReply {
+                service,
+                frame: self.scratch.data(),
+                reply: &self.core.reply[..self.core.reply_len],
+            },
             Outcome::Drop(r) => Action::Drop(r),
         }
     }
@@ -447,7 +523,7 @@ impl Core {
             L4::Icmp { .. } | L4::Icmpv6 { .. } => c.icmp += 1,
             L4::None => c.other += 1,
         }
-        c.dropped += u64::from(matches!(out, Outcome::Drop(_)));
+        c.dropped += u64::from(matches!(out, Outcome::Drop(_) | Outcome::ForwardAndReply { .. }));
     }
 
     /// Carries out the decision on the frame (see [`Outcome`]).
@@ -465,6 +541,62 @@ impl Core {
                 Outcome::Reply
             }
             Verdict::Pass(pass) => self.forward(policy, f, p, pass),
+            Verdict::ResetBoth {
+                len,
+                reason,
+                service,
+                origin,
+            } => self.reset_both(
+                policy,
+                f,
+                p,
+                len,
+                reason,
+                Pass {
+                    service,
+                    origin,
+                    syn: false,
+                },
+            ),
+        }
+    }
+
+    /// [`Verdict::ResetBoth`]: the segment is dropped (counted as `reason`)
+    /// and rewritten in place into the client's RST toward the origin,
+    /// which leaves through the one GRE writer ([`Core::forward`]); the
+    /// RST toward the client stays in the reply buffer
+    /// ([`Pipeline::pending_reply`]) for the caller to send out the port
+    /// the segment came in on.
+    fn reset_both<F: Frame>(
+        &mut self,
+        policy: &Policy,
+        f: &mut F,
+        p: &Parsed,
+        len: usize,
+        reason: DropReason,
+        pass: Pass,
+    ) -> Outcome {
+        self.counters.dropped[reason as usize] += 1;
+        self.reply_len = len;
+        let Some(q) = classifier::conn::reset_in_place(f.data_mut(), p) else {
+            // Not rewritable (cannot happen for a classified segment):
+            // the client's RST alone.
+            return if f.replace(&self.reply[..len]) {
+                self.counters.replies += 1;
+                self.reply_len = 0;
+                Outcome::Reply
+            } else {
+                Outcome::Drop(reason)
+            };
+        };
+        // The checksum is whole now, whatever the NIC was told.
+        f.set_csum(Csum::Valid);
+        match self.forward(policy, f, &q, pass) {
+            Outcome::Forward { service } => {
+                self.counters.resets_both += 1;
+                Outcome::ForwardAndReply { service }
+            }
+            _ => Outcome::Drop(reason),
         }
     }
 

@@ -27,6 +27,7 @@ use classifier::build::{self, GreParams};
 use classifier::classify;
 use classifier::cookie::CookieSecrets;
 use classifier::fingerprint::{payload_hash, Signatures, TcpFingerprint, TcpRule, UdpFingerprint, UdpRule};
+use classifier::l7::rules::{L7Action, L7Rule};
 use classifier::parse::{parse, L3};
 use classifier::policy::{FragPolicy, Origin, OwnAddr, PayloadRule, Policy, PortSet, Service, SynAuth};
 use classifier::state::{StateConfig, WorkerState};
@@ -77,11 +78,23 @@ fn service(name: &str, vip: IpAddr, auth: SynAuth) -> Service {
     s.syn_auth = auth;
     s.limits.src_pps = 20;
     s.limits.src_syn_pps = 4;
-    s.limits.src_new_flows_ps = 3;
+    s.limits.src_new_conns_ps = 3;
     s.limits.service_pps = 40;
     s.limits.challenge_pps = 8;
     s.limits.src_icmp_pps = 2;
     s.limits.icmp_pps = 6;
+    s.limits.src_conns = 3;
+    s.limits.dst_conns = 6;
+    s.limits.dst_new_conns_ps = 10;
+    s.limits.empty_conn_secs = 1;
+    let mut deny = L7Rule::new(L7Action::Deny);
+    deny.path_prefix = Some(b"/login".as_slice().into());
+    let mut limit = L7Rule::new(L7Action::Limit { per_source_rps: 2 });
+    limit.method = Some(classifier::l7::http::Method::Get);
+    let mut sni = L7Rule::new(L7Action::Deny);
+    sni.sni = Some(b"bad.example".as_slice().into());
+    s.l7_rules = vec![deny, limit, sni];
+    s.tcp_payload_rules = vec![PayloadRule::new(443, 0, b"\x16\x03", b"\xff\xff").expect("rule")];
     // A DNS service expects answers from port 53, a reflection port.
     s.allow_src_ports = PortSet::from_ports([53]);
     let rule = |port, offset, value: &[u8], mask: &[u8]| PayloadRule::new(port, offset, value, mask).expect("rule");
@@ -176,6 +189,11 @@ pub fn run(data: &[u8]) -> Tally {
         flows: 8,
         verified: 8,
         sources: 8,
+        reassembly: classifier::l7::reassembly::ReassemblyConfig {
+            slots: 4,
+            bytes_per_flow: 600,
+            ..Default::default()
+        },
     };
     let mut st = WorkerState::new(&sizes, pol, WORKERS);
     let memory = st.memory_bytes();
@@ -198,7 +216,17 @@ pub fn run(data: &[u8]) -> Tally {
                 tally.passed += 1;
             }
             Verdict::Drop(_) => tally.dropped += 1,
+            Verdict::ResetBoth {
+                len, reason, service, ..
+            } => {
+                check_reply(&reply, len);
+                check_reset_both(pol, frame, reason, service);
+                tally.replies += 1;
+            }
         }
+        // The flow sweep (idle flows, empty connections) between records.
+        st.sweep_flows(now, pol.timeouts.flow_idle, 4);
+        st.ended = None;
     }
     assert_eq!(st.memory_bytes(), memory, "per-core state grew");
     tally
@@ -217,6 +245,29 @@ pub(crate) fn fix_ipv4_checksum(buf: &mut [u8]) -> &[u8] {
         }
     }
     buf
+}
+
+/// A connection reset both ways: a client's data segment to a service
+/// with first-segment rules, which rewrites in place into the client's own
+/// RST (no payload) that parses again.
+fn check_reset_both(pol: &Policy, frame: &[u8], reason: classifier::DropReason, service: u16) {
+    use classifier::DropReason as D;
+    assert!(
+        matches!(reason, D::L7Deny | D::L7Limit | D::TcpPayloadMismatch),
+        "{reason:?}"
+    );
+    let p = parse(frame).expect("a reset segment parsed");
+    assert_eq!(pol.services[usize::from(service)].vip, p.dst_ip());
+    assert!(p.payload_len > 0, "reset on a segment without data");
+    let mut copy = frame.to_vec();
+    let q = classifier::conn::reset_in_place(&mut copy, &p).expect("rewritable");
+    let end = usize::from(q.l3_offset) + usize::from(q.l3_len);
+    let again = parse(&copy[..end]).expect("the RST parses");
+    assert_eq!(again.payload_len, 0);
+    assert_eq!(
+        again.tcp_flags() & classifier::wire::tcp::flags::RST,
+        classifier::wire::tcp::flags::RST
+    );
 }
 
 fn check_reply(reply: &[u8], len: usize) {

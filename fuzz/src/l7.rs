@@ -224,3 +224,71 @@ pub fn a2s(data: &[u8]) {
     );
     assert_eq!(u32::from_le_bytes([reply[5], reply[6], reply[7], reply[8]]), c);
 }
+
+/// `l7_rules`: [`classifier::l7::inspect::judge`] over the first bytes and
+/// every cut of them, against fixed HTTP and TLS rules and a TCP payload
+/// rule. Checks: `full` input is never `Pending`; judging is a function of
+/// the bytes (the same input twice, the same answer); a verdict reached on
+/// a prefix by a deny/limit rule agrees with the matcher on the parsed
+/// facts (every key of the matching rule holds on them).
+pub fn l7_rules(data: &[u8]) {
+    use classifier::l7::inspect::{judge, Judged, SCRATCH_LEN};
+    use classifier::l7::rules::{first_match, Facts, L7Action, L7Rule};
+    use classifier::policy::PayloadRule;
+
+    let rule = |f: &dyn Fn(&mut L7Rule), action| {
+        let mut r = L7Rule::new(action);
+        f(&mut r);
+        r
+    };
+    let rules = [
+        rule(&|r| r.path_prefix = Some(b"/login".as_slice().into()), L7Action::Deny),
+        rule(
+            &|r| {
+                r.method = Some(classifier::l7::http::Method::Get);
+                r.host = Some(b"www.example.com".as_slice().into());
+            },
+            L7Action::Limit { per_source_rps: 5 },
+        ),
+        rule(&|r| r.sni = Some(b"www.example.com".as_slice().into()), L7Action::Deny),
+    ];
+    let payload = [PayloadRule::new(7000, 1, b"\x17\x03", b"\xff\xf0").expect("rule")];
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    for payload_rules in [&payload[..], &[]] {
+        let whole = judge(data, payload_rules, &rules, true, &mut scratch);
+        assert_ne!(whole, Judged::Pending, "full input judged pending");
+        assert_eq!(whole, judge(data, payload_rules, &rules, true, &mut scratch));
+        for cut in cuts(data.len()) {
+            black_box(judge(&data[..cut], payload_rules, &rules, false, &mut scratch));
+        }
+    }
+    // The matcher on the facts of the whole input.
+    let facts = match parse_request(data) {
+        HttpParse::Request(r) => Some(Facts::of_request(&r)),
+        _ => match parse_client_hello(data, &mut scratch) {
+            TlsParse::Hello(h) => Some(Facts::of_hello(&h)),
+            _ => None,
+        },
+    };
+    if let Some(f) = facts {
+        if let Some(r) = first_match(&rules, &f) {
+            assert!(r.matches(&f));
+            match f {
+                Facts::Http { method, path, host } => {
+                    assert!(r.method.is_none_or(|m| m == method));
+                    assert!(r
+                        .path_prefix
+                        .as_deref()
+                        .is_none_or(|p| path.is_some_and(|x| x.starts_with(p))));
+                    assert!(r.host.is_none() || host.is_some());
+                    assert!(!r.has_tls_keys());
+                }
+                Facts::Tls { sni, .. } => {
+                    assert!(r.sni.is_none() || sni.is_some());
+                    assert!(!r.has_http_keys());
+                }
+                Facts::Other => unreachable!("no rule without keys"),
+            }
+        }
+    }
+}

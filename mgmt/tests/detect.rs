@@ -478,6 +478,7 @@ mod offline {
             let out = match scrubber.feed(pkt.ts, &mut pkt.frame) {
                 Action::Forward { service, .. } => Outcome::Forward { service },
                 Action::Reply(_) => Outcome::Reply,
+                Action::ForwardAndReply { service, .. } => Outcome::ForwardAndReply { service },
                 Action::Drop(r) => Outcome::Drop(r),
             };
             if let Some(taken) = taken {

@@ -206,6 +206,7 @@ fn every_attack_profile_is_stopped_for_its_expected_reasons() {
             match s.feed(pkt.ts, &mut pkt.frame) {
                 Action::Forward { .. } => passed += 1,
                 Action::Reply(_) => replied += 1,
+                Action::ForwardAndReply { .. } => panic!("{}: no rule resets connections here", profile.name()),
                 Action::Drop(r) => *seen.entry(r).or_default() += 1,
             }
         }

@@ -28,7 +28,9 @@
 
 pub mod a2s;
 pub mod http;
+pub mod inspect;
 pub mod ja4;
 pub mod reassembly;
 pub mod redirect;
+pub mod rules;
 pub mod tls;

@@ -135,22 +135,24 @@ impl TokenBucket {
 }
 
 /// Which of a source's four buckets (DESIGN.md: per-source pps, SYN/s,
-/// new flows/s, ICMP; `Limits::{src_pps, src_syn_pps, src_new_flows_ps,
+/// new flows/s, ICMP; `Limits::{src_pps, src_syn_pps, src_new_conns_ps,
 /// src_icmp_pps}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceLimit {
     Pps,
     Syn,
-    NewFlow,
+    NewConn,
     Icmp,
+    /// HTTP requests matching an `l7_rules` rule with `action = "limit"`.
+    L7,
 }
 
-/// The four levels of one source, indexed by `SourceLimit as usize`.
-type SourceLevels = [Level; 4];
+/// The five levels of one source, indexed by `SourceLimit as usize`.
+type SourceLevels = [Level; 5];
 
-// 24-byte key, four 16-byte levels, the CLOCK mark: 96 bytes with padding
-// (80 with three levels).
-const _: () = assert!(slot_size::<AddrKey, SourceLevels>() <= 96);
+// 24-byte key, five 16-byte levels, the CLOCK mark: 112 bytes with
+// padding (96 with four levels, before the `l7_rules` limit bucket).
+const _: () = assert!(slot_size::<AddrKey, SourceLevels>() <= 112);
 
 /// Per-source buckets (four per source) in a fixed-capacity table keyed by
 /// source address.
@@ -233,7 +235,7 @@ impl SourceTable {
                 None => true,
             },
             Err(miss) => {
-                let mut levels = [Level::FULL; 4];
+                let mut levels = [Level::FULL; 5];
                 let allowed = match levels.get_mut(i) {
                     Some(level) => level.take(now, rate, cap),
                     None => true,
@@ -307,7 +309,7 @@ impl SourceTable {
         match self.table.probe_hashed(hash, &key) {
             Ok(hit) => self.table.get_mut(hit).map_or(Ok(()), take),
             Err(miss) => {
-                let mut levels = [Level::FULL; 4];
+                let mut levels = [Level::FULL; 5];
                 let res = take(&mut levels);
                 self.table.insert(miss, key, levels, |l| stale(l, now));
                 res
@@ -424,7 +426,7 @@ mod tests {
         assert_eq!(take(&mut t), Ok(()));
         assert_eq!(take(&mut t), Err(SourceLimit::Icmp));
         // The other three levels of the source are untouched by it.
-        for which in [SourceLimit::Syn, SourceLimit::NewFlow] {
+        for which in [SourceLimit::Syn, SourceLimit::NewConn] {
             assert_eq!((0..3).filter(|_| t.allow(ip(1), 0, now, which, 3)).count(), 3);
         }
         assert_eq!(t.len(), 1);
@@ -444,7 +446,7 @@ mod tests {
             3
         );
         assert!(t.allow(ip(1), 0, now, SourceLimit::Pps, 3));
-        assert!(t.allow(ip(1), 0, now, SourceLimit::NewFlow, 3));
+        assert!(t.allow(ip(1), 0, now, SourceLimit::NewConn, 3));
         assert!(t.allow(ip(2), 0, now, SourceLimit::Syn, 3));
         assert_eq!(t.len(), 2);
         // A third of a second later one SYN token is back.

@@ -55,6 +55,40 @@ impl FlowId {
         }
     }
 
+    /// The client's address and whether the flow is IPv6.
+    #[inline]
+    pub fn src(&self) -> (crate::parse::Addr, bool) {
+        (
+            crate::parse::Addr {
+                hi: self.src[0],
+                lo: self.src[1],
+            },
+            self.families & 1 != 0,
+        )
+    }
+
+    /// The service's address (the VIP).
+    #[inline]
+    pub fn dst(&self) -> crate::parse::Addr {
+        crate::parse::Addr {
+            hi: self.dst[0],
+            lo: self.dst[1],
+        }
+    }
+
+    /// The client's port and the service's.
+    #[inline]
+    pub fn ports(&self) -> (u16, u16) {
+        ((self.ports >> 16) as u16, self.ports as u16)
+    }
+
+    /// The client as a per-source table key.
+    #[inline]
+    pub fn src_key(&self) -> super::table::AddrKey {
+        let (a, v6) = self.src();
+        super::table::AddrKey::of(a, v6)
+    }
+
     #[inline]
     fn new(k: &FlowKey) -> Self {
         let (src, s6) = words(k.src);
@@ -93,21 +127,131 @@ fn words(ip: IpAddr) -> ([u64; 2], bool) {
     }
 }
 
-// A flow slot (key, last-seen time, CLOCK mark) stays under one cache line.
-const _: () = assert!(core::mem::size_of::<FlowId>() <= 40);
-const _: () = assert!(slot_size::<FlowId, Nanos>() <= 56);
-
-/// Live TCP flows, keyed by their four-tuple, with their last-seen time.
-#[derive(Debug)]
-pub struct FlowTable {
-    table: Table<FlowId, Nanos>,
+/// What the table remembers of a flow (DESIGN.md, "Flow tracking"): 20
+/// bytes, so that a slot (40-byte key, value, CLOCK mark) fits one cache
+/// line. Times are [`Ticks`] (2^20 ns, about 1.05 ms) in 32 bits: they wrap
+/// after 52 days, and every comparison is a wrapping difference, exact for
+/// spans under 26 days (idle timeouts and `empty_conn_secs` are far less).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Flow {
+    /// Last passed segment.
+    last: u32,
+    /// When the handshake completed (the first ACK after the SYN); 0: not
+    /// yet (a flow that completes it at tick 0 is stamped 1).
+    est: u32,
+    /// The client's next sequence number: ISN + 1 from the SYN, then the
+    /// end of the latest passed segment. A RST toward the origin carries it.
+    pub seq: u32,
+    /// The client's latest acknowledgement: the origin's next sequence
+    /// number as the client saw it. A RST toward the client carries it.
+    pub ack: u32,
+    /// The service the flow belongs to (its limits, its counts).
+    pub service: u16,
+    /// [`Flow::COUNTED_SRC`], [`Flow::COUNTED_DST`], [`Flow::DATA`],
+    /// [`Flow::JUDGED`].
+    pub bits: u8,
 }
 
-/// Is a flow last seen at `last` still live at `now`? A clock that went
-/// backwards (`now < last`) keeps it live.
+/// Flow times: nanoseconds >> 20.
+pub type Ticks = u32;
+
+/// A [`Nanos`] time as [`Ticks`] (truncated to 32 bits: wraps).
 #[inline]
-fn live(last: Nanos, now: Nanos, idle: Nanos) -> bool {
-    now.saturating_sub(last) < idle
+pub const fn ticks(t: Nanos) -> Ticks {
+    (t >> 20) as u32
+}
+
+/// A span in [`Ticks`], rounded up, at least 1 (a timeout never becomes
+/// "always").
+#[inline]
+pub const fn span_ticks(t: Nanos) -> u32 {
+    let n = t.div_ceil(1 << 20);
+    if n == 0 {
+        1
+    } else if n > i32::MAX as u64 {
+        i32::MAX as u32
+    } else {
+        n as u32
+    }
+}
+
+/// Has `span` (in ticks, from [`span_ticks`]) passed from `from` to `now`?
+/// A clock that went backwards (`now` before `from`) has not.
+#[inline]
+pub const fn passed(from: Ticks, now: Ticks, span: u32) -> bool {
+    let d = now.wrapping_sub(from) as i32;
+    d >= 0 && d as u32 >= span
+}
+
+impl Flow {
+    /// Counted in its source's concurrent connections (`src_conns`).
+    pub const COUNTED_SRC: u8 = 1;
+    /// Counted in its service's concurrent connections (`dst_conns`).
+    pub const COUNTED_DST: u8 = 2;
+    /// The client sent data.
+    pub const DATA: u8 = 4;
+    /// First-segment inspection is over for this flow (judged, or nothing
+    /// to judge).
+    pub const JUDGED: u8 = 8;
+
+    /// A flow admitted at `now` by the SYN with sequence number `isn`.
+    pub fn new(now: Nanos, isn: u32, service: u16, bits: u8) -> Self {
+        Flow {
+            last: ticks(now),
+            est: 0,
+            seq: isn.wrapping_add(1),
+            ack: 0,
+            service,
+            bits,
+        }
+    }
+
+    /// Whether the handshake has completed.
+    #[inline]
+    pub fn established(&self) -> bool {
+        self.est != 0
+    }
+
+    /// Records the handshake's completion at `now` (once).
+    #[inline]
+    pub fn establish(&mut self, now: Nanos) {
+        if self.est == 0 {
+            self.est = ticks(now).max(1);
+        }
+    }
+
+    /// An established flow whose client has sent no data for `span` ticks
+    /// since its handshake (the "empty connection" of `empty_conn_secs`).
+    #[inline]
+    pub fn empty_for(&self, now: Nanos, span: u32) -> bool {
+        self.est != 0 && self.bits & Flow::DATA == 0 && passed(self.est, ticks(now), span)
+    }
+
+    /// Live unless more than `idle` ticks passed since `last`: both times
+    /// are truncated to ticks, so a flow is never expired early, and at
+    /// most two ticks (about 2 ms) late.
+    #[inline]
+    fn live(&self, now: Nanos, idle: u32) -> bool {
+        !passed(self.last, ticks(now), idle.saturating_add(1))
+    }
+}
+
+// A flow slot (key, value, CLOCK mark) stays within one cache line.
+const _: () = assert!(core::mem::size_of::<FlowId>() <= 40);
+const _: () = assert!(core::mem::size_of::<Flow>() <= 20);
+const _: () = assert!(slot_size::<FlowId, Flow>() <= 64);
+
+/// A flow that left the table, and why (its counts must be settled).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Gone {
+    pub id: FlowId,
+    pub flow: Flow,
+}
+
+/// Live TCP flows, keyed by their four-tuple.
+#[derive(Debug)]
+pub struct FlowTable {
+    table: Table<FlowId, Flow>,
 }
 
 impl FlowTable {
@@ -146,22 +290,42 @@ impl FlowTable {
     /// [`FlowTable::touch_id`] with the key's [`FlowTable::hash`].
     #[inline]
     pub fn touch_hashed(&mut self, hash: u64, id: &FlowId, now: Nanos, idle: Nanos) -> bool {
+        // An expired flow it removes is not handed back: callers that keep
+        // counts over flows use `get_hashed`.
+        self.get_hashed(hash, id, now, idle).is_ok()
+    }
+
+    /// The live flow of `id`, its last-seen time refreshed, for the caller
+    /// to update; `Err` with the expired flow removed to make way (its
+    /// counts to settle), or `Err(None)` where there was none.
+    #[inline]
+    pub fn get_hashed(&mut self, hash: u64, id: &FlowId, now: Nanos, idle: Nanos) -> Result<&mut Flow, Option<Gone>> {
         let Ok(hit) = self.table.probe_hashed(hash, id) else {
-            return false;
+            return Err(None);
         };
+        let idle = span_ticks(idle);
         // One slot access: the reference bit set on an expired entry does
         // not matter, the entry is removed right after.
-        let found = match self.table.get_mut(hit) {
-            Some(last) if live(*last, now, idle) => {
-                *last = now.max(*last);
-                true
-            }
-            _ => false,
+        let expired = match self.table.get_mut(hit) {
+            Some(f) if f.live(now, idle) => None,
+            Some(f) => Some(*f),
+            None => return Err(None),
         };
-        if !found {
+        if let Some(flow) = expired {
             self.table.remove(hit);
+            return Err(Some(Gone { id: *id, flow }));
         }
-        found
+        match self.table.get_mut(hit) {
+            Some(f) => {
+                let t = ticks(now);
+                // A clock that went backwards does not move `last` back.
+                if t.wrapping_sub(f.last) as i32 > 0 {
+                    f.last = t;
+                }
+                Ok(f)
+            }
+            None => Err(None),
+        }
     }
 
     /// Records a flow (its SYN passed), or refreshes it if it is live.
@@ -169,27 +333,46 @@ impl FlowTable {
         self.insert_id(FlowId::new(&key), now, idle)
     }
 
-    /// [`FlowTable::insert`] by the packed key (the packet path).
+    /// [`FlowTable::insert`] by the packed key, with a default [`Flow`].
     pub fn insert_id(&mut self, id: FlowId, now: Nanos, idle: Nanos) -> Insert {
+        self.insert_flow(id, Flow::new(now, 0, 0, 0), now, idle).0
+    }
+
+    /// Records `flow` under `id`, or refreshes the live flow of `id`
+    /// (whose value is kept); returns what it did and the flow that left
+    /// the table to make room, expired or evicted (its counts to settle).
+    pub fn insert_flow(&mut self, id: FlowId, flow: Flow, now: Nanos, idle: Nanos) -> (Insert, Option<Gone>) {
+        let idle = span_ticks(idle);
         match self.table.probe(&id) {
             Ok(hit) => {
-                let was_live = self.table.get(hit).is_some_and(|&last| live(last, now, idle));
-                if was_live {
-                    if let Some(last) = self.table.get_mut(hit) {
-                        *last = now.max(*last);
+                let old = self.table.get(hit).copied();
+                match old {
+                    Some(mut f) if f.live(now, idle) => {
+                        let t = ticks(now);
+                        if t.wrapping_sub(f.last) as i32 > 0 {
+                            f.last = t;
+                        }
+                        if let Some(v) = self.table.get_mut(hit) {
+                            *v = f;
+                        }
+                        (Insert::Refreshed, None)
                     }
-                    Insert::Refreshed
-                } else {
-                    if let Some(last) = self.table.renew(hit) {
-                        *last = now;
+                    _ => {
+                        if let Some(v) = self.table.renew(hit) {
+                            *v = flow;
+                        }
+                        (Insert::New, old.map(|flow| Gone { id, flow }))
                     }
-                    Insert::New
                 }
             }
-            Err(miss) => match self.table.insert(miss, id, now, |&last| !live(last, now, idle)) {
-                Placed::Free | Placed::Expired => Insert::New,
-                Placed::Evicted => Insert::Evicted,
-            },
+            Err(miss) => {
+                let (placed, old) = self.table.insert_take(miss, id, flow, |f| !f.live(now, idle));
+                let gone = old.map(|(id, flow)| Gone { id, flow });
+                match placed {
+                    Placed::Free | Placed::Expired => (Insert::New, gone),
+                    Placed::Evicted => (Insert::Evicted, gone),
+                }
+            }
         }
     }
 
@@ -200,19 +383,45 @@ impl FlowTable {
 
     /// [`FlowTable::remove`] by the packed key (the packet path).
     pub fn remove_id(&mut self, id: &FlowId) -> bool {
-        match self.table.probe(id) {
-            Ok(hit) => {
-                self.table.remove(hit);
-                true
-            }
-            Err(_) => false,
-        }
+        self.take_id(id).is_some()
+    }
+
+    /// Removes the flow of `id` and returns it (its counts to settle).
+    pub fn take_id(&mut self, id: &FlowId) -> Option<Flow> {
+        let hit = self.table.probe(id).ok()?;
+        let f = self.table.get(hit).copied();
+        self.table.remove(hit);
+        f
     }
 
     /// Frees flows idle for `idle` ns or more among the next `budget` slots
     /// (between bursts); returns how many.
     pub fn sweep(&mut self, now: Nanos, idle: Nanos, budget: usize) -> usize {
-        self.table.sweep(budget, |&last| !live(last, now, idle))
+        let idle = span_ticks(idle);
+        self.table.sweep(budget, |f| !f.live(now, idle))
+    }
+
+    /// [`FlowTable::sweep`] where `dead` also says which live flows end
+    /// (empty connections); each freed flow goes to `gone`.
+    pub fn sweep_each(
+        &mut self,
+        now: Nanos,
+        idle: Nanos,
+        budget: usize,
+        mut dead: impl FnMut(&Flow) -> bool,
+        mut gone: impl FnMut(Gone),
+    ) -> usize {
+        let idle = span_ticks(idle);
+        self.table.sweep_take(
+            budget,
+            |_, f| !f.live(now, idle) || dead(f),
+            |id, flow| gone(Gone { id, flow }),
+        )
+    }
+
+    /// Every stored flow (expired ones included), in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowId, &Flow)> + '_ {
+        self.table.iter()
     }
 
     /// Forgets every flow.
@@ -226,7 +435,7 @@ impl FlowTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::SECOND;
+    use crate::time::{MILLISECOND as MS, SECOND};
 
     const IDLE: Nanos = 10 * SECOND;
 
@@ -259,12 +468,17 @@ mod tests {
         // Touched at 9 s, so still live at 18 s (9 s idle) ...
         assert!(t.touch(&key(1), 9 * SECOND, IDLE));
         assert!(t.touch(&key(1), 18 * SECOND, IDLE));
-        // ... and gone exactly `idle` after the last touch.
-        assert!(!t.touch(&key(1), 28 * SECOND, IDLE));
-        assert!(t.is_empty());
+        // ... until `idle` after the last touch, and gone within two
+        // ticks (~2 ms) after that.
+        let mut k = key(1);
+        k.sport += 1;
+        t.insert(k, 18 * SECOND, IDLE);
+        assert!(t.touch(&k, 28 * SECOND - 1, IDLE));
+        assert!(!t.touch(&key(1), 28 * SECOND + 3 * MS, IDLE));
+        assert_eq!(t.len(), 1);
         // An expired flow inserted again is new, not refreshed.
         t.insert(key(2), 0, IDLE);
-        assert_eq!(t.insert(key(2), IDLE, IDLE), Insert::New);
+        assert_eq!(t.insert(key(2), IDLE + 3 * MS, IDLE), Insert::New);
     }
 
     #[test]
@@ -329,8 +543,8 @@ mod tests {
         for n in 0..8 {
             t.insert(key(n), u64::from(n) * SECOND, IDLE);
         }
-        // At 13 s, flows 0..=3 have been idle 10 s or more.
-        assert_eq!(t.sweep(13 * SECOND, IDLE, 8), 4);
+        // Just after 13 s, flows 0..=3 have been idle 10 s or more.
+        assert_eq!(t.sweep(13 * SECOND + 3 * MS, IDLE, 8), 4);
         assert_eq!(t.len(), 4);
         t.clear();
         assert!(t.is_empty());

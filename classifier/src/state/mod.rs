@@ -58,6 +58,9 @@ pub struct StateConfig {
     pub flows: usize,
     pub verified: usize,
     pub sources: usize,
+    /// First-segment reassembly (`[dataplane]` `reassembly_slots`,
+    /// `reassembly_bytes`): allocated only while a service inspects.
+    pub reassembly: crate::l7::reassembly::ReassemblyConfig,
 }
 
 impl Default for StateConfig {
@@ -66,6 +69,7 @@ impl Default for StateConfig {
             flows: 65536,
             verified: 65536,
             sources: 65536,
+            reassembly: Default::default(),
         }
     }
 }
@@ -80,6 +84,14 @@ pub struct ServiceBuckets {
     pub challenges: TokenBucket,
     /// `Limits::icmp_pps` / workers: ICMP and ICMPv6 messages passed.
     pub icmp: TokenBucket,
+    /// `Limits::dst_new_conns_ps` / workers: flows admitted.
+    pub new_conns: TokenBucket,
+    /// `Limits::dst_conns` / workers (0: unlimited).
+    pub max_conns: u64,
+    /// Flows of this service on this worker counted toward `max_conns`.
+    pub conns: u64,
+    /// `Limits::empty_conn_secs` in flow ticks (0: off).
+    pub empty: u32,
 }
 
 impl ServiceBuckets {
@@ -88,6 +100,10 @@ impl ServiceBuckets {
             pps: one_second(per_worker(limits.service_pps, workers)),
             challenges: one_second(per_worker(limits.challenge_pps, workers)),
             icmp: one_second(per_worker(limits.icmp_pps, workers)),
+            new_conns: one_second(per_worker(limits.dst_new_conns_ps, workers)),
+            max_conns: per_worker(limits.dst_conns, workers),
+            conns: 0,
+            empty: empty_span(limits),
         }
     }
 
@@ -98,6 +114,18 @@ impl ServiceBuckets {
         self.pps.set_rate(pps, pps);
         self.challenges.set_rate(challenges, challenges);
         self.icmp.set_rate(icmp, icmp);
+        let new_conns = per_worker(limits.dst_new_conns_ps, workers);
+        self.new_conns.set_rate(new_conns, new_conns);
+        self.max_conns = per_worker(limits.dst_conns, workers);
+        self.empty = empty_span(limits);
+    }
+}
+
+/// `empty_conn_secs` in flow ticks, 0 when off.
+fn empty_span(limits: &crate::policy::Limits) -> u32 {
+    match limits.empty_conn_secs {
+        0 => 0,
+        s => flow::span_ticks(u64::from(s) * crate::time::SECOND),
     }
 }
 
@@ -116,9 +144,43 @@ fn one_second(rate: u64) -> TokenBucket {
     TokenBucket::new(rate, rate)
 }
 
+/// Slots of the per-source connection counts: the flow table's capacity
+/// while a service sets `src_conns`, else 1.
+fn conn_slots(cfg: &StateConfig, policy: &Policy) -> usize {
+    if policy.services.iter().any(|s| s.limits.src_conns != 0) {
+        cfg.flows
+    } else {
+        1
+    }
+}
+
+/// The inspection state when a service inspects first segments.
+fn inspect_for(cfg: &StateConfig, policy: &Policy) -> Option<Inspect> {
+    let needed = policy
+        .services
+        .iter()
+        .any(|s| !s.l7_rules.is_empty() || !s.tcp_payload_rules.is_empty());
+    if !needed {
+        return None;
+    }
+    // A refused config (validated by mgmt) falls back to the defaults.
+    let reasm = crate::l7::reassembly::Reassembly::new(cfg.reassembly)
+        .or_else(|_| crate::l7::reassembly::Reassembly::new(Default::default()))
+        .ok()?;
+    Some(Inspect {
+        reasm,
+        scratch: vec![0; crate::l7::inspect::SCRATCH_LEN].into_boxed_slice(),
+        judged: 0,
+        unjudgeable: 0,
+    })
+}
+
 /// Everything one worker owns.
 #[derive(Debug)]
 pub struct WorkerState {
+    /// The table sizes it was built with (tables allocated later, when a
+    /// policy needs them, take theirs from here).
+    pub cfg: StateConfig,
     pub flows: FlowTable,
     pub verified: VerifiedTable,
     pub sources: SourceTable,
@@ -141,6 +203,33 @@ pub struct WorkerState {
     pub violation: Option<Violation>,
     /// The init packets seen of `udp_auth` first-packet ports (fixed size).
     pub first_packets: crate::udpauth::FirstPacketTable,
+    /// Concurrent connections per source (`src_conns`): as many slots as
+    /// the flow table while a service sets the limit, one otherwise.
+    pub conns: crate::conn::ConnCounts,
+    /// First-segment inspection: the reassembly of flows whose first bytes
+    /// span segments, and the scratch of a split ClientHello. `None` while
+    /// no service inspects (no memory spent).
+    pub inspect: Option<Inspect>,
+    /// The L2 header of a client frame of a service with `empty_conn_secs`
+    /// (taken from each SYN admitted there): what the RSTs of an empty
+    /// connection go out with, since no packet of the flow is at hand.
+    pub l2: [u8; crate::conn::MAX_L2],
+    pub l2_len: u8,
+    /// An empty connection the last sweep ended, until the caller sends
+    /// its RSTs ([`WorkerState::sweep_flows`]).
+    pub ended: Option<flow::Gone>,
+}
+
+/// Per-worker state of first-segment inspection.
+#[derive(Debug)]
+pub struct Inspect {
+    pub reasm: crate::l7::reassembly::Reassembly<FlowId>,
+    pub scratch: Box<[u8]>,
+    /// Flows judged on their first bytes.
+    pub judged: u64,
+    /// Flows whose first bytes never became judgeable within the bound
+    /// (passed).
+    pub unjudgeable: u64,
 }
 
 /// A limit broken by a source that proved its address (see
@@ -217,13 +306,115 @@ impl WorkerState {
             just_verified: None,
             violation: None,
             first_packets: crate::udpauth::FirstPacketTable::new(),
+            conns: crate::conn::ConnCounts::with_capacity(conn_slots(cfg, policy)),
+            inspect: inspect_for(cfg, policy),
+            l2: [0; crate::conn::MAX_L2],
+            l2_len: 0,
+            ended: None,
+            cfg: *cfg,
         }
+    }
+
+    /// A flow left the table (FIN/RST, idle, eviction, a reset of Moat's
+    /// own): its counts are settled and its reassembly freed. Every path
+    /// that removes a flow calls this.
+    #[inline]
+    pub fn flow_gone(&mut self, g: &flow::Gone) {
+        let f = &g.flow;
+        if f.bits & flow::Flow::COUNTED_SRC != 0 {
+            self.conns.sub(g.id.src_key(), f.service);
+        }
+        if f.bits & flow::Flow::COUNTED_DST != 0 {
+            if let Some(b) = self.services.get_mut(usize::from(f.service)) {
+                b.conns = b.conns.saturating_sub(1);
+            }
+        }
+        if f.bits & flow::Flow::JUDGED == 0 {
+            if let Some(i) = self.inspect.as_mut() {
+                i.reasm.remove(&g.id);
+            }
+        }
+    }
+
+    /// Notes a limit broken by the source of a flow (which completed its
+    /// handshake, so its address is proven).
+    #[inline]
+    pub fn note_violation(&mut self, id: &FlowId, service: crate::policy::ServiceId, kind: ViolationKind) {
+        self.violation = Some(Violation {
+            src: crate::conn::flow_src_ip(id),
+            service,
+            kind,
+        });
+    }
+
+    /// Between bursts: frees flows idle past `idle` among the next
+    /// `budget` slots, settling their counts, and ends at most one empty
+    /// connection (a service's `empty_conn_secs`), which it leaves in
+    /// [`WorkerState::ended`] for the caller to reset both ways (and notes
+    /// as a violation). Returns the flows freed.
+    pub fn sweep_flows(&mut self, now: crate::time::Nanos, idle: crate::time::Nanos, budget: usize) -> usize {
+        // In chunks of at most 64 slots (the flows freed are settled after
+        // each), at most one lap of the table.
+        let mut left = budget.min(self.flows.capacity());
+        let mut freed = 0;
+        while left > 0 {
+            let chunk = left.min(64);
+            freed += self.sweep_chunk(now, idle, chunk);
+            left -= chunk;
+        }
+        freed
+    }
+
+    fn sweep_chunk(&mut self, now: crate::time::Nanos, idle: crate::time::Nanos, budget: usize) -> usize {
+        let mut gone = arrayvec::ArrayVec::<flow::Gone, 64>::new();
+        let services = &self.services;
+        let mut ended = self.ended.is_some();
+        let mut empty = None;
+        let n = self.flows.sweep_each(
+            now,
+            idle,
+            budget,
+            |f| {
+                if ended {
+                    return false;
+                }
+                let span = services.get(usize::from(f.service)).map_or(0, |b| b.empty);
+                let e = span != 0 && f.empty_for(now, span);
+                ended |= e;
+                e
+            },
+            |g| {
+                if empty.is_none() && g.flow.established() && g.flow.bits & flow::Flow::DATA == 0 {
+                    let span = services.get(usize::from(g.flow.service)).map_or(0, |b| b.empty);
+                    if span != 0 && g.flow.empty_for(now, span) {
+                        empty = Some(g);
+                    }
+                }
+                let _ = gone.try_push(g);
+            },
+        );
+        for g in &gone {
+            self.flow_gone(g);
+        }
+        if let Some(g) = empty {
+            self.note_violation(&g.id, g.flow.service, ViolationKind::EmptyConn);
+            self.ended = Some(g);
+        }
+        n
     }
 
     /// Control side: re-reads service limits and the global cap after a
     /// policy swap (resizes `services`; allocation allowed here, never per
     /// packet). Buckets of services that remain keep their levels.
     pub fn apply_policy(&mut self, policy: &Policy, workers: u32) {
+        // Tables that only some policies need are allocated when one does
+        // (control side), and kept after.
+        if self.conns.capacity() < conn_slots(&self.cfg, policy) {
+            self.conns = crate::conn::ConnCounts::with_capacity(conn_slots(&self.cfg, policy));
+        }
+        if self.inspect.is_none() {
+            self.inspect = inspect_for(&self.cfg, policy);
+        }
         self.services.truncate(policy.services.len());
         for (b, s) in self.services.iter_mut().zip(&policy.services) {
             b.set(&s.limits, workers);
@@ -242,6 +433,11 @@ impl WorkerState {
     /// `apply_policy` that does not add services).
     pub fn memory_bytes(&self) -> usize {
         self.flows.memory_bytes()
+            + self.conns.memory_bytes()
+            + self
+                .inspect
+                .as_ref()
+                .map_or(0, |i| i.reasm.memory_bytes() + i.scratch.len())
             + self.verified.memory_bytes()
             + self.sources.memory_bytes()
             + self.services.capacity() * core::mem::size_of::<ServiceBuckets>()
@@ -282,6 +478,7 @@ mod tests {
             flows: 16,
             verified: 16,
             sources: 16,
+            reassembly: Default::default(),
         };
         let st = WorkerState::new(&cfg, &policy(&[1000, 3, 0], 10_000), 4);
         assert_eq!(st.services.len(), 3);
@@ -305,6 +502,7 @@ mod tests {
             flows: 8,
             verified: 8,
             sources: 8,
+            reassembly: Default::default(),
         };
         let mut st = WorkerState::new(&cfg, &policy(&[2], 0), 1);
         assert!(st.services[0].pps.take(SECOND));

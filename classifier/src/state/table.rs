@@ -332,34 +332,49 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     /// Inserts `key`, which a probe just missed (`miss` is that probe's
     /// answer). When the table is full, evicts by CLOCK; `dead` says which
     /// entries have expired and may be taken first.
-    pub fn insert(&mut self, miss: Miss, key: K, val: V, mut dead: impl FnMut(&V) -> bool) -> Placed {
+    pub fn insert(&mut self, miss: Miss, key: K, val: V, dead: impl FnMut(&V) -> bool) -> Placed {
+        self.insert_take(miss, key, val, dead).0
+    }
+
+    /// [`Table::insert`], also returning the entry that left to make room
+    /// (expired or evicted), so that a caller keeping counts over the
+    /// entries can settle them.
+    pub fn insert_take(
+        &mut self,
+        miss: Miss,
+        key: K,
+        val: V,
+        mut dead: impl FnMut(&V) -> bool,
+    ) -> (Placed, Option<(K, V)>) {
         let new = Slot {
             key,
             val,
             mark: Mark::Live,
         };
-        let (slot, placed) = if let Some(slot) = self.free.pop() {
+        let (slot, placed, old) = if let Some(slot) = self.free.pop() {
             if let Some(s) = self.slots.get_mut(slot as usize) {
                 *s = new;
             }
-            (slot, Placed::Free)
+            (slot, Placed::Free, None)
         } else if self.slots.len() < self.cap {
             // Never reallocates: the capacity was reserved for `cap` slots.
             self.slots.push(new);
-            ((self.slots.len() - 1) as u32, Placed::Free)
+            ((self.slots.len() - 1) as u32, Placed::Free, None)
         } else {
             let (victim, live) = self.victim(&mut dead);
             self.unindex(victim);
             self.len -= 1;
-            if let Some(s) = self.slots.get_mut(victim) {
+            let old = self.slots.get_mut(victim).map(|s| {
+                let old = (s.key, s.val);
                 *s = new;
-            }
+                old
+            });
             let placed = if live { Placed::Evicted } else { Placed::Expired };
-            (victim as u32, placed)
+            (victim as u32, placed, old)
         };
         self.link(miss.hash, slot);
         self.len += 1;
-        placed
+        (placed, old)
     }
 
     /// Drops the index entry of an occupied slot.
@@ -426,15 +441,31 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     /// of evicting. Meant for the quiet time between bursts. Returns how
     /// many entries it freed.
     pub fn sweep(&mut self, budget: usize, mut dead: impl FnMut(&V) -> bool) -> usize {
+        self.sweep_take(budget, |_, v| dead(v), |_, _| {})
+    }
+
+    /// [`Table::sweep`] with the key in the predicate, handing each freed
+    /// entry to `gone`.
+    pub fn sweep_take(
+        &mut self,
+        budget: usize,
+        mut dead: impl FnMut(&K, &V) -> bool,
+        mut gone: impl FnMut(K, V),
+    ) -> usize {
         let n = self.slots.len();
         let mut freed = 0;
         for _ in 0..budget.min(n) {
             let at = if self.sweep_at >= n { 0 } else { self.sweep_at };
             self.sweep_at = at + 1;
-            let expired = self.slots.get(at).is_some_and(|s| s.mark != Mark::Free && dead(&s.val));
-            if expired {
+            let expired = self
+                .slots
+                .get(at)
+                .filter(|s| s.mark != Mark::Free && dead(&s.key, &s.val))
+                .map(|s| (s.key, s.val));
+            if let Some((k, v)) = expired {
                 self.unindex(at);
                 self.release(at as u32);
+                gone(k, v);
                 freed += 1;
             }
         }

@@ -134,6 +134,7 @@ impl Node {
             flows: 1024,
             verified: 1024,
             sources: 1024,
+            reassembly: Default::default(),
         };
         Self::with_config(pol, cfg, 1)
     }
@@ -152,7 +153,7 @@ impl Node {
         self.reply = [0; REPLY_BUF];
         let v = classify(&mut self.st, &self.pol, now, frame, &mut self.reply);
         self.last_len = match v {
-            Verdict::Reply { len } => len,
+            Verdict::Reply { len } | Verdict::ResetBoth { len, .. } => len,
             _ => 0,
         };
         v

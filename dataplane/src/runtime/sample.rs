@@ -48,7 +48,7 @@ impl From<Outcome> for SampleVerdict {
     fn from(o: Outcome) -> Self {
         match o {
             Outcome::Forward { .. } => SampleVerdict::Pass,
-            Outcome::Reply => SampleVerdict::Reply,
+            Outcome::Reply | Outcome::ForwardAndReply { .. } => SampleVerdict::Reply,
             Outcome::Drop(r) => SampleVerdict::Drop(r),
         }
     }

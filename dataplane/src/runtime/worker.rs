@@ -209,6 +209,9 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
             // The classifier's clock: capture backends stamp their frames,
             // and table entries carry those times, not the wall clock's.
             pipe.sweep(&policy, clock.unwrap_or(wall), SWEEP_BUDGET);
+            if pipe.state().ended.is_some() {
+                reset_ended(&mut q, &mut pipe, &policy, &mut tx_in, &mut tx_out, &mut lc);
+            }
             sh.mail.drain(&mut pipe.state_mut().verified, clock.unwrap_or(wall));
             ticks += 1;
             let services = ticks == super::stats::SERVICE_PUBLISH_TICKS;
@@ -260,6 +263,10 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
             match out {
                 Outcome::Forward { .. } => push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]),
                 Outcome::Reply => push_or_free(&mut q, &mut tx_out, f, &mut lc.ports[0]),
+                Outcome::ForwardAndReply { .. } => {
+                    push_or_free(&mut q, &mut tx_in, f, &mut lc.ports[1]);
+                    send_copy(&mut q, &mut tx_out, pipe.pending_reply(), &mut lc.ports[0]);
+                }
                 Outcome::Drop(_) => q.free(f),
             }
         }
@@ -319,6 +326,44 @@ fn push_or_free<Q: Queues>(q: &mut Q, b: &mut Burst<Q::Frame>, f: Q::Frame, pc: 
     if let Err(e) = b.try_push(f) {
         pc.tx_dropped += 1;
         q.free(e.element());
+    }
+}
+
+/// Sends a copy of `bytes` in a fresh frame (the RST toward the client of
+/// a connection reset both ways), or counts it dropped.
+fn send_copy<Q: Queues>(q: &mut Q, b: &mut Burst<Q::Frame>, bytes: &[u8], pc: &mut super::stats::PortCounters) {
+    let Some(mut f) = q.alloc() else {
+        pc.tx_dropped += 1;
+        return;
+    };
+    if f.replace(bytes) {
+        push_or_free(q, b, f, pc);
+    } else {
+        pc.tx_dropped += 1;
+        q.free(f);
+    }
+}
+
+/// The empty connection the last sweep ended: its RSTs toward the origin
+/// (through GRE) and toward the client, in two fresh frames.
+fn reset_ended<Q: Queues>(
+    q: &mut Q,
+    pipe: &mut Pipeline,
+    policy: &Policy,
+    tx_in: &mut Burst<Q::Frame>,
+    tx_out: &mut Burst<Q::Frame>,
+    lc: &mut LoopCounters,
+) {
+    let Some(mut to_origin) = q.alloc() else {
+        pipe.reset_ended(policy, None::<&mut Q::Frame>);
+        lc.ports[1].tx_dropped += 1;
+        return;
+    };
+    if pipe.reset_ended(policy, Some(&mut to_origin)) {
+        push_or_free(q, tx_in, to_origin, &mut lc.ports[1]);
+        send_copy(q, tx_out, pipe.pending_reply(), &mut lc.ports[0]);
+    } else {
+        q.free(to_origin);
     }
 }
 

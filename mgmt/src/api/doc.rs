@@ -36,7 +36,7 @@ impl Modify for BearerAuth {
         super::cluster::cluster, super::cluster::drain,
     ),
     components(schemas(
-        Problem, types::Service, types::Limits, types::PayloadRule, types::SynAuthMode, crate::config::UdpAuthConfig, types::Rules, types::Acl,
+        Problem, types::Service, types::Limits, types::PayloadRule, types::L7Rule, types::L7Action, types::SynAuthMode, crate::config::UdpAuthConfig, types::Rules, types::Acl,
         types::Fingerprints, types::Origin, types::Health, crate::health::Check, types::Verified, types::Stats, types::RatesDoc,
         types::PortStats, types::WorkerStats, types::ServiceStats,
         super::attacks::Attacks, super::attacks::Signatures, super::attacks::ActiveSignatures,

@@ -65,9 +65,23 @@ pub struct Limits {
     /// SYNs per second per source address.
     #[schema(maximum = 4294967295_u64)]
     pub src_syn_pps: u32,
-    /// New flows per second per source address.
+    /// New connections (SYNs passed) per second per source address.
     #[schema(maximum = 4294967295_u64)]
-    pub src_new_flows_ps: u32,
+    pub src_new_conns_ps: u32,
+    /// Concurrent connections per source address (a SYN beyond it is
+    /// dropped).
+    #[schema(maximum = 4294967295_u64)]
+    pub src_conns: u32,
+    /// Concurrent connections to the whole service on this node.
+    #[schema(maximum = 9223372036854775807_u64)]
+    pub dst_conns: u64,
+    /// New connections per second to the whole service on this node.
+    #[schema(maximum = 9223372036854775807_u64)]
+    pub dst_new_conns_ps: u64,
+    /// Seconds a connection may send nothing after its handshake before it
+    /// is reset both ways (at most 86400).
+    #[schema(maximum = 86400)]
+    pub empty_conn_secs: u32,
     /// ICMP and ICMPv6 messages per second per source address.
     #[schema(maximum = 4294967295_u64, default = 20)]
     pub src_icmp_pps: u32,
@@ -88,7 +102,11 @@ impl Default for Limits {
         Limits {
             src_pps: l.src_pps,
             src_syn_pps: l.src_syn_pps,
-            src_new_flows_ps: l.src_new_flows_ps,
+            src_new_conns_ps: l.src_new_conns_ps,
+            src_conns: l.src_conns,
+            dst_conns: l.dst_conns,
+            dst_new_conns_ps: l.dst_new_conns_ps,
+            empty_conn_secs: l.empty_conn_secs,
             src_icmp_pps: l.src_icmp_pps,
             service_pps: l.service_pps,
             challenge_pps: l.challenge_pps,
@@ -97,12 +115,14 @@ impl Default for Limits {
     }
 }
 
-/// A UDP payload rule: a datagram to `port` passes when
-/// `payload[offset..][..len] & mask == value & mask`.
+/// A payload rule: a UDP datagram to `port` passes when
+/// `payload[offset..][..len] & mask == value & mask`; on a TCP port, a
+/// flow's first data bytes are tested (offset from its first payload byte)
+/// and a flow that matches none of its port's rules is reset both ways.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayloadRule {
-    /// `udp/PORT`.
+    /// `udp/PORT` or `tcp/PORT`.
     #[schema(example = "udp/7777")]
     pub port: String,
     #[serde(default)]
@@ -114,6 +134,43 @@ pub struct PayloadRule {
     /// Hex bytes, as long as `value`; absent: all `ff`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<String>,
+}
+
+/// What a first-segment rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum L7Action {
+    /// Drop the segment and reset the connection both ways.
+    #[default]
+    Deny,
+    /// At most `per_source_rps` matching requests per second per source;
+    /// beyond it, as deny.
+    Limit,
+}
+
+/// A first-segment rule: every key given must match the flow's first bytes
+/// (HTTP: `method`, `path_prefix`, `host`; TLS ClientHello: `sni`, `ja4`;
+/// not both kinds in one rule, at least one key).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct L7Rule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "POST")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "/login")]
+    pub path_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
+    #[serde(default)]
+    pub action: L7Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    pub per_source_rps: Option<u32>,
 }
 
 /// A protected service (a VIP), as `[[services]]` in the config file.
@@ -145,6 +202,9 @@ pub struct Service {
     /// `[[services.udp_auth]]`.
     #[serde(default)]
     pub udp_auth: Vec<UdpAuthConfig>,
+    /// First-segment rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub l7_rules: Vec<L7Rule>,
     /// Attack detection thresholds of this service (absent: `[detection]`'s).
     #[serde(default, deserialize_with = "object")]
     pub detection: Thresholds,
@@ -329,6 +389,8 @@ impl Service {
         fits("limits.service_pps", self.limits.service_pps)?;
         fits("limits.challenge_pps", self.limits.challenge_pps)?;
         fits("limits.icmp_pps", self.limits.icmp_pps)?;
+        fits("limits.dst_conns", self.limits.dst_conns)?;
+        fits("limits.dst_new_conns_ps", self.limits.dst_new_conns_ps)?;
         from_value(to_value(self))
     }
 
@@ -344,6 +406,7 @@ impl Service {
             limits: Limits::default(),
             payload_rules: Vec::new(),
             udp_auth: Vec::new(),
+            l7_rules: Vec::new(),
             detection: s.detection,
             on_attack: s.on_attack.clone(),
         })

@@ -96,6 +96,8 @@ impl Scrubber {
                     self.col.suspect(p.src_ip(), Some(fp));
                 }
             }
+            // A connection reset both ways: its source broke a rule.
+            Action::ForwardAndReply { .. } => self.col.suspect(p.src_ip(), suspect_fp(data, p)),
             Action::Drop(r) if *r != classifier::DropReason::ChallengeAnswered => {
                 self.col.suspect(p.src_ip(), suspect_fp(data, p));
             }
@@ -126,6 +128,12 @@ pub fn scrub(cfg: &Config, input: &Path, out: &Path, replies: Option<&Path>) -> 
             Action::Reply(frame) => {
                 if let Some(w) = replies.as_mut() {
                     w.write(f.ts, frame)?;
+                }
+            }
+            Action::ForwardAndReply { frame, reply, .. } => {
+                clean.write(f.ts, frame)?;
+                if let Some(w) = replies.as_mut() {
+                    w.write(f.ts, reply)?;
                 }
             }
             Action::Drop(_) => {}

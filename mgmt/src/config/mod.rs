@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod detect;
 mod files;
 mod gates;
+pub mod l7;
 mod locate;
 mod policy;
 pub mod udpauth;
@@ -161,6 +162,11 @@ pub struct DataplaneConfig {
     pub workers: u32,
     pub burst: u32,
     pub flow_table_size: u32,
+    /// First-segment reassembly: flows held at once per worker (allocated
+    /// only while a service has `l7_rules` or TCP payload rules).
+    pub reassembly_slots: u32,
+    /// First client bytes kept per flow for inspection.
+    pub reassembly_bytes: u32,
     pub verified_table_size: u32,
     pub source_table_size: u32,
     #[serde(with = "values::frag_policy")]
@@ -197,6 +203,8 @@ impl Default for DataplaneConfig {
             workers: 1,
             burst: 32,
             flow_table_size: 65536,
+            reassembly_slots: 2048,
+            reassembly_bytes: 4096,
             verified_table_size: 65536,
             source_table_size: 65536,
             fragments: FragPolicy::Drop,
@@ -465,6 +473,9 @@ pub struct ServiceConfig {
     /// UDP game authentication per port (`udpauth.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub udp_auth: Vec<UdpAuthConfig>,
+    /// First-segment rules (HTTP request line and Host, TLS ClientHello).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub l7_rules: Vec<l7::L7RuleConfig>,
     /// Thresholds of this service (absent keys: `[detection]`'s).
     #[serde(default)]
     pub detection: Thresholds,
@@ -481,13 +492,44 @@ pub struct ServiceConfig {
 pub struct LimitsConfig {
     pub src_pps: u32,
     pub src_syn_pps: u32,
-    pub src_new_flows_ps: u32,
+    pub src_new_conns_ps: u32,
+    /// The old name of `src_new_conns_ps`, still read (with a warning at
+    /// load) and never written.
+    #[serde(skip_serializing)]
+    pub src_new_flows_ps: Option<u32>,
+    /// Concurrent connections per source.
+    pub src_conns: u32,
+    /// Concurrent connections to the service (node-wide).
+    pub dst_conns: u64,
+    /// New connections per second to the service (node-wide).
+    pub dst_new_conns_ps: u64,
+    /// Seconds a connection may stay silent after its handshake.
+    pub empty_conn_secs: u32,
     /// ICMP and ICMPv6 messages per second per source (default 20).
     pub src_icmp_pps: u32,
     pub service_pps: u64,
     pub challenge_pps: u64,
     /// ICMP and ICMPv6 messages per second to the service (default 200).
     pub icmp_pps: u64,
+}
+
+impl LimitsConfig {
+    /// Moves a value given under the old name `src_new_flows_ps` to
+    /// `src_new_conns_ps`; `Err` when both names are given with different
+    /// values. Returns whether the old name was used.
+    pub fn take_old_names(&mut self) -> Result<bool, String> {
+        let Some(old) = self.src_new_flows_ps.take() else {
+            return Ok(false);
+        };
+        if self.src_new_conns_ps != 0 && self.src_new_conns_ps != old {
+            return Err(format!(
+                "src_new_flows_ps (the old name of src_new_conns_ps) = {old} and src_new_conns_ps = {} disagree",
+                self.src_new_conns_ps
+            ));
+        }
+        self.src_new_conns_ps = old;
+        Ok(true)
+    }
 }
 
 impl Default for LimitsConfig {
@@ -501,7 +543,12 @@ impl From<&Limits> for LimitsConfig {
         LimitsConfig {
             src_pps: l.src_pps,
             src_syn_pps: l.src_syn_pps,
-            src_new_flows_ps: l.src_new_flows_ps,
+            src_new_conns_ps: l.src_new_conns_ps,
+            src_new_flows_ps: None,
+            src_conns: l.src_conns,
+            dst_conns: l.dst_conns,
+            dst_new_conns_ps: l.dst_new_conns_ps,
+            empty_conn_secs: l.empty_conn_secs,
             src_icmp_pps: l.src_icmp_pps,
             service_pps: l.service_pps,
             challenge_pps: l.challenge_pps,
@@ -515,7 +562,11 @@ impl From<&LimitsConfig> for Limits {
         Limits {
             src_pps: l.src_pps,
             src_syn_pps: l.src_syn_pps,
-            src_new_flows_ps: l.src_new_flows_ps,
+            src_new_conns_ps: l.src_new_flows_ps.unwrap_or(l.src_new_conns_ps),
+            src_conns: l.src_conns,
+            dst_conns: l.dst_conns,
+            dst_new_conns_ps: l.dst_new_conns_ps,
+            empty_conn_secs: l.empty_conn_secs,
             src_icmp_pps: l.src_icmp_pps,
             service_pps: l.service_pps,
             challenge_pps: l.challenge_pps,
@@ -525,7 +576,10 @@ impl From<&LimitsConfig> for Limits {
 }
 
 /// `[[services.payload_rules]]`: a UDP datagram to `port` passes when
-/// `payload[offset..][..len] & mask == value & mask`.
+/// `payload[offset..][..len] & mask == value & mask`. On a TCP port
+/// (`tcp/N`), the same test on each flow's first data bytes (`offset` from
+/// the flow's first payload byte): a flow that matches none of its port's
+/// rules is reset both ways.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayloadRuleConfig {
@@ -679,7 +733,23 @@ impl Config {
     /// Parses and validates `s`; `file_label` names it in errors and
     /// `base_dir` is the folder relative paths are relative to.
     pub fn from_toml_str(s: &str, file_label: &str, base_dir: &Path) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(s).map_err(|e| locate::serde_error(s, file_label, &e))?;
+        let mut file: ConfigFile = toml::from_str(s).map_err(|e| locate::serde_error(s, file_label, &e))?;
+        for (i, svc) in file.services.iter_mut().enumerate() {
+            match svc.limits.take_old_names() {
+                Ok(true) => tracing::warn!(
+                    "{file_label}: services[{i}].limits.src_new_flows_ps is deprecated: \
+                     it is now src_new_conns_ps (read as such)"
+                ),
+                Ok(false) => {}
+                Err(why) => {
+                    return Err(ConfigError {
+                        file: file_label.to_string(),
+                        key: format!("services[{i}].limits.src_new_conns_ps"),
+                        reason: why,
+                    })
+                }
+            }
+        }
         let base_dir = if base_dir.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {
@@ -878,6 +948,11 @@ impl Config {
             flows: t.flows,
             verified: t.verified,
             sources: t.sources,
+            reassembly: classifier::l7::reassembly::ReassemblyConfig {
+                slots: usize::try_from(self.dataplane.reassembly_slots).unwrap_or(usize::MAX),
+                bytes_per_flow: usize::try_from(self.dataplane.reassembly_bytes).unwrap_or(usize::MAX),
+                ..Default::default()
+            },
         }
     }
 }

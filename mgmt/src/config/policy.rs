@@ -215,7 +215,16 @@ fn service(i: usize, s: &ServiceConfig, origin: u16) -> Result<Service, ConfigEr
                 ),
             )
         })?;
-        svc.payload_rules.push(rule);
+        if r.port.proto == Proto::Tcp {
+            svc.tcp_payload_rules.push(rule);
+        } else {
+            svc.payload_rules.push(rule);
+        }
+    }
+    for (j, r) in s.l7_rules.iter().enumerate() {
+        let rule = super::l7::to_rule(r)
+            .map_err(|(k, why)| ConfigError::at(format!("services[{i}].l7_rules[{j}].{k}"), why))?;
+        svc.l7_rules.push(rule);
     }
     for (j, a) in s.udp_auth.iter().enumerate() {
         let auth = a

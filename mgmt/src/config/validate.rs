@@ -120,6 +120,13 @@ fn dataplane(d: &DataplaneConfig) -> Res {
     ] {
         range(key, v.into(), 1024, MAX_TABLE_SIZE)?;
     }
+    range("dataplane.reassembly_slots", d.reassembly_slots.into(), 1, 1 << 20)?;
+    range(
+        "dataplane.reassembly_bytes",
+        d.reassembly_bytes.into(),
+        512,
+        classifier::l7::reassembly::MAX_BYTES_PER_FLOW as u64,
+    )?;
     range("dataplane.verified_ttl_secs", d.verified_ttl_secs.into(), 1, 86_400)?;
     range("dataplane.flow_idle_secs", d.flow_idle_secs.into(), 1, 86_400)?;
     range("dataplane.idle_spins", d.idle_spins.into(), 0, 10_000_000)?;
@@ -444,6 +451,7 @@ fn services(services: &[ServiceConfig], origins: &[OriginConfig], ports: &[PortC
             payload_rule(i, j, s)?;
         }
         super::udpauth::validate(i, s)?;
+        super::l7::validate(i, s)?;
     }
     Ok(())
 }
@@ -472,19 +480,25 @@ fn vip(i: usize, vip: IpAddr, ports: &[PortConfig]) -> Res {
 fn payload_rule(i: usize, j: usize, s: &ServiceConfig) -> Res {
     let r = &s.payload_rules[j];
     let key = |k: &str| format!("services[{i}].payload_rules[{j}].{k}");
-    let port = match (r.port.proto, r.port.single()) {
-        (Proto::Udp, Some(p)) => p,
+    let (proto, port) = match (r.port.proto, r.port.single()) {
+        (Proto::Udp | Proto::Tcp, Some(p)) => (r.port.proto, p),
         _ => {
             return Err(ConfigError::at(
                 key("port"),
-                format!("\"{}\": a payload rule is for one UDP port (udp/N)", r.port),
+                format!(
+                    "\"{}\": a payload rule is for one UDP or TCP port (udp/N, tcp/N)",
+                    r.port
+                ),
             ))
         }
     };
-    if !s.allow.iter().any(|a| a.covers(Proto::Udp, port)) {
+    if !s.allow.iter().any(|a| a.covers(proto, port)) {
         return Err(ConfigError::at(
             key("port"),
-            format!("payload rule on udp/{port} which the service does not allow"),
+            format!(
+                "payload rule on {}/{port} which the service does not allow",
+                if proto == Proto::Tcp { "tcp" } else { "udp" }
+            ),
         ));
     }
     let len = r.value.0.len();
