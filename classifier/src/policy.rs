@@ -249,6 +249,19 @@ pub struct Service {
     /// reflection ports (e.g. a DNS resolver service expects answers from 53).
     pub allow_src_ports: PortSet,
     pub payload_rules: Vec<PayloadRule>,
+    /// The auto-blacklist (`[services.blacklist]`), `None`: off. Carried in
+    /// the snapshot for the management plane, which counts violations and
+    /// bans; `classify` itself only reads the workers' ban tables.
+    pub blacklist: Option<BanRule>,
+}
+
+/// When a source that keeps breaking a service's limits is banned: at
+/// `violations` violations within `window`, for `ban`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanRule {
+    pub violations: u32,
+    pub window: Nanos,
+    pub ban: Nanos,
 }
 
 impl Service {
@@ -266,6 +279,7 @@ impl Service {
             limits: Limits::default(),
             allow_src_ports: PortSet::default(),
             payload_rules: Vec::new(),
+            blacklist: None,
         }
     }
 

@@ -173,6 +173,10 @@ drop_reasons! {
     /// ICMP or ICMPv6 message over its source's ICMP rate
     /// (`Limits::src_icmp_pps`).
     RateLimitIcmpSource = "rate_limit_icmp_source",
+    /// Source banned by the auto-blacklist (`[services.blacklist]`: it
+    /// broke limits too often) or by hand (`POST /api/v1/blacklist`);
+    /// checked right after the ACL, which wins.
+    Blacklisted = "blacklisted",
 }
 
 impl core::fmt::Display for DropReason {
@@ -194,6 +198,6 @@ mod tests {
         assert_eq!(DropReason::from_name("nope"), None);
         // New reasons go last: the numbers of the others never move.
         assert_eq!(DropReason::NdIgnored as usize, 31);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::RateLimitIcmpSource));
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::Blacklisted));
     }
 }

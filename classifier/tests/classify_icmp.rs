@@ -42,6 +42,7 @@ fn node(limits: Limits, workers: u32, sources: usize) -> Node {
         flows: 1024,
         verified: 1024,
         sources,
+        bans: 64,
     };
     Node::with_config(pol, cfg, workers)
 }

@@ -204,6 +204,7 @@ fn rate_limit_service_split_among_workers() {
         flows: 64,
         verified: 64,
         sources: 64,
+        bans: 64,
     };
     let mut n = Node::with_config(policy_with(KEY, vec![game(limits)]), cfg, 2);
     let ok = (0..8).filter(|i| passed(n.run(T0, &udp_from(src(*i))))).count();

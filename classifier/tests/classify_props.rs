@@ -75,6 +75,7 @@ fn small_state() -> StateConfig {
         flows: 16,
         verified: 8,
         sources: 16,
+        bans: 64,
     }
 }
 

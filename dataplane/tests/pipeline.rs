@@ -39,6 +39,7 @@ fn setup() -> (Policy, Pipeline) {
         flows: 1024,
         verified: 1024,
         sources: 1024,
+        bans: 64,
     };
     let pipe = Pipeline::new(&p, gre, &sizes, 1);
     (p, pipe)

@@ -132,6 +132,7 @@ fn start_sampling(wire: &Shared, pol: Policy, sample_every: u32) -> Runtime {
             flows: 1024,
             verified: 1024,
             sources: 1024,
+            bans: 64,
         },
         icmp_pps: 100,
         gre: vec![GreParams {

@@ -176,6 +176,7 @@ pub fn run(data: &[u8]) -> Tally {
         flows: 8,
         verified: 8,
         sources: 8,
+        bans: 64,
     };
     let mut st = WorkerState::new(&sizes, pol, WORKERS);
     let memory = st.memory_bytes();

@@ -134,6 +134,7 @@ impl Node {
             flows: 1024,
             verified: 1024,
             sources: 1024,
+            bans: 64,
         };
         Self::with_config(pol, cfg, 1)
     }

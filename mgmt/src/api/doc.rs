@@ -44,7 +44,7 @@ impl Modify for BearerAuth {
         crate::report::AttackReport, crate::report::store::ReportSummary, crate::report::TopSource,
         crate::report::TopPort, crate::report::TopFingerprint, crate::report::timeline::Timeline,
         crate::report::timeline::Point, crate::detect::figures::Figures, crate::detect::countermeasures::Action,
-        crate::config::Thresholds, crate::config::OnAttackConfig,
+        crate::config::Thresholds, crate::config::OnAttackConfig, crate::config::BlacklistConfig,
         super::cluster::Cluster, super::cluster::Drain, crate::cluster::bgp::BgpStatus,
         crate::cluster::bus::BusStatus, crate::cluster::bus::VerifiedDropped, crate::cluster::bus::ConfigCounts,
         crate::cluster::bus::CatchupCounts,

@@ -627,6 +627,7 @@ fn update(a: &mut Attack) {
 fn escalate(service: &str, on: &OnAttackConfig, a: &mut Attack, now: u64, cm: &mut dyn Countermeasures) {
     let mut e = Escalation {
         syn_auth: on.syn_auth_mode(),
+        blacklist: on.blacklist,
         ..Escalation::default()
     };
     if on.activate_signatures {

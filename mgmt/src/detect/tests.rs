@@ -286,6 +286,7 @@ fn escalation_with_proposed_signatures_then_relax() {
     let on = OnAttackConfig {
         syn_auth: Some("challenge-ack".into()),
         activate_signatures: true,
+        blacklist: false,
     };
     let mut f = Feed::new(Detector::new(
         cfg(),
@@ -424,6 +425,7 @@ fn interrupt_closes_attacks_under_way() {
     let on = OnAttackConfig {
         syn_auth: Some("challenge-ack".into()),
         activate_signatures: false,
+        blacklist: false,
     };
     let mut f = Feed::new(Detector::new(cfg(), 1, vec![svc("web", 10_000, on)]));
     f.quiet(2, 1000);
@@ -460,6 +462,7 @@ fn answered_challenges_are_not_attack_evidence() {
     let on = OnAttackConfig {
         syn_auth: None,
         activate_signatures: true,
+        blacklist: false,
     };
     let mut d = Detector::new(
         cfg(),

@@ -71,6 +71,9 @@ pub struct Action {
     pub deny_tcp: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub deny_udp: Vec<String>,
+    /// The auto-blacklist was turned on.
+    #[serde(skip_serializing_if = "core::ops::Not::not", default)]
+    pub blacklist: bool,
 }
 
 impl Action {
@@ -81,6 +84,7 @@ impl Action {
             syn_auth: e.syn_auth.map(|m| m.as_str().to_string()),
             deny_tcp: e.deny_tcp.iter().map(ToString::to_string).collect(),
             deny_udp: e.deny_udp.iter().map(ToString::to_string).collect(),
+            blacklist: e.blacklist,
         }
     }
 
@@ -91,6 +95,7 @@ impl Action {
             syn_auth: None,
             deny_tcp: Vec::new(),
             deny_udp: Vec::new(),
+            blacklist: false,
         }
     }
 }
