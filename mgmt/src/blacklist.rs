@@ -162,9 +162,9 @@ pub fn now_ms() -> u64 {
 /// Why a ban request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BanError {
-    #[error("duration_secs: {0} is out of range 1..={max}", max = crate::config::BlacklistConfig::MAX_BAN_SECS)]
+    #[error("{0} is out of range 1..={max}", max = crate::config::BlacklistConfig::MAX_BAN_SECS)]
     Duration(u64),
-    #[error("service: no service named \"{0}\"")]
+    #[error("no service named \"{0}\"")]
     NoService(String),
 }
 
@@ -225,8 +225,7 @@ impl Blacklist {
         let Some(bytes) = crate::persist::read_optional(path)? else {
             return Ok(0);
         };
-        let bans: Vec<Ban> =
-            serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let bans: Vec<Ban> = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let mut g = self.lock();
         let mut n = 0;
         for b in bans.into_iter().filter(|b| b.expires_at > now) {
@@ -334,10 +333,13 @@ impl Blacklist {
             ban.service
         );
         self.stats.bans_total.fetch_add(1, Relaxed);
-        self.share(g, Shared::Ban {
-            ban: ban.clone(),
-            remaining_ms: ttl,
-        });
+        self.share(
+            g,
+            Shared::Ban {
+                ban: ban.clone(),
+                remaining_ms: ttl,
+            },
+        );
         self.put(g, ban, ttl);
     }
 
@@ -422,10 +424,13 @@ impl Blacklist {
         let mut g = self.lock();
         self.stats.bans_total.fetch_add(1, Relaxed);
         self.stats.bans_manual.fetch_add(1, Relaxed);
-        self.share(&mut g, Shared::Ban {
-            ban: ban.clone(),
-            remaining_ms: ttl,
-        });
+        self.share(
+            &mut g,
+            Shared::Ban {
+                ban: ban.clone(),
+                remaining_ms: ttl,
+            },
+        );
         self.put(&mut g, ban.clone(), ttl);
         Ok(ban)
     }
@@ -516,18 +521,20 @@ impl Blacklist {
     pub fn spawn(self: &Arc<Self>) -> std::io::Result<BlacklistThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let (me, flag) = (Arc::clone(self), Arc::clone(&stop));
-        let join = std::thread::Builder::new().name("moat-blacklist".into()).spawn(move || {
-            let mut saved = Instant::now();
-            while !flag.load(Relaxed) {
-                std::thread::sleep(TICK);
-                me.tick(now_ms());
-                if saved.elapsed() >= SAVE_EVERY {
-                    saved = Instant::now();
-                    me.save();
+        let join = std::thread::Builder::new()
+            .name("moat-blacklist".into())
+            .spawn(move || {
+                let mut saved = Instant::now();
+                while !flag.load(Relaxed) {
+                    std::thread::sleep(TICK);
+                    me.tick(now_ms());
+                    if saved.elapsed() >= SAVE_EVERY {
+                        saved = Instant::now();
+                        me.save();
+                    }
                 }
-            }
-            me.save();
-        })?;
+                me.save();
+            })?;
         Ok(BlacklistThread { stop, join: Some(join) })
     }
 }

@@ -65,12 +65,18 @@ fn violations_in_one_window_ban_and_the_worker_drops_until_the_end() {
     let bans = bl.list(None, None, 3_000);
     assert_eq!(bans.len(), 1);
     let b = &bans[0];
-    assert_eq!((b.service.as_str(), b.kind.as_str(), b.violations), ("web", "src_pps", 3));
+    assert_eq!(
+        (b.service.as_str(), b.kind.as_str(), b.violations),
+        ("web", "src_pps", 3)
+    );
     assert_eq!((b.banned_at, b.expires_at), (3_000, 8_000));
     assert_eq!(bl.counters(), 0, "the counter ends with the ban");
     assert!(table.is_banned(a.src, 3_000 * MILLISECOND));
     assert!(table.is_banned(a.src, 8_000 * MILLISECOND - 1));
-    assert!(!table.is_banned(a.src, 8_000 * MILLISECOND), "the worker's ban ends by itself");
+    assert!(
+        !table.is_banned(a.src, 8_000 * MILLISECOND),
+        "the worker's ban ends by itself"
+    );
     bl.tick(8_000);
     assert_eq!(bl.active(), 0);
     assert_eq!(bl.stats.bans_expired.load(Relaxed), 1);
@@ -130,7 +136,8 @@ fn counters_and_bans_are_bounded_and_evictions_counted() {
     assert_eq!(bl.counters(), 1);
     assert_eq!(bl.stats.counters_evicted.load(Relaxed), 992);
     for i in 0..10u64 {
-        bl.ban(IpAddr::V4((i as u32 + 1 << 8).into()), None, 10 + i, 30_000).unwrap();
+        bl.ban(IpAddr::V4((i as u32 + 1 << 8).into()), None, 10 + i, 30_000)
+            .unwrap();
     }
     assert_eq!(bl.active(), 4);
     assert_eq!(bl.stats.bans_evicted.load(Relaxed), 6);
@@ -204,7 +211,13 @@ fn shared_changes_go_out_once_and_peer_bans_apply_with_their_time_left() {
     bl.unban(a);
     let out = bl.take_outgoing();
     assert_eq!(out.len(), 2);
-    assert!(matches!(&out[0], Shared::Ban { remaining_ms: 10_000, .. }));
+    assert!(matches!(
+        &out[0],
+        Shared::Ban {
+            remaining_ms: 10_000,
+            ..
+        }
+    ));
     assert_eq!(out[1], Shared::Unban { source: a });
     // The wire form round-trips.
     let json = serde_json::to_vec(&out[0]).unwrap();

@@ -206,7 +206,12 @@ impl BlacklistConfig {
     pub fn validate(&self, key: &str) -> Res {
         range(format!("{key}.violations"), self.violations.into(), 1, 1_000_000)?;
         range(format!("{key}.window_secs"), self.window_secs.into(), 1, 86_400)?;
-        range(format!("{key}.ban_secs"), self.ban_secs.into(), 1, Self::MAX_BAN_SECS.into())
+        range(
+            format!("{key}.ban_secs"),
+            self.ban_secs.into(),
+            1,
+            Self::MAX_BAN_SECS.into(),
+        )
     }
 
     /// The classifier's form.

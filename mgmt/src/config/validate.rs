@@ -124,7 +124,12 @@ fn dataplane(d: &DataplaneConfig) -> Res {
         range(key, v.into(), 1024, MAX_TABLE_SIZE)?;
     }
     range("dataplane.ban_table_size", d.ban_table_size.into(), 16, MAX_TABLE_SIZE)?;
-    range("dataplane.violation_table_size", d.violation_table_size.into(), 16, MAX_TABLE_SIZE)?;
+    range(
+        "dataplane.violation_table_size",
+        d.violation_table_size.into(),
+        16,
+        MAX_TABLE_SIZE,
+    )?;
     range("dataplane.verified_ttl_secs", d.verified_ttl_secs.into(), 1, 86_400)?;
     range("dataplane.flow_idle_secs", d.flow_idle_secs.into(), 1, 86_400)?;
     range("dataplane.idle_spins", d.idle_spins.into(), 0, 10_000_000)?;
