@@ -236,8 +236,12 @@ impl Running {
             _lock: lock,
         };
         if cfg.cluster.enabled() {
-            let bus =
-                crate::cluster::bus::Bus::start(&cfg, Arc::clone(&running.control), Arc::clone(&running.node.rt.mail))?;
+            let bus = crate::cluster::bus::Bus::start(
+                &cfg,
+                Arc::clone(&running.control),
+                Arc::clone(&running.node.rt.mail),
+                Some(Arc::clone(&running.blacklist)),
+            )?;
             let state = Arc::clone(&bus.state);
             running.health.add_degraded_check(Box::new(move || state.health()));
             running.cluster.bus = Some(Arc::clone(&bus.state));
