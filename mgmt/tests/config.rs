@@ -1171,13 +1171,37 @@ fn blacklist_defaults_reach_the_policy_and_bad_values_are_refused() {
     let c = parse(&with_blacklist("violations = 2\nwindow_secs = 10\nban_secs = 1")).unwrap();
     let rule = c.policy().unwrap().services[0].blacklist.unwrap();
     assert_eq!((rule.violations, rule.window, rule.ban), (2, 10 * SECOND, SECOND));
-    assert_eq!(parse(BASE).unwrap().policy().unwrap().services[0].blacklist, None, "absent: off");
+    assert_eq!(
+        parse(BASE).unwrap().policy().unwrap().services[0].blacklist,
+        None,
+        "absent: off"
+    );
     let k = "services[0].blacklist";
-    refused(&with_blacklist("violations = 0"), &format!("{k}.violations"), "0 is out of range 1..=1000000");
-    refused(&with_blacklist("window_secs = 0"), &format!("{k}.window_secs"), "out of range 1..=86400");
-    refused(&with_blacklist("ban_secs = 0"), &format!("{k}.ban_secs"), "out of range 1..=2592000");
-    refused(&with_blacklist("ban_secs = 2592001"), &format!("{k}.ban_secs"), "2592001 is out of range");
-    refused(&with_blacklist("violations = 4000000000"), &format!("{k}.violations"), "out of range");
+    refused(
+        &with_blacklist("violations = 0"),
+        &format!("{k}.violations"),
+        "0 is out of range 1..=1000000",
+    );
+    refused(
+        &with_blacklist("window_secs = 0"),
+        &format!("{k}.window_secs"),
+        "out of range 1..=86400",
+    );
+    refused(
+        &with_blacklist("ban_secs = 0"),
+        &format!("{k}.ban_secs"),
+        "out of range 1..=2592000",
+    );
+    refused(
+        &with_blacklist("ban_secs = 2592001"),
+        &format!("{k}.ban_secs"),
+        "2592001 is out of range",
+    );
+    refused(
+        &with_blacklist("violations = 4000000000"),
+        &format!("{k}.violations"),
+        "out of range",
+    );
     let e = parse(&with_blacklist("violatons = 3")).expect_err("unknown key");
     assert!(e.to_string().contains("violatons"), "{e}");
     let e = parse(&with_blacklist("ban_secs = -1")).expect_err("negative");
