@@ -136,7 +136,7 @@ fn counters_and_bans_are_bounded_and_evictions_counted() {
     assert_eq!(bl.counters(), 1);
     assert_eq!(bl.stats.counters_evicted.load(Relaxed), 992);
     for i in 0..10u64 {
-        bl.ban(IpAddr::V4((i as u32 + 1 << 8).into()), None, 10 + i, 30_000)
+        bl.ban(IpAddr::V4(((i as u32 + 1) << 8).into()), None, 10 + i, 30_000)
             .unwrap();
     }
     assert_eq!(bl.active(), 4);
@@ -237,5 +237,5 @@ fn shared_changes_go_out_once_and_peer_bans_apply_with_their_time_left() {
     assert!(peer.get(a, 51_000).is_none());
     pw.drain_bans(&mut table, SECOND);
     assert!(!table.is_banned(a, 2 * SECOND));
-    let _ = w.drain_bans(&mut table, 0);
+    w.drain_bans(&mut table, 0);
 }
