@@ -43,7 +43,7 @@ impl Modify for BearerAuth {
         super::attacks::Attacks, super::attacks::Signatures, super::attacks::ActiveSignatures,
         crate::detect::engine::ActiveAttack, crate::detect::engine::ProposedSignatures,
         crate::report::AttackReport, crate::report::store::ReportSummary, crate::report::TopSource,
-        crate::report::TopPort, crate::report::TopFingerprint, crate::report::timeline::Timeline,
+        crate::report::TopPort, crate::report::TopFingerprint, crate::report::TopL7, crate::report::timeline::Timeline,
         crate::report::timeline::Point, crate::detect::figures::Figures, crate::detect::countermeasures::Action,
         crate::config::Thresholds, crate::config::OnAttackConfig, crate::config::BlacklistConfig,
         super::cluster::Cluster, super::cluster::Drain, crate::cluster::bgp::BgpStatus,

@@ -117,6 +117,7 @@ fn syn_sample(i: u32, fp: TcpFingerprint) -> Sample {
         verdict: SampleVerdict::Reply,
         fp: SampleFp::Tcp(fp),
         fragment: false,
+        l7: dataplane::runtime::L7Fp::default(),
     }
 }
 

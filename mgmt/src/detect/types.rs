@@ -197,6 +197,7 @@ mod tests {
             verdict,
             fp: SampleFp::None,
             fragment: false,
+            l7: dataplane::runtime::L7Fp::default(),
         }
     }
 
