@@ -444,6 +444,58 @@ mod tests {
     }
 
     #[test]
+    fn violations_are_coalesced_per_tick_and_counted_when_the_ring_is_full_and_bans_applied() {
+        use classifier::state::{BanTable, Violation, ViolationKind};
+        let (m, mut w) = pair();
+        let boxes = Mailboxes::new(vec![m]);
+        let v = |i: u32| Violation {
+            src: IpAddr::V4(i.into()),
+            service: 0,
+            kind: ViolationKind::SrcPps,
+        };
+        // The same violation again within a tick: once.
+        w.share_violation(v(1));
+        w.share_violation(v(1));
+        for i in 2..VIOLATION_RING as u32 + 5 {
+            w.share_violation(v(i));
+        }
+        let mut bans = BanTable::with_capacity(4);
+        w.drain_bans(&mut bans, 0);
+        assert_eq!(boxes.blacklist_figures().0, 4, "the ring held VIOLATION_RING");
+        let mut got = Vec::new();
+        assert_eq!(boxes.take_violations(usize::MAX, |x| got.push(x)), VIOLATION_RING);
+        assert_eq!(got[0], v(1));
+        assert_eq!(got[1], v(2));
+        // Each tick hands the same violation over once.
+        w.share_violation(v(1));
+        w.share_violation(v(1));
+        assert_eq!(boxes.take_violations(usize::MAX, |_| {}), 1);
+        w.share_violation(v(1));
+        assert_eq!(boxes.take_violations(usize::MAX, |_| {}), 0, "same tick");
+        w.drain_bans(&mut bans, 0);
+        w.share_violation(v(1));
+        assert_eq!(boxes.take_violations(usize::MAX, |_| {}), 1, "a new tick");
+        // Bans in, applied at the worker's clock; unban and flush.
+        let a = IpAddr::V4(7.into());
+        assert_eq!(boxes.push_ban(BanOp::Ban { ip: a, ttl: SECOND }), 0);
+        w.drain_bans(&mut bans, 10 * SECOND);
+        assert!(bans.is_banned(a, 10 * SECOND));
+        assert!(!bans.is_banned(a, 11 * SECOND));
+        boxes.push_ban(BanOp::Ban { ip: a, ttl: SECOND });
+        boxes.push_ban(BanOp::Unban(a));
+        w.drain_bans(&mut bans, 20 * SECOND);
+        assert!(bans.is_empty());
+        boxes.push_ban(BanOp::Ban { ip: a, ttl: SECOND });
+        boxes.push_ban(BanOp::Flush);
+        w.drain_bans(&mut bans, 20 * SECOND);
+        assert!(bans.is_empty());
+        // A full ban ring: counted by the caller, never a wait.
+        let full = (0..BAN_RING + 3).map(|_| boxes.push_ban(BanOp::Flush)).sum::<usize>();
+        assert_eq!(full, 3);
+        assert_eq!(boxes.blacklist_figures().2, 0);
+    }
+
+    #[test]
     fn an_operator_verify_command_inserts() {
         let (m, mut w) = pair();
         let boxes = Mailboxes::new(vec![m]);
