@@ -239,3 +239,18 @@ fn shared_changes_go_out_once_and_peer_bans_apply_with_their_time_left() {
     assert!(!table.is_banned(a, 2 * SECOND));
     w.drain_bans(&mut table, 0);
 }
+
+#[test]
+fn memory_at_the_default_sizes() {
+    let d = crate::config::DataplaneConfig::default();
+    let (bl, _w) = setup(None, d.ban_table_size as usize, d.violation_table_size as usize);
+    let bytes = bl.memory_bytes();
+    let worker = BanTable::with_capacity(d.ban_table_size as usize).memory_bytes();
+    eprintln!(
+        "management side: {bytes} bytes for {} counters and {} bans; a worker's ban table: {worker} bytes",
+        d.violation_table_size, d.ban_table_size
+    );
+    // Reserved up front: at most 64 bytes per counter and 160 per ban.
+    assert!(bytes <= 65536 * 2 * 64 + 4096 * 2 * 160, "{bytes}");
+    assert!(worker <= 4096 * 80, "{worker}");
+}

@@ -202,6 +202,12 @@ impl Running {
             cfg.dataplane.ban_table_size as usize,
             cfg.dataplane.violation_table_size as usize,
         ));
+        tracing::debug!(
+            "blacklist: {} violation counters and {} bans reserved ({} bytes)",
+            cfg.dataplane.violation_table_size,
+            cfg.dataplane.ban_table_size,
+            blacklist.memory_bytes()
+        );
         match blacklist.load(crate::blacklist::now_ms()) {
             Ok(0) => {}
             Ok(n) => tracing::info!("blacklist: {n} ban(s) from the state folder"),
