@@ -4,7 +4,7 @@
 //!
 //! Order of checks (cheapest and most discriminating first): parse → L2
 //! control (ARP, IPv6 neighbour discovery) → global cap → IP sanity (checksum, land, bogus source, TTL)
-//! → ACL → service lookup → fragments → protocol checks (TCP: flags,
+//! → ACL → blacklist → service lookup → fragments → protocol checks (TCP: flags,
 //! fingerprints, per-source limits, SYN authentication, flow table; UDP:
 //! reflection ports, allowed ports, payload rules, fingerprints; ICMP: type
 //! allowlist, per-service and per-source ICMP rates) → per-service rate →
@@ -191,6 +191,14 @@ fn decide(
         Some(crate::acl::AclAction::Allow) => true,
         None => false,
     };
+    // The auto-blacklist: with no ban in force, one compare.
+    if !trusted && !st.bans.is_empty() {
+        let key = AddrKey::of(p.src, v6);
+        let hash = h.src.unwrap_or_else(|| st.bans.hash(&key));
+        if st.bans.is_banned_hashed(hash, key, now) {
+            return Err(DropReason::Blacklisted);
+        }
+    }
     let id = pol.service_for_addr(p.dst, v6).ok_or(DropReason::NoService)?;
     d.service = Some(id);
     let svc = &pol.services[usize::from(id)];
@@ -410,6 +418,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// [`Ctx::src_limit`] on the packet rate of a segment of a live flow
+    /// or a verified source: a breach by a source that proved its address
+    /// (its flow began after SYN authentication, or it is verified) is
+    /// noted for the blacklist ([`WorkerState::violation`]). With SYN
+    /// authentication off a flow proves nothing (its SYN may be spoofed).
+    #[inline(always)]
+    fn src_pps_noted(&mut self) -> Result<(), DropReason> {
+        let r = self.src_limit(SourceLimit::Pps);
+        if r.is_err() && (self.svc.syn_auth != SynAuth::Off || self.verified()) {
+            self.st.violation = Some(Violation {
+                src: self.p.src_ip(),
+                service: self.id,
+                kind: ViolationKind::SrcPps,
+            });
+        }
+        r
+    }
+
     /// The source answered a challenge: verified for the policy's TTL,
     /// and noted for the cluster bus ([`WorkerState::just_verified`]).
     fn verify_source(&mut self) {
@@ -485,7 +511,7 @@ impl Ctx<'_> {
                     // Keep-alive: a later request of a judged flow.
                     return self.later_request(t, key, reply);
                 }
-                self.src_limit(SourceLimit::Pps)?;
+                self.src_pps_noted()?;
                 return self.finish(false);
             }
             Err(Some(g)) => self.st.flow_gone(&g),
@@ -524,7 +550,7 @@ impl Ctx<'_> {
         // DESIGN.md: non-SYN segments pass for a known flow or a verified
         // source (a flow evicted or begun before a restart keeps working).
         if self.trusted || self.verified() {
-            self.src_limit(SourceLimit::Pps)?;
+            self.src_pps_noted()?;
             return self.finish(false);
         }
         Err(DropReason::TcpNoFlow)
@@ -709,7 +735,7 @@ impl Ctx<'_> {
     /// service's.
     #[inline]
     fn pass_segment(&mut self) -> R {
-        self.src_limit(SourceLimit::Pps)?;
+        self.src_pps_noted()?;
         self.finish(false)
     }
 

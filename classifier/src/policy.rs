@@ -283,6 +283,19 @@ pub struct Service {
     pub tcp_payload_rules: Vec<PayloadRule>,
     /// First-segment rules (`[[services.l7_rules]]`), in config order.
     pub l7_rules: Vec<crate::l7::rules::L7Rule>,
+    /// The auto-blacklist (`[services.blacklist]`), `None`: off. Carried in
+    /// the snapshot for the management plane, which counts violations and
+    /// bans; `classify` itself only reads the workers' ban tables.
+    pub blacklist: Option<BanRule>,
+}
+
+/// When a source that keeps breaking a service's limits is banned: at
+/// `violations` violations within `window`, for `ban`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanRule {
+    pub violations: u32,
+    pub window: Nanos,
+    pub ban: Nanos,
 }
 
 impl Service {
@@ -303,6 +316,7 @@ impl Service {
             udp_auth: Vec::new(),
             tcp_payload_rules: Vec::new(),
             l7_rules: Vec::new(),
+            blacklist: None,
         }
     }
 

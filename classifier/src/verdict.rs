@@ -219,6 +219,10 @@ drop_reasons! {
     /// A TCP flow whose first data bytes match none of its port's payload
     /// rules: dropped, the connection reset both ways.
     TcpPayloadMismatch = "tcp_payload_mismatch",
+    /// Source banned by the auto-blacklist (`[services.blacklist]`: it
+    /// broke limits too often) or by hand (`POST /api/v1/blacklist`);
+    /// checked right after the ACL, which wins.
+    Blacklisted = "blacklisted",
 }
 
 impl core::fmt::Display for DropReason {
@@ -241,6 +245,6 @@ mod tests {
         // New reasons go last: the numbers of the others never move.
         assert_eq!(DropReason::NdIgnored as usize, 31);
         assert_eq!(DropReason::RateLimitIcmpSource as usize, 33);
-        assert_eq!(DropReason::ALL.last(), Some(&DropReason::TcpPayloadMismatch));
+        assert_eq!(DropReason::ALL.last(), Some(&DropReason::Blacklisted));
     }
 }

@@ -43,6 +43,7 @@ fn node(limits: Limits, workers: u32, sources: usize) -> Node {
         verified: 1024,
         sources,
         reassembly: Default::default(),
+        bans: 64,
     };
     Node::with_config(pol, cfg, workers)
 }

@@ -206,6 +206,7 @@ fn rate_limit_service_split_among_workers() {
         verified: 64,
         sources: 64,
         reassembly: Default::default(),
+        bans: 64,
     };
     let mut n = Node::with_config(policy_with(KEY, vec![game(limits)]), cfg, 2);
     let ok = (0..8).filter(|i| passed(n.run(T0, &udp_from(src(*i))))).count();

@@ -76,6 +76,7 @@ fn small_state() -> StateConfig {
         verified: 8,
         sources: 16,
         reassembly: Default::default(),
+        bans: 64,
     }
 }
 

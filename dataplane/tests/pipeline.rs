@@ -40,6 +40,7 @@ fn setup() -> (Policy, Pipeline) {
         verified: 1024,
         sources: 1024,
         reassembly: Default::default(),
+        bans: 64,
     };
     let pipe = Pipeline::new(&p, gre, &sizes, 1);
     (p, pipe)

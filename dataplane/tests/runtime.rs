@@ -133,6 +133,7 @@ fn start_sampling(wire: &Shared, pol: Policy, sample_every: u32) -> Runtime {
             verified: 1024,
             sources: 1024,
             reassembly: Default::default(),
+            bans: 64,
         },
         icmp_pps: 100,
         gre: vec![GreParams {

@@ -194,6 +194,7 @@ pub fn run(data: &[u8]) -> Tally {
             bytes_per_flow: 600,
             ..Default::default()
         },
+        bans: 64,
     };
     let mut st = WorkerState::new(&sizes, pol, WORKERS);
     let memory = st.memory_bytes();

@@ -12,6 +12,7 @@
 
 pub mod alert;
 pub mod api;
+pub mod blacklist;
 pub mod cli;
 pub mod cluster;
 pub mod cmd;

@@ -415,3 +415,46 @@ fn a_node_that_joins_learns_the_sources_verified_before() {
     a.stop();
     b.stop();
 }
+
+/// The blacklist on the bus: a ban made on A (through its API) applies on
+/// B with the time it has left, marked as a peer's; lifted on A, it is
+/// lifted on B.
+#[test]
+fn bans_are_shared_with_their_time_left_and_lifts_follow() {
+    let Some(bin) = can_run("cluster bus blacklist test") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&bin, dir.path());
+    let a = Node::start(&node_config(&dir.path().join("a"), &nats.url(), "moat-bans"));
+    let b = Node::start(&node_config(&dir.path().join("b"), &nats.url(), "moat-bans"));
+    for n in [&a, &b] {
+        until("connected", Duration::from_secs(5), || cluster(n)["connected"] == true);
+    }
+    let ban = json!({"address": "198.51.100.77", "duration_secs": 120});
+    assert_eq!(send(&a, "POST", "/api/v1/blacklist", &ban), 201);
+    let took = until("the ban on B", Duration::from_secs(5), || {
+        get(&b, "/api/v1/blacklist/198.51.100.77").status == 200
+    });
+    eprintln!("a ban reached the other node in {took:?}");
+    let on_a = get(&a, "/api/v1/blacklist/198.51.100.77").json();
+    let on_b = get(&b, "/api/v1/blacklist/198.51.100.77").json();
+    assert_eq!(on_b["peer"], true, "{on_b}");
+    assert_eq!(on_b["kind"], "manual");
+    let skew = on_b["expires_at"].as_i64().unwrap() - on_a["expires_at"].as_i64().unwrap();
+    assert!((0..2000).contains(&skew), "time left kept: {on_a} {on_b}");
+    assert_eq!(
+        call(&a, "DELETE", "/api/v1/blacklist/198.51.100.77", Some(TOKEN), &[], None).status,
+        204
+    );
+    until("the lift on B", Duration::from_secs(5), || {
+        get(&b, "/api/v1/blacklist/198.51.100.77").status == 404
+    });
+    // B's peer ban was not sent back: A has none.
+    assert_eq!(get(&a, "/api/v1/blacklist/198.51.100.77").status, 404);
+    assert_eq!(cluster(&a)["bans_out"], 2);
+    assert_eq!(cluster(&b)["bans_in"], 2);
+    assert_eq!(cluster(&b)["bans_out"], 0);
+    a.stop();
+    b.stop();
+}

@@ -1153,3 +1153,68 @@ fn bgp_refusals_name_the_key() {
     let e = parse(&with("drain_secs = 10", "drain_secs = 10\nholddown = 3")).unwrap_err();
     assert!(e.to_string().contains("holddown"), "unknown keys are refused: {e}");
 }
+
+/// BASE with a `[services.blacklist]` table of `body` on service "web".
+fn with_blacklist(body: &str) -> String {
+    edit(
+        "allow = [\"tcp/80\", \"udp/7777\", \"icmp\"]\n",
+        &format!("allow = [\"tcp/80\", \"udp/7777\", \"icmp\"]\n[services.blacklist]\n{body}\n"),
+    )
+}
+
+#[test]
+fn blacklist_defaults_reach_the_policy_and_bad_values_are_refused() {
+    use classifier::time::SECOND;
+    let c = parse(&with_blacklist("")).unwrap();
+    let rule = c.policy().unwrap().services[0].blacklist.expect("on");
+    assert_eq!((rule.violations, rule.window, rule.ban), (5, 60 * SECOND, 300 * SECOND));
+    let c = parse(&with_blacklist("violations = 2\nwindow_secs = 10\nban_secs = 1")).unwrap();
+    let rule = c.policy().unwrap().services[0].blacklist.unwrap();
+    assert_eq!((rule.violations, rule.window, rule.ban), (2, 10 * SECOND, SECOND));
+    assert_eq!(
+        parse(BASE).unwrap().policy().unwrap().services[0].blacklist,
+        None,
+        "absent: off"
+    );
+    let k = "services[0].blacklist";
+    refused(
+        &with_blacklist("violations = 0"),
+        &format!("{k}.violations"),
+        "0 is out of range 1..=1000000",
+    );
+    refused(
+        &with_blacklist("window_secs = 0"),
+        &format!("{k}.window_secs"),
+        "out of range 1..=86400",
+    );
+    refused(
+        &with_blacklist("ban_secs = 0"),
+        &format!("{k}.ban_secs"),
+        "out of range 1..=2592000",
+    );
+    refused(
+        &with_blacklist("ban_secs = 2592001"),
+        &format!("{k}.ban_secs"),
+        "2592001 is out of range",
+    );
+    refused(
+        &with_blacklist("violations = 4000000000"),
+        &format!("{k}.violations"),
+        "out of range",
+    );
+    let e = parse(&with_blacklist("violatons = 3")).expect_err("unknown key");
+    assert!(e.to_string().contains("violatons"), "{e}");
+    let e = parse(&with_blacklist("ban_secs = -1")).expect_err("negative");
+    assert!(e.to_string().contains("ban_secs"), "{e}");
+    // The tables' sizes.
+    refused(
+        &edit("burst = 32", "burst = 32\nban_table_size = 4"),
+        "dataplane.ban_table_size",
+        "out of range 16..=",
+    );
+    refused(
+        &edit("burst = 32", "burst = 32\nviolation_table_size = 0"),
+        "dataplane.violation_table_size",
+        "out of range 16..=",
+    );
+}

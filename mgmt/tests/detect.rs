@@ -420,6 +420,7 @@ mod offline {
         let on_attack = OnAttackConfig {
             syn_auth: Some("challenge-ack".into()),
             activate_signatures: true,
+            blacklist: false,
         };
         let policies = Detector::policies(&cfg)
             .into_iter()

@@ -41,11 +41,13 @@ macro_rules! table_sizes {
     };
 }
 
+pub mod ban;
 pub mod bucket;
 pub mod flow;
 pub mod table;
 pub mod verified;
 
+pub use ban::BanTable;
 pub use bucket::{SourceLimit, SourceTable, TokenBucket};
 pub use flow::{FlowId, FlowKey, FlowTable, Insert};
 pub use verified::VerifiedTable;
@@ -61,6 +63,8 @@ pub struct StateConfig {
     /// First-segment reassembly (`[dataplane]` `reassembly_slots`,
     /// `reassembly_bytes`): allocated only while a service inspects.
     pub reassembly: crate::l7::reassembly::ReassemblyConfig,
+    /// Banned sources (`[dataplane] ban_table_size`).
+    pub bans: usize,
 }
 
 impl Default for StateConfig {
@@ -70,6 +74,7 @@ impl Default for StateConfig {
             verified: 65536,
             sources: 65536,
             reassembly: Default::default(),
+            bans: 4096,
         }
     }
 }
@@ -184,6 +189,8 @@ pub struct WorkerState {
     pub flows: FlowTable,
     pub verified: VerifiedTable,
     pub sources: SourceTable,
+    /// Banned sources (the auto-blacklist), dropped right after the ACL.
+    pub bans: BanTable,
     /// One per policy service, indexed by `ServiceId`.
     pub services: Vec<ServiceBuckets>,
     /// Global emergency cap (rate 0 = unlimited).
@@ -259,6 +266,9 @@ pub enum ViolationKind {
     /// A TCP flow whose first data segment matched none of its port's
     /// payload rules.
     PayloadMismatch,
+    /// More packets per second than `src_pps` from a source with a live
+    /// flow (or a verified one).
+    SrcPps,
 }
 
 impl ViolationKind {
@@ -270,6 +280,7 @@ impl ViolationKind {
         ViolationKind::L7Deny,
         ViolationKind::L7Limit,
         ViolationKind::PayloadMismatch,
+        ViolationKind::SrcPps,
     ];
 
     /// Stable snake_case name (API, metrics, logs).
@@ -281,7 +292,13 @@ impl ViolationKind {
             ViolationKind::L7Deny => "l7_deny",
             ViolationKind::L7Limit => "l7_limit",
             ViolationKind::PayloadMismatch => "payload_mismatch",
+            ViolationKind::SrcPps => "src_pps",
         }
+    }
+
+    /// Parses a name produced by [`ViolationKind::as_str`].
+    pub fn from_name(name: &str) -> Option<ViolationKind> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == name)
     }
 }
 
@@ -296,7 +313,8 @@ impl WorkerState {
         WorkerState {
             flows: FlowTable::with_capacity(cfg.flows),
             verified: VerifiedTable::with_hasher(cfg.verified, by_source.clone()),
-            sources: SourceTable::with_hasher(cfg.sources, by_source),
+            sources: SourceTable::with_hasher(cfg.sources, by_source.clone()),
+            bans: BanTable::with_hasher(cfg.bans, by_source),
             services: policy
                 .services
                 .iter()
@@ -440,6 +458,7 @@ impl WorkerState {
                 .map_or(0, |i| i.reasm.memory_bytes() + i.scratch.len())
             + self.verified.memory_bytes()
             + self.sources.memory_bytes()
+            + self.bans.memory_bytes()
             + self.services.capacity() * core::mem::size_of::<ServiceBuckets>()
             + self.first_packets.memory_bytes()
     }
@@ -479,6 +498,7 @@ mod tests {
             verified: 16,
             sources: 16,
             reassembly: Default::default(),
+            bans: 16,
         };
         let st = WorkerState::new(&cfg, &policy(&[1000, 3, 0], 10_000), 4);
         assert_eq!(st.services.len(), 3);
@@ -503,6 +523,7 @@ mod tests {
             verified: 8,
             sources: 8,
             reassembly: Default::default(),
+            bans: 8,
         };
         let mut st = WorkerState::new(&cfg, &policy(&[2], 0), 1);
         assert!(st.services[0].pps.take(SECOND));

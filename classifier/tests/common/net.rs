@@ -135,6 +135,7 @@ impl Node {
             verified: 1024,
             sources: 1024,
             reassembly: Default::default(),
+            bans: 64,
         };
         Self::with_config(pol, cfg, 1)
     }

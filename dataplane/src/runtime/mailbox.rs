@@ -22,6 +22,13 @@
 //!   other nodes verified; the worker inserts at most [`INBOX_PER_TICK`] of
 //!   them per tick into its table, and those are never put in the outbox
 //!   (a source learnt from the bus is not shared again).
+//! - Two more one-way rings per worker serve the auto-blacklist: the
+//!   *violation ring*, where the worker puts each limit a proven source
+//!   broke ([`WorkerMail::share_violation`]: the same source, service and
+//!   kind again within one tick is coalesced, a full ring is a counted
+//!   drop), and the *ban ring*, where the management plane puts bans and
+//!   unbans ([`BanOp`]); the worker applies at most [`BANS_PER_TICK`] of
+//!   them per tick to its ban table ([`WorkerMail::drain_bans`]).
 
 use core::net::IpAddr;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -29,7 +36,7 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryR
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use classifier::state::VerifiedTable;
+use classifier::state::{BanTable, VerifiedTable, Violation};
 use classifier::time::Nanos;
 
 /// Commands a worker takes per tick (per millisecond).
@@ -47,6 +54,28 @@ pub const INBOX_PER_TICK: usize = 256;
 /// per ring), a second of a fast challenge-answer rate between two
 /// management drains (every 20 ms).
 pub const VERIFIED_RING: usize = 4096;
+
+/// Slots of each violation ring: 1,024 entries of 24 bytes, 20 ms of
+/// violations at 51,000 per second per worker (one per source, service
+/// and kind per millisecond at most, see [`WorkerMail::share_violation`]).
+pub const VIOLATION_RING: usize = 1024;
+
+/// Slots of each ban ring.
+pub const BAN_RING: usize = 1024;
+
+/// Ban ring entries a worker applies per tick.
+pub const BANS_PER_TICK: usize = 256;
+
+/// A change to the workers' ban tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanOp {
+    /// Ban this source for this long from when the worker applies it.
+    Ban { ip: IpAddr, ttl: Nanos },
+    /// Lift this source's ban.
+    Unban(IpAddr),
+    /// Lift every ban.
+    Flush,
+}
 
 /// A verified source crossing between a worker and the cluster bus: the
 /// address and for how long it stays verified from when it is inserted.
@@ -82,9 +111,62 @@ pub struct WorkerMail {
     /// published once per tick to `out_dropped_pub`).
     out_dropped: u64,
     out_dropped_pub: Arc<AtomicU64>,
+    violations: rtrb::Producer<Violation>,
+    bans: rtrb::Consumer<BanOp>,
+    /// The violation pushed last this tick (coalescing).
+    last_violation: Option<Violation>,
+    /// Violations not handed over because the ring was full, and live bans
+    /// the ban table evicted (published once per tick).
+    violations_dropped: u64,
+    blacklist_pub: Arc<BlacklistPub>,
+}
+
+/// A worker's blacklist figures as the management plane reads them.
+#[derive(Debug, Default)]
+struct BlacklistPub {
+    violations_dropped: AtomicU64,
+    bans_evicted: AtomicU64,
+    bans_held: AtomicU64,
 }
 
 impl WorkerMail {
+    /// A proven source broke a limit: offered to the management plane.
+    /// Never waits: the same violation as the last one this tick is
+    /// coalesced (a source over its rate breaks it with every packet), a
+    /// full ring is a counted drop.
+    #[inline]
+    pub fn share_violation(&mut self, v: Violation) {
+        if self.last_violation == Some(v) {
+            return;
+        }
+        self.last_violation = Some(v);
+        if self.violations.push(v).is_err() {
+            self.violations_dropped += 1;
+        }
+    }
+
+    /// Between bursts: applies up to [`BANS_PER_TICK`] waiting ban changes
+    /// to `bans` at `now`, sweeps a few ended bans, publishes the figures,
+    /// and starts a new coalescing tick.
+    pub fn drain_bans(&mut self, bans: &mut BanTable, now: Nanos) {
+        self.last_violation = None;
+        for _ in 0..BANS_PER_TICK {
+            let Ok(op) = self.bans.pop() else { break };
+            match op {
+                BanOp::Ban { ip, ttl } => bans.ban(ip, now, ttl),
+                BanOp::Unban(ip) => {
+                    bans.unban(ip);
+                }
+                BanOp::Flush => bans.flush(),
+            }
+        }
+        bans.sweep(now, 64);
+        let p = &self.blacklist_pub;
+        p.violations_dropped.store(self.violations_dropped, Relaxed);
+        p.bans_evicted.store(bans.evicted(), Relaxed);
+        p.bans_held.store(bans.len() as u64, Relaxed);
+    }
+
     /// The worker verified `ip` itself (a challenge answered) for `ttl`:
     /// offered to the cluster bus. Never waits: a full outbox is a counted
     /// drop.
@@ -144,6 +226,9 @@ struct MgmtRings {
     outbox: rtrb::Consumer<VerifiedEntry>,
     inbox: rtrb::Producer<VerifiedEntry>,
     out_dropped: Arc<AtomicU64>,
+    violations: rtrb::Consumer<Violation>,
+    bans: rtrb::Producer<BanOp>,
+    blacklist: Arc<BlacklistPub>,
 }
 
 /// A connected pair of mailbox ends.
@@ -153,6 +238,9 @@ pub fn pair() -> (MgmtEnd, WorkerMail) {
     let (out_tx, out_rx) = rtrb::RingBuffer::new(VERIFIED_RING);
     let (in_tx, in_rx) = rtrb::RingBuffer::new(VERIFIED_RING);
     let dropped = Arc::new(AtomicU64::new(0));
+    let (v_tx, v_rx) = rtrb::RingBuffer::new(VIOLATION_RING);
+    let (b_tx, b_rx) = rtrb::RingBuffer::new(BAN_RING);
+    let blacklist = Arc::new(BlacklistPub::default());
     (
         MgmtEnd(
             MgmtMail {
@@ -163,6 +251,9 @@ pub fn pair() -> (MgmtEnd, WorkerMail) {
                 outbox: out_rx,
                 inbox: in_tx,
                 out_dropped: Arc::clone(&dropped),
+                violations: v_rx,
+                bans: b_tx,
+                blacklist: Arc::clone(&blacklist),
             },
         ),
         WorkerMail {
@@ -172,6 +263,11 @@ pub fn pair() -> (MgmtEnd, WorkerMail) {
             inbox: in_rx,
             out_dropped: 0,
             out_dropped_pub: dropped,
+            violations: v_tx,
+            bans: b_rx,
+            last_violation: None,
+            violations_dropped: 0,
+            blacklist_pub: blacklist,
         },
     )
 }
@@ -227,6 +323,44 @@ impl Mailboxes {
         self.rings
             .lock()
             .map_or(0, |r| r.iter().map(|r| r.out_dropped.load(Relaxed)).sum())
+    }
+
+    /// Takes up to `max` violations the workers noted (in turn) and hands
+    /// each to `f`; returns how many.
+    pub fn take_violations(&self, max: usize, mut f: impl FnMut(Violation)) -> usize {
+        let Ok(mut rings) = self.rings.lock() else { return 0 };
+        let mut n = 0;
+        for r in rings.iter_mut() {
+            while n < max {
+                let Ok(v) = r.violations.pop() else { break };
+                f(v);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Offers a ban change to every worker's ban ring; returns how many
+    /// workers could not take it (ring full).
+    pub fn push_ban(&self, op: BanOp) -> usize {
+        let Ok(mut rings) = self.rings.lock() else { return 0 };
+        rings.iter_mut().map(|r| usize::from(r.bans.push(op).is_err())).sum()
+    }
+
+    /// The workers' blacklist figures: violations dropped (ring full) and
+    /// live bans evicted (ban table full), summed; bans held by the fullest
+    /// worker's table.
+    pub fn blacklist_figures(&self) -> (u64, u64, u64) {
+        self.rings.lock().map_or((0, 0, 0), |r| {
+            r.iter().fold((0, 0, 0), |(d, e, h), r| {
+                let b = &r.blacklist;
+                (
+                    d + b.violations_dropped.load(Relaxed),
+                    e + b.bans_evicted.load(Relaxed),
+                    h.max(b.bans_held.load(Relaxed)),
+                )
+            })
+        })
     }
 
     /// Workers with a mailbox.
@@ -307,6 +441,58 @@ mod tests {
         assert_eq!(table.len(), INBOX_PER_TICK);
         // Nothing learnt from the inbox went to the outbox.
         assert_eq!(boxes.take_verified(usize::MAX, |_| {}), 0);
+    }
+
+    #[test]
+    fn violations_are_coalesced_per_tick_and_counted_when_the_ring_is_full_and_bans_applied() {
+        use classifier::state::{BanTable, Violation, ViolationKind};
+        let (m, mut w) = pair();
+        let boxes = Mailboxes::new(vec![m]);
+        let v = |i: u32| Violation {
+            src: IpAddr::V4(i.into()),
+            service: 0,
+            kind: ViolationKind::SrcPps,
+        };
+        // The same violation again within a tick: once.
+        w.share_violation(v(1));
+        w.share_violation(v(1));
+        for i in 2..VIOLATION_RING as u32 + 5 {
+            w.share_violation(v(i));
+        }
+        let mut bans = BanTable::with_capacity(4);
+        w.drain_bans(&mut bans, 0);
+        assert_eq!(boxes.blacklist_figures().0, 4, "the ring held VIOLATION_RING");
+        let mut got = Vec::new();
+        assert_eq!(boxes.take_violations(usize::MAX, |x| got.push(x)), VIOLATION_RING);
+        assert_eq!(got[0], v(1));
+        assert_eq!(got[1], v(2));
+        // Each tick hands the same violation over once.
+        w.share_violation(v(1));
+        w.share_violation(v(1));
+        assert_eq!(boxes.take_violations(usize::MAX, |_| {}), 1);
+        w.share_violation(v(1));
+        assert_eq!(boxes.take_violations(usize::MAX, |_| {}), 0, "same tick");
+        w.drain_bans(&mut bans, 0);
+        w.share_violation(v(1));
+        assert_eq!(boxes.take_violations(usize::MAX, |_| {}), 1, "a new tick");
+        // Bans in, applied at the worker's clock; unban and flush.
+        let a = IpAddr::V4(7.into());
+        assert_eq!(boxes.push_ban(BanOp::Ban { ip: a, ttl: SECOND }), 0);
+        w.drain_bans(&mut bans, 10 * SECOND);
+        assert!(bans.is_banned(a, 10 * SECOND));
+        assert!(!bans.is_banned(a, 11 * SECOND));
+        boxes.push_ban(BanOp::Ban { ip: a, ttl: SECOND });
+        boxes.push_ban(BanOp::Unban(a));
+        w.drain_bans(&mut bans, 20 * SECOND);
+        assert!(bans.is_empty());
+        boxes.push_ban(BanOp::Ban { ip: a, ttl: SECOND });
+        boxes.push_ban(BanOp::Flush);
+        w.drain_bans(&mut bans, 20 * SECOND);
+        assert!(bans.is_empty());
+        // A full ban ring: counted by the caller, never a wait.
+        let full = (0..BAN_RING + 3).map(|_| boxes.push_ban(BanOp::Flush)).sum::<usize>();
+        assert_eq!(full, 3);
+        assert_eq!(boxes.blacklist_figures().2, 0);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use classifier::policy::Policy;
 use crossbeam_utils::CachePadded;
 
 pub use neighbors::{NeighborState, Neighbors};
-pub use sample::{Sample, SampleFp, SampleVerdict};
+pub use sample::{HostPath, L7Fp, Sample, SampleFp, SampleVerdict};
 pub use stats::{Snapshot, WorkerStats, MAX_SERVICES};
 pub use worker::{last_level_cache_bytes, wall_clock, Idle, TwoStage, WorkerExit, WorkerSetup};
 

@@ -213,6 +213,7 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
                 reset_ended(&mut q, &mut pipe, &policy, &mut tx_in, &mut tx_out, &mut lc);
             }
             sh.mail.drain(&mut pipe.state_mut().verified, clock.unwrap_or(wall));
+            sh.mail.drain_bans(&mut pipe.state_mut().bans, clock.unwrap_or(wall));
             ticks += 1;
             let services = ticks == super::stats::SERVICE_PUBLISH_TICKS;
             if services {
@@ -251,6 +252,11 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
             // push, or a counted drop).
             if let Some((ip, ttl)) = pipe.state_mut().just_verified.take() {
                 sh.mail.share_verified(ip, ttl);
+            }
+            // A limit broken by a proven source: to the blacklist (a ring
+            // push, or a counted drop).
+            if let Some(v) = pipe.state_mut().violation.take() {
+                sh.mail.share_violation(v);
             }
             if let Some(t) = taken {
                 let p = match prepared.get(i) {

@@ -27,6 +27,7 @@
 
 mod attacks;
 pub mod auth;
+mod blacklist;
 pub mod cluster;
 pub mod doc;
 pub mod problem;
@@ -74,6 +75,8 @@ pub struct ApiState {
     pub health: Arc<Health>,
     /// The cluster side: BGP announcement, drain requests.
     pub cluster: ClusterApi,
+    /// The auto-blacklist (`None`: not running, its routes answer 404).
+    pub blacklist: Option<Arc<crate::blacklist::Blacklist>>,
 }
 
 type Shared = Arc<ApiState>;
@@ -123,6 +126,11 @@ pub fn router(st: Shared) -> Router {
             get(routes::get_verified)
                 .put(routes::verify_source)
                 .delete(routes::forget_verified),
+        )
+        .route("/api/v1/blacklist", get(blacklist::list).post(blacklist::post))
+        .route(
+            "/api/v1/blacklist/{address}",
+            get(blacklist::get).delete(blacklist::delete),
         )
         .route("/api/v1/config", get(routes::get_config))
         .route("/api/v1/attacks", get(attacks::list_attacks))

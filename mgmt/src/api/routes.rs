@@ -422,6 +422,7 @@ pub async fn metrics(State(st): State<Shared>, conns: Option<Extension<Arc<ConnS
     };
     let mut e = exposition(&st.counters, &t, &per, &info);
     super::attacks::metrics(&st, &t, &mut e);
+    super::blacklist::metrics(&st, &mut e);
     st.cluster.metrics(&mut e, st.counters.uptime_secs());
     if let Some(Extension(c)) = conns {
         api_metrics(&c, &mut e);

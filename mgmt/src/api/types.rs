@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{from_value, Problem};
-use crate::config::{OnAttackConfig, OriginConfig, ServiceConfig, Thresholds, UdpAuthConfig};
+use crate::config::{BlacklistConfig, OnAttackConfig, OriginConfig, ServiceConfig, Thresholds, UdpAuthConfig};
 use crate::control::Rules as RulesConfig;
 use crate::metrics::Rates;
 
@@ -211,6 +211,9 @@ pub struct Service {
     /// Escalation while the service is under attack.
     #[serde(default, deserialize_with = "object")]
     pub on_attack: OnAttackConfig,
+    /// The auto-blacklist (absent or null: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blacklist: Option<BlacklistConfig>,
 }
 
 /// The ACL: longest prefix wins; a prefix may not be in both lists.
@@ -409,6 +412,7 @@ impl Service {
             l7_rules: Vec::new(),
             detection: s.detection,
             on_attack: s.on_attack.clone(),
+            blacklist: s.blacklist,
         })
     }
 }

@@ -168,6 +168,61 @@ pub struct OnAttackConfig {
     pub syn_auth: Option<String>,
     /// Deny the heavy-hitter fingerprints of the attack's sampled packets.
     pub activate_signatures: bool,
+    /// Turn the auto-blacklist on (with the service's `[services.blacklist]`
+    /// values, or the defaults: 5 violations in 60 s ban for 300 s).
+    #[serde(skip_serializing_if = "core::ops::Not::not")]
+    pub blacklist: bool,
+}
+
+/// `[services.blacklist]`: a source that breaks the service's limits
+/// `violations` times within `window_secs` is dropped for `ban_secs`
+/// (only sources that proved their address are ever counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlacklistConfig {
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    pub violations: u32,
+    #[schema(minimum = 1, maximum = 86_400)]
+    pub window_secs: u32,
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    pub ban_secs: u32,
+}
+
+impl Default for BlacklistConfig {
+    fn default() -> Self {
+        BlacklistConfig {
+            violations: 5,
+            window_secs: 60,
+            ban_secs: 300,
+        }
+    }
+}
+
+impl BlacklistConfig {
+    /// Largest `ban_secs`: 30 days.
+    pub const MAX_BAN_SECS: u32 = 2_592_000;
+
+    /// Checks the values (`key`: `services[i].blacklist`).
+    pub fn validate(&self, key: &str) -> Res {
+        range(format!("{key}.violations"), self.violations.into(), 1, 1_000_000)?;
+        range(format!("{key}.window_secs"), self.window_secs.into(), 1, 86_400)?;
+        range(
+            format!("{key}.ban_secs"),
+            self.ban_secs.into(),
+            1,
+            Self::MAX_BAN_SECS.into(),
+        )
+    }
+
+    /// The classifier's form.
+    pub fn rule(&self) -> classifier::policy::BanRule {
+        let s = classifier::time::SECOND;
+        classifier::policy::BanRule {
+            violations: self.violations,
+            window: u64::from(self.window_secs) * s,
+            ban: u64::from(self.ban_secs) * s,
+        }
+    }
 }
 
 impl OnAttackConfig {

@@ -21,7 +21,7 @@
 
 use std::path::{Path, PathBuf};
 
-use classifier::state::{FlowTable, SourceTable, VerifiedTable};
+use classifier::state::{BanTable, FlowTable, SourceTable, VerifiedTable};
 
 use super::{files, Backend, Config, ConfigError};
 
@@ -114,6 +114,7 @@ pub struct TableMemory {
     pub flows: u64,
     pub verified: u64,
     pub sources: u64,
+    pub bans: u64,
     /// Bytes per worker of AF_PACKET RX rings (one per port); 0 on other
     /// backends.
     pub rings: u64,
@@ -135,13 +136,14 @@ impl TableMemory {
             flows: scaled(t.flows, |n| FlowTable::with_capacity(n).memory_bytes()),
             verified: scaled(t.verified, |n| VerifiedTable::with_capacity(n).memory_bytes()),
             sources: scaled(t.sources, |n| SourceTable::with_capacity(n).memory_bytes()),
+            bans: scaled(t.bans, |n| BanTable::with_capacity(n).memory_bytes()),
             rings,
             available: mem_available(),
         }
     }
 
     pub fn per_worker(&self) -> u64 {
-        self.flows + self.verified + self.sources + self.rings
+        self.flows + self.verified + self.sources + self.bans + self.rings
     }
 
     pub fn total(&self) -> u64 {
@@ -153,11 +155,12 @@ impl core::fmt::Display for TableMemory {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(
             f,
-            "worker memory: {} per worker (flows {}, verified {}, sources {}",
+            "worker memory: {} per worker (flows {}, verified {}, sources {}, bans {}",
             mib(self.per_worker()),
             mib(self.flows),
             mib(self.verified),
-            mib(self.sources)
+            mib(self.sources),
+            mib(self.bans)
         )?;
         if self.rings > 0 {
             write!(f, ", AF_PACKET rings {}", mib(self.rings))?;

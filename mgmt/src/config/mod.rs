@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 pub use bgp::BgpConfig;
 pub use cluster::ClusterConfig;
-pub use detect::{AlertEvent, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
+pub use detect::{AlertEvent, BlacklistConfig, DetectionConfig, OnAttackConfig, Thresholds, WebhookConfig};
 pub use files::{read_small_file, SMALL_FILE_MAX};
 pub use gates::{api_token, read_token_file, Gates, Overlay, TableMemory, API_TOKEN_MIN_LEN};
 pub use policy::{secrets_at, secrets_from_file, SecretSource};
@@ -169,6 +169,12 @@ pub struct DataplaneConfig {
     pub reassembly_bytes: u32,
     pub verified_table_size: u32,
     pub source_table_size: u32,
+    /// Banned sources each worker holds (the auto-blacklist), and the most
+    /// bans the management plane keeps.
+    pub ban_table_size: u32,
+    /// Sources whose violations the management plane counts at once
+    /// (`[services.blacklist]`); past it the oldest counter is evicted.
+    pub violation_table_size: u32,
     #[serde(with = "values::frag_policy")]
     pub fragments: FragPolicy,
     pub min_ttl: u8,
@@ -207,6 +213,8 @@ impl Default for DataplaneConfig {
             reassembly_bytes: 4096,
             verified_table_size: 65536,
             source_table_size: 65536,
+            ban_table_size: 4096,
+            violation_table_size: 65536,
             fragments: FragPolicy::Drop,
             min_ttl: 2,
             verify_ip_checksum: true,
@@ -482,6 +490,9 @@ pub struct ServiceConfig {
     /// Escalation while the service is under attack.
     #[serde(default)]
     pub on_attack: OnAttackConfig,
+    /// The auto-blacklist (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blacklist: Option<BlacklistConfig>,
 }
 
 /// `[services.limits]`: all optional, 0 = unlimited. Per-service rates are
@@ -695,6 +706,7 @@ pub struct TableSizes {
     pub flows: usize,
     pub verified: usize,
     pub sources: usize,
+    pub bans: usize,
 }
 
 /// What GRE encapsulation toward one origin needs (RFC 2784, key RFC 2890).
@@ -800,6 +812,7 @@ impl Config {
             flows: n(self.dataplane.flow_table_size),
             verified: n(self.dataplane.verified_table_size),
             sources: n(self.dataplane.source_table_size),
+            bans: n(self.dataplane.ban_table_size),
         }
     }
 
@@ -953,6 +966,7 @@ impl Config {
                 bytes_per_flow: usize::try_from(self.dataplane.reassembly_bytes).unwrap_or(usize::MAX),
                 ..Default::default()
             },
+            bans: t.bans,
         }
     }
 }

@@ -195,6 +195,7 @@ fn service(i: usize, s: &ServiceConfig, origin: u16) -> Result<Service, ConfigEr
     }
     svc.syn_auth = s.syn_auth;
     svc.limits = Limits::from(&s.limits);
+    svc.blacklist = s.blacklist.as_ref().map(super::BlacklistConfig::rule);
     for (j, r) in s.payload_rules.iter().enumerate() {
         let all_ones;
         let mask = match &r.mask {

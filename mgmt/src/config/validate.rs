@@ -59,6 +59,9 @@ pub(super) fn validate(f: &ConfigFile, base: &Path) -> Res<(PortConfig, PortConf
     super::cluster::validate(&f.cluster, base)?;
     for (i, s) in f.services.iter().enumerate() {
         super::detect::service(&format!("services[{i}]"), &s.detection, &s.on_attack)?;
+        if let Some(b) = &s.blacklist {
+            b.validate(&format!("services[{i}].blacklist"))?;
+        }
     }
     Ok((outside.clone(), inside.clone()))
 }
@@ -126,6 +129,13 @@ fn dataplane(d: &DataplaneConfig) -> Res {
         d.reassembly_bytes.into(),
         512,
         classifier::l7::reassembly::MAX_BYTES_PER_FLOW as u64,
+    )?;
+    range("dataplane.ban_table_size", d.ban_table_size.into(), 16, MAX_TABLE_SIZE)?;
+    range(
+        "dataplane.violation_table_size",
+        d.violation_table_size.into(),
+        16,
+        MAX_TABLE_SIZE,
     )?;
     range("dataplane.verified_ttl_secs", d.verified_ttl_secs.into(), 1, 86_400)?;
     range("dataplane.flow_idle_secs", d.flow_idle_secs.into(), 1, 86_400)?;

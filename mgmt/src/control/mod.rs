@@ -63,11 +63,14 @@ pub struct Escalation {
     /// fingerprint rules are node-wide, so these apply to every service).
     pub deny_tcp: Vec<TcpRule>,
     pub deny_udp: Vec<UdpRule>,
+    /// The auto-blacklist turned on (with the defaults of
+    /// [`crate::config::BlacklistConfig`]) where the service has none.
+    pub blacklist: bool,
 }
 
 impl Escalation {
     pub fn is_empty(&self) -> bool {
-        self.syn_auth.is_none() && self.deny_tcp.is_empty() && self.deny_udp.is_empty()
+        self.syn_auth.is_none() && self.deny_tcp.is_empty() && self.deny_udp.is_empty() && !self.blacklist
     }
 }
 
@@ -653,8 +656,13 @@ fn changes_order(file: &Config, changes: &Changes) -> Vec<String> {
 fn build(cfg: &Config, esc: &BTreeMap<String, Escalation>) -> Result<Policy, ConfigError> {
     let mut p = cfg.policy()?;
     for (name, e) in esc {
-        if let (Some(mode), Some(s)) = (e.syn_auth, p.services.iter_mut().find(|s| &s.name == name)) {
-            s.syn_auth = mode;
+        if let Some(s) = p.services.iter_mut().find(|s| &s.name == name) {
+            if let Some(mode) = e.syn_auth {
+                s.syn_auth = mode;
+            }
+            if e.blacklist && s.blacklist.is_none() {
+                s.blacklist = Some(crate::config::BlacklistConfig::default().rule());
+            }
         }
         for r in &e.deny_tcp {
             if !p.tcp_deny.contains(r) {

@@ -125,11 +125,17 @@ fn escalations_merge_over_the_policy_and_are_not_persisted() {
         syn_auth: Some(SynAuth::CookieReset),
         deny_tcp: vec![rule],
         deny_udp: Vec::new(),
+        blacklist: true,
     };
     c.set_escalation("web6", Some(e.clone())).unwrap();
     let p = h.load();
     let web6 = p.services.iter().find(|s| s.name == "web6").unwrap();
     assert_eq!(web6.syn_auth, SynAuth::CookieReset);
+    assert_eq!(
+        web6.blacklist,
+        Some(crate::config::BlacklistConfig::default().rule()),
+        "on_attack turns the blacklist on"
+    );
     assert_eq!(p.tcp_deny, vec![rule]);
     assert_eq!(p.secrets.generation, 4242);
     // Not configuration: neither shown nor stored.
@@ -142,6 +148,7 @@ fn escalations_merge_over_the_policy_and_are_not_persisted() {
     c.set_escalation("web6", None).unwrap();
     let p = h.load();
     assert!(p.tcp_deny.is_empty());
+    assert_eq!(p.services.iter().find(|s| s.name == "web6").unwrap().blacklist, None);
     assert_eq!(
         p.services.iter().find(|s| s.name == "web6").unwrap().syn_auth,
         SynAuth::ChallengeAck

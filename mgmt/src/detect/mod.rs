@@ -178,6 +178,9 @@ struct Attack {
     abnormal_secs: u64,
     /// Metrics that fired at some second.
     fired: Vec<Metric>,
+    /// SYN authentication was in force during an abnormal second: its new
+    /// flows came from verified sources.
+    proven_flows: bool,
 }
 
 impl Attack {
@@ -212,6 +215,7 @@ impl Attack {
             mean: Figures::default(),
             abnormal_secs: 0,
             fired: Vec::new(),
+            proven_flows: false,
         }
     }
 }
@@ -465,6 +469,9 @@ impl Detector {
                 if let Some(k) = types::kind_of(s) {
                     a.kinds[k as usize] += 1;
                 }
+                if types::is_cc(s, syn_auth) {
+                    a.kinds[Kind::CcFlood as usize] += 1;
+                }
             }
         }
         for (i, f) in figures.iter().enumerate() {
@@ -556,6 +563,7 @@ impl Detector {
                     a.fired.push(t.metric);
                 }
             }
+            a.proven_flows |= a.syn_auth(s.syn_auth);
         }
         if !a.confirmed {
             if !abnormal {
@@ -610,7 +618,7 @@ fn update(a: &mut Attack) {
     let mut kinds = a.kinds;
     let syn = &mut kinds[Kind::SynFlood as usize];
     *syn = syn.saturating_sub(a.builder.answered_syns());
-    a.builder.report.types = types::infer(&kinds, a.builder.report.samples, &a.fired, &a.mean)
+    a.builder.report.types = types::infer(&kinds, a.builder.report.samples, &a.fired, &a.mean, a.proven_flows)
         .into_iter()
         .map(String::from)
         .collect();
@@ -627,6 +635,7 @@ fn update(a: &mut Attack) {
 fn escalate(service: &str, on: &OnAttackConfig, a: &mut Attack, now: u64, cm: &mut dyn Countermeasures) {
     let mut e = Escalation {
         syn_auth: on.syn_auth_mode(),
+        blacklist: on.blacklist,
         ..Escalation::default()
     };
     if on.activate_signatures {

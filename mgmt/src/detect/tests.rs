@@ -117,6 +117,7 @@ fn syn_sample(i: u32, fp: TcpFingerprint) -> Sample {
         verdict: SampleVerdict::Reply,
         fp: SampleFp::Tcp(fp),
         fragment: false,
+        l7: dataplane::runtime::L7Fp::default(),
     }
 }
 
@@ -286,6 +287,7 @@ fn escalation_with_proposed_signatures_then_relax() {
     let on = OnAttackConfig {
         syn_auth: Some("challenge-ack".into()),
         activate_signatures: true,
+        blacklist: false,
     };
     let mut f = Feed::new(Detector::new(
         cfg(),
@@ -424,6 +426,7 @@ fn interrupt_closes_attacks_under_way() {
     let on = OnAttackConfig {
         syn_auth: Some("challenge-ack".into()),
         activate_signatures: false,
+        blacklist: false,
     };
     let mut f = Feed::new(Detector::new(cfg(), 1, vec![svc("web", 10_000, on)]));
     f.quiet(2, 1000);
@@ -460,6 +463,7 @@ fn answered_challenges_are_not_attack_evidence() {
     let on = OnAttackConfig {
         syn_auth: None,
         activate_signatures: true,
+        blacklist: false,
     };
     let mut d = Detector::new(
         cfg(),
@@ -510,4 +514,39 @@ fn answered_challenges_are_not_attack_evidence() {
     }
     assert_eq!(d.ongoing()[0].types, ["syn_flood"]);
     assert_eq!(d.proposed()[0].2, [TcpRule::exact(&hping_fp()).to_string()]);
+}
+
+/// A CC attack: new connections over `threshold_flows` under SYN
+/// authentication (every one from a verified source) is `cc_flood`; the
+/// same figures without SYN authentication say nothing of who opened them.
+#[test]
+fn new_verified_connections_over_the_flows_threshold_are_a_cc_attack() {
+    for (syn_auth, want) in [(true, "cc_flood"), (false, "volumetric")] {
+        let mut d = Detector::new(
+            cfg(),
+            1,
+            vec![ServicePolicy {
+                syn_auth,
+                thresholds: Thresholds {
+                    threshold_flows: Some(100),
+                    ..Thresholds::default()
+                },
+                ..svc("web", 0, OnAttackConfig::default())
+            }],
+        );
+        let mut cm = Recording::default();
+        let mut c = [ServiceCounters::default()];
+        d.tick(1_000, 1.0, &c, &[], &mut cm);
+        for t in 1_001..1_006 {
+            // 1,000 connections a second of ten packets each.
+            c[0].packets += 10_000;
+            c[0].tcp += 10_000;
+            c[0].syns += 1_000;
+            c[0].new_flows += 1_000;
+            d.tick(t, 1.0, &c, &[], &mut cm);
+        }
+        let r = d.ongoing();
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].types, [want], "syn_auth {syn_auth}: {r:?}");
+    }
 }

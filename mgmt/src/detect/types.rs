@@ -27,10 +27,14 @@ pub enum Kind {
     IcmpFlood,
     Fragments,
     Malformed,
+    /// A CC attack: a flood of real connections and requests from sources
+    /// that proved their address (bots that complete handshakes), as
+    /// opposed to the spoofed floods above.
+    CcFlood,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::SynFlood,
         Kind::AckFlood,
         Kind::RstFlood,
@@ -39,6 +43,7 @@ impl Kind {
         Kind::IcmpFlood,
         Kind::Fragments,
         Kind::Malformed,
+        Kind::CcFlood,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -52,6 +57,7 @@ impl Kind {
             Kind::IcmpFlood => "icmp_flood",
             Kind::Fragments => "fragments",
             Kind::Malformed => "malformed",
+            Kind::CcFlood => "cc_flood",
         }
     }
 }
@@ -67,7 +73,8 @@ pub fn kind_of(s: &Sample) -> Option<Kind> {
         return None;
     }
     let reason = match s.verdict {
-        SampleVerdict::Pass => return None,
+        // A banned source proved its address: a CC attack's ([`is_cc`]).
+        SampleVerdict::Pass | SampleVerdict::Drop(DropReason::Blacklisted) => return None,
         SampleVerdict::Reply => None,
         SampleVerdict::Drop(r) => Some(r),
     };
@@ -105,16 +112,42 @@ pub fn kind_of(s: &Sample) -> Option<Kind> {
     }
 }
 
+/// Whether `s` is a packet of a CC attack: a source that proved its
+/// address breaking limits. With SYN authentication in force (`syn_auth`),
+/// a source's new connections over its limit, and its TCP segments over
+/// its packet rate (non-SYN segments only get that far from proven
+/// sources), are such; a `blacklisted` drop is a source banned for
+/// breaking limits, whatever the mode. Passed connections alone are not
+/// (a flash crowd of real clients looks the same): a crowd of new
+/// connections is named by the `flows` threshold instead ([`infer`]).
+pub fn is_cc(s: &Sample, syn_auth: bool) -> bool {
+    let syn = s.proto == 6 && flags::is_pure_syn(s.tcp_flags);
+    match s.verdict {
+        SampleVerdict::Drop(DropReason::Blacklisted) => true,
+        SampleVerdict::Drop(DropReason::RateLimitNewFlow) => syn_auth,
+        SampleVerdict::Drop(DropReason::RateLimitSource) => syn_auth && s.proto == 6 && !syn,
+        _ => false,
+    }
+}
+
 /// Types named by `kinds` (attack samples per [`Kind`]) with at least
 /// [`MIN_SHARE`] of the attack's `samples` (all of them, passed included,
 /// so that the few unanswered challenges of legitimate clients never name
 /// a type), most first; then those named by the metrics that fired
-/// (`syn_pps`, `udp_pps`, `icmp_pps`) or by the figures `f` (the mean of
+/// (`syn_pps`, `udp_pps`, `icmp_pps`; `flows`, new connections, names a
+/// CC attack when `proven_flows`: SYN authentication was in force, so
+/// every new flow came from a verified source) or by the figures `f` (the mean of
 /// the attack's abnormal seconds): a protocol or SYNs at half the packets
 /// or more. (A flood that passes, e.g. SYNs to a service without SYN
 /// authentication, leaves no unpassed sample.) `volumetric` when nothing
 /// else is named.
-pub fn infer(kinds: &[u64; Kind::COUNT], samples: u64, fired: &[Metric], f: &Figures) -> Vec<&'static str> {
+pub fn infer(
+    kinds: &[u64; Kind::COUNT],
+    samples: u64,
+    fired: &[Metric],
+    f: &Figures,
+    proven_flows: bool,
+) -> Vec<&'static str> {
     let total: u64 = samples.max(kinds.iter().sum());
     let mut by_samples: Vec<(Kind, u64)> = Kind::ALL
         .iter()
@@ -133,6 +166,10 @@ pub fn infer(kinds: &[u64; Kind::COUNT], samples: u64, fired: &[Metric], f: &Fig
         if (share >= 0.5 || fired.contains(&m)) && !named {
             v.push(k.as_str());
         }
+    }
+    let cc = Kind::CcFlood.as_str();
+    if proven_flows && fired.contains(&Metric::Flows) && !v.contains(&cc) {
+        v.push(cc);
     }
     if v.is_empty() {
         v.push("volumetric");
@@ -160,11 +197,45 @@ mod tests {
             verdict,
             fp: SampleFp::None,
             fragment: false,
+            l7: dataplane::runtime::L7Fp::default(),
         }
     }
 
     fn drop(r: DropReason) -> SampleVerdict {
         SampleVerdict::Drop(r)
+    }
+
+    #[test]
+    fn cc_packets_are_those_of_proven_sources() {
+        assert!(!is_cc(&s(6, flags::SYN, SampleVerdict::Pass), true), "a client");
+        let banned = s(6, flags::ACK, drop(DropReason::Blacklisted));
+        assert!(is_cc(&banned, false));
+        assert_eq!(kind_of(&banned), None, "not an ACK flood");
+        let over = s(6, flags::SYN, drop(DropReason::RateLimitNewFlow));
+        assert!(is_cc(&over, true));
+        assert!(!is_cc(&over, false), "without SYN authentication it may be spoofed");
+        assert!(is_cc(&s(6, flags::ACK, drop(DropReason::RateLimitSource)), true));
+        assert!(
+            !is_cc(&s(17, 0, drop(DropReason::RateLimitSource)), true),
+            "UDP proves nothing"
+        );
+        assert!(!is_cc(&s(6, flags::ACK, drop(DropReason::TcpNoFlow)), true));
+        assert!(!is_cc(&s(6, flags::SYN, SampleVerdict::Reply), true), "a challenge");
+        // Named by samples (a share of them), or by the new-flow metric
+        // when every new flow was verified.
+        let mut k = [0; Kind::COUNT];
+        k[Kind::CcFlood as usize] = 300;
+        assert_eq!(infer(&k, 1000, &[], &Figures::default(), false), ["cc_flood"]);
+        let none = [0; Kind::COUNT];
+        assert_eq!(
+            infer(&none, 1000, &[Metric::Flows], &Figures::default(), true),
+            ["cc_flood"]
+        );
+        assert_eq!(
+            infer(&none, 1000, &[Metric::Flows], &Figures::default(), false),
+            ["volumetric"],
+            "unverified new flows name no CC attack"
+        );
     }
 
     #[test]
@@ -215,9 +286,12 @@ mod tests {
         k[Kind::SynFlood as usize] = 700;
         k[Kind::Reflection as usize] = 250;
         k[Kind::IcmpFlood as usize] = 99;
-        assert_eq!(infer(&k, 0, &[], &Figures::default()), ["syn_flood", "reflection"]);
+        assert_eq!(
+            infer(&k, 0, &[], &Figures::default(), false),
+            ["syn_flood", "reflection"]
+        );
         // The share is of every sample of the attack, passed ones included.
-        assert_eq!(infer(&k, 3000, &[], &Figures::default()), ["syn_flood"]);
+        assert_eq!(infer(&k, 3000, &[], &Figures::default(), false), ["syn_flood"]);
         // Passed SYNs leave no unpassed sample: the figures name them.
         let mut k = [0u64; Kind::COUNT];
         k[Kind::Reflection as usize] = 300;
@@ -227,14 +301,14 @@ mod tests {
             udp_pps: 400.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&k, 0, &[], &f), ["reflection", "syn_flood"]);
+        assert_eq!(infer(&k, 0, &[], &f, false), ["reflection", "syn_flood"]);
         // What fired names its type, whatever its share.
         let f = Figures {
             pps: 1000.0,
             syn_pps: 300.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&k, 0, &[Metric::SynPps], &f), ["reflection", "syn_flood"]);
+        assert_eq!(infer(&k, 0, &[Metric::SynPps], &f, false), ["reflection", "syn_flood"]);
         // No sample: from the protocol mix.
         let f = Figures {
             pps: 1000.0,
@@ -242,12 +316,12 @@ mod tests {
             tcp_pps: 1000.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&[0; Kind::COUNT], 0, &[], &f), ["syn_flood"]);
+        assert_eq!(infer(&[0; Kind::COUNT], 0, &[], &f, false), ["syn_flood"]);
         let f = Figures {
             pps: 1000.0,
             tcp_pps: 1000.0,
             ..Figures::default()
         };
-        assert_eq!(infer(&[0; Kind::COUNT], 0, &[], &f), ["volumetric"]);
+        assert_eq!(infer(&[0; Kind::COUNT], 0, &[], &f, false), ["volumetric"]);
     }
 }

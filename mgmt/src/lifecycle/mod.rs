@@ -56,6 +56,7 @@ pub use signals::Signals;
 pub use stats::{write_stats, ErrorLog};
 
 use crate::api::{self, auth};
+use crate::blacklist::{Blacklist, BlacklistThread};
 use crate::cluster::bgp::Bgp;
 use crate::config::{Config, SecretSource};
 use crate::control::Control;
@@ -103,6 +104,9 @@ pub struct Running {
     pub api: Option<(SocketAddr, auth::TokenSource)>,
     /// The node's cluster parts as the API sees them (announcer, bus).
     pub cluster: api::ClusterApi,
+    /// The auto-blacklist ([`crate::blacklist`]).
+    pub blacklist: Arc<Blacklist>,
+    blacklist_thread: Option<BlacklistThread>,
     bus: Option<crate::cluster::bus::Bus>,
     server: Option<api::Server>,
     engine: Option<EngineHandle>,
@@ -191,6 +195,24 @@ impl Running {
         node.control = Some(Arc::clone(&control));
         let links = Links::of(&cfg, node.device_stats());
         let health = Arc::new(Health::new(&cfg, &node.rt, links));
+        let blacklist = Arc::new(Blacklist::new(
+            Arc::clone(&node.rt.mail),
+            Arc::clone(&node.rt.policy),
+            Some(&cfg.state_dir()),
+            cfg.dataplane.ban_table_size as usize,
+            cfg.dataplane.violation_table_size as usize,
+        ));
+        tracing::debug!(
+            "blacklist: {} violation counters and {} bans reserved ({} bytes)",
+            cfg.dataplane.violation_table_size,
+            cfg.dataplane.ban_table_size,
+            blacklist.memory_bytes()
+        );
+        match blacklist.load(crate::blacklist::now_ms()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("blacklist: {n} ban(s) from the state folder"),
+            Err(e) => tracing::warn!("blacklist: {e:#}; starting without the stored bans"),
+        }
         let detect = opts.detection.then(|| api::DetectApi {
             view: SharedView::default(),
             reports: ReportStore::of_config(&cfg),
@@ -206,6 +228,8 @@ impl Running {
                 bgp: bgp.as_ref().map(|b| Arc::clone(b.shared())),
                 bus: None,
             },
+            blacklist_thread: Some(blacklist.spawn().context("starting the blacklist thread")?),
+            blacklist,
             bus: None,
             server: None,
             engine: None,
@@ -218,8 +242,12 @@ impl Running {
             _lock: lock,
         };
         if cfg.cluster.enabled() {
-            let bus =
-                crate::cluster::bus::Bus::start(&cfg, Arc::clone(&running.control), Arc::clone(&running.node.rt.mail))?;
+            let bus = crate::cluster::bus::Bus::start(
+                &cfg,
+                Arc::clone(&running.control),
+                Arc::clone(&running.node.rt.mail),
+                Some(Arc::clone(&running.blacklist)),
+            )?;
             let state = Arc::clone(&bus.state);
             running.health.add_degraded_check(Box::new(move || state.health()));
             running.cluster.bus = Some(Arc::clone(&bus.state));
@@ -237,6 +265,7 @@ impl Running {
                     detect: detect.clone(),
                     health: Arc::clone(&running.health),
                     cluster: running.cluster.clone(),
+                    blacklist: Some(Arc::clone(&running.blacklist)),
                 },
             )?;
             tracing::info!("API listening on http://{}/api/v1/ ({src})", server.addr);
@@ -429,6 +458,9 @@ impl Running {
             s.stop();
         }
         if let Some(b) = &mut self.bus {
+            b.stop();
+        }
+        if let Some(b) = &mut self.blacklist_thread {
             b.stop();
         }
         if let Some(e) = &mut self.engine {

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use classifier::sketch::HeavyHitters;
 use classifier::synauth::flags;
 use classifier::verdict::DropReason;
-use dataplane::runtime::{Sample, SampleFp, SampleVerdict};
+use dataplane::runtime::{HostPath, Sample, SampleFp, SampleVerdict};
 use serde::{Deserialize, Serialize};
 
 use crate::control::Escalation;
@@ -49,6 +49,14 @@ pub struct TopPort {
     pub packets: u64,
 }
 
+/// An application-layer fingerprint (a TLS JA4, or an HTTP Host + path)
+/// and its estimated packets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TopL7 {
+    pub value: String,
+    pub packets: u64,
+}
+
 /// A fingerprint (the classifier's text form) and its estimated packets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopFingerprint {
@@ -71,6 +79,9 @@ pub struct Action {
     pub deny_tcp: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub deny_udp: Vec<String>,
+    /// The auto-blacklist was turned on.
+    #[serde(skip_serializing_if = "core::ops::Not::not", default)]
+    pub blacklist: bool,
 }
 
 impl Action {
@@ -81,6 +92,7 @@ impl Action {
             syn_auth: e.syn_auth.map(|m| m.as_str().to_string()),
             deny_tcp: e.deny_tcp.iter().map(ToString::to_string).collect(),
             deny_udp: e.deny_udp.iter().map(ToString::to_string).collect(),
+            blacklist: e.blacklist,
         }
     }
 
@@ -91,6 +103,7 @@ impl Action {
             syn_auth: None,
             deny_tcp: Vec::new(),
             deny_udp: Vec::new(),
+            blacklist: false,
         }
     }
 }
@@ -125,6 +138,13 @@ pub struct AttackReport {
     pub top_sources: Vec<TopSource>,
     pub top_fingerprints: Vec<TopFingerprint>,
     pub top_dst_ports: Vec<TopPort>,
+    /// TLS client fingerprints (JA4) of the attack's flows, where
+    /// first-segment inspection saw their ClientHello.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_ja4: Vec<TopL7>,
+    /// HTTP Host + path of the attack's requests, where inspection saw them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_host_paths: Vec<TopL7>,
     /// Dropped packets per reason among the attack's sampled packets,
     /// scaled by the sampling rate (estimates).
     pub drops_by_reason: BTreeMap<String, u64>,
@@ -159,6 +179,10 @@ pub struct ReportBuilder {
     /// Fingerprints of passed samples from verified sources (see
     /// [`ReportBuilder::sample`]): what legitimate clients send.
     vouched: HeavyHitters<SampleFp>,
+    /// TLS JA4 and HTTP Host + path of the samples' flows, where the
+    /// worker knew them (first-segment inspection).
+    ja4: HeavyHitters<[u8; 36]>,
+    host_paths: HeavyHitters<HostPath>,
     drops: [u64; DropReason::COUNT],
     top_k: usize,
 }
@@ -218,6 +242,8 @@ impl ReportBuilder {
                 top_sources: Vec::new(),
                 top_fingerprints: Vec::new(),
                 top_dst_ports: Vec::new(),
+                top_ja4: Vec::new(),
+                top_host_paths: Vec::new(),
                 drops_by_reason: BTreeMap::new(),
                 countermeasures: Vec::new(),
                 sample_every,
@@ -227,6 +253,8 @@ impl ReportBuilder {
             ports: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
             fps: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
             vouched: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
+            ja4: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
+            host_paths: HeavyHitters::new(kept, SKETCH_WIDTH, SKETCH_DEPTH),
             drops: [0; DropReason::COUNT],
             top_k,
         }
@@ -263,6 +291,15 @@ impl ReportBuilder {
         }
         if let SampleVerdict::Drop(r) = s.verdict {
             self.drops[r as usize] += 1;
+        }
+        // A CC attack's requests pass or not; either way they are its
+        // fingerprints (a verified client's answer to a challenge has no
+        // flow, so none).
+        if let Some(j) = s.l7.ja4 {
+            self.ja4.add(j, 1);
+        }
+        if let Some(h) = s.l7.host_path {
+            self.host_paths.add(h, 1);
         }
     }
 
@@ -338,6 +375,26 @@ impl ReportBuilder {
                 })
             })
             .collect();
+        r.top_ja4 = self
+            .ja4
+            .top()
+            .into_iter()
+            .take(k)
+            .map(|(j, n)| TopL7 {
+                value: String::from_utf8_lossy(&j).into_owned(),
+                packets: n * scale,
+            })
+            .collect();
+        r.top_host_paths = self
+            .host_paths
+            .top()
+            .into_iter()
+            .take(k)
+            .map(|(h, n)| TopL7 {
+                value: h.text(),
+                packets: n * scale,
+            })
+            .collect();
         r.drops_by_reason = DropReason::ALL
             .iter()
             .filter(|d| self.drops[**d as usize] > 0)
@@ -385,12 +442,63 @@ mod tests {
             verdict,
             fp: SampleFp::None,
             fragment: false,
+            l7: dataplane::runtime::L7Fp::default(),
         }
     }
 
     /// 140,000 distinct sources (a spoofed flood) among a few heavy ones:
     /// the top list is bounded at top_k and finds the heavy ones; counts
     /// are scaled by the sampling rate.
+    /// Synthetic samples as the workers will fill them once first-segment
+    /// inspection is on (`Taken::with_l7`): the heaviest JA4 and Host +
+    /// path come out first, scaled by the sampling rate.
+    #[test]
+    fn l7_fingerprints_are_heavy_hitters_of_the_report() {
+        use dataplane::runtime::L7Fp;
+        let bot_ja4 = *b"t13d1516h2_8daaf6152771_02713d6af862";
+        let human_ja4 = *b"t13d1715h2_5b57614c22b0_3d5424432f57";
+        let login = HostPath::new(b"www.example.com", b"/login");
+        let long = HostPath::new(b"www.example.com", &[b'a'; 100]);
+        let mut b = ReportBuilder::new("u".into(), "web", 0, 10, 5);
+        let with = |ja4, hp| Sample {
+            proto: 6,
+            l7: L7Fp {
+                ja4: Some(ja4),
+                host_path: Some(hp),
+            },
+            ..sample([198, 51, 100, 1], 443, SampleVerdict::Pass)
+        };
+        for _ in 0..90 {
+            b.sample(&with(bot_ja4, login), true);
+        }
+        for _ in 0..10 {
+            b.sample(&with(human_ja4, long), true);
+        }
+        b.sample(&sample([198, 51, 100, 2], 443, SampleVerdict::Pass), true);
+        let r = b.snapshot();
+        let ja4: Vec<(&str, u64)> = r.top_ja4.iter().map(|t| (t.value.as_str(), t.packets)).collect();
+        assert_eq!(
+            ja4,
+            [
+                ("t13d1516h2_8daaf6152771_02713d6af862", 900),
+                ("t13d1715h2_5b57614c22b0_3d5424432f57", 100)
+            ]
+        );
+        assert_eq!(r.top_host_paths[0].value, "www.example.com/login");
+        assert_eq!(r.top_host_paths[0].packets, 900);
+        assert_eq!(r.top_host_paths[1].value, format!("www.example.com{}…", "a".repeat(33)));
+        // In the stored JSON only when present.
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["top_ja4"][0]["value"], "t13d1516h2_8daaf6152771_02713d6af862");
+        let plain = ReportBuilder::new("v".into(), "web", 0, 1, 5).snapshot();
+        assert!(serde_json::to_value(&plain).unwrap().get("top_ja4").is_none());
+        assert_ne!(
+            HostPath::new(b"a", b"/x").hash,
+            HostPath::new(b"a/", b"x").hash,
+            "host and path are kept apart"
+        );
+    }
+
     #[test]
     fn top_k_bounded_and_scaled() {
         let mut b = ReportBuilder::new("u".into(), "web", 100, 64, 5);

@@ -32,6 +32,7 @@
 //!   returns. Health shows `cluster/bus` as degraded (the node still
 //!   answers 200).
 
+mod bans;
 pub mod batch;
 mod mirror;
 mod pending;
@@ -109,6 +110,10 @@ pub struct BusStats {
     pub config_refused: AtomicU64,
     pub config_conflicts: AtomicU64,
     pub config_pushed: AtomicU64,
+    /// Bans and lifts sent, taken in, and not sent (the bus was down).
+    pub bans_out: AtomicU64,
+    pub bans_in: AtomicU64,
+    pub bans_dropped: AtomicU64,
 }
 
 /// What the bus task, the API and [`Control`] share.
@@ -130,6 +135,8 @@ pub struct BusState {
     last_error: Mutex<Option<(Instant, String)>>,
     /// The batcher's clock starts here.
     started: Instant,
+    /// The auto-blacklist, whose bans are shared with `share_verified`.
+    blacklist: Option<Arc<crate::blacklist::Blacklist>>,
 }
 
 impl Sharer for BusState {
@@ -156,6 +163,7 @@ impl BusState {
             mirror: Mutex::default(),
             last_error: Mutex::default(),
             started: Instant::now(),
+            blacklist: None,
             cfg,
         }
     }
@@ -219,10 +227,22 @@ impl Bus {
     /// `start_wait_ms` for the configuration bucket to be read and applied;
     /// past that the node goes on alone and joins in the background.
     /// Errors: a credentials file that cannot be read, or no thread.
-    pub fn start(cfg: &Config, control: Arc<Control>, mail: Arc<Mailboxes>) -> anyhow::Result<Bus> {
+    /// `blacklist`: its bans are shared too (with `share_verified`).
+    pub fn start(
+        cfg: &Config,
+        control: Arc<Control>,
+        mail: Arc<Mailboxes>,
+        blacklist: Option<Arc<crate::blacklist::Blacklist>>,
+    ) -> anyhow::Result<Bus> {
         let opts = verified::connect_options(cfg)?;
         let pending = pending::Pending::with_file(cfg.state_dir().join(PENDING_FILE));
-        let state = BusState::new(cfg.cluster.clone(), Arc::clone(&control), mail, pending);
+        let mut state = BusState::new(cfg.cluster.clone(), Arc::clone(&control), mail, pending);
+        if state.cfg.share_verified {
+            if let Some(b) = &blacklist {
+                b.share_with_cluster();
+            }
+            state.blacklist = blacklist;
+        }
         let state = Arc::new(state);
         if state.cfg.share_config {
             control.set_sharer(Arc::clone(&state) as Arc<dyn Sharer>);

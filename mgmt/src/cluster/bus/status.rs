@@ -41,6 +41,9 @@ impl BusState {
                 mirror: self.mirror().len() as u64,
                 mirror_full: s.mirror_full.load(Relaxed),
             },
+            bans_out: s.bans_out.load(Relaxed),
+            bans_in: s.bans_in.load(Relaxed),
+            bans_dropped: s.bans_dropped.load(Relaxed),
             config_revision: s.config_revision.load(Relaxed),
             config: ConfigCounts {
                 applied: s.config_applied.load(Relaxed),
@@ -93,6 +96,12 @@ impl BusState {
             "moat_cluster_bus_connects_total",
             "Connections (first and reconnections) to the cluster bus.",
             st.connects,
+        );
+        e.counters(
+            "moat_cluster_bans_total",
+            "Blacklist bans and lifts: sent by this node (out), from other nodes (in), not sent (dropped: bus down).",
+            "direction",
+            [("out", st.bans_out), ("in", st.bans_in), ("dropped", st.bans_dropped)],
         );
         e.counter(
             "moat_cluster_verified_out_total",
@@ -188,6 +197,11 @@ pub struct BusStatus {
     pub verified_dropped: VerifiedDropped,
     /// Catch-up of joining nodes.
     pub catchup: CatchupCounts,
+    /// Bans and lifts of the blacklist sent, taken in, and not sent (the
+    /// bus was down).
+    pub bans_out: u64,
+    pub bans_in: u64,
+    pub bans_dropped: u64,
     /// The highest configuration bucket revision seen.
     pub config_revision: u64,
     pub config: ConfigCounts,

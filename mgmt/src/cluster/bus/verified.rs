@@ -116,6 +116,11 @@ pub(super) async fn run(
                     super::sync::run(&st, &client, gen_rx, ready).await;
                 }
             },
+            async {
+                if let Some(bl) = &st.blacklist {
+                    super::bans::run(&st, bl, &client).await;
+                }
+            },
         )
     };
     tokio::select! {
