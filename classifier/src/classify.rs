@@ -18,9 +18,9 @@ use core::net::IpAddr;
 
 use crate::build;
 use crate::fingerprint::{tcp_fingerprint, udp_fingerprint};
-use crate::l7::redirect;
 use crate::l7::inspect::{self, Judged};
 use crate::l7::reassembly::{self, Insert as Reasm};
+use crate::l7::redirect;
 use crate::parse::{self, Addr, Frag, Parsed, TcpInfo, L3, L4};
 use crate::policy::{FragPolicy, Policy, Service, ServiceId, SynAuth};
 use crate::state::flow::{Flow, Gone};

@@ -52,6 +52,7 @@ fn small(flows: usize, bytes: usize) -> StateConfig {
         flows,
         verified: 64,
         sources: 64,
+        bans: 16,
         reassembly: ReassemblyConfig {
             slots: 16,
             bytes_per_flow: bytes,

@@ -157,6 +157,8 @@ pub fn auth_classify(data: &[u8]) {
         flows: 8,
         verified: 8,
         sources: 8,
+        bans: 16,
+        reassembly: Default::default(),
     };
     let mut st = WorkerState::new(&sizes, pol, 2);
     let memory = st.memory_bytes();

@@ -113,6 +113,7 @@ fn setup(index: usize) -> WorkerSetup {
             verified: 1024,
             sources: 1024,
             bans: 64,
+            reassembly: Default::default(),
         },
         icmp_pps: 0,
         gre: vec![GreParams {
@@ -127,6 +128,7 @@ fn setup(index: usize) -> WorkerSetup {
         inside_ip: IN_IP,
         inside_mac: IN_MAC,
         sample_every: 0,
+        two_stage: dataplane::runtime::TwoStage::Auto,
     }
 }
 

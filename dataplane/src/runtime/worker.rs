@@ -212,6 +212,11 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
             if pipe.state().ended.is_some() {
                 reset_ended(&mut q, &mut pipe, &policy, &mut tx_in, &mut tx_out, &mut lc);
             }
+            // An empty connection the sweep ended is a violation of its
+            // source (it completed a handshake): offered to the blacklist.
+            if let Some(v) = pipe.state_mut().violation.take() {
+                sh.mail.share_violation(v);
+            }
             sh.mail.drain(&mut pipe.state_mut().verified, clock.unwrap_or(wall));
             sh.mail.drain_bans(&mut pipe.state_mut().bans, clock.unwrap_or(wall));
             ticks += 1;
