@@ -695,10 +695,21 @@ impl Ctx<'_> {
         let (svc, p, now, frame) = (self.svc, self.p, self.now, self.frame);
         let idle = self.pol.timeouts.flow_idle;
         let rules = svc.tcp_payload_rules_for(t.dport);
+        let mut seen = inspect::Seen::default();
         let st = &mut *self.st;
         let judged = match (st.flows.get_hashed(hash, &key, now, idle), st.inspect.as_mut()) {
             (Ok(f), Some(ins)) => {
-                let j = first_bytes_judged(ins, &key, f.seq, t.seq, p.payload(frame), rules, &svc.l7_rules, now);
+                let j = first_bytes_judged(
+                    ins,
+                    &key,
+                    f.seq,
+                    t.seq,
+                    p.payload(frame),
+                    rules,
+                    &svc.l7_rules,
+                    now,
+                    &mut seen,
+                );
                 if j != Judged::Pending {
                     f.bits |= Flow::JUDGED;
                     f.seq = t.seq.wrapping_add(u32::from(p.payload_len));
@@ -721,6 +732,11 @@ impl Ctx<'_> {
                 return Err(DropReason::TcpNoFlow);
             }
         };
+        // What the first bytes said, for detection's heavy hitters (the
+        // caller attaches it to a sample of this packet).
+        if judged != Judged::Pending && !seen.is_empty() {
+            self.st.l7_seen = Some(seen);
+        }
         let (reason, kind) = match judged {
             Judged::Limit { per_source_rps } if self.request_allowed(per_source_rps) => return self.pass_segment(),
             Judged::Pending | Judged::Pass | Judged::Unjudgeable => return self.pass_segment(),
@@ -764,6 +780,7 @@ impl Ctx<'_> {
             return self.pass_segment();
         };
         let facts = crate::l7::rules::Facts::of_request(&req);
+        self.st.l7_seen = Some(inspect::Seen::of(&facts));
         let (reason, kind) = match crate::l7::rules::first_match(&self.svc.l7_rules, &facts).map(|r| r.action) {
             None => return self.pass_segment(),
             Some(crate::l7::rules::L7Action::Limit { per_source_rps }) if self.request_allowed(per_source_rps) => {
@@ -950,11 +967,12 @@ fn first_bytes_judged(
     rules: &[crate::policy::PayloadRule],
     l7: &[crate::l7::rules::L7Rule],
     now: Nanos,
+    seen: &mut inspect::Seen,
 ) -> Judged {
     let bound = ins.reasm.config().bytes_per_flow;
     let off = reassembly::rel_offset(seq, base.wrapping_sub(1));
     if off == 0 {
-        let j = inspect::judge(payload, rules, l7, payload.len() >= bound, &mut ins.scratch);
+        let j = inspect::judge_seen(payload, rules, l7, payload.len() >= bound, &mut ins.scratch, seen);
         if j != Judged::Pending {
             return j;
         }
@@ -962,7 +980,7 @@ fn first_bytes_judged(
     match ins.reasm.insert(*key, now, off, payload) {
         Reasm::Prefix(pre) => {
             let full = pre.len() >= bound;
-            inspect::judge(pre, rules, l7, full, &mut ins.scratch)
+            inspect::judge_seen(pre, rules, l7, full, &mut ins.scratch, seen)
         }
         Reasm::Held | Reasm::Duplicate => Judged::Pending,
         Reasm::Outside | Reasm::GaveUp(_) => Judged::Unjudgeable,

@@ -496,3 +496,58 @@ fn limit_rules_count_every_request_of_a_keep_alive_connection() {
         n.run(T0 + SECOND + MS, &seg(&syn(a, 40001, 80), fl::ACK, 0, req).build())
     ));
 }
+
+#[path = "l7_support/mod.rs"]
+#[allow(dead_code)]
+mod l7_support;
+
+/// What a flow's first bytes said is handed to the caller on the packet
+/// that had them judged (for its sample: detection's JA4 and Host + path
+/// heavy hitters), once, and never on a packet that judged nothing.
+#[test]
+fn judged_first_bytes_are_handed_over_for_samples() {
+    let mut n = node(deny_login());
+    let a = src(1);
+    let s = syn(a, 40000, 80);
+    assert!(pass(open(&mut n, T0, a, 40000, 80)));
+    assert_eq!(n.st.l7_seen, None, "the handshake judged nothing");
+    let ok = seg(
+        &s,
+        fl::ACK | fl::PSH,
+        0,
+        b"GET /index.html HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
+    );
+    assert!(pass(n.run(T0 + MS, &ok.build())));
+    let seen = n.st.l7_seen.take().expect("the request was judged");
+    let hp = seen.host_path.expect("Host and path");
+    assert_eq!(hp.text(), "www.example.com/index.html");
+    assert_eq!(hp, classifier::l7::HostPath::new(b"www.example.com", b"/index.html"));
+    assert_eq!(seen.ja4, None);
+    // A data segment that starts no request says nothing new.
+    assert!(pass(n.run(T0 + 2 * MS, &seg(&s, fl::ACK, 52, b"body bytes").build())));
+    assert_eq!(n.st.l7_seen, None);
+    // A denied request is handed over too (the attack's paths are the
+    // heavy hitters worth seeing).
+    let b = syn(a, 40001, 80);
+    assert!(pass(open(&mut n, T0, a, 40001, 80)));
+    let deny = seg(&b, fl::ACK | fl::PSH, 0, b"GET /login HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(matches!(n.run(T0 + 3 * MS, &deny.build()), Verdict::ResetBoth { .. }));
+    let hp =
+        n.st.l7_seen
+            .take()
+            .and_then(|s| s.host_path)
+            .expect("the denied request");
+    assert_eq!(hp.text(), "x/login");
+
+    // A TLS ClientHello: its JA4, as ja4plus computes it (l7_support).
+    let c = syn(a, 40002, 80);
+    assert!(pass(open(&mut n, T0, a, 40002, 80)));
+    let hello = l7_support::unhex(l7_support::CURL_SNI_HEX);
+    assert!(pass(n.run(T0 + 4 * MS, &seg(&c, fl::ACK | fl::PSH, 0, &hello).build())));
+    let seen = n.st.l7_seen.take().expect("the hello was judged");
+    assert_eq!(
+        seen.ja4.map(|j| j.as_str().to_string()).as_deref(),
+        Some(l7_support::CURL_SNI_JA4)
+    );
+    assert_eq!(seen.host_path, None);
+}

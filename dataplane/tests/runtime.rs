@@ -504,3 +504,59 @@ fn samples_and_per_service_counters() {
         assert!(matches!(s.fp, dataplane::runtime::SampleFp::Udp(u) if u.sport >= 40000));
     }
 }
+
+/// First-segment inspection through the runtime: the sample of the packet
+/// that had a flow's first bytes judged carries what they said (the HTTP
+/// Host + path), for detection's heavy hitters; other samples carry
+/// nothing.
+#[test]
+fn a_sample_carries_what_the_first_bytes_said() {
+    let mut pol = Policy::new(CookieSecrets::new([7; 16]));
+    let o = pol.add_origin(Origin {
+        name: "web".into(),
+        tunnel_src: IN_IP,
+        tunnel_dst: ORIGIN_IP,
+        key: Some(42),
+        mtu: 1476,
+    });
+    let mut s = Service::new("web", IpAddr::V4(VIP), o);
+    s.tcp_ports.insert(80);
+    s.syn_auth = SynAuth::Off;
+    let mut rule = classifier::l7::rules::L7Rule::new(classifier::l7::rules::L7Action::Deny);
+    rule.path_prefix = Some(b"/never".as_slice().into());
+    s.l7_rules.push(rule);
+    pol.add_service(s).unwrap();
+    let wire: Shared = Arc::default();
+    let mut rt = start_sampling(&wire, pol, 1);
+    let mut queues = rt.take_samples();
+    let client = Ipv4Addr::new(198, 51, 100, 9);
+    push(&wire, PortId::Outside, tcp(client, 1000, |b| b.syn()));
+    let mut req = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+        .ipv4(client.octets(), VIP.octets(), 64)
+        .tcp(40000, 80, 1001, 64240)
+        .ack(1)
+        .psh();
+    let body = b"GET /home HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
+    let mut frame = Vec::new();
+    req = req.options(&[]).unwrap();
+    req.write(&mut frame, body).unwrap();
+    push(&wire, PortId::Outside, frame);
+    let t = Instant::now();
+    while rt.snapshot(1).0.services[0].packets < 2 && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rt.stop().unwrap();
+    let mut got = Vec::new();
+    dataplane::runtime::sample::drain(&mut queues[0], |s| got.push(s));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].l7, dataplane::runtime::L7Fp::default(), "the SYN judged nothing");
+    let hp = got[1].l7.host_path.expect("the request's Host + path");
+    assert_eq!(hp.text(), "www.example.com/home");
+    assert_eq!(got[1].l7.ja4, None);
+    // Judged and passed by the classifier (the origin's next hop is not
+    // resolved in this test, so the pipeline counts it as no_next_hop).
+    assert_eq!(
+        got[1].verdict,
+        dataplane::runtime::SampleVerdict::Drop(DropReason::NoNextHop)
+    );
+}

@@ -18,6 +18,33 @@ use crate::policy::PayloadRule;
 /// Scratch bytes [`judge`] needs for a ClientHello that spans TLS records.
 pub const SCRATCH_LEN: usize = tls::MAX_HELLO_LEN;
 
+/// What a flow's first bytes said, kept for detection's heavy hitters
+/// (the JA4 and Host + path of sampled packets' flows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub ja4: Option<super::ja4::Ja4>,
+    pub host_path: Option<super::HostPath>,
+}
+
+impl Seen {
+    /// The record of what `facts` say (nothing for [`Facts::Other`]).
+    pub fn of(facts: &Facts<'_>) -> Self {
+        match *facts {
+            Facts::Http { path, host, .. } => Seen {
+                ja4: None,
+                host_path: Some(super::HostPath::new(host.unwrap_or(b""), path.unwrap_or(b""))),
+            },
+            Facts::Tls { ja4, .. } => Seen { ja4, host_path: None },
+            Facts::Other => Seen::default(),
+        }
+    }
+
+    /// Whether it holds anything.
+    pub fn is_empty(&self) -> bool {
+        self.ja4.is_none() && self.host_path.is_none()
+    }
+}
+
 /// The verdict on a flow's first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Judged {
@@ -41,6 +68,19 @@ pub enum Judged {
 /// reached). `scratch` must hold [`SCRATCH_LEN`] bytes for a split hello
 /// (a smaller one only makes such hellos unjudgeable). Never panics.
 pub fn judge(prefix: &[u8], payload: &[PayloadRule], l7: &[L7Rule], full: bool, scratch: &mut [u8]) -> Judged {
+    judge_seen(prefix, payload, l7, full, scratch, &mut Seen::default())
+}
+
+/// [`judge`], noting in `seen` what the bytes said (HTTP Host + path, TLS
+/// JA4) once the `l7` rules were matched against them.
+pub fn judge_seen(
+    prefix: &[u8],
+    payload: &[PayloadRule],
+    l7: &[L7Rule],
+    full: bool,
+    scratch: &mut [u8],
+    seen: &mut Seen,
+) -> Judged {
     if !payload.is_empty() && !payload.iter().any(|r| r.matches(prefix)) {
         let need = payload
             .iter()
@@ -74,6 +114,7 @@ pub fn judge(prefix: &[u8], payload: &[PayloadRule], l7: &[L7Rule], full: bool, 
             TlsParse::NotTls | TlsParse::Malformed(_) => Facts::Other,
         },
     };
+    *seen = Seen::of(&facts);
     match first_match(l7, &facts).map(|r| r.action) {
         None => Judged::Pass,
         Some(L7Action::Deny) => Judged::Deny,

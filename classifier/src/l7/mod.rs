@@ -34,3 +34,56 @@ pub mod reassembly;
 pub mod redirect;
 pub mod rules;
 pub mod tls;
+
+/// Bytes of an HTTP Host + path a sample carries (the rest is cut; the
+/// hash covers the whole).
+pub const HOST_PATH_LEN: usize = 48;
+
+/// The HTTP request of a flow as a sample carries it: `host` + `path`
+/// (`www.example.com/login`), its first [`HOST_PATH_LEN`] bytes and a hash
+/// of the whole (so that two long paths sharing a prefix stay apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HostPath {
+    pub hash: u64,
+    /// Bytes of `text` in use.
+    pub len: u8,
+    /// The whole was longer than `text`.
+    pub cut: bool,
+    pub text: [u8; HOST_PATH_LEN],
+}
+
+impl HostPath {
+    /// `host` and `path` joined (the path as sent, query included); a
+    /// request without a Host header has an empty `host`.
+    pub fn new(host: &[u8], path: &[u8]) -> Self {
+        // FNV-1a (64 bits) over host, a 0 byte, path: a key for counting,
+        // not a defence (an attacker choosing colliding paths only merges
+        // two of its own lines in a report).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in host.iter().chain(&[0]).chain(path) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let mut text = [0; HOST_PATH_LEN];
+        let n = host.len().min(HOST_PATH_LEN);
+        text[..n].copy_from_slice(&host[..n]);
+        let m = path.len().min(HOST_PATH_LEN - n);
+        text[n..n + m].copy_from_slice(&path[..m]);
+        HostPath {
+            hash: h,
+            // At most HOST_PATH_LEN (48).
+            len: (n + m) as u8,
+            cut: host.len() + path.len() > HOST_PATH_LEN,
+            text,
+        }
+    }
+
+    /// The text kept (lossy UTF-8; `…` where it was cut).
+    pub fn text(&self) -> String {
+        let t = &self.text[..usize::from(self.len).min(HOST_PATH_LEN)];
+        let mut s = String::from_utf8_lossy(t).into_owned();
+        if self.cut {
+            s.push('…');
+        }
+        s
+    }
+}

@@ -208,6 +208,11 @@ pub struct WorkerState {
     /// verified source) are ever noted, so that nobody can get another's
     /// address banned by spoofing it.
     pub violation: Option<Violation>,
+    /// What the first bytes (or a later request) of the last classified
+    /// packet's flow said, when it was judged on that packet, until the
+    /// caller takes it: the dataplane attaches it to the packet's sample
+    /// (detection's JA4 and Host + path heavy hitters).
+    pub l7_seen: Option<crate::l7::inspect::Seen>,
     /// The init packets seen of `udp_auth` first-packet ports (fixed size).
     pub first_packets: crate::udpauth::FirstPacketTable,
     /// Concurrent connections per source (`src_conns`): as many slots as
@@ -323,6 +328,7 @@ impl WorkerState {
             global: one_second(per_worker(policy.global_pps, workers)),
             just_verified: None,
             violation: None,
+            l7_seen: None,
             first_packets: crate::udpauth::FirstPacketTable::new(),
             conns: crate::conn::ConnCounts::with_capacity(conn_slots(cfg, policy)),
             inspect: inspect_for(cfg, policy),

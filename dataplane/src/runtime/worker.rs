@@ -26,7 +26,7 @@ use classifier::time::{Nanos, MILLISECOND};
 use classifier::verdict::DropReason;
 
 use super::neighbors::Neighbors;
-use super::sample::{Sample, Sampler};
+use super::sample::{L7Fp, Sample, Sampler};
 use super::stats::{LoopCounters, SharedStats};
 use crate::pipeline::{Outcome, Pipeline, PreparedBurst};
 use crate::port::{send_all, Burst, Frame, PortId, Queues};
@@ -263,7 +263,16 @@ pub fn run<Q: Queues>(s: WorkerSetup, mut sh: Shared, mut q: Q, samples: Option<
             if let Some(v) = pipe.state_mut().violation.take() {
                 sh.mail.share_violation(v);
             }
-            if let Some(t) = taken {
+            // What the flow's first bytes said, judged on this packet: on
+            // its sample, for detection's JA4 and Host + path heavy hitters.
+            let seen = pipe.state_mut().l7_seen.take();
+            if let Some(mut t) = taken {
+                if let Some(seen) = seen {
+                    t = t.with_l7(L7Fp {
+                        ja4: seen.ja4.map(|j| *j.as_bytes()),
+                        host_path: seen.host_path,
+                    });
+                }
                 let p = match prepared.get(i) {
                     Some(Ok((p, _))) => Some(p),
                     Some(Err(_)) => None,
