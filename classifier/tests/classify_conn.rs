@@ -498,7 +498,6 @@ fn limit_rules_count_every_request_of_a_keep_alive_connection() {
 }
 
 #[path = "l7_support/mod.rs"]
-#[allow(dead_code)]
 mod l7_support;
 
 /// What a flow's first bytes said is handed to the caller on the packet
