@@ -58,6 +58,12 @@ pub struct BenchArgs {
     /// detection thread would.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(0..=1 << 24))]
     pub sample_every: u32,
+    /// First-segment inspection on: the service gets an `l7_rules` deny
+    /// rule no workload matches (`path_prefix = "/moat-bench-never"`), so
+    /// every flow's first bytes are judged and every later data segment is
+    /// checked for a keep-alive request: what turning inspection on costs.
+    #[arg(long)]
+    pub inspect: bool,
     /// The two-stage burst, as `[dataplane] two_stage`: auto, on or off.
     #[arg(long, value_enum, default_value_t = TwoStageArg::Auto)]
     pub two_stage: TwoStageArg,
@@ -133,6 +139,12 @@ fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config>
     };
     svc.limits.src_pps = 1_000_000;
     svc.limits.src_syn_pps = 100_000;
+    if args.inspect {
+        svc.l7_rules.push(crate::config::l7::L7RuleConfig {
+            path_prefix: Some("/moat-bench-never".into()),
+            ..Default::default()
+        });
+    }
     cfg.origins[0].key = Some(42);
     let d = &mut cfg.dataplane;
     d.idle_sleep_us = 0;
