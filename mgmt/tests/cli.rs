@@ -260,6 +260,37 @@ fn bench_measures_each_path_and_every_packet_takes_it() {
     assert!(out.contains("peak RSS:"), "{out}");
 }
 
+/// `--inspect` (an l7 rule that matches nothing) and `--two-stage`: every
+/// packet still takes the clean path, whichever way the burst goes.
+#[test]
+fn bench_with_inspection_and_each_burst_mode_passes_every_clean_packet() {
+    for mode in ["on", "off"] {
+        let o = moat(&[
+            "bench",
+            "--workload",
+            "clean",
+            "--seconds",
+            "0.3",
+            "--templates",
+            "256",
+            "--table-size",
+            "4096",
+            "--inspect",
+            "--two-stage",
+            mode,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout);
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("clean"))
+            .unwrap_or_else(|| panic!("clean missing:\n{out}"));
+        assert!(line.contains("100.0%"), "{line}");
+    }
+    let o = moat(&["bench", "--two-stage", "sometimes"]);
+    assert_eq!(o.status.code(), Some(2), "a bad mode is refused");
+}
+
 /// The live runtime on the pcap backend and the offline scrubber are the
 /// same pipeline: for one capture they must write the same frames, in the
 /// same order, with the same timestamps (the golden test the DPDK backend is
