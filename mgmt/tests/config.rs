@@ -348,7 +348,7 @@ fn payload_rule_on_a_range() {
     refused(
         &edit("port = \"udp/7777\"", "port = \"udp/7000-7010\""),
         "services[0].payload_rules[0].port",
-        "one UDP port",
+        "one UDP or TCP port",
     );
 }
 
