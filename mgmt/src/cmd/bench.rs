@@ -65,16 +65,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub inspect: bool,
     /// The two-stage burst, as `[dataplane] two_stage`: auto, on or off.
-    #[arg(long, value_enum, default_value_t = TwoStageArg::Auto)]
-    pub two_stage: TwoStageArg,
-}
-
-/// `--two-stage`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum TwoStageArg {
-    Auto,
-    On,
-    Off,
+    #[arg(long, value_enum, default_value_t = crate::config::TwoStage::Auto)]
+    pub two_stage: crate::config::TwoStage,
 }
 
 /// The parser of worker counts: 1 to 256.
@@ -154,11 +146,7 @@ fn config(w: Workload, workers: u32, args: &BenchArgs) -> anyhow::Result<Config>
     d.verified_table_size = args.table_size;
     d.source_table_size = args.table_size;
     cfg.mgmt.sample_every = args.sample_every;
-    d.two_stage = match args.two_stage {
-        TwoStageArg::Auto => crate::config::TwoStage::Auto,
-        TwoStageArg::On => crate::config::TwoStage::On,
-        TwoStageArg::Off => crate::config::TwoStage::Off,
-    };
+    d.two_stage = args.two_stage;
     let cfg = cfg.revalidated()?;
     cfg.memory_gate()?;
     Ok(cfg)

@@ -135,7 +135,7 @@ impl Backend {
 }
 
 /// `[dataplane] two_stage`: see [`dataplane::runtime::TwoStage`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TwoStage {
     #[default]
