@@ -332,8 +332,31 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     /// Inserts `key`, which a probe just missed (`miss` is that probe's
     /// answer). When the table is full, evicts by CLOCK; `dead` says which
     /// entries have expired and may be taken first.
-    pub fn insert(&mut self, miss: Miss, key: K, val: V, dead: impl FnMut(&V) -> bool) -> Placed {
-        self.insert_take(miss, key, val, dead).0
+    #[inline]
+    pub fn insert(&mut self, miss: Miss, key: K, val: V, mut dead: impl FnMut(&V) -> bool) -> Placed {
+        let new = Slot {
+            key,
+            val,
+            mark: Mark::Live,
+        };
+        // The entry is written once, into its slot: no copy of the one it
+        // replaces (a spoofed flood inserts on every packet).
+        let (slot, placed) = match self.make_room(&mut dead) {
+            Some((at, placed)) => {
+                if let Some(s) = self.slots.get_mut(at) {
+                    *s = new;
+                }
+                (at as u32, placed)
+            }
+            None => {
+                // Never reallocates: the capacity was reserved for `cap` slots.
+                self.slots.push(new);
+                ((self.slots.len() - 1) as u32, Placed::Free)
+            }
+        };
+        self.link(miss.hash, slot);
+        self.len += 1;
+        placed
     }
 
     /// [`Table::insert`], also returning the entry that left to make room
@@ -351,30 +374,42 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
             val,
             mark: Mark::Live,
         };
-        let (slot, placed, old) = if let Some(slot) = self.free.pop() {
-            if let Some(s) = self.slots.get_mut(slot as usize) {
-                *s = new;
+        let (slot, placed, old) = match self.make_room(&mut dead) {
+            Some((at, placed)) => {
+                let old = self.slots.get_mut(at).map(|s| {
+                    let old = (s.key, s.val);
+                    *s = new;
+                    old
+                });
+                let old = if placed == Placed::Free { None } else { old };
+                (at as u32, placed, old)
             }
-            (slot, Placed::Free, None)
-        } else if self.slots.len() < self.cap {
-            // Never reallocates: the capacity was reserved for `cap` slots.
-            self.slots.push(new);
-            ((self.slots.len() - 1) as u32, Placed::Free, None)
-        } else {
-            let (victim, live) = self.victim(&mut dead);
-            self.unindex(victim);
-            self.len -= 1;
-            let old = self.slots.get_mut(victim).map(|s| {
-                let old = (s.key, s.val);
-                *s = new;
-                old
-            });
-            let placed = if live { Placed::Evicted } else { Placed::Expired };
-            (victim as u32, placed, old)
+            None => {
+                // Never reallocates: the capacity was reserved for `cap` slots.
+                self.slots.push(new);
+                ((self.slots.len() - 1) as u32, Placed::Free, None)
+            }
         };
         self.link(miss.hash, slot);
         self.len += 1;
         (placed, old)
+    }
+
+    /// The slot a new entry goes into: a free one, or (the table full) the
+    /// victim of the CLOCK, unindexed; `None` when the slot array still
+    /// has reserved room to push into.
+    #[inline]
+    fn make_room(&mut self, dead: &mut impl FnMut(&V) -> bool) -> Option<(usize, Placed)> {
+        if let Some(slot) = self.free.pop() {
+            return Some((slot as usize, Placed::Free));
+        }
+        if self.slots.len() < self.cap {
+            return None;
+        }
+        let (victim, live) = self.victim(dead);
+        self.unindex(victim);
+        self.len -= 1;
+        Some((victim, if live { Placed::Evicted } else { Placed::Expired }))
     }
 
     /// Drops the index entry of an occupied slot.
@@ -427,7 +462,11 @@ impl<K: Copy + Eq + Hash, V: Copy> Table<K, V> {
     fn prefer_expired(&mut self, at: usize, dead: &mut impl FnMut(&V) -> bool) -> (usize, bool) {
         let n = self.slots.len();
         for step in 1..=LOOKAHEAD.min(n - 1) {
-            let j = (at + step) % n;
+            // No division per insert: `step < n`, so one subtraction wraps.
+            let mut j = at + step;
+            if j >= n {
+                j -= n;
+            }
             if self.slots.get(j).is_some_and(|s| dead(&s.val)) {
                 self.hand = at;
                 return (j, false);
