@@ -32,7 +32,7 @@ fn main() {
         let f = &fr[i % fr.len()].1;
         match black_box(classify(&mut st, &pol, now, f, &mut reply)) {
             Verdict::Pass(_) => pass += 1,
-            Verdict::Reply { .. } | Verdict::ResetBoth { .. } => replies += 1,
+            Verdict::Reply { .. } | Verdict::Answer(_) | Verdict::ResetBoth { .. } => replies += 1,
             Verdict::Drop(_) => drops += 1,
         }
     }

@@ -95,7 +95,14 @@ pub fn classify_rx(
     rx: Rx,
     reply: &mut [u8],
 ) -> Decision {
-    classify_hashed(st, pol, now, frame, p, rx, Hashes::default(), reply)
+    let mut d = classify_hashed(st, pol, now, frame, p, rx, Hashes::default(), reply);
+    if let Verdict::Answer(a) = d.verdict {
+        d.verdict = match build::tcp_reply(frame, p, a.seq, a.ack, a.flags, a.window, a.mss, reply) {
+            Some(len) => Verdict::Reply { len },
+            None => Verdict::Drop(DropReason::BadL4Header),
+        };
+    }
+    d
 }
 
 /// Stage one of a burst (DESIGN.md, the two-stage worker loop): the hashes
@@ -140,7 +147,10 @@ impl Hashes {
 }
 
 /// Stage two: [`classify_rx`] with the [`Hashes`] of stage one (any hash
-/// that is `None` is computed when needed).
+/// that is `None` is computed when needed), for the dataplane: a TCP
+/// answer (SYN challenges, the RST after a `cookie-reset` handshake) comes
+/// back as [`Verdict::Answer`], for the caller to write over the frame in
+/// place, where [`classify_rx`] builds it into `reply`.
 #[allow(clippy::too_many_arguments)] // classify_rx's arguments and the hashes
 #[inline]
 pub fn classify_hashed(
@@ -474,7 +484,7 @@ impl Ctx<'_> {
         }
         if syn {
             self.src_limit_syn()?;
-            return self.syn(t, reply);
+            return self.syn(t);
         }
         // Other segments are charged to their source's bucket only when
         // they pass or draw a reply: a flood of segments that die here
@@ -542,8 +552,7 @@ impl Ctx<'_> {
                 }
                 self.verify_source();
                 self.src_limit(SourceLimit::Pps)?;
-                let len = synauth::reset_after_ack(self.frame, p, t, reply).ok_or(DropReason::BadL4Header)?;
-                return Ok(Verdict::Reply { len });
+                return Ok(Verdict::Answer(synauth::reset_after_ack_answer(t)));
             }
             _ => {}
         }
@@ -585,16 +594,16 @@ impl Ctx<'_> {
     }
 
     /// A SYN that passed the port, flag and fingerprint checks.
-    fn syn(&mut self, t: &TcpInfo, reply: &mut [u8]) -> R {
+    fn syn(&mut self, t: &TcpInfo) -> R {
         let (pol, svc, p, now) = (self.pol, self.svc, self.p, self.now);
         let authenticated = self.trusted || svc.syn_auth == SynAuth::Off || self.verified();
         if !authenticated {
             if !self.st.services[usize::from(self.id)].challenges.take(now) {
                 return Err(DropReason::RateLimitChallenge);
             }
-            let len = synauth::challenge(svc.syn_auth, &pol.secrets, now, self.frame, p, t, reply)
+            let a = synauth::challenge_answer(svc.syn_auth, &pol.secrets, now, self.frame, p, t)
                 .ok_or(DropReason::BadL4Header)?;
-            return Ok(Verdict::Reply { len });
+            return Ok(Verdict::Answer(a));
         }
         let key = FlowId::of(p, t);
         let idle = pol.timeouts.flow_idle;

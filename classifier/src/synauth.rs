@@ -19,6 +19,7 @@ use crate::cookie::{self, CookieSecrets, Tuple};
 use crate::parse::{Parsed, TcpInfo};
 use crate::policy::SynAuth;
 use crate::time::Nanos;
+use crate::verdict::TcpAnswer;
 
 /// TCP flag bits (re-exported from the wire format for callers of this
 /// module).
@@ -72,8 +73,46 @@ pub fn syn_cookie(secrets: &CookieSecrets, frame: &[u8], p: &Parsed, t: &TcpInfo
     cookie::make(secrets, &tuple(p, t), now, cookie::mss_index(mss))
 }
 
+/// The challenge SYN-ACK for the SYN `t` (`mode` must not be
+/// [`SynAuth::Off`]): its TCP fields, for [`build::tcp_answer`] to write
+/// over the SYN itself. The cookie is computed here, once per SYN.
+#[inline]
+pub fn challenge_answer(
+    mode: SynAuth,
+    secrets: &CookieSecrets,
+    now: Nanos,
+    frame: &[u8],
+    p: &Parsed,
+    t: &TcpInfo,
+) -> Option<TcpAnswer> {
+    let c = syn_cookie(secrets, frame, p, t, now);
+    let flags = flags::SYN | flags::ACK;
+    match mode {
+        // Our own sequence number is irrelevant (the client resets), but must
+        // not leak the cookie: use its bitwise complement rotated.
+        SynAuth::ChallengeAck => Some(TcpAnswer {
+            seq: (!c).rotate_left(13),
+            ack: c,
+            flags,
+            window: CHALLENGE_WINDOW,
+            mss: None,
+        }),
+        // http-redirect completes the handshake the same way
+        // (l7::redirect).
+        SynAuth::CookieReset | SynAuth::HttpRedirect => Some(TcpAnswer {
+            seq: c,
+            ack: t.seq.wrapping_add(1),
+            flags,
+            window: CHALLENGE_WINDOW,
+            mss: Some(cookie::MSS_TABLE[(c & 7) as usize]),
+        }),
+        SynAuth::Off => None,
+    }
+}
+
 /// Writes the challenge SYN-ACK for the SYN `t` into `out` (`mode` must not be
-/// [`SynAuth::Off`]). Returns its length, `None` if `out` is too small.
+/// [`SynAuth::Off`]): [`challenge_answer`] built aside. Returns its length,
+/// `None` if `out` is too small.
 #[inline]
 pub fn challenge(
     mode: SynAuth,
@@ -84,31 +123,8 @@ pub fn challenge(
     t: &TcpInfo,
     out: &mut [u8],
 ) -> Option<usize> {
-    let c = syn_cookie(secrets, frame, p, t, now);
-    let syn_ack = flags::SYN | flags::ACK;
-    match mode {
-        // Our own sequence number is irrelevant (the client resets), but must
-        // not leak the cookie: use its bitwise complement rotated.
-        SynAuth::ChallengeAck => {
-            build::tcp_reply(frame, p, (!c).rotate_left(13), c, syn_ack, CHALLENGE_WINDOW, None, out)
-        }
-        // http-redirect completes the handshake the same way
-        // (l7::redirect).
-        SynAuth::CookieReset | SynAuth::HttpRedirect => {
-            let mss = cookie::MSS_TABLE[(c & 7) as usize];
-            build::tcp_reply(
-                frame,
-                p,
-                c,
-                t.seq.wrapping_add(1),
-                syn_ack,
-                CHALLENGE_WINDOW,
-                Some(mss),
-                out,
-            )
-        }
-        SynAuth::Off => None,
-    }
+    let a = challenge_answer(mode, secrets, now, frame, p, t)?;
+    build::tcp_reply(frame, p, a.seq, a.ack, a.flags, a.window, a.mss, out)
 }
 
 /// Is this RST the answer of a real stack to our `challenge-ack` SYN-ACK?
@@ -123,9 +139,22 @@ pub fn check_ack(secrets: &CookieSecrets, now: Nanos, p: &Parsed, t: &TcpInfo) -
     cookie::check(secrets, &tuple(p, t), now, t.ack.wrapping_sub(1)).is_some()
 }
 
-/// Writes the RST that answers a verified `cookie-reset` ACK
-/// (`<SEQ=SEG.ACK><CTL=RST>`, RFC 793 §3.4).
+/// The RST that answers a verified `cookie-reset` ACK
+/// (`<SEQ=SEG.ACK><CTL=RST>`, RFC 793 §3.4), to be written over the ACK.
+#[inline]
+pub fn reset_after_ack_answer(t: &TcpInfo) -> TcpAnswer {
+    TcpAnswer {
+        seq: t.ack,
+        ack: 0,
+        flags: flags::RST,
+        window: 0,
+        mss: None,
+    }
+}
+
+/// [`reset_after_ack_answer`] built into `out`.
 #[inline]
 pub fn reset_after_ack(frame: &[u8], p: &Parsed, t: &TcpInfo, out: &mut [u8]) -> Option<usize> {
-    build::tcp_reply(frame, p, t.ack, 0, flags::RST, 0, None, out)
+    let a = reset_after_ack_answer(t);
+    build::tcp_reply(frame, p, a.seq, a.ack, a.flags, a.window, a.mss, out)
 }

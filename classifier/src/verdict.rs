@@ -12,6 +12,17 @@ pub enum Verdict {
     /// of `len` bytes was written into the caller's reply buffer; send it out
     /// the port the packet came in on and free the packet.
     Reply { len: usize },
+    /// Answer the packet (a TCP segment) in place: rewrite the frame into
+    /// the TCP reply that these fields describe
+    /// ([`crate::build::tcp_answer`]: MACs, addresses and ports swapped,
+    /// the headers written from templates, the checksums summed from the
+    /// fields) and send it out the port it came in on. A SYN flood's
+    /// challenges are answered this way, without building each aside and
+    /// copying it over the frame (DESIGN.md: replies are written in place).
+    /// Only [`crate::classify::classify_hashed`], the dataplane's entry,
+    /// returns it; the other entries build the answer into the reply buffer
+    /// and return [`Verdict::Reply`].
+    Answer(TcpAnswer),
     /// Drop the packet and count the reason.
     Drop(DropReason),
     /// End the connection on both sides (issue 15): the packet (a client
@@ -27,6 +38,19 @@ pub enum Verdict {
         service: crate::policy::ServiceId,
         origin: crate::policy::OriginId,
     },
+}
+
+/// The TCP header of a reply to a segment ([`Verdict::Answer`]); the rest
+/// (addresses, ports, L2 header) comes from the segment itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpAnswer {
+    pub seq: u32,
+    pub ack: u32,
+    /// [`crate::wire::tcp::flags`] bits.
+    pub flags: u8,
+    pub window: u16,
+    /// An MSS option (the only option an answer carries).
+    pub mss: Option<u16>,
 }
 
 /// Details the caller needs to re-inject a passed packet.

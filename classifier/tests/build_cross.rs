@@ -18,6 +18,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use classifier::build::{self, ArpInfo};
 use classifier::parse::{parse, L4};
+use classifier::verdict::TcpAnswer;
 use classifier::wire::ArpOperation;
 use etherparse::icmpv4::DestUnreachableHeader;
 use etherparse::{
@@ -333,6 +334,46 @@ proptest! {
             }
         }
         prop_assert_eq!(build::icmp_too_big(&f, &p, l3 as u16, &mut out), None, "fits");
+    }
+
+    /// The dataplane writes TCP answers over the segment itself: the bytes
+    /// are those built aside, for every shape of segment (VLAN tags, IPv4
+    /// options, IPv6 extension headers, payloads shorter and longer than
+    /// the answer), and etherparse reads the answer back with swapped
+    /// addresses and ports and correct checksums.
+    #[test]
+    fn tcp_answer_in_place_is_the_reply_built_aside(
+        s in spec(),
+        seq: u32,
+        ack: u32,
+        window: u16,
+        mss in proptest::option::of(any::<u16>()),
+    ) {
+        let f = frame(&Spec { proto: Proto::Tcp, ..s.clone() });
+        let p = parse(&f).unwrap();
+        let a = TcpAnswer { seq, ack, flags: 0x12, window, mss };
+        let mut aside = [0u8; 128];
+        let n = build::tcp_reply(&f, &p, seq, ack, 0x12, window, mss, &mut aside).unwrap();
+        prop_assert_eq!(build::tcp_answer_len(&p, &a), Some(n));
+        let mut g = f.clone();
+        g.resize(g.len().max(n), 0xa5);
+        prop_assert_eq!(build::tcp_answer(&mut g, &p, &a), Some(n));
+        prop_assert_eq!(&g[..n], &aside[..n]);
+        let h = PacketHeaders::from_ethernet_slice(&g[..n]).unwrap();
+        let Some(TransportHeader::Tcp(t)) = h.transport else { panic!("not TCP: {h:?}") };
+        prop_assert_eq!((t.source_port, t.destination_port, t.sequence_number, t.acknowledgment_number), (443, 50000, seq, ack));
+        let (src, dst, csum) = match h.net {
+            Some(NetHeaders::Ipv4(ip, _)) => {
+                prop_assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+                (IpAddr::from(ip.source), IpAddr::from(ip.destination), t.calc_checksum_ipv4(&ip, &[]).unwrap())
+            }
+            Some(NetHeaders::Ipv6(ip, _)) => {
+                (IpAddr::from(ip.source), IpAddr::from(ip.destination), t.calc_checksum_ipv6(&ip, &[]).unwrap())
+            }
+            other => panic!("not IP: {other:?}"),
+        };
+        prop_assert_eq!((src, dst), (vip(s.v6), client(s.v6)));
+        prop_assert_eq!(t.checksum, csum);
     }
 
     #[test]

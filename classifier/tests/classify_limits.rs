@@ -55,6 +55,7 @@ fn burst(node: &mut Node, now: Nanos, frame: &[u8], n: usize, reason: DropReason
             Verdict::Pass(_) | Verdict::Reply { .. } => ok += 1,
             Verdict::Drop(r) => assert_eq!(r, reason),
             v @ Verdict::ResetBoth { .. } => panic!("no rule resets here: {v:?}"),
+            v @ Verdict::Answer(_) => panic!("classify builds its answers: {v:?}"),
         }
     }
     ok

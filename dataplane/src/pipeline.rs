@@ -13,7 +13,7 @@ use classifier::policy::{Policy, ServiceId};
 use classifier::state::bucket::TokenBucket;
 use classifier::state::{StateConfig, WorkerState};
 use classifier::time::Nanos;
-use classifier::verdict::{Decision, DropReason, Pass, Verdict};
+use classifier::verdict::{Decision, DropReason, Pass, TcpAnswer, Verdict};
 
 use crate::port::{Csum, Frame, HeapFrame, MAX_BURST};
 use crate::prefetch::prefetch;
@@ -540,6 +540,7 @@ impl Core {
                 self.counters.replies += 1;
                 Outcome::Reply
             }
+            Verdict::Answer(a) => self.answer(f, p, &a),
             Verdict::Pass(pass) => self.forward(policy, f, p, pass),
             Verdict::ResetBoth {
                 len,
@@ -559,6 +560,30 @@ impl Core {
                 },
             ),
         }
+    }
+
+    /// [`Verdict::Answer`]: the segment becomes its reply where it stands
+    /// (DESIGN.md: replies are written in place), grown to the reply's
+    /// length first when it was shorter (a bare 54-byte SYN). A frame
+    /// without that much room behind it (an `af_packet` ring slot) gets the
+    /// reply built aside and copied, which [`Frame::replace`] fits into
+    /// its headroom.
+    #[inline]
+    fn answer<F: Frame>(&mut self, f: &mut F, p: &Parsed, a: &TcpAnswer) -> Outcome {
+        let Some(n) = build::tcp_answer_len(p, a) else {
+            return self.drop(DropReason::BadL4Header);
+        };
+        let done = if f.set_len(n) {
+            build::tcp_answer(f.data_mut(), p, a).is_some()
+        } else {
+            build::tcp_reply(f.data(), p, a.seq, a.ack, a.flags, a.window, a.mss, &mut self.reply[..])
+                .is_some_and(|len| f.replace(&self.reply[..len]))
+        };
+        if !done {
+            return self.drop(DropReason::BadL4Header);
+        }
+        self.counters.replies += 1;
+        Outcome::Reply
     }
 
     /// [`Verdict::ResetBoth`]: the segment is dropped (counted as `reason`)

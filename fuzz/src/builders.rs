@@ -31,6 +31,7 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::hint::black_box;
 
+use classifier::verdict::TcpAnswer;
 use classifier::build::{self, GreParams};
 use classifier::parse::{parse, Frag, Parsed, L3, L4};
 use classifier::wire::{self, TcpOption};
@@ -95,6 +96,21 @@ fn tcp_reply(frame: &[u8], p: &Parsed) {
             let opts: Vec<_> = seg.options_iter().collect();
             assert_eq!(opts, [Ok(TcpOption::MaxSegmentSize(1220))]);
         }
+        // Written over the frame itself (the dataplane's path): the same
+        // bytes, whatever the frame held past its L2 header.
+        let a = TcpAnswer {
+            seq,
+            ack,
+            flags,
+            window,
+            mss,
+        };
+        assert_eq!(build::tcp_answer_len(p, &a), Some(n));
+        let mut in_place = frame.to_vec();
+        in_place.resize(in_place.len().max(n), 0xa5);
+        assert_eq!(build::tcp_answer(&mut in_place[..n - 1], p, &a), None, "too short");
+        assert_eq!(build::tcp_answer(&mut in_place, p, &a), Some(n));
+        assert_eq!(&in_place[..n], &out[..n], "in place differs from built aside");
     }
 }
 

@@ -217,6 +217,7 @@ pub fn run(data: &[u8]) -> Tally {
                 tally.passed += 1;
             }
             Verdict::Drop(_) => tally.dropped += 1,
+            Verdict::Answer(a) => panic!("classify left an in-place answer unbuilt: {a:?}"),
             Verdict::ResetBoth {
                 len, reason, service, ..
             } => {

@@ -24,6 +24,7 @@
 use core::net::Ipv4Addr;
 
 use crate::parse::{Parsed, L3, L4};
+use crate::verdict::TcpAnswer;
 use crate::wire::{self, checksum, tcp::flags, EtherType, IpProtocol, TcpOption};
 
 mod arp;
@@ -54,7 +55,8 @@ pub const REPLY_TTL: u8 = 64;
 ///
 /// The IP header is written without options or extension headers; the only
 /// TCP option is MSS when `mss` is given. Returns `None` when `p` is not TCP
-/// or `out` cannot hold the reply.
+/// or `out` cannot hold the reply. [`tcp_answer`] writes the same bytes
+/// over the segment itself.
 #[allow(clippy::too_many_arguments)] // the fields of a TCP header, named at the call site
 pub fn tcp_reply(
     req: &[u8],
@@ -66,47 +68,145 @@ pub fn tcp_reply(
     mss: Option<u16>,
     out: &mut [u8],
 ) -> Option<usize> {
+    let a = TcpAnswer {
+        seq,
+        ack,
+        flags,
+        window,
+        mss,
+    };
+    let shape = ReplyShape::of(p, a.mss.is_some())?;
+    let out = out.get_mut(..shape.padded)?;
+    let l2 = usize::from(p.l3_offset);
+    swap_macs(req.get(..l2)?, &mut out[..l2]);
+    write_tcp_reply(out, p, &a, shape)
+}
+
+/// [`tcp_reply`] written over the segment itself (DESIGN.md: replies are
+/// written in place): `frame` is the received frame, at least
+/// [`tcp_answer_len`] bytes long (grow it first when the segment was
+/// shorter). The MACs are swapped where they stand, VLAN tags stay, and
+/// the IP and TCP headers are written from `p` and `a`, which is safe in
+/// place because nothing of the segment past its L2 header is read (the
+/// addresses and ports are in `p`). Returns the reply's length, the same
+/// bytes [`tcp_reply`] would build; `None` when `p` is not TCP or `frame`
+/// is too short.
+#[inline]
+pub fn tcp_answer(frame: &mut [u8], p: &Parsed, a: &TcpAnswer) -> Option<usize> {
+    let shape = ReplyShape::of(p, a.mss.is_some())?;
+    let out = frame.get_mut(..shape.padded)?;
+    let (dst, src) = out.split_at_mut(6);
+    dst.swap_with_slice(&mut src[..6]);
+    write_tcp_reply(out, p, a, shape)
+}
+
+/// The length of [`tcp_answer`]'s reply to `p` (`None` unless TCP).
+#[inline]
+pub fn tcp_answer_len(p: &Parsed, a: &TcpAnswer) -> Option<usize> {
+    ReplyShape::of(p, a.mss.is_some()).map(|s| s.padded)
+}
+
+/// Where the headers of a TCP reply go.
+#[derive(Clone, Copy)]
+struct ReplyShape {
+    ip_len: usize,
+    tcp_len: usize,
+    len: usize,
+    /// `len` padded to the Ethernet minimum.
+    padded: usize,
+}
+
+impl ReplyShape {
+    #[inline]
+    fn of(p: &Parsed, mss: bool) -> Option<Self> {
+        p.tcp()?;
+        let l2 = usize::from(p.l3_offset);
+        // `Parsed` fields are public: refuse a summary that no Ethernet frame
+        // could have produced rather than index out of range below.
+        if l2 < wire::ethernet::HEADER_LEN {
+            return None;
+        }
+        let ip_len = match p.l3 {
+            L3::Ipv4 => wire::ipv4::HEADER_LEN,
+            L3::Ipv6 => wire::ipv6::HEADER_LEN,
+            L3::Arp => return None,
+        };
+        let tcp_len = wire::tcp::HEADER_LEN + if mss { 4 } else { 0 };
+        let len = l2 + ip_len + tcp_len;
+        Some(ReplyShape {
+            ip_len,
+            tcp_len,
+            len,
+            padded: len.max(ETH_MIN_FRAME),
+        })
+    }
+}
+
+/// The first 12 bytes of a reply's IPv4 header for a TCP header of 20 and
+/// of 24 bytes (version 4, IHL 5, DSCP/ECN 0, total length, id 0, DF, TTL,
+/// protocol TCP, checksum 0), and their one's-complement sums: the
+/// templates every answer starts from.
+const V4_TEMPLATES: [([u8; 12], u32); 2] = [v4_template(20), v4_template(24)];
+
+const fn v4_template(tcp_len: u16) -> ([u8; 12], u32) {
+    let total = wire::ipv4::HEADER_LEN as u16 + tcp_len;
+    let hdr = [
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        REPLY_TTL,
+        6,
+        0,
+        0,
+    ];
+    let sum = 0x4500 + total as u32 + 0x4000 + ((REPLY_TTL as u32) << 8 | 6);
+    (hdr, sum)
+}
+
+/// Writes everything of a TCP reply after its L2 header (already in
+/// `out`): the IP header from a template, the TCP header from `a`, the
+/// padding, and both checksums, summed from the fields directly rather
+/// than through the views and a second pass over the buffer (RFC 1071:
+/// the sum is order-independent). `out` is exactly `shape.padded` long.
+#[inline]
+fn write_tcp_reply(out: &mut [u8], p: &Parsed, a: &TcpAnswer, shape: ReplyShape) -> Option<usize> {
     let t = p.tcp()?;
     let l2 = usize::from(p.l3_offset);
-    // `Parsed` fields are public: refuse a summary that no Ethernet frame
-    // could have produced rather than index out of range below.
-    if l2 < wire::ethernet::HEADER_LEN {
-        return None;
-    }
-    let ip_len = match p.l3 {
-        L3::Ipv4 => wire::ipv4::HEADER_LEN,
-        L3::Ipv6 => wire::ipv6::HEADER_LEN,
-        L3::Arp => return None,
-    };
-    let tcp_len = wire::tcp::HEADER_LEN + if mss.is_some() { 4 } else { 0 };
-    let len = l2 + ip_len + tcp_len;
-    let padded = len.max(ETH_MIN_FRAME);
-    let out = out.get_mut(..padded)?;
-    // Challenges are the hot reply path (a spoofed SYN flood is answered one
-    // for one), so the headers are written as bytes and the checksums summed
-    // from the fields directly rather than through the views and a second
-    // pass over the buffer (RFC 1071: the sum is order-independent).
+    let ReplyShape {
+        ip_len,
+        tcp_len,
+        len,
+        padded,
+    } = shape;
     // Padding: `len` is at least 14 + 20 + 20 = 54, so the padding is at
     // most the last 6 bytes of `out`. Zeroing exactly those 6 (a fixed-size
     // store, where a loop over `len..` became a memset call) before the
     // headers are written covers it; any of them below `len` is overwritten.
     const MAX_PAD: usize = ETH_MIN_FRAME - 54;
     let tail = padded - MAX_PAD;
-    out[tail..tail + MAX_PAD].fill(0);
-    swap_macs(req.get(..l2)?, &mut out[..l2]);
+    out.get_mut(tail..padded)?.fill(0);
 
-    let seg = &mut out[l2 + ip_len..len];
+    let seg = out.get_mut(l2 + ip_len..len)?;
     seg[0..2].copy_from_slice(&t.dport.to_be_bytes());
     seg[2..4].copy_from_slice(&t.sport.to_be_bytes());
-    seg[4..8].copy_from_slice(&seq.to_be_bytes());
-    seg[8..12].copy_from_slice(&ack.to_be_bytes());
-    let doff_flags = ((tcp_len as u16 / 4) << 12) | u16::from(flags);
+    seg[4..8].copy_from_slice(&a.seq.to_be_bytes());
+    seg[8..12].copy_from_slice(&a.ack.to_be_bytes());
+    let doff_flags = ((tcp_len as u16 / 4) << 12) | u16::from(a.flags);
     seg[12..14].copy_from_slice(&doff_flags.to_be_bytes());
-    seg[14..16].copy_from_slice(&window.to_be_bytes());
+    seg[14..16].copy_from_slice(&a.window.to_be_bytes());
     seg[16..20].fill(0); // checksum (below), urgent pointer
-    let mut sum =
-        u32::from(t.dport) + u32::from(t.sport) + fold32(seq) + fold32(ack) + u32::from(doff_flags) + u32::from(window);
-    if let Some(m) = mss {
+    let mut sum = u32::from(t.dport)
+        + u32::from(t.sport)
+        + fold32(a.seq)
+        + fold32(a.ack)
+        + u32::from(doff_flags)
+        + u32::from(a.window);
+    if let Some(m) = a.mss {
         // Kind 2, length 4 (RFC 9293 §3.2).
         seg[20..24].copy_from_slice(&[2, 4, (m >> 8) as u8, m as u8]);
         sum += 0x0204 + u32::from(m);
@@ -116,28 +216,13 @@ pub fn tcp_reply(
     let pseudo = match p.l3 {
         L3::Ipv4 => {
             let (src, dst) = (src.v4_bits(), dst.v4_bits());
-            let total = (ip_len + tcp_len) as u16;
+            let (template, template_sum) = V4_TEMPLATES[usize::from(a.mss.is_some())];
             let ip = &mut out[l2..l2 + ip_len];
-            // Version 4, IHL 5, DSCP/ECN 0, id 0, DF, TTL, protocol TCP.
-            ip[0..12].copy_from_slice(&[
-                0x45,
-                0,
-                (total >> 8) as u8,
-                total as u8,
-                0,
-                0,
-                0x40,
-                0,
-                REPLY_TTL,
-                6,
-                0,
-                0,
-            ]);
+            ip[0..12].copy_from_slice(&template);
             ip[12..16].copy_from_slice(&src.to_be_bytes());
             ip[16..20].copy_from_slice(&dst.to_be_bytes());
             let addrs = fold32(src) + fold32(dst);
-            let ip_sum = 0x4500 + u32::from(total) + 0x4000 + ((u32::from(REPLY_TTL) << 8) | 6) + addrs;
-            ip[10..12].copy_from_slice(&(!fold(ip_sum)).to_be_bytes());
+            ip[10..12].copy_from_slice(&(!fold(template_sum + addrs)).to_be_bytes());
             addrs + 6 + tcp_len as u32
         }
         L3::Ipv6 => {
