@@ -31,9 +31,9 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::hint::black_box;
 
-use classifier::verdict::TcpAnswer;
 use classifier::build::{self, GreParams};
 use classifier::parse::{parse, Frag, Parsed, L3, L4};
+use classifier::verdict::TcpAnswer;
 use classifier::wire::{self, TcpOption};
 
 /// Smaller than any reply (60 bytes) or encapsulated frame: exercises the
