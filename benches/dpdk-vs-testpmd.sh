@@ -15,7 +15,13 @@
 # Then, with CALLGRIND=1, instructions per packet of Moat's worker loop
 # (the PMD's RX/TX included) counted by callgrind; with CG_DIR=DIR as well,
 # the callgrind profiles are kept there (DIR/WORKLOAD.cg, and the packet
-# count in DIR/WORKLOAD.packets) for `callgrind_annotate --inclusive=yes`.
+# count in DIR/WORKLOAD.packets) for `callgrind_annotate --inclusive=yes`
+# and benches/dpdk-breakdown.sh. CALLGRIND=1 also counts testpmd's own
+# instructions per packet in each mode, the floor the ratio is taken
+# against: testpmd is stripped, so it runs twice under callgrind, for
+# TESTPMD_CG_SECS (default 30) and twice that, and the difference in
+# instructions is divided by the difference in packets (start-up cancels
+# out).
 #
 #   benches/dpdk-vs-testpmd.sh [SECONDS]     (default 8; root; needs a
 #   `moat` built with `--features dpdk` in MOAT, default target/release/moat,
@@ -74,5 +80,28 @@ if [ "${CALLGRIND:-0}" = 1 ]; then
       cp "$dir/$w.cg" "$CG_DIR/$w.cg"
       echo "$pk" >"$CG_DIR/$w.packets"
     fi
+  done
+
+  echo
+  echo "instructions per packet of dpdk-testpmd (callgrind, two runs, the difference)"
+  cg_secs=${TESTPMD_CG_SECS:-30}
+  testpmd_cg() { # workload mode seconds -> "instructions packets"
+    timeout -s INT "$3" valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+      dpdk-testpmd --no-huge -m 512 --no-pci --no-shconf --file-prefix "tpcg-$1-$3" -l 0,1 \
+      --vdev "net_pcap0,rx_pcap=$dir/$1.pcap,infinite_rx=1,tx_pcap=/dev/null" -- \
+      --no-flush-rx --forward-mode="$2" --port-topology=loop --stats-period=1 --total-num-mbufs="$mbufs" \
+      </dev/null >"$dir/$1.tpcg.log" 2>&1 || true
+    ir=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$dir/$1.tpcg.log")
+    # The last figure is the accumulated total printed at exit.
+    pk=$(sed -n 's/.*RX-packets: *\([0-9]*\).*/\1/p' "$dir/$1.tpcg.log" | tail -1)
+    echo "${ir:-0} ${pk:-0}"
+  }
+  for row in "ack-flood rxonly" "syn-flood 5tswap" "clean csum"; do
+    set -- $row
+    read -r a pa < <(testpmd_cg "$1" "$2" "$cg_secs")
+    read -r b pb < <(testpmd_cg "$1" "$2" $((2 * cg_secs)))
+    awk -v w="$1" -v m="$2" -v a="$a" -v b="$b" -v pa="$pa" -v pb="$pb" 'BEGIN {
+      if (pb > pa) printf "%-10s %-7s %8.0f  (%d packets more in the longer run)\n", w, m, (b - a) / (pb - pa), pb - pa
+      else printf "%-10s %-7s no packets counted (see the testpmd log)\n", w, m }'
   done
 fi
