@@ -472,11 +472,14 @@ mod tests {
         .unwrap();
         let elapsed = t.elapsed();
         assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
-        // 2000 pps for 0.3 s: 600 frames, and the pacer never runs ahead
-        // (one token at start, whatever a slow machine adds to the time).
+        // 2000 pps for 0.3 s: at most 600 frames, and the pacer never runs
+        // ahead (one token at start, whatever a slow machine adds to the
+        // time). No lower bound but "it sent": a loaded machine deschedules
+        // the sender, and the pacer does not burst to catch up afterwards
+        // (by design), so 183 frames in 406 ms has been seen under load.
         let sent = stats.totals().sent;
         let most = 1 + (elapsed.as_secs_f64() * 2000.0) as u64;
-        assert!(sent <= most && sent >= 300, "{sent} frames in {elapsed:?}");
+        assert!(sent <= most && sent > 0, "{sent} frames in {elapsed:?}");
     }
 
     #[test]
