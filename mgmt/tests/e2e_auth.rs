@@ -36,10 +36,10 @@ mod common;
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::netns::{describe, output, Moat, Topology};
 use common::{can_run, cmd, missing_prerequisite, root};
 use serde_json::Value;
 
@@ -131,68 +131,14 @@ max_ms = 3000
 enabled = false
 "#;
 
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// What this test asks of the topology beyond the shared harness.
+trait AuthTopology {
+    fn http_log(&self) -> String;
+    fn game_log(&self) -> String;
+    fn hping3(&self, label: &str, args: &[&str]) -> u64;
 }
 
-fn output(c: &mut Command) -> Output {
-    c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
-}
-
-/// The namespaces and servers of `topology.sh`; dropped, torn down.
-struct Topology {
-    script: PathBuf,
-    state: PathBuf,
-    prefix: String,
-    inet: String,
-    moat: String,
-    origin: String,
-}
-
-impl Topology {
-    fn up(state: &Path) -> Topology {
-        let prefix = format!("moat-auth-{}-", std::process::id());
-        let t = Topology {
-            script: root().join("tests/e2e/topology.sh"),
-            state: state.to_path_buf(),
-            inet: format!("{prefix}inet"),
-            moat: format!("{prefix}moat"),
-            origin: format!("{prefix}origin"),
-            prefix,
-        };
-        let out = output(
-            cmd("timeout")
-                .args(["-k", "5", "120", "bash"])
-                .arg(&t.script)
-                .arg("up")
-                .args([t.state.as_os_str(), t.prefix.as_ref()]),
-        );
-        assert!(out.status.success(), "{}", describe("topology.sh up", &out));
-        t
-    }
-
-    fn exec_cmd(&self, ns: &str, secs: u64, args: &[&str]) -> Command {
-        let mut c = cmd("timeout");
-        c.args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns])
-            .args(args);
-        c
-    }
-
-    fn exec(&self, ns: &str, secs: u64, args: &[&str]) -> Output {
-        output(&mut self.exec_cmd(ns, secs, args))
-    }
-
-    fn exec_ok(&self, ns: &str, secs: u64, args: &[&str]) -> Output {
-        let out = self.exec(ns, secs, args);
-        assert!(out.status.success(), "{}", describe(&args.join(" "), &out));
-        out
-    }
-
+impl AuthTopology for Topology {
     fn http_log(&self) -> String {
         fs::read_to_string(self.state.join("http-server.log")).unwrap_or_default()
     }
@@ -219,7 +165,19 @@ impl Topology {
     }
 }
 
-impl Drop for Topology {
+/// The topology with the game server this test starts in it: on drop,
+/// the servers' logs when the test failed, and the game server (its pid
+/// file) stopped before the namespaces go.
+struct WithGameServer(Topology);
+
+impl std::ops::Deref for WithGameServer {
+    type Target = Topology;
+    fn deref(&self) -> &Topology {
+        &self.0
+    }
+}
+
+impl Drop for WithGameServer {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for log in ["http-server.log", "game-server.out", "game-server.log"] {
@@ -229,98 +187,8 @@ impl Drop for Topology {
                 tail.iter().rev().for_each(|l| eprintln!("{l}"));
             }
         }
-        // The game server first (its pid file), then the namespaces.
         if let Ok(pid) = fs::read_to_string(self.state.join("game-server.pid")) {
             let _ = cmd("kill").arg(pid.trim()).status();
-        }
-        let out = cmd("timeout")
-            .args(["-k", "5", "60", "bash"])
-            .arg(&self.script)
-            .arg("down")
-            .args([self.state.as_os_str(), self.prefix.as_ref()])
-            .output();
-        if !out.is_ok_and(|o| o.status.success()) {
-            eprintln!("topology.sh down failed");
-        }
-    }
-}
-
-/// `moat run` in the Moat namespace; dropped, stopped.
-struct Moat {
-    child: Child,
-    stderr: PathBuf,
-    stats: PathBuf,
-}
-
-impl Moat {
-    fn start(ns: &str, config: &Path, dir: &Path) -> Moat {
-        let (stderr, stats) = (dir.join("moat.err"), dir.join("stats.json"));
-        let child = cmd("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_moat"), "run", "--config"])
-            .arg(config)
-            .arg("--stats")
-            .arg(&stats)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("moat run starts");
-        let mut m = Moat { child, stderr, stats };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let err = fs::read_to_string(&m.stderr).unwrap_or_default();
-            if err.contains(" worker(s) on the ") && m.stats.exists() {
-                return m;
-            }
-            if let Ok(Some(status)) = m.child.try_wait() {
-                panic!("moat run exited at start-up: {status}\n{err}");
-            }
-            assert!(Instant::now() < deadline, "moat run did not start in 30 s\n{err}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stats(&self) -> Value {
-        for _ in 0..20 {
-            if let Some(v) = fs::read(&self.stats).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no readable stats in {}", self.stats.display())
-    }
-
-    /// A snapshot written at least a second after this call.
-    fn fresh_stats(&self) -> Value {
-        let first = self.stats()["uptime_secs"].as_f64().unwrap_or(0.0);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.stats();
-            if s["uptime_secs"].as_f64().unwrap_or(0.0) >= first + 1.05 {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "stats.json not rewritten for 10 s");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Moat {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = cmd("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "--- moat stderr\n{}",
-                fs::read_to_string(&self.stderr).unwrap_or_default()
-            );
         }
     }
 }
@@ -393,7 +261,7 @@ fn http_redirect_and_udp_auth_with_real_clients() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("moat.toml");
     fs::write(&config, CONFIG).unwrap();
-    let topo = Topology::up(&dir.path().join("topo"));
+    let topo = WithGameServer(Topology::up("auth", &dir.path().join("topo")));
     let here = root().join("tests/auth");
     topo.exec_ok(
         &topo.inet,
@@ -425,7 +293,7 @@ fn http_redirect_and_udp_auth_with_real_clients() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let moat = Moat::start(&topo.moat, &config, dir.path());
+    let moat = Moat::start(&topo.moat, &config, dir.path(), " worker(s) on the ", &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !origin_resolved(&moat.stats()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));

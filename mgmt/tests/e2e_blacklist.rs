@@ -26,10 +26,11 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{can_run, cmd, missing_prerequisite, root};
+use common::netns::{describe, Moat, Topology};
+use common::{can_run, missing_prerequisite, root};
 use serde_json::Value;
 
 const TOOLS: [&str; 12] = [
@@ -53,58 +54,15 @@ const TOKEN: &str = "e2e-blacklist-token-0123456789abcdef";
 const API: &str = "http://127.0.0.1:9180";
 const BAN_SECS: u64 = 6;
 
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// What this test asks of the topology beyond the shared harness.
+trait BlacklistTopology {
+    fn fetch(&self, src: &str, secs: u64) -> Output;
+    fn api(&self, method: &str, path: &str) -> (u16, Value);
+    fn over_rate(&self, src: &str) -> String;
+    fn served_page(&self) -> String;
 }
 
-fn output(c: &mut Command) -> Output {
-    c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
-}
-
-/// The namespaces and the origin's daemons and servers; dropping it tears
-/// them down (`topology.sh down` is idempotent).
-struct Topology {
-    script: PathBuf,
-    state: PathBuf,
-    prefix: String,
-    inet: String,
-    moat: String,
-}
-
-impl Topology {
-    fn up(state: &Path) -> Topology {
-        let prefix = format!("moat-bl-{}-", std::process::id());
-        let t = Topology {
-            script: root().join("tests/e2e/topology.sh"),
-            state: state.to_path_buf(),
-            inet: format!("{prefix}inet"),
-            moat: format!("{prefix}moat"),
-            prefix,
-        };
-        let out = output(
-            cmd("timeout")
-                .args(["-k", "5", "120", "bash"])
-                .arg(&t.script)
-                .arg("up")
-                .args([t.state.as_os_str(), t.prefix.as_ref()]),
-        );
-        assert!(out.status.success(), "{}", describe("topology.sh up", &out));
-        t
-    }
-
-    fn exec(&self, ns: &str, secs: u64, args: &[&str]) -> Output {
-        output(
-            cmd("timeout")
-                .args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns])
-                .args(args),
-        )
-    }
-
+impl BlacklistTopology for Topology {
     /// `curl` of the page from `src` (at most `secs` seconds).
     fn fetch(&self, src: &str, secs: u64) -> Output {
         let t = secs.to_string();
@@ -168,92 +126,9 @@ impl Topology {
     }
 }
 
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let out = cmd("timeout")
-            .args(["-k", "5", "60", "bash"])
-            .arg(&self.script)
-            .arg("down")
-            .args([self.state.as_os_str(), self.prefix.as_ref()])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            r => eprintln!("topology.sh down failed: {r:?}"),
-        }
-    }
-}
-
-/// `moat run` in Moat's namespace; dropping it stops it (SIGTERM, then
-/// SIGKILL after 10 s).
-struct Moat {
-    child: Child,
-    stderr: PathBuf,
-    stats: PathBuf,
-}
-
-impl Moat {
-    fn start(ns: &str, config: &Path, dir: &Path) -> Moat {
-        let (stderr, stats) = (dir.join("moat.err"), dir.join("stats.json"));
-        let child = cmd("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_moat"), "run", "--config"])
-            .arg(config)
-            .arg("--stats")
-            .arg(&stats)
-            .env("MOAT_API_TOKEN", TOKEN)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("moat run starts");
-        let mut m = Moat { child, stderr, stats };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let err = fs::read_to_string(&m.stderr).unwrap_or_default();
-            if err.contains("API listening") && m.stats.exists() {
-                return m;
-            }
-            if let Ok(Some(status)) = m.child.try_wait() {
-                panic!("moat run exited at start-up: {status}\n{err}");
-            }
-            assert!(Instant::now() < deadline, "moat run did not start in 30 s\n{err}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn logs(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// `blacklisted` drops in the last stats snapshot.
-    fn blacklisted(&self) -> u64 {
-        for _ in 0..20 {
-            if let Some(v) = fs::read(&self.stats)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            {
-                return v["drops_by_reason"]["blacklisted"].as_u64().unwrap_or(0);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no readable stats\n{}", self.logs())
-    }
-}
-
-impl Drop for Moat {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = cmd("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- moat stderr\n{}", self.logs());
-        }
-    }
+/// `blacklisted` drops in the last stats snapshot.
+fn blacklisted(moat: &Moat) -> u64 {
+    moat.stats()["drops_by_reason"]["blacklisted"].as_u64().unwrap_or(0)
 }
 
 /// The shipped example with the blacklist on service "web".
@@ -300,8 +175,14 @@ fn a_source_that_keeps_breaking_src_pps_is_banned_lifted_and_released() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
-    let topo = Topology::up(&dir.path().join("topo"));
-    let moat = Moat::start(&topo.moat, &config, dir.path());
+    let topo = Topology::up("bl", &dir.path().join("topo"));
+    let moat = Moat::start(
+        &topo.moat,
+        &config,
+        dir.path(),
+        "API listening",
+        &[("MOAT_API_TOKEN", TOKEN)],
+    );
     let page = topo.served_page();
     let fetched = |src: &str, secs: u64| {
         let out = topo.fetch(src, secs);
@@ -325,7 +206,7 @@ fn a_source_that_keeps_breaking_src_pps_is_banned_lifted_and_released() {
     assert_eq!(ban["service"], "web", "{ban}");
     let (_, list) = topo.api("GET", "/api/v1/blacklist?q=10.10.0.");
     assert_eq!(list["total"], 1, "{list}");
-    let before = moat.blacklisted();
+    let before = blacklisted(&moat);
     let (ok, out) = fetched(CLIENT, 2);
     assert!(
         !ok,
@@ -333,7 +214,7 @@ fn a_source_that_keeps_breaking_src_pps_is_banned_lifted_and_released() {
         describe("curl", &out)
     );
     let deadline = Instant::now() + Duration::from_secs(5);
-    while moat.blacklisted() <= before {
+    while blacklisted(&moat) <= before {
         assert!(
             Instant::now() < deadline,
             "2: no blacklisted drops counted\n{}",

@@ -28,11 +28,12 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{can_run, cmd, missing_prerequisite, root};
+use common::netns::{describe, Killed, Moat, Topology};
+use common::{can_run, missing_prerequisite};
 use serde_json::Value;
 
 const TOOLS: [&str; 12] = [
@@ -183,62 +184,16 @@ while True:
     threading.Thread(target=echo, args=(c,), daemon=True).start()
 "#;
 
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// What this test asks of the topology beyond the shared harness.
+trait CcTopology {
+    fn curl(&self, src: &str, url: &str) -> Output;
+    fn client(&self, script: &Path, args: &[&str]) -> Value;
+    fn origin_sockets(&self, client: &str, sport: u64) -> String;
+    fn origin_forgets(&self, client: &str, sport: u64, secs: u64) -> Result<(), String>;
+    fn served_page(&self) -> String;
 }
 
-fn output(c: &mut Command) -> Output {
-    c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
-}
-
-/// The namespaces and the origin's daemons; dropping it tears them down.
-struct Topology {
-    script: PathBuf,
-    state: PathBuf,
-    prefix: String,
-    inet: String,
-    moat: String,
-    origin: String,
-}
-
-impl Topology {
-    fn up(state: &Path) -> Topology {
-        let prefix = format!("moat-cc-{}-", std::process::id());
-        let t = Topology {
-            script: root().join("tests/e2e/topology.sh"),
-            state: state.to_path_buf(),
-            inet: format!("{prefix}inet"),
-            moat: format!("{prefix}moat"),
-            origin: format!("{prefix}origin"),
-            prefix,
-        };
-        let out = output(
-            cmd("timeout")
-                .args(["-k", "5", "120", "bash"])
-                .arg(&t.script)
-                .arg("up")
-                .args([t.state.as_os_str(), t.prefix.as_ref()]),
-        );
-        assert!(out.status.success(), "{}", describe("topology.sh up", &out));
-        t
-    }
-
-    fn exec_cmd(&self, ns: &str, secs: u64, args: &[&str]) -> Command {
-        let mut c = cmd("timeout");
-        c.args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns])
-            .args(args);
-        c
-    }
-
-    fn exec(&self, ns: &str, secs: u64, args: &[&str]) -> Output {
-        output(&mut self.exec_cmd(ns, secs, args))
-    }
-
+impl CcTopology for Topology {
     fn curl(&self, src: &str, url: &str) -> Output {
         self.exec(
             &self.inet,
@@ -287,120 +242,6 @@ impl Topology {
     }
 }
 
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let out = cmd("timeout")
-            .args(["-k", "5", "60", "bash"])
-            .arg(&self.script)
-            .arg("down")
-            .args([self.state.as_os_str(), self.prefix.as_ref()])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            r => eprintln!("topology.sh down failed: {r:?}"),
-        }
-    }
-}
-
-/// A child process killed on drop.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `moat run` in the Moat namespace; stopped on drop.
-struct Moat {
-    child: Killed,
-    stderr: PathBuf,
-    stats: PathBuf,
-}
-
-impl Moat {
-    fn start(ns: &str, config: &Path, dir: &Path) -> Moat {
-        let (stderr, stats) = (dir.join("moat.err"), dir.join("stats.json"));
-        let child = cmd("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_moat"), "run", "--config"])
-            .arg(config)
-            .arg("--stats")
-            .arg(&stats)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("moat run starts");
-        let mut m = Moat {
-            child: Killed(child),
-            stderr,
-            stats,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let err = fs::read_to_string(&m.stderr).unwrap_or_default();
-            if err.contains(" worker(s) on the ") && m.stats.exists() {
-                return m;
-            }
-            if let Ok(Some(status)) = m.child.0.try_wait() {
-                panic!("moat run exited at start-up: {status}\n{err}");
-            }
-            assert!(Instant::now() < deadline, "moat run did not start in 30 s\n{err}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn logs(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn stats(&self) -> Value {
-        for _ in 0..20 {
-            let read = fs::read(&self.stats).ok();
-            if let Some(v) = read.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no readable stats\n{}", self.logs())
-    }
-
-    /// A snapshot written at least a second after this call.
-    fn fresh_stats(&self) -> Value {
-        let up = |s: &Value| s["uptime_secs"].as_f64().unwrap_or(0.0);
-        let first = up(&self.stats());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.stats();
-            if up(&s) >= first + 1.05 {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "stats not rewritten\n{}", self.logs());
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Moat {
-    fn drop(&mut self) {
-        // `ip netns exec` execs Moat: SIGTERM it, SIGKILL after 10 s (the
-        // guard).
-        let pid = self.child.0.id().to_string();
-        let _ = cmd("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.0.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        if std::thread::panicking() {
-            eprintln!("--- moat stderr\n{}", self.logs());
-        }
-    }
-}
-
 fn drops(s: &Value) -> HashMap<String, u64> {
     s["drops_by_reason"]
         .as_object()
@@ -437,7 +278,7 @@ fn live_connection_limits_and_first_segment_rules() {
     fs::write(&client_py, CLIENT_PY).unwrap();
     let echo_py = dir.path().join("echo.py");
     fs::write(&echo_py, ECHO_PY).unwrap();
-    let topo = Topology::up(&dir.path().join("topo"));
+    let topo = Topology::up("cc", &dir.path().join("topo"));
     // The echo server at the origin, on the VIP.
     let mut echo = Killed(
         topo.exec_cmd(
@@ -454,7 +295,7 @@ fn live_connection_limits_and_first_segment_rules() {
     let mut ready = String::new();
     let _ = BufReader::new(echo.0.stdout.take().expect("stdout")).read_line(&mut ready);
     assert_eq!(ready.trim(), "ready", "echo server did not start");
-    let moat = Moat::start(&topo.moat, &config, dir.path());
+    let moat = Moat::start(&topo.moat, &config, dir.path(), " worker(s) on the ", &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !origin_resolved(&moat.stats()) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(200));
