@@ -436,3 +436,45 @@ fn flows_end_on_rst_and_expire_when_idle() {
         Verdict::Drop(DropReason::TcpNoFlow)
     );
 }
+
+#[test]
+fn verified_sources_outlive_a_spoofed_flood_that_cycles_the_source_buckets() {
+    // Verified sources and per-source buckets are two tables (README,
+    // "one probe for both"): a spoofed SYN flood inserts a bucket entry for
+    // every packet and evicts live ones, but cannot get into the verified
+    // table, so a client that answered its challenge keeps passing however
+    // long the flood runs. One table for both would let the flood evict it.
+    let mut pol = web_policy(SynAuth::ChallengeAck);
+    pol.services[0].limits.src_pps = 1000;
+    pol.services[0].limits.src_syn_pps = 100;
+    let mut node = Node::new(pol);
+    let syn = Pkt::syn(client4(), SPORT, vip4(), 443, ISN);
+    let c = challenge_ack_syn(&mut node, T0, &syn).ack;
+    assert_eq!(
+        node.run(T0 + MS, &rst(client4(), SPORT, c).build()),
+        Verdict::Drop(DropReason::ChallengeAnswered)
+    );
+    let cap = node.st.sources.capacity() as u32;
+    let mut x = 0x9e37_79b9_u32;
+    for i in 0..20 * cap {
+        // xorshift32: 20 laps of the source table with distinct spoofed
+        // sources in 198.18.0.0/15 (benchmarking space, never bogus).
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let spoofed = core::net::IpAddr::V4((0xc612_0000 | (x & 0x1_ffff)).into());
+        let now = T0 + 2 * MS + u64::from(i) * 1000;
+        let flood = Pkt::syn(spoofed, 1024 + (i % 60000) as u16, vip4(), 443, x).build();
+        match node.run(now, &flood) {
+            Verdict::Reply { .. } | Verdict::Drop(DropReason::RateLimitChallenge | DropReason::RateLimitSyn) => {}
+            v => panic!("spoofed SYN {i}: {v:?}"),
+        }
+    }
+    assert_eq!(node.st.sources.len() as u32, cap, "the flood filled the source buckets");
+    let now = T0 + 2 * MS + u64::from(20 * cap) * 1000;
+    assert!(node.verified(client4(), now), "the flood evicted the verified client");
+    let syn2 = Pkt::syn(client4(), SPORT + 1, vip4(), 443, ISN);
+    assert_eq!(node.run(now, &syn2.build()), pass(0, true));
+    let ack = Pkt::tcp(client4(), SPORT + 2, vip4(), 443, fl::ACK).seq(5).ack(6);
+    assert_eq!(node.run(now + 1, &ack.build()), pass(0, false));
+}
