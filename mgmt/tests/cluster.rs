@@ -50,6 +50,7 @@
 
 mod common;
 
+use common::netns::{describe, output};
 use common::{can_run, cmd, missing_prerequisite, root};
 use std::collections::BTreeMap;
 use std::fs;
@@ -137,19 +138,6 @@ const BIG_SIZE: u64 = 1_500_000;
 /// Both nodes' API token (`[mgmt] token_file`).
 const TOKEN: &str = "moat-cluster-test-token-5f0c2a";
 const RATE: u64 = 75_000;
-
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn output(c: &mut Command) -> Output {
-    c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
-}
 
 fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)

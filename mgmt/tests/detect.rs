@@ -6,8 +6,11 @@
 //! `attack_end` POST, countermeasures relaxed), and its report under the
 //! state directory has every dimension, with real values.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
@@ -44,73 +47,23 @@ fn webhook() -> (String, Receiver<Value>) {
     (url, rx)
 }
 
-fn config(hook: &str) -> String {
-    format!(
+/// `common::attack_config` (clean traffic for `phase.0` s, then the flood
+/// for `phase.1` s; signatures activated; the attack ends after 3 quiet
+/// seconds) with `hook` as the webhook of attack starts and ends.
+fn config(dir: &Path, hook: &str, phase: (u32, u32)) -> PathBuf {
+    let p = common::attack_config(dir, "moat-detect", phase, true, 3);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+    writeln!(
+        f,
         r#"
-[node]
-name = "moat-detect"
-state_dir = "state"
-
-[dataplane]
-backend = "memory"
-workers = 1
-
-[dataplane.memory]
-mix = "legit"
-pps = 4000
-attack_after_secs = 4
-attack_secs = 6
-attack_mix = "syn-flood=60,udp-flood=20,dns-reflection=20"
-
-[[ports]]
-name = "outside"
-role = "outside"
-iface = "outside"
-ip = "10.10.0.1/24"
-mac = "02:00:00:00:00:01"
-
-[[ports]]
-name = "inside"
-role = "inside"
-iface = "inside"
-ip = "192.168.77.1/24"
-mac = "02:00:00:00:00:02"
-
-[[origins]]
-name = "web"
-tunnel_src = "192.168.77.1"
-tunnel_dst = "192.168.77.2"
-mac = "02:00:00:00:77:02"
-
-[[services]]
-name = "web"
-vip = "203.0.113.10"
-origin = "web"
-allow = ["tcp/80", "udp/7777"]
-syn_auth = "off"
-
-[services.detection]
-threshold_syn_pps = 1200
-
-[services.on_attack]
-syn_auth = "challenge-ack"
-activate_signatures = true
-
-[detection]
-start_after_secs = 2
-end_after_secs = 3
-report_every_secs = 1
-
-[mgmt]
-listen = "127.0.0.1:0"
-sample_every = 16
-
 [[mgmt.webhooks]]
 url = "{hook}"
 events = ["attack_start", "attack_end"]
 timeout_ms = 1000
 "#
     )
+    .unwrap();
+    p
 }
 
 const TOKEN: &str = "detect-test-token-0123456789";
@@ -149,8 +102,7 @@ fn wait_for(rx: &Receiver<Value>, event: &str, until: Instant) -> Option<Value> 
 fn attack_detected_escalated_reported_and_alerted() {
     let dir = tempfile::tempdir().unwrap();
     let (hook, rx) = webhook();
-    let cfg = dir.path().join("moat.toml");
-    std::fs::write(&cfg, config(&hook)).unwrap();
+    let cfg = config(dir.path(), &hook, (4, 6));
     let stats = dir.path().join("stats.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
         .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "45"])
@@ -331,11 +283,7 @@ fn attack_detected_escalated_reported_and_alerted() {
 fn stop_during_an_attack_closes_it_as_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let (hook, rx) = webhook();
-    let cfg = dir.path().join("moat.toml");
-    let text = config(&hook)
-        .replace("attack_after_secs = 4", "attack_after_secs = 2")
-        .replace("attack_secs = 6", "attack_secs = 600");
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = config(dir.path(), &hook, (2, 600));
     let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))
         .args(["run", "--config", cfg.to_str().unwrap(), "--duration", "60"])
         .env("MOAT_API_TOKEN", TOKEN)
@@ -548,10 +496,8 @@ fn each_single_vector_flood_gets_its_one_type() {
 fn a_webhook_added_by_sighup_gets_the_next_attack() {
     let dir = tempfile::tempdir().unwrap();
     let (hook, rx) = webhook();
-    let cfg = dir.path().join("moat.toml");
-    let full = config(&hook)
-        .replace("attack_after_secs = 4", "attack_after_secs = 8")
-        .replace("attack_secs = 6", "attack_secs = 600");
+    let cfg = config(dir.path(), &hook, (8, 600));
+    let full = std::fs::read_to_string(&cfg).unwrap();
     let cut = full.find("[[mgmt.webhooks]]").expect("the test config has a webhook");
     std::fs::write(&cfg, &full[..cut]).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_moat"))

@@ -52,10 +52,11 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::netns::{describe, output, Moat, Topology};
 use common::{can_run, cmd, missing_prerequisite, root};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -100,77 +101,22 @@ const UDP_PORT: &str = "7777";
 /// `workers` in both examples.
 const WORKERS: usize = 3;
 
-/// A command's status, stdout and stderr, for assertion messages.
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// What the live scenarios read from the topology beyond the shared
+/// harness: the origin's counters and logs, and the clients' tools.
+trait LiveTopology {
+    fn origin_packets(&self) -> (u64, u64);
+    fn settled_origin_packets(&self) -> (u64, u64);
+    fn udp_received(&self) -> Vec<(String, Vec<u8>)>;
+    fn origin_icmp_unreachables_sent(&self) -> u64;
+    fn kernel_reassembly_report(&self) -> String;
+    fn http_log(&self) -> String;
+    fn served_page(&self) -> String;
+    fn curl(&self, src: &str, url: &str, extra: &[&str]) -> Output;
+    fn neighbour(&self, family: &str, addr: &str, mac: &str) -> (String, bool);
+    fn hping3(&self, label: &str, secs: u64, args: &[&str]) -> (u64, String);
 }
 
-/// Runs `c` to completion (callers bound it with `timeout`).
-fn output(c: &mut Command) -> Output {
-    c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
-}
-
-/// The namespaces, the origin's daemons and servers; dropping it tears them
-/// down (`topology.sh down` is idempotent, so this is safe after a partial
-/// `up`).
-struct Topology {
-    script: PathBuf,
-    state: PathBuf,
-    prefix: String,
-    inet: String,
-    moat: String,
-    origin: String,
-}
-
-impl Topology {
-    /// `tag` tells apart the topologies of one test process.
-    fn up(state: &Path, tag: &str) -> Topology {
-        let prefix = format!("moat-live-{}-{tag}-", std::process::id());
-        let t = Topology {
-            script: root().join("tests/e2e/topology.sh"),
-            state: state.to_path_buf(),
-            inet: format!("{prefix}inet"),
-            moat: format!("{prefix}moat"),
-            origin: format!("{prefix}origin"),
-            prefix,
-        };
-        // The guard exists before anything is created: a failing `up` is
-        // cleaned up too.
-        let out = output(
-            cmd("timeout")
-                .args(["-k", "5", "120", "bash"])
-                .arg(&t.script)
-                .arg("up")
-                .args([t.state.as_os_str(), t.prefix.as_ref()]),
-        );
-        assert!(out.status.success(), "{}", describe("topology.sh up", &out));
-        t
-    }
-
-    /// `args` run inside namespace `ns`, killed after `secs`.
-    fn exec(&self, ns: &str, secs: u64, args: &[&str]) -> Output {
-        output(&mut self.exec_cmd(ns, secs, args))
-    }
-
-    fn exec_cmd(&self, ns: &str, secs: u64, args: &[&str]) -> Command {
-        let mut c = cmd("timeout");
-        c.args(["-k", "2", &secs.to_string(), "ip", "netns", "exec", ns])
-            .args(args);
-        c
-    }
-
-    /// Like [`Topology::exec`], and the command must succeed.
-    fn exec_ok(&self, label: &str, ns: &str, secs: u64, args: &[&str]) -> Output {
-        let out = self.exec(ns, secs, args);
-        assert!(out.status.success(), "{label}: {}", describe(&args.join(" "), &out));
-        out
-    }
-
+impl LiveTopology for Topology {
     /// Packets that reached the origin, (from the clients, from any other
     /// source), summed over br-int's counting rules. OVS pushes datapath
     /// statistics to the rules about every 500 ms: callers wait for traffic
@@ -234,7 +180,7 @@ impl Topology {
     /// network namespace): it would answer GRE frames that OVS did not take
     /// with "protocol unreachable".
     fn origin_icmp_unreachables_sent(&self) -> u64 {
-        let out = self.exec_ok("origin /proc/net/snmp", &self.origin, 10, &["cat", "/proc/net/snmp"]);
+        let out = self.exec_ok(&self.origin, 10, &["cat", "/proc/net/snmp"]);
         let text = String::from_utf8_lossy(&out.stdout);
         let mut icmp = text.lines().filter(|l| l.starts_with("Icmp: "));
         let (names, values) = (icmp.next().unwrap(), icmp.next().unwrap());
@@ -280,12 +226,7 @@ impl Topology {
     /// `inet`'s neighbour entry for `addr` (`family` is `-4` or `-6`), and
     /// whether it holds `mac` in a usable state.
     fn neighbour(&self, family: &str, addr: &str, mac: &str) -> (String, bool) {
-        let out = self.exec_ok(
-            "ip neigh",
-            &self.inet,
-            10,
-            &["ip", family, "neigh", "show", addr, "dev", "inet0"],
-        );
+        let out = self.exec_ok(&self.inet, 10, &["ip", family, "neigh", "show", addr, "dev", "inet0"]);
         let neigh = String::from_utf8_lossy(&out.stdout).to_string();
         let usable = ["REACHABLE", "STALE", "DELAY", "PROBE"]
             .iter()
@@ -324,158 +265,6 @@ fn hping3_result(label: &str, out: &Output) -> (u64, String) {
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap_or_else(|| panic!("{label}: no hping3 statistics (killed by timeout?)\n{text}"));
     (sent, text)
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for log in [
-                "ovs-vswitchd.log",
-                "http-server.out",
-                "udp-server.out",
-                "http-server.log",
-            ] {
-                let text = fs::read_to_string(self.state.join(log)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                eprintln!("--- last lines of {log}");
-                tail.iter().rev().for_each(|l| eprintln!("{l}"));
-            }
-        }
-        let out = cmd("timeout")
-            .args(["-k", "5", "60", "bash"])
-            .arg(&self.script)
-            .arg("down")
-            .args([self.state.as_os_str(), self.prefix.as_ref()])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            r => eprintln!("topology.sh down failed: {r:?}"),
-        }
-    }
-}
-
-/// `moat run` inside the Moat namespace; dropping it stops it (SIGTERM, then
-/// SIGKILL after 10 s).
-struct Moat {
-    child: Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    stats: PathBuf,
-}
-
-impl Moat {
-    /// Starts Moat with `config` in `ns` and waits for its "running N worker(s)" log line.
-    fn start(ns: &str, config: &Path, dir: &Path) -> Moat {
-        let (stdout, stderr, stats) = (dir.join("moat.out"), dir.join("moat.err"), dir.join("stats.json"));
-        let child = cmd("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_moat"), "run", "--config"])
-            .arg(config)
-            .arg("--stats")
-            .arg(&stats)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).unwrap())
-            .stderr(fs::File::create(&stderr).unwrap())
-            .spawn()
-            .expect("moat run starts");
-        let mut m = Moat {
-            child,
-            stdout,
-            stderr,
-            stats,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let err = fs::read_to_string(&m.stderr).unwrap_or_default();
-            if err.contains(" worker(s) on the ") && m.stats.exists() {
-                return m;
-            }
-            if let Ok(Some(status)) = m.child.try_wait() {
-                panic!("moat run exited at start-up: {status}\n{}", m.logs());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "moat run did not report running in 30 s\n{}",
-                m.logs()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "--- moat stdout\n{}--- moat stderr\n{}",
-            fs::read_to_string(&self.stdout).unwrap_or_default(),
-            fs::read_to_string(&self.stderr).unwrap_or_default()
-        )
-    }
-
-    /// The last snapshot Moat wrote.
-    fn stats(&self) -> Value {
-        for _ in 0..20 {
-            let read = fs::read(&self.stats).ok();
-            if let Some(v) = read.and_then(|b| serde_json::from_slice::<Value>(&b).ok()) {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("no readable stats in {}\n{}", self.stats.display(), self.logs())
-    }
-
-    /// A snapshot written at least one second after this call: it holds
-    /// everything that happened before it.
-    fn fresh_stats(&self) -> Value {
-        let first = uptime(&self.stats());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.stats();
-            if uptime(&s) >= first + 1.05 {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "stats.json not rewritten for 10 s\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// SIGTERM, then wait (SIGKILL after 10 s); returns whether it exited
-    /// cleanly and its stdout.
-    fn stop(&mut self) -> (bool, String) {
-        let pid = self.child.id().to_string();
-        if let Ok(None) = self.child.try_wait() {
-            // `ip netns exec` execs the program: the child is Moat itself.
-            let _ = cmd("kill").args(["-TERM", &pid]).status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break None;
-                }
-            }
-        };
-        let clean = status.is_some_and(|s| s.success());
-        (clean, fs::read_to_string(&self.stdout).unwrap_or_default())
-    }
-}
-
-impl Drop for Moat {
-    fn drop(&mut self) {
-        let _ = self.stop();
-        if std::thread::panicking() {
-            eprintln!("{}", self.logs());
-        }
-    }
-}
-
-fn uptime(s: &Value) -> f64 {
-    s["uptime_secs"].as_f64().unwrap_or(0.0)
 }
 
 /// A counter of a stats snapshot by JSON path (0 when absent).
@@ -570,9 +359,14 @@ fn live_scenarios(backend: Backend) {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let config = backend.config(dir.path());
-    let topo = Topology::up(&dir.path().join("topo"), backend.tag());
+    let topo = Topology::up(&format!("live-{}", backend.tag()), &dir.path().join("topo")).print_on_failure(&[
+        "ovs-vswitchd.log",
+        "http-server.out",
+        "udp-server.out",
+        "http-server.log",
+    ]);
     let set_up = started.elapsed();
-    let mut moat = Moat::start(&topo.moat, &config, dir.path());
+    let mut moat = Moat::start(&topo.moat, &config, dir.path(), " worker(s) on the ", &[]);
 
     // Moat resolves the origin by ARP at start-up; the scenarios need it.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -872,7 +666,7 @@ fn live_scenarios(backend: Backend) {
             UDP_PORT,
         ];
         args.extend(payloads.iter().map(String::as_str));
-        topo.exec_ok("(d) UDP sender", &topo.inet, 20, &args);
+        topo.exec_ok(&topo.inet, 20, &args);
         expected.extend(
             payloads
                 .into_iter()
@@ -918,7 +712,6 @@ fn live_scenarios(backend: Backend) {
     let sf0 = moat.fresh_stats();
     let (clients0, others0) = topo.settled_origin_packets();
     topo.exec_ok(
-        "(f) a 1500-byte datagram with DF",
         &topo.inet,
         20,
         &[
@@ -941,12 +734,7 @@ fn live_scenarios(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut route = String::new();
     while Instant::now() < deadline {
-        let out = topo.exec_ok(
-            "(f) ip route get",
-            &topo.inet,
-            10,
-            &["ip", "-4", "route", "get", VIP, "from", CLIENT],
-        );
+        let out = topo.exec_ok(&topo.inet, 10, &["ip", "-4", "route", "get", VIP, "from", CLIENT]);
         route = String::from_utf8_lossy(&out.stdout).to_string();
         if route.contains("mtu 1476") {
             break;
@@ -982,12 +770,7 @@ fn live_scenarios(backend: Backend) {
     );
 
     // (e) ARP both ways.
-    let mac = topo.exec_ok(
-        "(e) out0's MAC",
-        &topo.moat,
-        10,
-        &["cat", "/sys/class/net/out0/address"],
-    );
+    let mac = topo.exec_ok(&topo.moat, 10, &["cat", "/sys/class/net/out0/address"]);
     let out0_mac = String::from_utf8_lossy(&mac.stdout).trim().to_string();
     let (neigh, ok) = topo.neighbour("-4", MOAT_OUTSIDE, &out0_mac);
     assert!(

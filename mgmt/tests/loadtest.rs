@@ -28,10 +28,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Instant;
 
+use common::netns::{describe, Moat, Topology};
 use common::{can_run, cmd, missing_prerequisite, root};
 use serde_json::Value;
 
@@ -69,129 +70,6 @@ syn_auth = "off"
 deny = ["10.10.0.200/29"]
 "#;
 
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The namespaces and the origin; dropping it tears them down.
-struct Topology {
-    state: PathBuf,
-    prefix: String,
-}
-
-impl Topology {
-    fn up(state: &Path) -> Topology {
-        let t = Topology {
-            state: state.to_path_buf(),
-            prefix: format!("moat-lt-{}-", std::process::id()),
-        };
-        let out = cmd("timeout")
-            .args(["-k", "5", "120", "bash"])
-            .arg(root().join("tests/e2e/topology.sh"))
-            .arg("up")
-            .args([t.state.as_os_str(), t.prefix.as_ref()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", describe("topology.sh up", &out));
-        t
-    }
-
-    fn ns(&self, which: &str) -> String {
-        format!("{}{which}", self.prefix)
-    }
-
-    fn http_log(&self) -> String {
-        fs::read_to_string(self.state.join("http-server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        let _ = cmd("timeout")
-            .args(["-k", "5", "60", "bash"])
-            .arg(root().join("tests/e2e/topology.sh"))
-            .arg("down")
-            .args([self.state.as_os_str(), self.prefix.as_ref()])
-            .output();
-    }
-}
-
-/// `moat run` in the Moat namespace; dropping it stops it.
-struct Moat {
-    child: Child,
-    log: PathBuf,
-    stats: PathBuf,
-}
-
-impl Moat {
-    fn start(ns: &str, config: &Path, dir: &Path) -> Moat {
-        let (log, stats) = (dir.join("moat.log"), dir.join("stats.json"));
-        let child = cmd("ip")
-            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_moat"), "run", "--config"])
-            .arg(config)
-            .arg("--stats")
-            .arg(&stats)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("moat run starts");
-        let mut m = Moat { child, log, stats };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = fs::read_to_string(&m.log).unwrap_or_default();
-            if text.contains(" worker(s) on the ") && m.stats.exists() {
-                return m;
-            }
-            if let Ok(Some(s)) = m.child.try_wait() {
-                panic!("moat run exited at start-up: {s}\n{text}");
-            }
-            assert!(Instant::now() < deadline, "moat run did not start in 30 s\n{text}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// A stats snapshot written after this call (the file is rewritten
-    /// every second).
-    fn fresh_stats(&self) -> Value {
-        let read = || -> Option<Value> { serde_json::from_slice(&fs::read(&self.stats).ok()?).ok() };
-        let uptime = |v: &Value| v["uptime_secs"].as_f64().unwrap_or(0.0);
-        let first = read().map_or(0.0, |v| uptime(&v));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(v) = read().filter(|v| uptime(v) >= first + 1.05) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "stats.json not rewritten for 10 s");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Moat {
-    fn drop(&mut self) {
-        let _ = cmd("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- moat log\n{}", fs::read_to_string(&self.log).unwrap_or_default());
-        }
-    }
-}
-
 fn drops(s: &Value, reason: &str) -> u64 {
     s["drops_by_reason"][reason].as_u64().unwrap_or(0)
 }
@@ -199,17 +77,8 @@ fn drops(s: &Value, reason: &str) -> u64 {
 /// `moat loadtest run` in the inet namespace; its JSON result.
 fn loadtest(topo: &Topology, dir: &Path, label: &str, args: &[&str]) -> Value {
     let json = dir.join(format!("{label}.json"));
-    let out = cmd("timeout")
-        .args([
-            "-k",
-            "5",
-            "60",
-            "ip",
-            "netns",
-            "exec",
-            &topo.ns("inet"),
-            env!("CARGO_BIN_EXE_moat"),
-        ])
+    let out = topo
+        .exec_cmd(&topo.inet, 60, &[env!("CARGO_BIN_EXE_moat")])
         .args([
             "loadtest",
             "run",
@@ -266,8 +135,8 @@ fn live_clients_answer_each_syn_auth_mode_and_count_what_moat_drops() {
     let config = dir.path().join("e2e-netns.toml");
     let example = fs::read_to_string(root().join("examples/e2e-netns.toml")).unwrap();
     fs::write(&config, example + EXTRA_CONFIG).unwrap();
-    let topo = Topology::up(&dir.path().join("topo"));
-    let moat = Moat::start(&topo.ns("moat"), &config, dir.path());
+    let topo = Topology::up("lt", &dir.path().join("topo"));
+    let moat = Moat::start(&topo.moat, &config, dir.path(), " worker(s) on the ", &[]);
 
     // challenge-ack: every client is challenged once, answers with the RST
     // Moat verifies, and its SYN passes on the retry; curl beside it.
@@ -359,7 +228,7 @@ fn live_clients_answer_each_syn_auth_mode_and_count_what_moat_drops() {
         "off: {tcp:#}"
     );
 
-    let http = topo.http_log();
+    let http = fs::read_to_string(topo.state.join("http-server.log")).unwrap_or_default();
     for c in [
         "10.10.0.100",
         "10.10.0.109",

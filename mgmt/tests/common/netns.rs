@@ -29,11 +29,13 @@ pub fn output(c: &mut Command) -> Output {
 
 /// The namespaces and the origin's daemons of `topology.sh`, named
 /// `moat-TAG-PID-*`; dropping it tears them down (`topology.sh down` is
-/// idempotent).
+/// idempotent, so this is safe after a partial `up`).
 pub struct Topology {
     script: PathBuf,
     pub state: PathBuf,
     prefix: String,
+    /// Files of `state` whose last lines are printed when the test fails.
+    failure_logs: &'static [&'static str],
     /// The clients' and attackers' namespace.
     pub inet: String,
     pub moat: String,
@@ -51,7 +53,10 @@ impl Topology {
             moat: format!("{prefix}moat"),
             origin: format!("{prefix}origin"),
             prefix,
+            failure_logs: &[],
         };
+        // The guard exists before anything is created: a failing `up` is
+        // cleaned up too.
         let out = output(
             cmd("timeout")
                 .args(["-k", "5", "120", "bash"])
@@ -61,6 +66,13 @@ impl Topology {
         );
         assert!(out.status.success(), "{}", describe("topology.sh up", &out));
         t
+    }
+
+    /// Prints the last lines of these files of the state folder (the
+    /// origin's daemons' logs) when the test fails.
+    pub fn print_on_failure(mut self, logs: &'static [&'static str]) -> Topology {
+        self.failure_logs = logs;
+        self
     }
 
     /// `args` in namespace `ns`, killed after `secs` seconds.
@@ -85,6 +97,14 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            for log in self.failure_logs {
+                let text = fs::read_to_string(self.state.join(log)).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- last lines of {log}");
+                tail.iter().rev().for_each(|l| eprintln!("{l}"));
+            }
+        }
         let out = cmd("timeout")
             .args(["-k", "5", "60", "bash"])
             .arg(&self.script)
@@ -98,11 +118,12 @@ impl Drop for Topology {
     }
 }
 
-/// `moat run` in Moat's namespace, its stderr and `--stats` file in a
-/// folder of the test; dropping it stops it (SIGTERM, SIGKILL after
-/// 10 s) and, when the test is failing, prints its stderr.
+/// `moat run` in Moat's namespace, its stdout, stderr and `--stats` file
+/// in a folder of the test; dropping it stops it (SIGTERM, SIGKILL after
+/// 10 s) and, when the test is failing, prints its output.
 pub struct Moat {
     child: Child,
+    stdout: PathBuf,
     stderr: PathBuf,
     stats: PathBuf,
 }
@@ -111,7 +132,7 @@ impl Moat {
     /// Starts Moat with `config` in namespace `ns` (with `env` set) and
     /// waits up to 30 s for `ready` on its stderr and the first stats.
     pub fn start(ns: &str, config: &Path, dir: &Path, ready: &str, env: &[(&str, &str)]) -> Moat {
-        let (stderr, stats) = (dir.join("moat.err"), dir.join("stats.json"));
+        let (stdout, stderr, stats) = (dir.join("moat.out"), dir.join("moat.err"), dir.join("stats.json"));
         let child = cmd("ip")
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_moat"), "run", "--config"])
             .arg(config)
@@ -119,11 +140,16 @@ impl Moat {
             .arg(&stats)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(fs::File::create(&stdout).unwrap())
             .stderr(fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("moat run starts");
-        let mut m = Moat { child, stderr, stats };
+        let mut m = Moat {
+            child,
+            stdout,
+            stderr,
+            stats,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let err = m.logs();
@@ -138,8 +164,36 @@ impl Moat {
         }
     }
 
+    /// Its standard error so far.
     pub fn logs(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Its standard output so far.
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits (SIGKILL after 10 s); returns whether it exited
+    /// cleanly, and its standard output.
+    pub fn stop(&mut self) -> (bool, String) {
+        if let Ok(None) = self.child.try_wait() {
+            // `ip netns exec` execs Moat, so the child is Moat itself.
+            let _ = cmd("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        (status.is_some_and(|s| s.success()), self.stdout())
     }
 
     /// The latest stats snapshot (retried while Moat rewrites it).
@@ -175,27 +229,29 @@ impl Moat {
 
 impl Drop for Moat {
     fn drop(&mut self) {
-        // `ip netns exec` execs Moat, so the child is Moat itself.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = cmd("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.stop();
         if std::thread::panicking() {
-            eprintln!("--- moat stderr\n{}", self.logs());
+            eprintln!("--- moat stdout\n{}--- moat stderr\n{}", self.stdout(), self.logs());
         }
     }
 }
 
-/// A child process killed on drop.
+/// A child process killed on drop, with everything it started.
+///
+/// The children here are `timeout ... ip netns exec ... CMD`
+/// ([`Topology::exec_cmd`]). Killing `timeout` alone would leave CMD running
+/// for good, re-parented to init (a leaked echo server did, holding the
+/// test's inherited file descriptors). GNU `timeout` puts itself and CMD
+/// in a process group of their own, whose id is its pid, so the whole group
+/// is killed.
 pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let group = format!("-{}", self.0.id());
+            let _ = cmd("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
