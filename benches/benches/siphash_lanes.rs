@@ -3,12 +3,12 @@
 //!
 //! Both sides compute SipHash-2-4 over the IPv4 cookie message (two 64-bit
 //! words, 16 bytes: what `classifier::cookie` hashes for an IPv4 SYN).
-//! `scalar` is the cookie's own word-wise SipHash, four times; `lanes`
-//! keeps each of SipHash's four state words as four lanes (`[u64; 4]`),
-//! which LLVM turns into SIMD: two SSE2 registers per state word on the
-//! baseline x86-64 target Moat builds for, one AVX2 register with
-//! `RUSTFLAGS="-C target-cpu=native"` on a CPU that has it. Before timing,
-//! `main` checks that both give the same MACs as `siphasher` on random
+//! `scalar` is the cookie's own word-wise SipHash (`cookie::sip24`), four
+//! times; `lanes` keeps each of SipHash's four state words as four lanes
+//! (`[u64; 4]`), which LLVM turns into SIMD: two SSE2 registers per state
+//! word on the baseline x86-64 target Moat builds for, one AVX2 register
+//! with `RUSTFLAGS="-C target-cpu=native"` on a CPU that has it. Before
+//! timing, `main` checks that both give the same MACs as `siphasher` on random
 //! messages. Run:
 //!
 //!   cargo bench -p benches --bench siphash_lanes
@@ -26,37 +26,14 @@ const C: [u64; 4] = [
     0x7465_6462_7974_6573,
 ];
 
-/// SipHash-2-4 of the 16-byte message `m0 ‖ m1` (little-endian words), as
-/// `classifier::cookie` computes it.
+/// SipHash-2-4 of the 16-byte message `m0 ‖ m1` (little-endian words):
+/// the cookie's own function, `classifier::cookie::sip24`.
 #[inline(always)]
 fn scalar(k0: u64, k1: u64, m0: u64, m1: u64) -> u64 {
-    let (mut v0, mut v1, mut v2, mut v3) = (k0 ^ C[0], k1 ^ C[1], k0 ^ C[2], k1 ^ C[3]);
-    macro_rules! round {
-        () => {
-            v0 = v0.wrapping_add(v1);
-            v1 = v1.rotate_left(13) ^ v0;
-            v0 = v0.rotate_left(32);
-            v2 = v2.wrapping_add(v3);
-            v3 = v3.rotate_left(16) ^ v2;
-            v0 = v0.wrapping_add(v3);
-            v3 = v3.rotate_left(21) ^ v0;
-            v2 = v2.wrapping_add(v1);
-            v1 = v1.rotate_left(17) ^ v2;
-            v2 = v2.rotate_left(32);
-        };
-    }
-    for m in [m0, m1, 16 << 56] {
-        v3 ^= m;
-        round!();
-        round!();
-        v0 ^= m;
-    }
-    v2 ^= 0xff;
-    round!();
-    round!();
-    round!();
-    round!();
-    v0 ^ v1 ^ v2 ^ v3
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&k0.to_le_bytes());
+    key[8..].copy_from_slice(&k1.to_le_bytes());
+    classifier::cookie::sip24(&key, &[m0, m1], 16)
 }
 
 type L = [u64; 4];

@@ -155,9 +155,10 @@ fn mac(key: &Key, t: &Tuple, slot: u64, gen: u32, mss_idx: u8) -> u32 {
 /// given as its little-endian 64-bit words, `len` a multiple of 8: the
 /// cookie's 16 (IPv4) or 40 (IPv6) bytes as two or five words, without
 /// the byte buffering of a general hasher (a test checks it against
-/// `siphasher`).
+/// `siphasher`). Public for the four-lane comparison in
+/// `benches/benches/siphash_lanes.rs`.
 #[inline(always)]
-fn sip24<const N: usize>(key: &Key, words: &[u64; N], len: u64) -> u64 {
+pub fn sip24<const N: usize>(key: &Key, words: &[u64; N], len: u64) -> u64 {
     let (k0, k1) = (
         u64::from_le_bytes([key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7]]),
         u64::from_le_bytes([key[8], key[9], key[10], key[11], key[12], key[13], key[14], key[15]]),

@@ -50,7 +50,7 @@
 
 mod common;
 
-use common::netns::{describe, output};
+use common::netns::{describe, output, print_tails};
 use common::{can_run, cmd, missing_prerequisite, root};
 use std::collections::BTreeMap;
 use std::fs;
@@ -421,18 +421,14 @@ impl Drop for Topology {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("{}", self.bird_state());
-            for log in [
+            let logs = [
                 "rtr/bird.log",
                 "n1/nats.log",
                 "n2/nats.log",
                 "rtr/nats.log",
                 "http-server.out",
-            ] {
-                let text = fs::read_to_string(self.state.join(log)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(10).collect();
-                eprintln!("--- last lines of {log}");
-                tail.iter().rev().for_each(|l| eprintln!("{l}"));
-            }
+            ];
+            print_tails(&self.state, &logs, 10);
         }
         let out = cmd("timeout")
             .args(["-k", "5", "60", "bash"])

@@ -39,7 +39,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::netns::{describe, output, Moat, Topology};
+use common::netns::{describe, output, print_tails, Moat, Topology};
 use common::{can_run, cmd, missing_prerequisite, root};
 use serde_json::Value;
 
@@ -180,12 +180,11 @@ impl std::ops::Deref for WithGameServer {
 impl Drop for WithGameServer {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for log in ["http-server.log", "game-server.out", "game-server.log"] {
-                let text = fs::read_to_string(self.state.join(log)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                eprintln!("--- last lines of {log}");
-                tail.iter().rev().for_each(|l| eprintln!("{l}"));
-            }
+            print_tails(
+                &self.state,
+                &["http-server.log", "game-server.out", "game-server.log"],
+                15,
+            );
         }
         if let Ok(pid) = fs::read_to_string(self.state.join("game-server.pid")) {
             let _ = cmd("kill").arg(pid.trim()).status();

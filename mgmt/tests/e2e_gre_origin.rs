@@ -158,12 +158,7 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for log in ["ovs-vswitchd.log", "udp-server.out"] {
-                let text = std::fs::read_to_string(self.state.join(log)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(20).collect();
-                eprintln!("--- last lines of {log}");
-                tail.iter().rev().for_each(|l| eprintln!("{l}"));
-            }
+            common::netns::print_tails(&self.state, &["ovs-vswitchd.log", "udp-server.out"], 20);
         }
         match self.script_cmd("down").output() {
             Ok(o) if o.status.success() => {}

@@ -22,6 +22,17 @@ pub fn describe(what: &str, out: &Output) -> String {
     )
 }
 
+/// Prints the last `lines` lines of each of `logs` (paths under `dir`),
+/// for a failing test: what the daemons said before it failed.
+pub fn print_tails(dir: &Path, logs: &[&str], lines: usize) {
+    for log in logs {
+        let text = fs::read_to_string(dir.join(log)).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+        eprintln!("--- last lines of {log}");
+        tail.iter().rev().for_each(|l| eprintln!("{l}"));
+    }
+}
+
 /// Runs `c` with no input; a command that cannot start fails the test.
 pub fn output(c: &mut Command) -> Output {
     c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
@@ -98,12 +109,7 @@ impl Topology {
 impl Drop for Topology {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for log in self.failure_logs {
-                let text = fs::read_to_string(self.state.join(log)).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                eprintln!("--- last lines of {log}");
-                tail.iter().rev().for_each(|l| eprintln!("{l}"));
-            }
+            print_tails(&self.state, self.failure_logs, 15);
         }
         let out = cmd("timeout")
             .args(["-k", "5", "60", "bash"])
