@@ -50,7 +50,7 @@
 
 mod common;
 
-use common::netns::{describe, output, print_tails};
+use common::netns::{describe, output, print_tails, topology_down};
 use common::{can_run, cmd, missing_prerequisite, root};
 use std::collections::BTreeMap;
 use std::fs;
@@ -430,16 +430,7 @@ impl Drop for Topology {
             ];
             print_tails(&self.state, &logs, 10);
         }
-        let out = cmd("timeout")
-            .args(["-k", "5", "60", "bash"])
-            .arg(&self.script)
-            .arg("down")
-            .args([self.state.as_os_str(), self.prefix.as_ref()])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            r => eprintln!("topology.sh down failed: {r:?}"),
-        }
+        topology_down(&self.script, &self.state, &self.prefix);
     }
 }
 

@@ -33,6 +33,22 @@ pub fn print_tails(dir: &Path, logs: &[&str], lines: usize) {
     }
 }
 
+/// `SCRIPT down STATE PREFIX` (a `topology.sh`, idempotent), from a drop
+/// guard: a failure is printed, never a panic (the test may be panicking
+/// already).
+pub fn topology_down(script: &Path, state: &Path, prefix: &str) {
+    let out = cmd("timeout")
+        .args(["-k", "5", "60", "bash"])
+        .arg(script)
+        .arg("down")
+        .args([state.as_os_str(), prefix.as_ref()])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        r => eprintln!("{} down failed: {r:?}", script.display()),
+    }
+}
+
 /// Runs `c` with no input; a command that cannot start fails the test.
 pub fn output(c: &mut Command) -> Output {
     c.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{c:?}: {e}"))
@@ -111,16 +127,7 @@ impl Drop for Topology {
         if std::thread::panicking() {
             print_tails(&self.state, self.failure_logs, 15);
         }
-        let out = cmd("timeout")
-            .args(["-k", "5", "60", "bash"])
-            .arg(&self.script)
-            .arg("down")
-            .args([self.state.as_os_str(), self.prefix.as_ref()])
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            r => eprintln!("topology.sh down failed: {r:?}"),
-        }
+        topology_down(&self.script, &self.state, &self.prefix);
     }
 }
 
