@@ -1215,7 +1215,7 @@ fn cluster_of_two_nodes_announces_fails_over_drains_and_shares_config() {
         "(5) node 2 got node 1's change with the bus down?"
     );
     let restart = Instant::now();
-    topo.script("nats-start", 60);
+    topo.script("nats-start", 120);
     let nats_up = restart.elapsed();
     let seen = wait_for(Duration::from_secs(30), || nodes[1].denied().iter().any(|d| d == &deny));
     let converged = restart.elapsed();

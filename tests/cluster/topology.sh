@@ -192,9 +192,11 @@ nats_start() {
     nats_start_one n1 "${nodes[0]}" "${NODE_MGMT[0]}"
     nats_start_one n2 "${nodes[1]}" "${NODE_MGMT[1]}"
     # Ready when every server answers on its monitoring-free client port and
-    # the JetStream meta group has a leader (logged by the servers).
+    # the JetStream meta group has a leader (logged by the servers). After
+    # `nats-stop`, the three restart with their old Raft state, and the
+    # election has taken 32 s on a loaded 2-core CI machine: up to 90 s.
     local i d
-    for i in $(seq 150); do
+    for i in $(seq 450); do
         local ok=1
         for d in rtr n1 n2; do
             [ -s "$dir/$d/nats.pid" ] || ok=0
@@ -204,7 +206,7 @@ nats_start() {
         fi
         sleep 0.2
     done
-    echo "the NATS cluster did not elect a JetStream leader in 30 s" >&2
+    echo "the NATS cluster did not elect a JetStream leader in 90 s" >&2
     tail -n 20 "$dir"/{rtr,n1,n2}/nats.log >&2 || true
     return 1
 }
